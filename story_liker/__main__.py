@@ -1,0 +1,3 @@
+from story_liker.cli import main
+
+main()

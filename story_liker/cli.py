@@ -1,0 +1,401 @@
+"""The Typer app: thin commands that build dependencies, call one job and report.
+
+This is the only module that exits; every domain error becomes its documented exit code here.
+Heavy imports (instagrapi, SQLAlchemy, pydantic) happen inside commands so `--help` starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from story_liker import __version__
+from story_liker.errors import BUG, CONFIG, OK, Interrupted, StoryLikerError
+
+if TYPE_CHECKING:
+    from story_liker.jobs.common import Deps, Report
+    from story_liker.settings import Settings
+
+log = logging.getLogger("story_liker.cli")
+
+app = typer.Typer(
+    name="story-liker",
+    help="Like the new Instagram stories and posts of the accounts you care about, one safe pass at a time.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,  # pretty tracebacks print local variables: passwords and cookies
+    add_completion=False,
+)
+accounts_app = typer.Typer(help="Manage target accounts in the database (instead of TARGET_ACCOUNTS).", no_args_is_help=True)
+app.add_typer(accounts_app, name="accounts")
+
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Read and decide, but send no like or seen request.")]
+MaxLikes = Annotated[int | None, typer.Option("--max-likes", min=0, help="Like at most N in this pass.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"story-liker {__version__}")
+        raise typer.Exit(OK)
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    """Each command does one pass and exits with a code your scheduler understands (see README)."""
+
+
+# --- the runner every command goes through ---------------------------------------------------------------
+
+
+class _Signals:
+    """First SIGTERM/SIGINT: finish the request in flight, then stop. Second: stop at once."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    def __call__(self, signum: int, _frame: Any) -> None:
+        if self.deps.stop.is_set():
+            raise Interrupted(signum)
+        self.deps.stop_signal.append(signum)
+        self.deps.stop.set()
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self)
+        signal.signal(signal.SIGINT, self)
+
+
+def _fail(message: str, code: int) -> None:
+    typer.echo(f"story-liker: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _load_settings(**overrides: Any) -> Settings:
+    from story_liker import settings as settings_module
+    from story_liker.logging import CONTEXT, configure, register_secret
+
+    try:
+        settings = settings_module.load(**overrides)
+    except StoryLikerError as exc:
+        _fail(exc.message, exc.exit_code)
+        raise  # unreachable; for type checkers
+    configure(settings.log_level, settings.log_format)
+    for secret in (settings.ig_password, settings.ig_totp_seed, settings.session_encryption_key):
+        if secret is not None:
+            register_secret(secret.get_secret_value())
+            for part in secret.get_secret_value().split(","):
+                register_secret(part.strip())
+    CONTEXT.set({"account": settings.ig_username or ""})
+    return settings
+
+
+def _execute(
+    command: str, job: Callable[[Deps], Report], *, record: bool = True, account: bool = True, **overrides: Any
+) -> None:
+    """Settings, logging, database, signals, run record, summary line, exit code: once for all commands."""
+    from story_liker.logging import CONTEXT
+
+    settings = _load_settings(**overrides)
+    run_id = uuid.uuid4().hex[:12]
+    CONTEXT.set({"run_id": run_id, "command": command, "account": settings.ig_username or ""})
+    started = time.monotonic()
+    code, outcome, counts, extra = BUG, "bug", {}, {}
+    store = None
+    deps: Deps | None = None
+    try:
+        if account:
+            settings.account()  # fail fast, before touching the database
+        from story_liker.db import check_schema, make_engine
+        from story_liker.ig import Instagrapi
+        from story_liker.jobs.common import Deps
+        from story_liker.store import Store
+
+        store = Store(make_engine(settings.database_url))
+        check_schema(store.engine, auto_migrate=settings.is_sqlite)
+        deps = Deps(settings=settings, store=store, run_id=run_id, command=command, connect=Instagrapi)
+        _Signals(deps).install()
+        deps.progress = _progress(settings)
+        if record:
+            store.start_run(run_id, account=settings.ig_username, command=command, now=deps.clock())
+        counts = deps.counts.as_dict()
+        report = job(deps)
+        code, outcome, extra = OK, report.outcome, report.extra
+    except StoryLikerError as exc:
+        code, outcome = exc.exit_code, type(exc).__name__
+        log.error("run_failed", extra={"error": exc.message, "exit_code": code})
+        typer.echo(f"story-liker: {exc.message}", err=True)
+    except KeyboardInterrupt:
+        code, outcome = Interrupted(signal.SIGINT).exit_code, "Interrupted"
+    except Exception as exc:
+        log.exception("unexpected_error", extra={"error": type(exc).__name__})
+        typer.echo(f"story-liker: unexpected error {type(exc).__name__} (a bug; the log has details)", err=True)
+    finally:
+        duration = round(time.monotonic() - started, 3)
+        if deps is not None:
+            counts = deps.counts.as_dict()
+        log.info(
+            "run_finished",
+            extra={"outcome": outcome, "exit_code": code, "duration_s": duration, **counts, **extra},
+        )
+        if record and store is not None:
+            _finish_run(store, run_id, code, outcome, counts, duration)
+    raise typer.Exit(code)
+
+
+def _finish_run(store: Any, run_id: str, code: int, outcome: str, counts: dict[str, Any], duration: float) -> None:
+    from story_liker.jobs.common import utcnow
+
+    try:
+        store.finish_run(run_id, exit_code=code, outcome=outcome, counts=counts | {"duration_s": duration}, now=utcnow())
+    except StoryLikerError:
+        pass  # the database is what failed; the log line above already tells the story
+
+
+def _progress(settings: Settings) -> Any:
+    from story_liker.jobs.common import NoProgress
+
+    if settings.log_format != "text" or not sys.stdout.isatty():
+        return NoProgress()
+    return _RichProgress()
+
+
+class _RichProgress:
+    """A progress bar for the person watching a manual run (text logs on a terminal only)."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), transient=True)
+        self.task: Any = None
+
+    def start(self, total: int, label: str) -> None:
+        self.bar.start()
+        self.task = self.bar.add_task(label, total=total)
+
+    def advance(self, label: str) -> None:
+        if self.task is not None:
+            self.bar.update(self.task, advance=1, description=label)
+
+    def stop(self) -> None:
+        self.bar.stop()
+
+
+# --- commands ---------------------------------------------------------------------------------------------
+
+
+@app.command("run-stories")
+def run_stories(dry_run: DryRun = False, max_likes: MaxLikes = None) -> None:
+    """Like the new stories of the enabled targets (one pass)."""
+    from story_liker.jobs.stories import run_stories as job
+
+    _execute("run-stories", lambda d: job(d, dry_run=dry_run or d.settings.dry_run, max_likes=max_likes))
+
+
+@app.command("run-posts")
+def run_posts(dry_run: DryRun = False, max_likes: MaxLikes = None) -> None:
+    """Like the new posts of the enabled targets (one pass)."""
+    from story_liker.jobs.posts import run_posts as job
+
+    _execute("run-posts", lambda d: job(d, dry_run=dry_run or d.settings.dry_run, max_likes=max_likes))
+
+
+@app.command()
+def cleanup(
+    older_than: Annotated[float | None, typer.Option("--older-than", help="Hours (default STORY_RETENTION_HOURS).")] = None,
+    dry_run: DryRun = False,
+    force: Annotated[bool, typer.Option("--force", help="Allow a retention below 24 h.")] = False,
+) -> None:
+    """Delete story records older than the retention (posts are never deleted). No Instagram request."""
+    from story_liker.jobs.maintenance import cleanup as job
+
+    def run(d: Deps) -> Report:
+        report = job(d, older_than_hours=older_than, dry_run=dry_run or d.settings.dry_run, force=force)
+        verb = "would delete" if report.outcome == "dry_run" else "deleted"
+        typer.echo(f"{verb} {report.counts.deleted} story records taken before {report.extra['cutoff']}", err=True)
+        return report
+
+    _execute("cleanup", run, account=False)
+
+
+@app.command()
+def keepalive() -> None:
+    """One light authenticated request so the session does not expire; saves refreshed cookies."""
+    from story_liker.jobs.maintenance import keepalive as job
+
+    _execute("keepalive", job)
+
+
+@app.command()
+def login(
+    settings_file: Annotated[Path | None, typer.Option("--settings-file", help="Import an instagrapi settings JSON.")] = None,
+    sessionid: Annotated[str | None, typer.Option("--sessionid", help="Log in with a browser sessionid.")] = None,
+) -> None:
+    """Log in once (password with 2FA, a settings file, or a sessionid) and store the session."""
+    from story_liker.jobs.login import login as job
+
+    tty = sys.stdin.isatty()
+
+    def run(d: Deps) -> Report:
+        report = job(
+            d,
+            settings_file=settings_file,
+            sessionid=sessionid,
+            password_prompt=(lambda: typer.prompt("Instagram password", hide_input=True)) if tty else None,
+            code_prompt=(lambda: typer.prompt("2FA code")) if tty else None,
+            challenge_prompt=(lambda choice: typer.prompt(f"Security code sent by {choice}")) if tty else None,
+        )
+        typer.echo(f"logged in as {d.settings.account()} ({report.extra['method']}); session stored", err=True)
+        return report
+
+    _execute("login", run)
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema (idempotent)."""
+    from story_liker.db import make_engine
+    from story_liker.db import migrate as upgrade
+    from story_liker.errors import StoryLikerError as Error
+
+    settings = _load_settings()
+    try:
+        before, after = upgrade(make_engine(settings.database_url))
+    except Error as exc:
+        _fail(exc.message, exc.exit_code)
+    except Exception as exc:
+        _fail(_db_error(exc), 69)
+    log.info("migrated", extra={"from": before, "to": after})
+    typer.echo(f"schema at {after}" + (" (unchanged)" if before == after else f" (was {before or 'empty'})"), err=True)
+
+
+def _db_error(exc: Exception) -> str:
+    reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]
+    return f"database unavailable: {reason}"
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Session, flags, cooldown, limit usage, targets and last runs. Never prints a secret."""
+    from story_liker.report import status_data, status_text
+
+    def run(d: Deps) -> Report:
+        from story_liker.jobs.common import Report
+
+        data = status_data(d)
+        typer.echo(json.dumps(data, indent=2, default=str) if as_json else status_text(data))
+        return Report("ok", d.counts)
+
+    _execute("status", run, record=False, log_level="WARNING")
+
+
+@app.command()
+def keygen() -> None:
+    """Print a new SESSION_ENCRYPTION_KEY (Fernet)."""
+    from cryptography.fernet import Fernet
+
+    typer.echo(Fernet.generate_key().decode())
+
+
+def _accounts(command: str, username: str | None, action: Callable[[Deps, str | None], str]) -> None:
+    from story_liker.settings import normalise_username
+
+    def run(d: Deps) -> Report:
+        from story_liker.jobs.common import Report
+
+        name = None
+        if username is not None:
+            try:
+                name = normalise_username(username)
+            except ValueError as exc:
+                from story_liker.errors import ConfigError
+
+                raise ConfigError(str(exc)) from None
+        typer.echo(action(d, name))
+        return Report("ok", d.counts)
+
+    _execute(f"accounts-{command}", run, record=False, log_level="WARNING")
+
+
+@accounts_app.command("list")
+def accounts_list() -> None:
+    """List the targets of IG_USERNAME."""
+
+    def action(d: Deps, _: str | None) -> str:
+        rows = d.store.targets(d.settings.account(), enabled_only=False)
+        lines = [
+            f"{t.username:30} {'enabled ' if t.enabled else 'disabled'} {t.managed_by:3} pk={t.user_pk or '-'}"
+            + (f"  error: {t.last_error}" if t.last_error else "")
+            for t in rows
+        ]
+        return "\n".join(lines) or "no targets"
+
+    _accounts("list", None, action)
+
+
+@accounts_app.command("add")
+def accounts_add(username: str) -> None:
+    """Add a target."""
+    _accounts(
+        "add",
+        username,
+        lambda d, n: f"added {n}" if d.store.add_target(d.settings.account(), n or "", d.clock()) else f"{n} is already a target",
+    )
+
+
+def _toggle(command: str, username: str, enabled: bool) -> None:
+    def action(d: Deps, name: str | None) -> str:
+        from story_liker.errors import ConfigError
+
+        if not d.store.set_target_enabled(d.settings.account(), name or "", enabled):
+            raise ConfigError(f"{name} is not a target")
+        return f"{command}d {name}"
+
+    _accounts(command, username, action)
+
+
+@accounts_app.command("enable")
+def accounts_enable(username: str) -> None:
+    """Enable a target."""
+    _toggle("enable", username, True)
+
+
+@accounts_app.command("disable")
+def accounts_disable(username: str) -> None:
+    """Disable a target (its history stays)."""
+    _toggle("disable", username, False)
+
+
+@accounts_app.command("remove")
+def accounts_remove(username: str) -> None:
+    """Remove a target; the story and post records it earned stay."""
+
+    def action(d: Deps, name: str | None) -> str:
+        from story_liker.errors import ConfigError
+
+        if not d.store.remove_target(d.settings.account(), name or ""):
+            raise ConfigError(f"{name} is not a target")
+        return f"removed {name}"
+
+    _accounts("remove", username, action)
+
+
+def main() -> None:
+    try:
+        app()
+    except SystemExit:
+        raise
+    except BaseException:  # pragma: no cover - last resort, never print locals
+        sys.stderr.write("story-liker: unexpected error\n")
+        sys.exit(BUG)
+
+
+__all__ = ["CONFIG", "app", "main"]

@@ -1,0 +1,91 @@
+"""Domain exceptions. Each carries the exit code the scheduler sees; only cli.py turns them into exits."""
+
+from __future__ import annotations
+
+OK = 0
+BUG = 1
+USAGE = 2
+DB_UNAVAILABLE = 69  # EX_UNAVAILABLE
+TRY_LATER = 75  # EX_TEMPFAIL
+NEEDS_HUMAN = 77  # EX_NOPERM
+CONFIG = 78  # EX_CONFIG
+SIGINT = 130
+SIGTERM = 143
+
+
+class StoryLikerError(Exception):
+    """Base of every error that ends a command with a documented exit code."""
+
+    exit_code = BUG
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(StoryLikerError):
+    exit_code = CONFIG
+
+
+class SchemaOutdated(ConfigError):
+    pass
+
+
+class DatabaseUnavailable(StoryLikerError):
+    exit_code = DB_UNAVAILABLE
+
+
+class TryLater(StoryLikerError):
+    exit_code = TRY_LATER
+
+
+class Locked(TryLater):
+    """Another run of the same Instagram account holds the lease."""
+
+
+class CoolingDown(TryLater):
+    """A persisted cooldown is still running; no request was sent."""
+
+
+class NetworkError(TryLater):
+    """Instagram could not be reached (connection refused, reset, timeout, 5xx)."""
+
+
+class Throttled(TryLater):
+    """Instagram asked us to slow down (429, please wait, feedback_required, rate_limit_error)."""
+
+    def __init__(self, message: str, *, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind  # "rate_limit" or "feedback_required"
+
+
+class NeedsHuman(StoryLikerError):
+    exit_code = NEEDS_HUMAN
+
+
+class SessionExpired(StoryLikerError):
+    """Instagram answered login_required. The job re-logs in once, else this becomes NeedsHuman."""
+
+    exit_code = NEEDS_HUMAN
+
+
+class TargetUnavailable(StoryLikerError):
+    """A target does not exist or is private and not followed; recorded on the target, pass goes on."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason  # "not_found" or "private"
+
+
+class BadResponse(StoryLikerError):
+    """Instagram answered something we cannot use for one item or target; skipped, pass goes on."""
+
+
+class Interrupted(StoryLikerError):
+    """SIGTERM or SIGINT: the pass stopped between two steps."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.exit_code = SIGINT if signum == signal.SIGINT else SIGTERM

@@ -1,0 +1,1 @@
+"""One module per pass. Each job takes its dependencies (Deps) and returns a Report; cli.py does the rest."""

@@ -1,0 +1,259 @@
+"""What every Instagram pass shares: dependencies, counters, the session guard, target resolution."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol, TypeVar
+
+from story_liker import ratelimit, vault
+from story_liker.errors import (
+    BadResponse,
+    CoolingDown,
+    Interrupted,
+    Locked,
+    NeedsHuman,
+    SessionExpired,
+    TargetUnavailable,
+    Throttled,
+)
+from story_liker.ig import Connection, Instagram, UserRef
+from story_liker.models import Target
+from story_liker.settings import Settings
+from story_liker.store import Store
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Progress(Protocol):
+    def start(self, total: int, label: str) -> None: ...
+    def advance(self, label: str) -> None: ...
+    def stop(self) -> None: ...
+
+
+class NoProgress:
+    def start(self, total: int, label: str) -> None: ...
+    def advance(self, label: str) -> None: ...
+    def stop(self) -> None: ...
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Counts:
+    targets: int = 0
+    stories_seen: int = 0
+    posts_seen: int = 0
+    liked: int = 0
+    would_like: int = 0
+    already_liked: int = 0
+    skipped: int = 0
+    errors: int = 0
+    requests: int = 0
+    deleted: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass
+class Deps:
+    """Everything a job touches. Tests swap the clock, the sleeper and the randomness, never the store."""
+
+    settings: Settings
+    store: Store
+    run_id: str
+    command: str
+    connect: Callable[[Connection], Instagram]
+    clock: Callable[[], datetime] = utcnow
+    rng: random.Random = field(default_factory=random.Random)
+    stop: threading.Event = field(default_factory=threading.Event)
+    stop_signal: list[int] = field(default_factory=list)
+    progress: Progress = field(default_factory=NoProgress)
+    counts: Counts = field(default_factory=Counts)
+
+    def checkpoint(self) -> None:
+        """Called between two steps: a pending SIGTERM/SIGINT ends the pass here."""
+        if self.stop.is_set():
+            raise Interrupted(self.stop_signal[0] if self.stop_signal else 15)
+
+    def renew_lock(self) -> None:
+        """Push the lease forward; long passes call this after each target."""
+        ttl = timedelta(seconds=self.settings.lock_ttl_seconds)
+        self.store.renew_lock(self.settings.account(), run_id=self.run_id, now=self.clock(), ttl=ttl)
+
+    def pause(self, low: float, high: float) -> None:
+        """Sleep a jittered while, waking at once on SIGTERM/SIGINT."""
+        seconds = ratelimit.jitter(self.rng, low, high)
+        if seconds > 0:
+            self.stop.wait(seconds)
+        self.checkpoint()
+
+
+@dataclass
+class Report:
+    outcome: str  # ok, nothing_to_do, budget_used_up, dry_run, ...
+    counts: Counts
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def with_instagram(deps: Deps, counts: Counts, body: Callable[[Instagram], T]) -> T:
+    """Run ``body`` under the account's flags, lock and session; the only place that handles
+    cooldowns, the single re-login and saving refreshed cookies.
+    """
+    settings, store = deps.settings, deps.store
+    account = settings.account()
+    state = store.account(account)
+    now = deps.clock()
+    if state.needs_human:
+        raise NeedsHuman(
+            f"account {account} needs a human ({state.needs_human_reason}): run `story-liker login`; "
+            "no request was sent"
+        )
+    if state.cooldown_until and state.cooldown_until > now:
+        raise CoolingDown(
+            f"cooling down until {state.cooldown_until.isoformat(timespec='seconds')} "
+            f"({state.cooldown_reason}); no request was sent"
+        )
+    if state.settings is None and settings.ig_password is None:
+        raise NeedsHuman(f"no Instagram session stored for {account}: run `story-liker login`")
+    ttl = timedelta(seconds=settings.lock_ttl_seconds)
+    if not store.acquire_lock(account, run_id=deps.run_id, command=deps.command, now=now, ttl=ttl):
+        holder = store.lock_holder(account)
+        detail = f" by {holder.command} (run {holder.run_id}) until {holder.expires_at:%H:%M:%S}Z" if holder else ""
+        raise Locked(f"another run holds the lock for {account}{detail}")
+    ig: Instagram | None = None
+    logged_in = False
+    key = settings.session_encryption_key.get_secret_value() if settings.session_encryption_key else None
+    try:
+        stored = vault.decode(state.settings, state.settings_encrypted, key) if state.settings else None
+        ig = deps.connect(connection_for(settings, account, stored))
+        if stored is None:
+            log.info("login_started", extra={"reason": "no stored session"})
+            ig.relogin()
+            logged_in = True
+        try:
+            result = body(ig)
+        except SessionExpired:
+            log.warning("session_expired", extra={"action": "one re-login"})
+            ig.relogin()
+            logged_in = True
+            _save(deps, ig, key, login=True)
+            log.info("relogin_succeeded")
+            result = body(ig)
+        store.clear_cooldown_strikes(account)
+        return result
+    except SessionExpired as exc:
+        store.set_needs_human(account, "session expired again right after a re-login")
+        raise NeedsHuman(exc.message) from None
+    except NeedsHuman as exc:
+        store.set_needs_human(account, exc.message[:200])
+        raise
+    except Throttled as exc:
+        strikes = state.cooldown_strikes + 1
+        wait = ratelimit.cooldown(
+            exc.kind,
+            strikes,
+            base_minutes=settings.cooldown_base_minutes,
+            feedback_hours=settings.feedback_cooldown_hours,
+            max_hours=settings.cooldown_max_hours,
+        )
+        until = deps.clock() + wait
+        store.set_cooldown(account, until=until, reason=exc.kind, strikes=strikes)
+        log.warning(
+            "cooldown_started",
+            extra={"reason": exc.kind, "until": until.isoformat(timespec="seconds"), "strikes": strikes},
+        )
+        raise
+    finally:
+        if ig is not None:
+            counts.requests = ig.requests_sent
+            counts.errors += ig.malformed
+            try:
+                _save(deps, ig, key, login=logged_in)
+            finally:
+                store.release_lock(account, run_id=deps.run_id)
+        else:
+            store.release_lock(account, run_id=deps.run_id)
+
+
+def connection_for(settings: Settings, account: str, stored: dict[str, Any] | None) -> Connection:
+    return Connection(
+        username=account,
+        settings=stored,
+        password=settings.ig_password.get_secret_value() if settings.ig_password else None,
+        totp_seed=settings.ig_totp_seed.get_secret_value() if settings.ig_totp_seed else None,
+        proxy=settings.ig_proxy,
+        api_url=settings.ig_api_url,
+        timeout=settings.http_timeout_seconds,
+    )
+
+
+def _save(deps: Deps, ig: Instagram, key: str | None, *, login: bool) -> None:
+    """Store the refreshed cookies; a pass that never reached a session has nothing to save."""
+    settings = ig.dump_settings()
+    if not (settings.get("authorization_data") or {}).get("sessionid") and not (settings.get("cookies") or {}).get(
+        "sessionid"
+    ):
+        return
+    text, encrypted = vault.encode(settings, key)
+    deps.store.save_session(
+        deps.settings.account(), settings=text, encrypted=encrypted, user_pk=ig.user_pk, now=deps.clock(), login=login
+    )
+
+
+def sync_targets(deps: Deps) -> list[Target]:
+    """TARGET_ACCOUNTS (when set) is synced into the database; then the enabled targets are returned."""
+    account = deps.settings.account()
+    if deps.settings.target_accounts is not None:
+        added, disabled = deps.store.sync_targets(account, deps.settings.target_accounts, deps.clock())
+        if added or disabled:
+            log.info("targets_synced", extra={"added": added, "disabled": disabled})
+    return deps.store.targets(account)
+
+
+def resolve_targets(
+    deps: Deps, ig: Instagram, targets: Sequence[Target], known: dict[str, UserRef], counts: Counts
+) -> dict[int, dict[str, Any]]:
+    """Give every target a user pk, as cheaply as possible, and cache it in the database.
+
+    ``known`` maps usernames to what this pass already learned for free (the reels tray). The rest
+    come from one walk of the own following list (once), then one lookup per remaining username.
+    Returns the target updates to store.
+    """
+    updates: dict[int, dict[str, Any]] = {}
+    now = deps.clock()
+    missing = [t for t in targets if t.user_pk is None and t.id is not None]
+    if not missing:
+        return updates
+    refs = dict(known)
+    unresolved = [t for t in missing if t.username not in refs]
+    account = deps.store.account(deps.settings.account())
+    if unresolved and account.following_synced_at is None and deps.settings.following_sync_max_pages:
+        for ref in ig.following(deps.settings.following_sync_max_pages):
+            refs.setdefault(ref.username, ref)
+        deps.store.mark_following_synced(account.username, now)
+    for target in missing:
+        assert target.id is not None
+        ref = refs.get(target.username)
+        if ref is None:
+            if target.last_error_at and now - target.last_error_at < timedelta(hours=24):
+                continue  # a username that failed to resolve is retried once a day, not every pass
+            deps.checkpoint()
+            try:
+                ref = ig.lookup(target.username)
+            except (TargetUnavailable, BadResponse) as exc:
+                counts.errors += 1
+                log.warning("target_unavailable", extra={"target": target.username, "reason": exc.message})
+                updates[target.id] = {"last_error": exc.message[:200], "last_error_at": now}
+                continue
+        updates[target.id] = {"user_pk": ref.user_pk, "followed": ref.followed, "last_error": None}
+        target.user_pk, target.followed = ref.user_pk, ref.followed
+    return updates

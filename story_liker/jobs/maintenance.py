@@ -1,0 +1,41 @@
+"""The small passes: `cleanup` (no Instagram at all) and `keepalive` (one light request)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from story_liker.errors import ConfigError
+from story_liker.jobs.common import Deps, Report, with_instagram
+
+log = logging.getLogger(__name__)
+
+
+def cleanup(deps: Deps, *, older_than_hours: float | None, dry_run: bool, force: bool) -> Report:
+    """Delete story records taken before the retention window, in one indexed DELETE. Posts stay."""
+    hours = deps.settings.story_retention_hours if older_than_hours is None else older_than_hours
+    if hours <= 0:
+        raise ConfigError("--older-than must be a positive number of hours")
+    if hours < 24 and not force:
+        raise ConfigError(
+            f"a retention of {hours:g} h is below the 24 h a story lives: add --force if you mean it"
+        )
+    now = deps.clock()
+    cutoff = now - timedelta(hours=hours)
+    counts = deps.counts
+    if dry_run:
+        counts.deleted = deps.store.count_stories_before(cutoff)
+        log.info("cleanup_would_delete", extra={"stories": counts.deleted, "cutoff": cutoff.isoformat()})
+        return Report("dry_run", counts, {"cutoff": cutoff.isoformat(timespec="seconds")})
+    counts.deleted = deps.store.delete_stories_before(cutoff, now)
+    log.info("cleanup_deleted", extra={"stories": counts.deleted, "cutoff": cutoff.isoformat()})
+    return Report("ok", counts, {"cutoff": cutoff.isoformat(timespec="seconds")})
+
+
+def keepalive(deps: Deps) -> Report:
+    """One authenticated request the app itself makes, then the refreshed cookies are saved."""
+    counts = deps.counts
+    with_instagram(deps, counts, lambda ig: ig.ping())
+    deps.store.record_keepalive(deps.settings.account(), deps.clock())
+    log.info("keepalive_ok")
+    return Report("ok", counts)

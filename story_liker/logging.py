@@ -1,0 +1,89 @@
+"""Logging config: JSON lines (python-json-logger) or plain text on stdout, with secrets redacted.
+
+Context (run_id, command, account) rides in a ContextVar so every line of a run carries it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter
+
+CONTEXT: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("story_liker_context", default={})  # noqa: B039  # never mutated, always replaced
+
+# Values registered at runtime (password, sessionid, cookie values, TOTP seed, keys) are replaced
+# wherever they appear; the patterns catch secrets we were never told about.
+_SECRETS: set[str] = set()
+_PATTERNS = [
+    re.compile(r"(?i)(sessionid|csrftoken|ds_user_id|rur|mid|ig-u-rur|password|enc_password)(['\"]?\s*[:=]\s*['\"]?)[^'\";,\s&}]+"),
+    re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(Bearer\s+)?[A-Za-z0-9:+/=._-]{8,}"),
+    re.compile(r"IGT:2:[A-Za-z0-9+/=]+"),
+]
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime", "taskName"}
+
+
+def register_secret(value: str | None) -> None:
+    """Never log this value again (ignored if too short to be a secret)."""
+    if value and len(value) >= 6:
+        _SECRETS.add(value)
+
+
+def redact(text: str) -> str:
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, "***")
+    for pattern in _PATTERNS:
+        text = pattern.sub(lambda m: (m.group(1) + (m.group(2) or "") if m.lastindex else "") + "***", text)
+    return text
+
+
+class _Context(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in CONTEXT.get().items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
+
+
+class _Json(JsonFormatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+    def add_fields(self, log_record: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
+        super().add_fields(log_record, record, message_dict)
+        fields = dict(log_record)
+        log_record.clear()
+        log_record["timestamp"] = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+        log_record["level"] = record.levelname.lower()
+        log_record["event"] = fields.pop("message", record.getMessage())
+        if record.name and not record.name.startswith("story_liker"):
+            log_record["logger"] = record.name
+        log_record.update(fields)
+
+
+class _Text(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        fields = {k: v for k, v in record.__dict__.items() if k not in _STANDARD and k not in ("run_id", "account")}
+        extra = " ".join(f"{k}={v}" for k, v in fields.items())
+        stamp = datetime.fromtimestamp(record.created, UTC).strftime("%H:%M:%S")
+        line = f"{stamp} {record.levelname.lower():7} {record.getMessage()} {extra}".rstrip()
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return redact(line)
+
+
+def configure(level: str = "INFO", fmt: str = "json") -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.addFilter(_Context())
+    handler.setFormatter(_Json(reserved_attrs=[*_STANDARD - {"message"}]) if fmt == "json" else _Text())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # instagrapi logs every URL at INFO and whole responses at DEBUG: keep it quiet unless debugging.
+    for noisy in ("instagrapi", "private_request", "public_request", "urllib3", "httpx", "alembic"):
+        logging.getLogger(noisy).setLevel("DEBUG" if level == "DEBUG" else "WARNING")

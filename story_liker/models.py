@@ -1,0 +1,140 @@
+"""SQLModel tables. Every row belongs to one own Instagram account, so several accounts share a database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out (SQLite stores naive values)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _time(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+def _bigint(*, nullable: bool = True) -> Any:
+    return Field(default=None, sa_type=sa.BigInteger, nullable=nullable)
+
+
+class Account(SQLModel, table=True):
+    """Our own Instagram account: its stored session and the flags that stop runs."""
+
+    username: str = Field(primary_key=True, max_length=30)
+    user_pk: int | None = _bigint()
+    settings: str | None = Field(default=None, sa_type=sa.Text)  # instagrapi settings JSON (maybe encrypted)
+    settings_encrypted: bool = False
+    saved_at: datetime | None = _time()
+    needs_human: bool = False
+    needs_human_reason: str | None = None
+    cooldown_until: datetime | None = _time()
+    cooldown_reason: str | None = None
+    cooldown_strikes: int = 0
+    last_keepalive_at: datetime | None = _time()
+    following_synced_at: datetime | None = _time()
+
+
+class Target(SQLModel, table=True):
+    """An account whose stories and posts we like."""
+
+    __table_args__ = (sa.UniqueConstraint("account", "username"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account: str = Field(max_length=30, index=True)
+    username: str = Field(max_length=30)
+    user_pk: int | None = _bigint()
+    followed: bool | None = None
+    enabled: bool = True
+    managed_by: str = "env"  # "env" (TARGET_ACCOUNTS) or "cli" (accounts add)
+    added_at: datetime | None = _time()
+    story_checked_at: datetime | None = _time()
+    story_marker: int | None = _bigint()  # latest_reel_media fully handled
+    post_checked_at: datetime | None = _time()
+    post_marker: int | None = _bigint()  # taken_at of the newest post handled
+    last_error: str | None = None
+    last_error_at: datetime | None = _time()
+
+
+class Story(SQLModel, table=True):
+    """A story we liked (or found liked). Stories expire after 24 h; cleanup deletes old records."""
+
+    __table_args__ = (sa.UniqueConstraint("account", "story_pk"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account: str = Field(max_length=30)
+    story_pk: str = Field(max_length=40)
+    target_user_pk: int = _bigint(nullable=False)
+    taken_at: datetime = _time(nullable=False, index=True)
+    liked_at: datetime = _time(nullable=False)
+
+
+class Post(SQLModel, table=True):
+    """A post (Beitrag) we liked (or found liked). Posts are permanent and never cleaned up."""
+
+    __table_args__ = (sa.UniqueConstraint("account", "media_pk"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account: str = Field(max_length=30)
+    media_pk: str = Field(max_length=40)
+    target_user_pk: int = _bigint(nullable=False)
+    media_type: str = Field(max_length=10)
+    taken_at: datetime = _time(nullable=False)
+    liked_at: datetime = _time(nullable=False)
+
+
+class Action(SQLModel, table=True):
+    """One like sent, for the sliding-window limits (kept two days)."""
+
+    __table_args__ = (sa.Index("ix_action_account_kind_at", "account", "kind", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account: str = Field(max_length=30)
+    kind: str = Field(max_length=20)  # "story_like" or "post_like"
+    at: datetime = _time(nullable=False)
+
+
+class Run(SQLModel, table=True):
+    """One command invocation and what it did."""
+
+    __table_args__ = (sa.Index("ix_run_account_started", "account", "started_at"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    account: str | None = Field(default=None, max_length=30)
+    command: str = Field(max_length=20)
+    started_at: datetime = _time(nullable=False)
+    finished_at: datetime | None = _time()
+    exit_code: int | None = None
+    outcome: str | None = None
+    counts: str | None = Field(default=None, sa_type=sa.Text)  # JSON object
+
+
+class RunLock(SQLModel, table=True):
+    """The lease that lets one run at a time act for an account; expires if its holder died."""
+
+    __tablename__ = "run_lock"
+
+    account: str = Field(primary_key=True, max_length=30)
+    run_id: str = Field(max_length=32)
+    command: str = Field(max_length=20)
+    acquired_at: datetime = _time(nullable=False)
+    expires_at: datetime = _time(nullable=False)

@@ -1,0 +1,68 @@
+"""Pure rate-limit decisions: time, history, limits and randomness are arguments; nothing sleeps here."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Limits:
+    per_hour: int
+    per_day: int
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How many actions may be sent now, per window and in all."""
+
+    hour_left: int
+    day_left: int
+
+    @property
+    def remaining(self) -> int:
+        return max(0, min(self.hour_left, self.day_left))
+
+    def spend(self, n: int = 1) -> Budget:
+        return Budget(self.hour_left - n, self.day_left - n)
+
+
+def budget(now: datetime, recent: Sequence[datetime], limits: Limits) -> Budget:
+    """Sliding windows: the actions of the last hour and of the last day count against the limits."""
+    last_hour = sum(1 for at in recent if now - at < HOUR)
+    last_day = sum(1 for at in recent if now - at < DAY)
+    return Budget(max(0, limits.per_hour - last_hour), max(0, limits.per_day - last_day))
+
+
+def next_slot(now: datetime, recent: Sequence[datetime], limits: Limits) -> datetime:
+    """The earliest time at which one more action fits both windows (``now`` if it fits already)."""
+    times = sorted(at for at in recent if now - at < DAY)
+    candidates = [now]
+    hour = [at for at in times if now - at < HOUR]
+    if limits.per_hour == 0 or limits.per_day == 0:
+        return datetime.max.replace(tzinfo=now.tzinfo)
+    if len(hour) >= limits.per_hour:
+        candidates.append(hour[len(hour) - limits.per_hour] + HOUR)
+    if len(times) >= limits.per_day:
+        candidates.append(times[len(times) - limits.per_day] + DAY)
+    return max(candidates)
+
+
+def jitter(rng: random.Random, low: float, high: float) -> float:
+    """A pause drawn uniformly from [low, high] seconds."""
+    return rng.uniform(low, high) if high > low else low
+
+
+def cooldown(kind: str, strikes: int, *, base_minutes: float, feedback_hours: float, max_hours: float) -> timedelta:
+    """Exponential backoff: the n-th throttle in a row waits 2^(n-1) times the base, up to the cap.
+
+    ``feedback_required`` (an action block) starts from its own, much longer base.
+    """
+    base = timedelta(hours=feedback_hours) if kind == "feedback_required" else timedelta(minutes=base_minutes)
+    exponent = max(0, min(strikes, 30) - 1)
+    return min(base * (2**exponent), timedelta(hours=max_hours))

@@ -1,0 +1,121 @@
+"""`status`: what a person (or a monitor) wants to know about an account. Never a secret."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from story_liker import ratelimit
+from story_liker.jobs.common import Deps
+from story_liker.store import POST_LIKE, STORY_LIKE
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat(timespec="seconds") if value is not None else None
+
+
+def status_data(deps: Deps) -> dict[str, Any]:
+    settings, store = deps.settings, deps.store
+    account = settings.account()
+    now = deps.clock()
+    state = store.account(account)
+    limits = {}
+    for kind, per_hour, per_day in (
+        (STORY_LIKE, settings.story_likes_per_hour, settings.story_likes_per_day),
+        (POST_LIKE, settings.post_likes_per_hour, settings.post_likes_per_day),
+    ):
+        recent = store.recent_actions(account, kind, now)
+        budget = ratelimit.budget(now, recent, ratelimit.Limits(per_hour, per_day))
+        limits[kind] = {
+            "last_hour": sum(1 for a in recent if now - a < ratelimit.HOUR),
+            "per_hour": per_hour,
+            "last_day": sum(1 for a in recent if now - a < ratelimit.DAY),
+            "per_day": per_day,
+            "remaining": budget.remaining,
+        }
+    lock = store.lock_holder(account)
+    cooling = state.cooldown_until is not None and state.cooldown_until > now
+    return {
+        "account": account,
+        "session": {
+            "stored": state.settings is not None,
+            "encrypted": state.settings_encrypted,
+            "saved_at": _iso(state.saved_at),
+            "user_pk": state.user_pk,
+        },
+        "needs_human": {"flag": state.needs_human, "reason": state.needs_human_reason},
+        "cooldown": {
+            "active": cooling,
+            "until": _iso(state.cooldown_until) if cooling else None,
+            "reason": state.cooldown_reason if cooling else None,
+            "strikes": state.cooldown_strikes,
+        },
+        "keepalive": {"last_success": _iso(state.last_keepalive_at)},
+        "lock": (
+            {"run_id": lock.run_id, "command": lock.command, "expires_at": _iso(lock.expires_at)}
+            if lock and lock.expires_at > now
+            else None
+        ),
+        "limits": limits,
+        "targets": [
+            {
+                "username": t.username,
+                "enabled": t.enabled,
+                "managed_by": t.managed_by,
+                "user_pk": t.user_pk,
+                "followed": t.followed,
+                "stories_checked_at": _iso(t.story_checked_at),
+                "posts_checked_at": _iso(t.post_checked_at),
+                "last_error": t.last_error,
+                "last_error_at": _iso(t.last_error_at),
+            }
+            for t in store.targets(account, enabled_only=False)
+        ],
+        "last_runs": [
+            {
+                "command": r.command,
+                "started_at": _iso(r.started_at),
+                "finished_at": _iso(r.finished_at),
+                "exit_code": r.exit_code,
+                "outcome": r.outcome,
+                "counts": json.loads(r.counts) if r.counts else None,
+            }
+            for r in store.last_runs(account)
+        ],
+    }
+
+
+def status_text(data: dict[str, Any]) -> str:
+    session = data["session"]
+    lines = [
+        f"account      {data['account']} (pk {session['user_pk'] or '?'})",
+        "session      "
+        + (
+            f"stored {session['saved_at']}, " + ("encrypted" if session["encrypted"] else "stored unencrypted (set SESSION_ENCRYPTION_KEY)")
+            if session["stored"]
+            else "none: run `story-liker login`"
+        ),
+        "needs human  " + (f"YES: {data['needs_human']['reason']}" if data["needs_human"]["flag"] else "no"),
+        "cooldown     "
+        + (f"until {data['cooldown']['until']} ({data['cooldown']['reason']})" if data["cooldown"]["active"] else "none"),
+        f"keepalive    {data['keepalive']['last_success'] or 'never'}",
+        "lock         " + (f"held by {data['lock']['command']} until {data['lock']['expires_at']}" if data["lock"] else "free"),
+    ]
+    for kind, usage in data["limits"].items():
+        lines.append(
+            f"{kind:12} {usage['last_hour']}/{usage['per_hour']} last hour, "
+            f"{usage['last_day']}/{usage['per_day']} last day, {usage['remaining']} left now"
+        )
+    lines.append(f"targets      {sum(t['enabled'] for t in data['targets'])} enabled of {len(data['targets'])}")
+    for t in data["targets"]:
+        state = "" if t["enabled"] else " (disabled)"
+        error = f"  error: {t['last_error']}" if t["last_error"] else ""
+        lines.append(f"  {t['username']:30}{state} pk={t['user_pk'] or '-'} stories {t['stories_checked_at'] or 'never'}{error}")
+    lines.append("last runs")
+    for r in data["last_runs"]:
+        counts = r["counts"] or {}
+        lines.append(
+            f"  {r['started_at']} {r['command']:12} exit {r['exit_code']} {r['outcome']} "
+            f"liked={counts.get('liked', 0)} requests={counts.get('requests', 0)}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,197 @@
+"""12-factor settings from the environment and `.env`. No module-level instance: build with load()."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from story_liker.errors import ConfigError
+
+USERNAME_RE = re.compile(r"^[a-z0-9._]{1,30}$")
+MEDIA_TYPES = ("photo", "video", "album", "reel")
+DEFAULT_DATABASE_URL = "sqlite:///data/stories.db"
+
+
+def normalise_username(raw: str) -> str:
+    """`@Name`, `instagram.com/name/` and ` name ` all become `name`; anything else invalid raises."""
+    name = raw.strip()
+    match = re.match(r"^(?:https?://)?(?:www\.)?instagram\.com/([^/?#]+)/?(?:[?#].*)?$", name, re.IGNORECASE)
+    if match:
+        name = match.group(1)
+    name = name.removeprefix("@").lower()
+    if not USERNAME_RE.fullmatch(name) or name.startswith(".") or name.endswith(".") or ".." in name:
+        raise ValueError(f"{raw.strip()!r} is not an Instagram username (letters, digits, '.', '_', max 30)")
+    return name
+
+
+def normalise_database_url(url: str) -> str:
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme in ("postgres", "postgresql", "postgresql+psycopg"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if scheme == "sqlite":
+        return url
+    raise ValueError(f"unsupported scheme {scheme or url!r}: use sqlite:///path or postgresql://...")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", env_ignore_empty=True, extra="ignore"
+    )
+
+    ig_username: str | None = None
+    ig_password: SecretStr | None = None
+    ig_password_file: Path | None = None
+    ig_totp_seed: SecretStr | None = None
+    ig_totp_seed_file: Path | None = None
+    ig_proxy: str | None = None
+    ig_api_url: str | None = None  # points instagrapi at a local Instagram double (tests, demo)
+    session_encryption_key: SecretStr | None = None
+    session_encryption_key_file: Path | None = None
+
+    database_url: str = DEFAULT_DATABASE_URL
+    target_accounts: Annotated[list[str] | None, NoDecode] = None
+
+    story_likes_per_hour: int = Field(20, ge=0, le=1000)
+    story_likes_per_day: int = Field(100, ge=0, le=10000)
+    post_likes_per_hour: int = Field(15, ge=0, le=1000)
+    post_likes_per_day: int = Field(80, ge=0, le=10000)
+    action_delay_min_seconds: float = Field(3.0, ge=0, le=3600)
+    action_delay_max_seconds: float = Field(12.0, ge=0, le=3600)
+    target_delay_min_seconds: float = Field(5.0, ge=0, le=3600)
+    target_delay_max_seconds: float = Field(20.0, ge=0, le=3600)
+
+    story_retention_hours: float = Field(24.0, gt=0)
+    post_max_age_days: float = Field(3.0, gt=0)
+    post_media_types: Annotated[frozenset[str], NoDecode] = frozenset(MEDIA_TYPES)
+    post_feed_count: int = Field(6, ge=1, le=50)
+    reels_batch_size: int = Field(20, ge=1, le=50)
+    following_sync_max_pages: int = Field(10, ge=0, le=100)
+
+    http_timeout_seconds: float = Field(20.0, gt=0, le=300)
+    lock_ttl_seconds: int = Field(900, ge=30, le=86400)
+    cooldown_base_minutes: float = Field(30.0, gt=0)
+    feedback_cooldown_hours: float = Field(12.0, gt=0)
+    cooldown_max_hours: float = Field(72.0, gt=0)
+
+    dry_run: bool = False
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _case_insensitive(cls, value: object, info: object) -> object:
+        if not isinstance(value, str):
+            return value
+        return value.upper() if getattr(info, "field_name", "") == "log_level" else value.lower()
+
+    @field_validator("ig_username")
+    @classmethod
+    def _username(cls, value: str | None) -> str | None:
+        return None if value is None else normalise_username(value)
+
+    @field_validator("target_accounts", mode="before")
+    @classmethod
+    def _targets(cls, value: object) -> list[str] | None:
+        if value is None:
+            return None
+        items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+        names: list[str] = []
+        for item in items:
+            if str(item).strip():
+                name = normalise_username(str(item))
+                if name not in names:
+                    names.append(name)
+        return names
+
+    @field_validator("post_media_types", mode="before")
+    @classmethod
+    def _media_types(cls, value: object) -> frozenset[str]:
+        items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+        types = frozenset(str(item).strip().lower() for item in items if str(item).strip())
+        unknown = types - set(MEDIA_TYPES)
+        if unknown or not types:
+            raise ValueError(f"use a comma-separated subset of {', '.join(MEDIA_TYPES)}")
+        return types
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return normalise_database_url(value.strip())
+
+    @field_validator("ig_proxy", "ig_api_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https", "socks5", "socks5h") or not parts.hostname:
+            raise ValueError("expected a URL like http://host:port or socks5://user:pass@host:port")
+        try:
+            parts.port  # noqa: B018  # raises ValueError on a bad port
+        except ValueError as exc:
+            raise ValueError("the port is not a number between 0 and 65535") from exc
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _files_and_ranges(self) -> Settings:
+        for secret, path in (
+            ("ig_password", "ig_password_file"),
+            ("ig_totp_seed", "ig_totp_seed_file"),
+            ("session_encryption_key", "session_encryption_key_file"),
+        ):
+            file = getattr(self, path)
+            if file is not None and getattr(self, secret) is None:
+                try:
+                    text = Path(file).read_text(encoding="utf-8").strip()
+                except OSError as exc:
+                    raise ValueError(f"{path.upper()}: cannot read {file}: {exc.strerror}") from None
+                if not text:
+                    raise ValueError(f"{path.upper()}: {file} is empty")
+                setattr(self, secret, SecretStr(text))
+        for kind in ("action", "target"):
+            low, high = getattr(self, f"{kind}_delay_min_seconds"), getattr(self, f"{kind}_delay_max_seconds")
+            if low > high:
+                raise ValueError(
+                    f"{kind.upper()}_DELAY_MIN_SECONDS ({low}) is greater than "
+                    f"{kind.upper()}_DELAY_MAX_SECONDS ({high})"
+                )
+        if self.ig_totp_seed is not None:
+            seed = self.ig_totp_seed.get_secret_value().replace(" ", "").upper()
+            if not re.fullmatch(r"[A-Z2-7]+=*", seed):
+                raise ValueError("IG_TOTP_SEED: not a base32 TOTP seed")
+            self.ig_totp_seed = SecretStr(seed)
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def account(self) -> str:
+        """The Instagram account this run acts for; every Instagram command needs it."""
+        if not self.ig_username:
+            raise ConfigError("IG_USERNAME is not set: the Instagram account that likes")
+        return self.ig_username
+
+
+def load(**overrides: object) -> Settings:
+    """Read the environment and `.env`; any problem becomes one ConfigError line naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(describe(exc)) from None
+
+
+def describe(exc: ValidationError) -> str:
+    error = exc.errors(include_url=False, include_input=False)[0]
+    name = str(error["loc"][0]).upper() if error["loc"] else ""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if message.startswith(tuple(f"{n}:" for n in ("IG_PASSWORD_FILE", "IG_TOTP_SEED", "SESSION"))) or not name:
+        return message
+    if message.startswith(name):
+        return message
+    return f"{name}: {message}"

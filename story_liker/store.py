@@ -1,0 +1,369 @@
+"""The one place that builds queries. Each public method is one transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlmodel import Session, SQLModel, col, select
+
+from story_liker.db import safe_url
+from story_liker.errors import DatabaseUnavailable
+from story_liker.models import Account, Action, Post, Run, RunLock, Story, Target
+
+STORY_LIKE = "story_like"
+POST_LIKE = "post_like"
+_IN_CHUNK = 500  # keeps IN lists well under SQLite's variable limit
+
+
+@dataclass(frozen=True)
+class LikedStory:
+    story_pk: str
+    target_user_pk: int
+    taken_at: datetime
+
+
+@dataclass(frozen=True)
+class LikedPost:
+    media_pk: str
+    target_user_pk: int
+    media_type: str
+    taken_at: datetime
+
+
+def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.statements = 0  # SQL statements executed, for the benchmark
+        sa.event.listen(engine, "before_cursor_execute", self._count)
+
+    def _count(self, *_: Any) -> None:
+        self.statements += 1
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        try:
+            with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                yield session
+        except IntegrityError:
+            raise
+        except DBAPIError as exc:
+            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]
+            raise DatabaseUnavailable(
+                f"database unavailable ({safe_url(str(self.engine.url))}): {reason}"
+            ) from None
+
+    def _insert_ignore(self, session: Session, model: type[SQLModel], rows: list[dict[str, Any]]) -> int:
+        """INSERT ... ON CONFLICT DO NOTHING on both SQLite and PostgreSQL; returns rows inserted."""
+        if not rows:
+            return 0
+        if session.get_bind().dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        table = model.__table__  # type: ignore[attr-defined]
+        key = next(iter(table.primary_key.columns))
+        # RETURNING counts what was inserted on both backends (psycopg's rowcount can be -1 here).
+        statement = insert(table).values(rows).on_conflict_do_nothing().returning(key)
+        return len(session.execute(statement).all())
+
+    # --- the own account: session, flags, cooldown ---------------------------------------------
+
+    def account(self, username: str) -> Account:
+        with self._tx() as session:
+            found = session.get(Account, username)
+            if found is None:
+                self._insert_ignore(session, Account, [{"username": username}])
+                found = session.get(Account, username)
+            assert found is not None
+            return found
+
+    def save_session(
+        self, username: str, *, settings: str, encrypted: bool, user_pk: int | None, now: datetime, login: bool
+    ) -> None:
+        """Store refreshed settings; a successful login also clears the needs-human flag."""
+        values: dict[str, Any] = {"settings": settings, "settings_encrypted": encrypted, "saved_at": now}
+        if user_pk:
+            values["user_pk"] = user_pk
+        if login:
+            values |= {"needs_human": False, "needs_human_reason": None}
+        with self._tx() as session:
+            self._insert_ignore(session, Account, [{"username": username}])
+            session.execute(sa.update(Account).where(col(Account.username) == username).values(**values))
+
+    def set_needs_human(self, username: str, reason: str) -> None:
+        with self._tx() as session:
+            session.execute(
+                sa.update(Account)
+                .where(col(Account.username) == username)
+                .values(needs_human=True, needs_human_reason=reason)
+            )
+
+    def set_cooldown(self, username: str, *, until: datetime, reason: str, strikes: int) -> None:
+        with self._tx() as session:
+            session.execute(
+                sa.update(Account)
+                .where(col(Account.username) == username)
+                .values(cooldown_until=until, cooldown_reason=reason, cooldown_strikes=strikes)
+            )
+
+    def clear_cooldown_strikes(self, username: str) -> None:
+        with self._tx() as session:
+            session.execute(
+                sa.update(Account)
+                .where(col(Account.username) == username, col(Account.cooldown_strikes) != 0)
+                .values(cooldown_strikes=0)
+            )
+
+    def mark_following_synced(self, username: str, now: datetime) -> None:
+        with self._tx() as session:
+            session.execute(
+                sa.update(Account).where(col(Account.username) == username).values(following_synced_at=now)
+            )
+
+    def record_keepalive(self, username: str, now: datetime) -> None:
+        with self._tx() as session:
+            session.execute(
+                sa.update(Account).where(col(Account.username) == username).values(last_keepalive_at=now)
+            )
+
+    # --- targets ------------------------------------------------------------------------------------
+
+    def sync_targets(self, account: str, usernames: Sequence[str], now: datetime) -> tuple[int, int]:
+        """Make TARGET_ACCOUNTS the truth for env-managed targets: add new, enable listed, disable the rest.
+
+        Targets added with `accounts add` are left alone; nothing is deleted. Returns (added, disabled).
+        """
+        wanted = set(usernames)
+        with self._tx() as session:
+            rows = session.exec(select(Target).where(col(Target.account) == account)).all()
+            known = {row.username: row for row in rows}
+            added = self._insert_ignore(
+                session,
+                Target,
+                [
+                    {"account": account, "username": name, "enabled": True, "managed_by": "env", "added_at": now}
+                    for name in usernames
+                    if name not in known
+                ],
+            )
+            enable = [r.id for r in rows if r.username in wanted and (not r.enabled or r.managed_by != "env")]
+            disable = [r.id for r in rows if r.username not in wanted and r.managed_by == "env" and r.enabled]
+            if enable:
+                session.execute(
+                    sa.update(Target).where(col(Target.id).in_(enable)).values(enabled=True, managed_by="env")
+                )
+            if disable:
+                session.execute(sa.update(Target).where(col(Target.id).in_(disable)).values(enabled=False))
+            return added, len(disable)
+
+    def targets(self, account: str, *, enabled_only: bool = True) -> list[Target]:
+        with self._tx() as session:
+            query = select(Target).where(col(Target.account) == account)
+            if enabled_only:
+                query = query.where(col(Target.enabled))
+            return list(session.exec(query.order_by(col(Target.username))).all())
+
+    def add_target(self, account: str, username: str, now: datetime) -> bool:
+        with self._tx() as session:
+            return bool(
+                self._insert_ignore(
+                    session,
+                    Target,
+                    [{"account": account, "username": username, "managed_by": "cli", "added_at": now}],
+                )
+            )
+
+    def set_target_enabled(self, account: str, username: str, enabled: bool) -> bool:
+        with self._tx() as session:
+            result = session.execute(
+                sa.update(Target)
+                .where(col(Target.account) == account, col(Target.username) == username)
+                .values(enabled=enabled)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def remove_target(self, account: str, username: str) -> bool:
+        """Forget a target; the story and post records it earned stay (they are keyed by user pk)."""
+        with self._tx() as session:
+            result = session.execute(
+                sa.delete(Target).where(col(Target.account) == account, col(Target.username) == username)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def update_targets(self, updates: dict[int, dict[str, Any]]) -> None:
+        """Write what a pass learned about several targets (pk, follow state, markers, errors) at once."""
+        if not updates:
+            return
+        with self._tx() as session:
+            for target_id, values in updates.items():
+                session.execute(sa.update(Target).where(col(Target.id) == target_id).values(**values))
+
+    # --- likes ----------------------------------------------------------------------------------------
+
+    def liked_story_pks(self, account: str, pks: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        with self._tx() as session:
+            for chunk in _chunks(list(pks)):
+                found.update(
+                    session.exec(
+                        select(Story.story_pk).where(col(Story.account) == account, col(Story.story_pk).in_(chunk))
+                    ).all()
+                )
+        return found
+
+    def liked_post_pks(self, account: str, pks: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        with self._tx() as session:
+            for chunk in _chunks(list(pks)):
+                found.update(
+                    session.exec(
+                        select(Post.media_pk).where(col(Post.account) == account, col(Post.media_pk).in_(chunk))
+                    ).all()
+                )
+        return found
+
+    def record_stories(self, account: str, stories: Sequence[LikedStory], now: datetime, *, counted: bool) -> int:
+        """Record stories as liked; ``counted`` ones (we sent the like) also count against the limits."""
+        with self._tx() as session:
+            inserted = self._insert_ignore(
+                session,
+                Story,
+                [
+                    {
+                        "account": account,
+                        "story_pk": s.story_pk,
+                        "target_user_pk": s.target_user_pk,
+                        "taken_at": s.taken_at,
+                        "liked_at": now,
+                    }
+                    for s in stories
+                ],
+            )
+            if counted:
+                self._insert_ignore(
+                    session, Action, [{"account": account, "kind": STORY_LIKE, "at": now} for _ in stories]
+                )
+            return inserted
+
+    def record_posts(self, account: str, posts: Sequence[LikedPost], now: datetime, *, counted: bool) -> int:
+        with self._tx() as session:
+            inserted = self._insert_ignore(
+                session,
+                Post,
+                [
+                    {
+                        "account": account,
+                        "media_pk": p.media_pk,
+                        "target_user_pk": p.target_user_pk,
+                        "media_type": p.media_type,
+                        "taken_at": p.taken_at,
+                        "liked_at": now,
+                    }
+                    for p in posts
+                ],
+            )
+            if counted:
+                self._insert_ignore(
+                    session, Action, [{"account": account, "kind": POST_LIKE, "at": now} for _ in posts]
+                )
+            return inserted
+
+    def recent_actions(self, account: str, kind: str, now: datetime) -> list[datetime]:
+        with self._tx() as session:
+            return list(
+                session.exec(
+                    select(Action.at).where(
+                        col(Action.account) == account,
+                        col(Action.kind) == kind,
+                        col(Action.at) > now - timedelta(days=1),
+                    )
+                ).all()
+            )
+
+    # --- cleanup ----------------------------------------------------------------------------------------
+
+    def count_stories_before(self, cutoff: datetime) -> int:
+        with self._tx() as session:
+            return int(session.exec(select(sa.func.count()).where(col(Story.taken_at) < cutoff)).one())
+
+    def delete_stories_before(self, cutoff: datetime, now: datetime) -> int:
+        """One indexed DELETE of old story records (posts are never touched), and expired limit rows."""
+        with self._tx() as session:
+            deleted = session.execute(sa.delete(Story).where(col(Story.taken_at) < cutoff))
+            session.execute(sa.delete(Action).where(col(Action.at) < now - timedelta(days=2)))
+            return int(deleted.rowcount or 0)  # type: ignore[attr-defined]
+
+    # --- runs ------------------------------------------------------------------------------------------
+
+    def start_run(self, run_id: str, *, account: str | None, command: str, now: datetime) -> None:
+        with self._tx() as session:
+            session.add(Run(id=run_id, account=account, command=command, started_at=now))
+
+    def finish_run(self, run_id: str, *, exit_code: int, outcome: str, counts: dict[str, Any], now: datetime) -> None:
+        with self._tx() as session:
+            session.execute(
+                sa.update(Run)
+                .where(col(Run.id) == run_id)
+                .values(finished_at=now, exit_code=exit_code, outcome=outcome, counts=json.dumps(counts))
+            )
+
+    def last_runs(self, account: str | None, limit: int = 10) -> list[Run]:
+        with self._tx() as session:
+            query = select(Run)
+            if account:
+                query = query.where(sa.or_(col(Run.account) == account, col(Run.account).is_(None)))
+            return list(session.exec(query.order_by(col(Run.started_at).desc()).limit(limit)).all())
+
+    # --- the run lock (a lease row per account) ----------------------------------------------------------
+
+    def acquire_lock(self, account: str, *, run_id: str, command: str, now: datetime, ttl: timedelta) -> bool:
+        values = {"run_id": run_id, "command": command, "acquired_at": now, "expires_at": now + ttl}
+        with self._tx() as session:
+            taken = session.execute(
+                sa.update(RunLock)
+                .where(col(RunLock.account) == account, col(RunLock.expires_at) < now)
+                .values(**values)
+            )
+            if taken.rowcount:  # type: ignore[attr-defined]
+                return True
+            return bool(self._insert_ignore(session, RunLock, [{"account": account, **values}]))
+
+    def renew_lock(self, account: str, *, run_id: str, now: datetime, ttl: timedelta) -> bool:
+        with self._tx() as session:
+            result = session.execute(
+                sa.update(RunLock)
+                .where(col(RunLock.account) == account, col(RunLock.run_id) == run_id)
+                .values(expires_at=now + ttl)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def release_lock(self, account: str, *, run_id: str) -> None:
+        with self._tx() as session:
+            session.execute(
+                sa.delete(RunLock).where(col(RunLock.account) == account, col(RunLock.run_id) == run_id)
+            )
+
+    def lock_holder(self, account: str) -> RunLock | None:
+        with self._tx() as session:
+            return session.get(RunLock, account)
+
+
+def liked_stories(items: Iterable[Any]) -> list[LikedStory]:
+    return [LikedStory(i.pk, i.user_pk, i.taken_at) for i in items]
+
+
+def liked_posts(items: Iterable[Any]) -> list[LikedPost]:
+    return [LikedPost(i.pk, i.user_pk, i.media_type, i.taken_at) for i in items]

@@ -1,0 +1,149 @@
+"""Store and lock cases; each runs on SQLite and, when TEST_DATABASE_URL is set, on PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from story_liker.db import SCHEMA_REVISION, check_schema, current_revision, make_engine, migrate
+from story_liker.errors import SchemaOutdated
+from story_liker.store import STORY_LIKE, LikedPost, LikedStory, Store
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+TTL = timedelta(minutes=15)
+
+
+def test_migrate_is_idempotent_and_matches_the_code(database_url: str) -> None:
+    engine = make_engine(database_url)
+    assert migrate(engine) == (None, SCHEMA_REVISION)
+    assert migrate(engine) == (SCHEMA_REVISION, SCHEMA_REVISION)
+    check_schema(engine, auto_migrate=False)
+    engine.dispose()
+
+
+def test_alembic_head_is_the_revision_the_code_expects() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from story_liker.db import MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_heads() == [SCHEMA_REVISION]
+
+
+def test_missing_or_old_schema_is_refused(database_url: str) -> None:
+    engine = make_engine(database_url)
+    with pytest.raises(SchemaOutdated, match="run `story-liker migrate`"):
+        check_schema(engine, auto_migrate=False)
+    migrate(engine)
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE alembic_version SET version_num = '0000'"))
+    with pytest.raises(SchemaOutdated, match="is at 0000"):
+        check_schema(engine, auto_migrate=True)
+    engine.dispose()
+
+
+def test_new_database_is_migrated_automatically_when_allowed(database_url: str) -> None:
+    engine = make_engine(database_url)
+    check_schema(engine, auto_migrate=True)
+    assert current_revision(engine) == SCHEMA_REVISION
+    engine.dispose()
+
+
+def test_sync_targets_adds_disables_and_never_deletes(store: Store) -> None:
+    assert store.sync_targets("me", ["a", "b", "c"], NOW) == (3, 0)
+    store.add_target("me", "manual", NOW)
+    assert store.sync_targets("me", ["b", "c", "d"], NOW) == (1, 1)
+    everyone = {t.username: t.enabled for t in store.targets("me", enabled_only=False)}
+    assert everyone == {"a": False, "b": True, "c": True, "d": True, "manual": True}
+    assert store.sync_targets("me", ["a", "b", "c", "d"], NOW) == (0, 0)
+    assert {t.username for t in store.targets("me")} == {"a", "b", "c", "d", "manual"}
+    assert store.targets("other") == []
+
+
+def test_story_likes_are_recorded_once_and_counted(store: Store) -> None:
+    story = LikedStory("111", 42, NOW - timedelta(hours=1))
+    assert store.record_stories("me", [story], NOW, counted=True) == 1
+    assert store.record_stories("me", [story], NOW, counted=False) == 0
+    assert store.liked_story_pks("me", ["111", "222"]) == {"111"}
+    assert store.liked_story_pks("other", ["111"]) == set()
+    assert store.recent_actions("me", STORY_LIKE, NOW + timedelta(minutes=1)) == [NOW]
+    assert store.recent_actions("me", STORY_LIKE, NOW + timedelta(days=1, seconds=1)) == []
+
+
+def test_liked_lookup_handles_more_pks_than_one_in_list(store: Store) -> None:
+    stories = [LikedStory(str(pk), 1, NOW) for pk in range(1200)]
+    store.record_stories("me", stories, NOW, counted=False)
+    assert len(store.liked_story_pks("me", [str(pk) for pk in range(0, 2400)])) == 1200
+
+
+def test_cleanup_deletes_only_old_stories_and_never_posts(store: Store) -> None:
+    store.record_stories("me", [LikedStory("old", 1, NOW - timedelta(hours=30))], NOW, counted=True)
+    store.record_stories("me", [LikedStory("new", 1, NOW - timedelta(hours=2))], NOW, counted=True)
+    store.record_posts("me", [LikedPost("post", 1, "photo", NOW - timedelta(days=30))], NOW, counted=True)
+    cutoff = NOW - timedelta(hours=24)
+    assert store.count_stories_before(cutoff) == 1
+    assert store.delete_stories_before(cutoff, NOW) == 1
+    assert store.liked_story_pks("me", ["old", "new"]) == {"new"}
+    assert store.liked_post_pks("me", ["post"]) == {"post"}
+
+
+def test_lock_is_exclusive_until_released(store: Store) -> None:
+    assert store.acquire_lock("me", run_id="r1", command="run-stories", now=NOW, ttl=TTL)
+    assert not store.acquire_lock("me", run_id="r2", command="run-posts", now=NOW, ttl=TTL)
+    assert store.acquire_lock("other", run_id="r3", command="run-stories", now=NOW, ttl=TTL)
+    store.release_lock("me", run_id="r2")  # not the holder: no effect
+    assert not store.acquire_lock("me", run_id="r2", command="run-posts", now=NOW, ttl=TTL)
+    store.release_lock("me", run_id="r1")
+    assert store.acquire_lock("me", run_id="r2", command="run-posts", now=NOW, ttl=TTL)
+
+
+def test_lease_of_a_crashed_run_expires(store: Store) -> None:
+    assert store.acquire_lock("me", run_id="dead", command="run-stories", now=NOW, ttl=TTL)
+    assert not store.acquire_lock("me", run_id="r2", command="run-stories", now=NOW + TTL - timedelta(seconds=1), ttl=TTL)
+    assert store.acquire_lock("me", run_id="r2", command="run-stories", now=NOW + TTL + timedelta(seconds=1), ttl=TTL)
+    holder = store.lock_holder("me")
+    assert holder is not None and holder.run_id == "r2"
+
+
+def test_renewed_lease_outlives_the_first_ttl(store: Store) -> None:
+    store.acquire_lock("me", run_id="r1", command="run-stories", now=NOW, ttl=TTL)
+    assert store.renew_lock("me", run_id="r1", now=NOW + timedelta(minutes=10), ttl=TTL)
+    assert not store.acquire_lock("me", run_id="r2", command="x", now=NOW + timedelta(minutes=20), ttl=TTL)
+    assert not store.renew_lock("me", run_id="intruder", now=NOW, ttl=TTL)
+
+
+def test_session_flags_and_cooldown_round_trip(store: Store) -> None:
+    assert store.account("me").settings is None
+    store.set_needs_human("me", "challenge")
+    assert store.account("me").needs_human
+    store.save_session("me", settings="{}", encrypted=False, user_pk=7, now=NOW, login=False)
+    assert store.account("me").needs_human  # only a login clears the flag
+    store.save_session("me", settings='{"a":1}', encrypted=False, user_pk=7, now=NOW, login=True)
+    state = store.account("me")
+    assert (state.needs_human, state.settings, state.user_pk, state.saved_at) == (False, '{"a":1}', 7, NOW)
+    store.set_cooldown("me", until=NOW + TTL, reason="rate_limit", strikes=2)
+    assert store.account("me").cooldown_until == NOW + TTL
+    store.clear_cooldown_strikes("me")
+    assert store.account("me").cooldown_strikes == 0
+
+
+def test_runs_are_recorded_newest_first(store: Store) -> None:
+    store.start_run("a", account="me", command="run-stories", now=NOW)
+    store.start_run("b", account="me", command="run-posts", now=NOW + TTL)
+    store.finish_run("a", exit_code=0, outcome="ok", counts={"liked": 3}, now=NOW + TTL)
+    runs = store.last_runs("me")
+    assert [r.id for r in runs] == ["b", "a"]
+    assert runs[1].exit_code == 0 and runs[1].counts == '{"liked": 3}'
+
+
+def test_database_files_are_owner_only(tmp_path: pytest.TempPathFactory) -> None:
+    path = tmp_path / "deep" / "dir" / "s.db"  # type: ignore[operator]
+    engine = make_engine(f"sqlite:///{path}")
+    migrate(engine)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    engine.dispose()

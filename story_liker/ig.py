@@ -195,7 +195,9 @@ class Instagrapi:
         self._no_instagrapi_pacing(client)
         if challenge_prompt is not None:
             client.challenge_code_handler = lambda username, choice=None: challenge_prompt(str(choice))
-        for session in (client.private, client.public):
+        for session in (client.private, client.public, getattr(client, "graphql", None)):
+            if session is None:
+                continue
             if conn.api_url:
                 redirect_to(session, conn.api_url)
             with_default_timeout(session, conn.timeout)
@@ -216,7 +218,7 @@ class Instagrapi:
         client.set_retry_config(
             request_timeout=0,
             session_retry_total=0,
-            public_request_retries_count=0,
+            public_request_retries_count=1,  # attempts, not retries: 0 would skip the request
             public_request_retries_timeout=0,
         )
 
@@ -514,7 +516,9 @@ class Instagrapi:
         self._no_instagrapi_pacing(client)
         if challenge_prompt is not None:
             client.challenge_code_handler = lambda username, choice=None: challenge_prompt(str(choice))
-        for session in (client.private, client.public):
+        for session in (client.private, client.public, getattr(client, "graphql", None)):
+            if session is None:
+                continue
             if conn.api_url:
                 redirect_to(session, conn.api_url)
             with_default_timeout(session, conn.timeout)
@@ -535,7 +539,7 @@ class Instagrapi:
         client.set_retry_config(
             request_timeout=0,
             session_retry_total=0,
-            public_request_retries_count=0,
+            public_request_retries_count=1,  # attempts, not retries: 0 would skip the request
             public_request_retries_timeout=0,
         )
 

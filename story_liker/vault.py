@@ -12,7 +12,6 @@ from typing import Any
 from story_liker.errors import ConfigError
 from story_liker.logging import register_secret
 
-SECRET_SETTING_KEYS = ("sessionid", "ds_user_id", "csrftoken", "rur", "mid", "authorization", "shbid", "shbts")
 
 
 def _fernet(key: str) -> Any:
@@ -52,10 +51,12 @@ def decode(text: str, encrypted: bool, key: str | None) -> dict[str, Any]:
 
 def register_settings_secrets(settings: dict[str, Any]) -> None:
     """Teach the log redaction every cookie, token and key in an instagrapi settings dict."""
-    for value in (settings.get("cookies") or {}).values():
-        register_secret(str(value))
+    public = ("ds_user_id", "should_use_header_over_cookies")  # the user pk is no secret
+    for name, value in (settings.get("cookies") or {}).items():
+        if name not in public:
+            register_secret(str(value))
     for name, value in (settings.get("authorization_data") or {}).items():
-        if name != "should_use_header_over_cookies":
+        if name not in public:
             register_secret(str(value))
     for name in ("mid", "ig_u_rur", "ig_www_claim"):
         register_secret(settings.get(name))

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -63,3 +68,74 @@ def store(database_url: str) -> Iterator[Store]:
     migrate(engine)
     yield Store(engine)
     engine.dispose()
+
+
+STORY_LIKER = str(Path(sys.executable).with_name("story-liker"))
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def events(self) -> list[dict[str, Any]]:
+        """The JSON log lines of stdout, parsed (every stdout line must be one)."""
+        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+
+    def event(self, name: str) -> dict[str, Any]:
+        found = [e for e in self.events() if e.get("event") == name]
+        assert found, f"no {name!r} event in:\n{self.output}"
+        return found[-1]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 60) -> Result:
+    """Run the installed `story-liker` as a separate process with exactly the given environment."""
+    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")}
+    proc = subprocess.run(
+        [STORY_LIKER, *args],
+        env=base | (env or {}),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def ig() -> Iterator[Any]:
+    """A fresh local Instagram double, stopped after the test."""
+    from tests.double import InstagramDouble
+
+    with InstagramDouble() as double:
+        yield double
+
+
+@pytest.fixture
+def env(ig: Any, database_url: str) -> dict[str, str]:
+    """Settings for a CLI run against the double: no delays, JSON logs, a fresh database."""
+    return {
+        "IG_USERNAME": ig.username,
+        "IG_API_URL": ig.url,
+        "DATABASE_URL": database_url,
+        "ACTION_DELAY_MIN_SECONDS": "0",
+        "ACTION_DELAY_MAX_SECONDS": "0",
+        "TARGET_DELAY_MIN_SECONDS": "0",
+        "TARGET_DELAY_MAX_SECONDS": "0",
+        "HTTP_TIMEOUT_SECONDS": "5",
+    }
+
+
+def login(ig: Any, env: dict[str, str], tmp_path: Path) -> None:
+    """Store a session for the double's account the way a user would: import a settings file."""
+    settings_file = tmp_path / "session.json"
+    settings_file.write_text(json.dumps(ig.settings()))
+    result = run_cli("login", "--settings-file", str(settings_file), env=env, cwd=tmp_path)
+    assert result.code == 0, result.output
+    ig.reset_requests()

@@ -1,0 +1,45 @@
+# story-liker — every target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+
+.PHONY: install run test test-pg check format bench demo clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Install and run one story pass (SQLite at data/stories.db; settings from the environment or .env).
+run: $(STAMP)
+	$(BIN)/story-liker run-stories
+
+## Install and run the whole test suite (no Instagram account, no network, no database server needed).
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## The same suite, with the store, lock and end-to-end cases also on PostgreSQL.
+test-pg: $(STAMP)
+	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} $(BIN)/python -m pytest
+
+check: $(STAMP)
+	$(BIN)/ruff format --check story_liker tests
+	$(BIN)/ruff check story_liker tests
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format story_liker tests
+	$(BIN)/ruff check --fix story_liker tests
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+demo: $(STAMP)
+	$(BIN)/python -m bench.demo
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from story_liker.errors import ConfigError
+from story_liker.settings import DEFAULT_DATABASE_URL, load, normalise_username
+
+
+def test_defaults_are_conservative() -> None:
+    settings = load()
+    assert settings.database_url == DEFAULT_DATABASE_URL
+    assert settings.story_likes_per_hour <= 30 and settings.story_likes_per_day <= 150
+    assert settings.action_delay_min_seconds >= 1 and settings.target_accounts is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("alice", "alice"),
+        (" @Alice ", "alice"),
+        ("https://www.instagram.com/bob.smith/", "bob.smith"),
+        ("instagram.com/carol_1?igsh=abc", "carol_1"),
+    ],
+)
+def test_usernames_are_normalised(raw: str, expected: str) -> None:
+    assert normalise_username(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["a b", "x" * 31, "bad!name", "", "..dots", "trailing.", "https://example.com/x"])
+def test_invalid_usernames_are_rejected(raw: str) -> None:
+    with pytest.raises(ValueError, match="not an Instagram username"):
+        normalise_username(raw)
+
+
+def test_target_list_is_cleaned_and_deduplicated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TARGET_ACCOUNTS", " alice, @Bob ,alice,, https://instagram.com/carol/ ")
+    assert load().target_accounts == ["alice", "bob", "carol"]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"STORY_LIKES_PER_HOUR": "-1"}, "STORY_LIKES_PER_HOUR"),
+        ({"STORY_LIKES_PER_DAY": "lots"}, "STORY_LIKES_PER_DAY"),
+        ({"ACTION_DELAY_MIN_SECONDS": "9", "ACTION_DELAY_MAX_SECONDS": "3"}, "ACTION_DELAY_MIN_SECONDS"),
+        ({"TARGET_DELAY_MIN_SECONDS": "9", "TARGET_DELAY_MAX_SECONDS": "3"}, "TARGET_DELAY_MIN_SECONDS"),
+        ({"DATABASE_URL": "mysql://x/y"}, "DATABASE_URL"),
+        ({"IG_PROXY": "not a url"}, "IG_PROXY"),
+        ({"IG_PROXY": "http://host:99999"}, "IG_PROXY"),
+        ({"TARGET_ACCOUNTS": "ok,not ok"}, "TARGET_ACCOUNTS"),
+        ({"IG_USERNAME": "me@example.com"}, "IG_USERNAME"),
+        ({"IG_PASSWORD_FILE": "/nonexistent/pw"}, "IG_PASSWORD_FILE"),
+        ({"IG_TOTP_SEED": "not-base32!"}, "IG_TOTP_SEED"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+        ({"POST_MEDIA_TYPES": "photo,story"}, "POST_MEDIA_TYPES"),
+        ({"DRY_RUN": "perhaps"}, "DRY_RUN"),
+    ],
+)
+def test_bad_settings_give_one_line_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load()
+    assert message in caught.value.message
+    assert "\n" not in caught.value.message
+
+
+def test_password_file_is_read_and_stripped(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("hunter2-but-longer\n")
+    monkeypatch.setenv("IG_PASSWORD_FILE", str(secret))
+    settings = load()
+    assert settings.ig_password is not None
+    assert settings.ig_password.get_secret_value() == "hunter2-but-longer"
+    assert "hunter2" not in repr(settings)
+
+
+def test_unreadable_password_file_is_a_config_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("x")
+    secret.chmod(0)
+    monkeypatch.setenv("IG_PASSWORD_FILE", str(secret))
+    import os
+
+    if os.geteuid() == 0:  # root reads anything: use a directory instead, which nobody can read as a file
+        monkeypatch.setenv("IG_PASSWORD_FILE", str(tmp_path))
+    with pytest.raises(ConfigError, match="IG_PASSWORD_FILE: cannot read"):
+        load()
+
+
+def test_postgres_urls_use_psycopg(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgres://u:p@db:5432/stories")
+    assert load().database_url == "postgresql+psycopg://u:p@db:5432/stories"
+
+
+def test_dotenv_in_the_working_directory_is_read(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("IG_USERNAME=From_Env_File\nSTORY_LIKES_PER_HOUR=7\n")
+    settings = load()
+    assert (settings.ig_username, settings.story_likes_per_hour) == ("from_env_file", 7)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,16 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 def safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
+
+
+@contextmanager
+def unavailable_as_69(engine: Engine) -> Iterator[None]:
+    """A database that cannot be reached, read or written becomes DatabaseUnavailable (exit 69)."""
+    try:
+        yield
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]
+        raise DatabaseUnavailable(f"database unavailable ({safe_url(str(engine.url))}): {reason}") from None
 
 
 def make_engine(url: str) -> Engine:
@@ -63,7 +75,7 @@ def _prepare_sqlite_file(database: str | None) -> None:
 
 
 def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as connection:
+    with unavailable_as_69(engine), engine.connect() as connection:
         if not sa.inspect(connection).has_table("alembic_version"):
             return None
         return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
@@ -97,7 +109,7 @@ def migrate(engine: Engine) -> tuple[str | None, str]:
     before = current_revision(engine)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
+    with unavailable_as_69(engine), engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
     return before, current_revision(engine) or ""

@@ -11,11 +11,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
-from story_liker.db import safe_url
-from story_liker.errors import DatabaseUnavailable
+from story_liker.db import unavailable_as_69
 from story_liker.models import Account, Action, Post, Run, RunLock, Story, Target
 
 STORY_LIKE = "story_like"
@@ -54,16 +52,12 @@ class Store:
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:
-        try:
-            with Session(self.engine, expire_on_commit=False) as session, session.begin():
-                yield session
-        except IntegrityError:
-            raise
-        except DBAPIError as exc:
-            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]
-            raise DatabaseUnavailable(
-                f"database unavailable ({safe_url(str(self.engine.url))}): {reason}"
-            ) from None
+        with (
+            unavailable_as_69(self.engine),
+            Session(self.engine, expire_on_commit=False) as session,
+            session.begin(),
+        ):
+            yield session
 
     def _insert_ignore(self, session: Session, model: type[SQLModel], rows: list[dict[str, Any]]) -> int:
         """INSERT ... ON CONFLICT DO NOTHING on both SQLite and PostgreSQL; returns rows inserted."""

@@ -1,0 +1,185 @@
+"""The CLI's contract without Instagram: help, version, exit codes for bad input, accounts, login errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from story_liker.db import make_engine
+from story_liker.store import Store
+from tests.conftest import login, run_cli
+
+
+def test_help_and_version_work_with_an_empty_environment(tmp_path: Path) -> None:
+    result = run_cli("--help", cwd=tmp_path)
+    assert result.code == 0 and "run-stories" in result.stdout
+    version = run_cli("--version", cwd=tmp_path)
+    assert version.code == 0 and version.stdout.startswith("story-liker ")
+    assert not (tmp_path / "data").exists()  # --help touches no database
+
+
+def test_help_does_not_import_instagrapi_or_the_database() -> None:
+    code = (
+        "import sys; from typer.testing import CliRunner; from story_liker.cli import app;"
+        "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output;"
+        "heavy = [m for m in ('instagrapi', 'sqlalchemy', 'sqlmodel', 'alembic', 'pydantic_settings') if m in sys.modules];"
+        "print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_python_dash_m_works(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "story_liker", "--version"], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0 and "story-liker" in result.stdout
+
+
+def test_unknown_command_is_a_usage_error(tmp_path: Path) -> None:
+    assert run_cli("like-everything", cwd=tmp_path).code == 2
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({}, "IG_USERNAME"),
+        ({"IG_USERNAME": "me", "STORY_LIKES_PER_HOUR": "-5"}, "STORY_LIKES_PER_HOUR"),
+        ({"IG_USERNAME": "me", "ACTION_DELAY_MIN_SECONDS": "10", "ACTION_DELAY_MAX_SECONDS": "1"}, "ACTION_DELAY"),
+        ({"IG_USERNAME": "me", "DATABASE_URL": "mongodb://x"}, "DATABASE_URL"),
+        ({"IG_USERNAME": "me", "IG_PROXY": "::nope::"}, "IG_PROXY"),
+        ({"IG_USERNAME": "me", "IG_PASSWORD_FILE": "/does/not/exist"}, "IG_PASSWORD_FILE"),
+        ({"IG_USERNAME": "me", "TARGET_ACCOUNTS": "good, bad name"}, "TARGET_ACCOUNTS"),
+        ({"IG_USERNAME": "not a username"}, "IG_USERNAME"),
+    ],
+)
+def test_bad_configuration_exits_78_with_one_line(tmp_path: Path, env: dict[str, str], needle: str) -> None:
+    result = run_cli("run-stories", env=env, cwd=tmp_path)
+    assert result.code == 78, result.output
+    assert needle in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
+
+
+def test_unreachable_database_exits_69(tmp_path: Path) -> None:
+    env = {"IG_USERNAME": "me", "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none"}
+    result = run_cli("run-stories", env=env, cwd=tmp_path)
+    assert result.code == 69, result.output
+    assert "database unavailable" in result.stderr and "Traceback" not in result.output
+    migrate = run_cli("migrate", env=env, cwd=tmp_path)
+    assert migrate.code == 69 and "database unavailable" in migrate.stderr
+
+
+def test_unwritable_sqlite_location_exits_69(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = run_cli("run-stories", env={"IG_USERNAME": "me", "DATABASE_URL": f"sqlite:///{blocker}/db.sqlite"}, cwd=tmp_path)
+    assert result.code == 69, result.output
+
+
+def test_old_schema_is_refused_with_78_until_migrate(env: dict[str, str], tmp_path: Path) -> None:
+    assert run_cli("migrate", env=env, cwd=tmp_path).code == 0
+    engine = make_engine(env["DATABASE_URL"])
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE alembic_version SET version_num = '0000'"))
+    result = run_cli("run-stories", env=env, cwd=tmp_path)
+    assert result.code == 78 and "story-liker migrate" in result.stderr
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE alembic_version SET version_num = '0001'"))
+    again = run_cli("migrate", env=env, cwd=tmp_path)
+    assert again.code == 0 and "unchanged" in again.stderr
+    engine.dispose()
+
+
+def test_new_sqlite_database_is_created_on_first_run(tmp_path: Path) -> None:
+    result = run_cli("status", env={"IG_USERNAME": "me"}, cwd=tmp_path)
+    assert result.code == 0, result.output
+    assert (tmp_path / "data" / "stories.db").stat().st_mode & 0o777 == 0o600
+    assert "session      none" in result.stdout
+
+
+def test_no_stored_session_and_no_password_exits_77_without_a_request(
+    ig: Any, env: dict[str, str], tmp_path: Path
+) -> None:
+    env["TARGET_ACCOUNTS"] = "alice"
+    result = run_cli("run-stories", env=env, cwd=tmp_path)
+    assert result.code == 77 and "story-liker login" in result.stderr
+    assert ig.count() == 0
+
+
+def test_accounts_commands_manage_targets(env: dict[str, str], tmp_path: Path) -> None:
+    assert run_cli("accounts", "add", "@Alice", env=env, cwd=tmp_path).stdout.strip() == "added alice"
+    assert "already" in run_cli("accounts", "add", "alice", env=env, cwd=tmp_path).stdout
+    assert run_cli("accounts", "add", "https://instagram.com/bob/", env=env, cwd=tmp_path).code == 0
+    assert run_cli("accounts", "disable", "bob", env=env, cwd=tmp_path).code == 0
+    listing = run_cli("accounts", "list", env=env, cwd=tmp_path).stdout
+    assert "alice" in listing and "disabled" in listing
+    assert run_cli("accounts", "remove", "alice", env=env, cwd=tmp_path).code == 0
+    missing = run_cli("accounts", "enable", "alice", env=env, cwd=tmp_path)
+    assert missing.code == 78 and "not a target" in missing.stderr
+    bad = run_cli("accounts", "add", "no way!", env=env, cwd=tmp_path)
+    assert bad.code == 78 and "not an Instagram username" in bad.stderr
+    assert run_cli("accounts", "enable", "bob", env=env, cwd=tmp_path).code == 0
+
+
+def test_login_with_sessionid(ig: Any, env: dict[str, str], tmp_path: Path) -> None:
+    result = run_cli("login", "--sessionid", ig.sessionid, env=env, cwd=tmp_path)
+    assert result.code == 0, result.output
+    assert ig.sessionid not in result.output
+    assert run_cli("keepalive", env=env, cwd=tmp_path).code == 0
+
+
+def test_interactive_password_login_from_env_without_a_terminal(ig: Any, env: dict[str, str], tmp_path: Path) -> None:
+    env["IG_PASSWORD"] = ig.password
+    result = run_cli("login", env=env, cwd=tmp_path)
+    assert result.code == 0, result.output
+    status = json.loads(run_cli("status", "--json", env=env, cwd=tmp_path).stdout)
+    assert status["session"]["stored"] and not status["needs_human"]["flag"]
+
+
+def test_login_with_a_challenge_and_no_terminal_exits_77(ig: Any, env: dict[str, str], tmp_path: Path) -> None:
+    env["IG_PASSWORD"] = ig.password
+    ig.require_challenge()
+    result = run_cli("login", env=env, cwd=tmp_path)
+    assert result.code == 77, result.output
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["{not json", '["a list"]', '{"uuids": {}}', '{"uuids": {"uuid": "x"}, "cookies": {}}', "\x00\xff"],
+)
+def test_corrupt_settings_file_leaves_the_stored_session_untouched(
+    ig: Any, env: dict[str, str], tmp_path: Path, content: str
+) -> None:
+    login(ig, env, tmp_path)
+    store = Store(make_engine(env["DATABASE_URL"]))
+    before = store.account(ig.username).settings
+    bad = tmp_path / "bad.json"
+    bad.write_text(content, errors="surrogateescape")
+    result = run_cli("login", "--settings-file", str(bad), env=env, cwd=tmp_path)
+    assert result.code == 78, result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert store.account(ig.username).settings == before
+    missing = run_cli("login", "--settings-file", str(tmp_path / "nope.json"), env=env, cwd=tmp_path)
+    assert missing.code == 78
+    store.engine.dispose()
+
+
+def test_foreign_session_rejected_by_instagram_leaves_the_stored_session_untouched(
+    ig: Any, env: dict[str, str], tmp_path: Path
+) -> None:
+    login(ig, env, tmp_path)
+    store = Store(make_engine(env["DATABASE_URL"]))
+    before = store.account(ig.username).settings
+    foreign = ig.settings()
+    foreign["authorization_data"]["sessionid"] = foreign["cookies"]["sessionid"] = "999999%3Aforeign%3A" + "x" * 30
+    path = tmp_path / "foreign.json"
+    path.write_text(json.dumps(foreign))
+    result = run_cli("login", "--settings-file", str(path), env=env, cwd=tmp_path)
+    assert result.code != 0, result.output
+    assert store.account(ig.username).settings == before
+    store.engine.dispose()

@@ -1,0 +1,196 @@
+"""`run-posts`, `cleanup`, `keepalive`, signals: end to end through the installed CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from story_liker.db import make_engine
+from story_liker.store import LikedPost, LikedStory, Store
+from tests.conftest import STORY_LIKER, Result, login, run_cli
+
+pytestmark = pytest.mark.slow
+HOUR = 3600
+
+
+def test_run_posts_likes_exactly_the_eligible_posts_and_nothing_twice(
+    ig: Any, env: dict[str, str], tmp_path: Path
+) -> None:
+    now = int(time.time())
+    alice, bob = ig.add_user("alice"), ig.add_user("bob")
+    eligible = [
+        ig.add_post(alice, taken_at=now - 1 * HOUR),  # photo
+        ig.add_post(alice, taken_at=now - 2 * HOUR, media_type=8),  # album
+        ig.add_post(bob, taken_at=now - 3 * HOUR, media_type=2, product_type="clips"),  # reel
+    ]
+    ig.add_post(alice, taken_at=now - 5 * 24 * HOUR)  # too old
+    ig.add_post(bob, taken_at=now - 4 * HOUR, media_type=2)  # a video: not in POST_MEDIA_TYPES below
+    already = ig.add_post(bob, taken_at=now - 5 * HOUR, liked=True)
+    env |= {"TARGET_ACCOUNTS": "alice,bob", "POST_MEDIA_TYPES": "photo,album,reel"}
+    login(ig, env, tmp_path)
+
+    first = run_cli("run-posts", env=env, cwd=tmp_path)
+    assert first.code == 0, first.output
+    assert ig.liked_media_ids == {p.id for p in eligible} | {already.id}
+    assert ig.count("/like/") == 3
+    assert first.event("run_finished")["liked"] == 3
+
+    ig.reset_requests()
+    second = run_cli("run-posts", env=env, cwd=tmp_path)
+    assert second.code == 0, second.output
+    assert ig.count("/like/") == 0
+    assert ig.count() == 2  # steady state: one feed request per target and nothing else
+
+    newer = ig.add_post(alice, taken_at=now - 60)
+    third = run_cli("run-posts", env=env, cwd=tmp_path)
+    assert third.code == 0 and newer.id in ig.liked_media_ids and ig.count("/like/") == 1
+
+
+def test_run_posts_budget_and_dry_run(ig: Any, env: dict[str, str], tmp_path: Path) -> None:
+    alice = ig.add_user("alice")
+    for n in range(4):
+        ig.add_post(alice, taken_at=int(time.time()) - (n + 1) * HOUR)
+    env |= {"TARGET_ACCOUNTS": "alice", "POST_LIKES_PER_HOUR": "3"}
+    login(ig, env, tmp_path)
+    dry = run_cli("run-posts", "--dry-run", env=env, cwd=tmp_path)
+    assert dry.code == 0 and ig.count("/like/") == 0 and dry.event("run_finished")["would_like"] == 3
+    first = run_cli("run-posts", env=env, cwd=tmp_path)
+    assert first.code == 0 and ig.count("/like/") == 3
+    assert first.event("run_finished")["outcome"] == "budget_used_up"
+
+
+def test_run_posts_skips_private_and_missing_targets(ig: Any, env: dict[str, str], tmp_path: Path) -> None:
+    alice = ig.add_user("alice")
+    post = ig.add_post(alice, taken_at=int(time.time()) - HOUR)
+    hidden = ig.add_user("hidden", private=True, followed=False)
+    ig.add_post(hidden, taken_at=int(time.time()) - HOUR)
+    env["TARGET_ACCOUNTS"] = "hidden,nobody_here,alice"
+    login(ig, env, tmp_path)
+    result = run_cli("run-posts", env=env, cwd=tmp_path)
+    assert result.code == 0, result.output
+    assert ig.liked_media_ids == {post.id}
+    assert result.event("run_finished")["errors"] == 2
+
+
+def _seed_records(url: str) -> None:
+    store = Store(make_engine(url))
+    now = datetime.now(UTC)
+    store.record_stories(
+        "liker",
+        [LikedStory("old1", 1, now - timedelta(hours=30)), LikedStory("old2", 1, now - timedelta(hours=25)),
+         LikedStory("fresh", 1, now - timedelta(hours=2))],
+        now,
+        counted=True,
+    )
+    store.record_posts("liker", [LikedPost("ancient", 1, "photo", now - timedelta(days=400))], now, counted=True)
+    store.engine.dispose()
+
+
+def test_cleanup_removes_only_old_story_records_and_never_a_post(env: dict[str, str], tmp_path: Path) -> None:
+    assert run_cli("migrate", env=env, cwd=tmp_path).code == 0
+    _seed_records(env["DATABASE_URL"])
+    dry = run_cli("cleanup", "--dry-run", env=env, cwd=tmp_path)
+    assert dry.code == 0 and "would delete 2" in dry.stderr
+    short = run_cli("cleanup", "--older-than", "1", env=env, cwd=tmp_path)
+    assert short.code == 78 and "--force" in short.stderr
+    done = run_cli("cleanup", env=env, cwd=tmp_path)
+    assert done.code == 0 and "deleted 2" in done.stderr
+    assert done.event("run_finished")["deleted"] == 2
+    store = Store(make_engine(env["DATABASE_URL"]))
+    assert store.liked_story_pks("liker", ["old1", "old2", "fresh"]) == {"fresh"}
+    assert store.liked_post_pks("liker", ["ancient"]) == {"ancient"}
+    forced = run_cli("cleanup", "--older-than", "1", "--force", env=env, cwd=tmp_path)
+    assert forced.code == 0 and "deleted 1" in forced.stderr
+    store.engine.dispose()
+
+
+def test_cleanup_needs_no_instagram_account(tmp_path: Path) -> None:
+    result = run_cli("cleanup", env={"DATABASE_URL": f"sqlite:///{tmp_path}/c.db"}, cwd=tmp_path)
+    assert result.code == 0, result.output
+    assert "deleted 0" in result.stderr
+
+
+def test_keepalive_sends_one_request_and_stores_refreshed_cookies(
+    ig: Any, env: dict[str, str], tmp_path: Path
+) -> None:
+    login(ig, env, tmp_path)
+    store = Store(make_engine(env["DATABASE_URL"]))
+    before = store.account(ig.username).settings
+    result = run_cli("keepalive", env=env, cwd=tmp_path)
+    assert result.code == 0, result.output
+    assert ig.paths() == ["GET /api/v1/accounts/current_user/?edit=true"]
+    after = store.account(ig.username)
+    assert after.settings != before and after.last_keepalive_at is not None
+    assert json.loads(after.settings or "{}")["cookies"]["rur"] != json.loads(before or "{}")["cookies"]["rur"]
+    status = json.loads(run_cli("status", "--json", env=env, cwd=tmp_path).stdout)
+    assert status["keepalive"]["last_success"] is not None
+    store.engine.dispose()
+
+
+def test_keepalive_relogs_once_on_login_required(ig: Any, env: dict[str, str], tmp_path: Path) -> None:
+    env["IG_PASSWORD"] = ig.password
+    login(ig, env, tmp_path)
+    ig.expire_session()
+    result = run_cli("keepalive", env=env, cwd=tmp_path)
+    assert result.code == 0, result.output
+    assert result.event("relogin_succeeded")
+
+
+def test_keepalive_respects_cooldown(ig: Any, env: dict[str, str], tmp_path: Path) -> None:
+    login(ig, env, tmp_path)
+    ig.fail("current_user", status=429)
+    assert run_cli("keepalive", env=env, cwd=tmp_path).code == 75
+    ig.reset_requests()
+    assert run_cli("keepalive", env=env, cwd=tmp_path).code == 75
+    assert ig.count() == 0
+
+
+def _start(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+    base = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
+    return subprocess.Popen(
+        [STORY_LIKER, *args], env=base | env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _wait_for_likes(ig: Any, n: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while ig.count("send_story_like") < n:
+        assert time.monotonic() < deadline, "the pass did not get going"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_in_a_slow_pass_ends_cleanly_with_every_confirmed_like_recorded(
+    ig: Any, env: dict[str, str], tmp_path: Path, sig: int, code: int
+) -> None:
+    user = ig.add_user("alice")
+    for _ in range(6):
+        ig.add_story(user)
+    env |= {"TARGET_ACCOUNTS": "alice", "ACTION_DELAY_MIN_SECONDS": "0.5", "ACTION_DELAY_MAX_SECONDS": "0.5"}
+    login(ig, env, tmp_path)
+    proc = _start(["run-stories"], env, tmp_path)
+    _wait_for_likes(ig, 2)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=30)
+    result = Result(proc.returncode, stdout, stderr)
+    assert result.code == code, result.output
+    assert "Traceback" not in result.output
+    confirmed = len(ig.liked_story_ids)
+    assert 2 <= confirmed < 6
+    store = Store(make_engine(env["DATABASE_URL"]))
+    recorded = store.liked_story_pks(ig.username, [s.id.split("_")[0] for s in ig.stories])
+    assert len(recorded) == confirmed  # every like Instagram confirmed is in the database
+    assert store.lock_holder(ig.username) is None  # the lock was released
+    assert result.event("run_finished")["liked"] == confirmed
+    store.engine.dispose()
+    again = run_cli("run-stories", env=env | {"ACTION_DELAY_MAX_SECONDS": "0", "ACTION_DELAY_MIN_SECONDS": "0"}, cwd=tmp_path)
+    assert again.code == 0 and len(ig.liked_story_ids) == 6
+    assert ig.count("send_story_like") == 6  # nothing was liked twice

@@ -262,7 +262,9 @@ class Instagrapi:
         except ex.ClientJSONDecodeError:
             self._malformed[0] += 1
             raise BadResponse(f"malformed JSON from {what}") from None
-        except (ex.BadPassword, ex.BadCredentials, ex.ReloginAttemptExceeded, ex.ProxyAddressIsBlocked) as exc:
+        except (
+            ex.BadPassword, ex.BadCredentials, ex.ReloginAttemptExceeded, ex.ProxyAddressIsBlocked, ex.ClientLoginRequired
+        ) as exc:
             raise NeedsHuman(f"login failed: {type(exc).__name__}") from None
         except ex.ClientError as exc:
             status = getattr(exc, "code", None)
@@ -583,7 +585,9 @@ class Instagrapi:
         except ex.ClientJSONDecodeError:
             self._malformed[0] += 1
             raise BadResponse(f"malformed JSON from {what}") from None
-        except (ex.BadPassword, ex.BadCredentials, ex.ReloginAttemptExceeded, ex.ProxyAddressIsBlocked) as exc:
+        except (
+            ex.BadPassword, ex.BadCredentials, ex.ReloginAttemptExceeded, ex.ProxyAddressIsBlocked, ex.ClientLoginRequired
+        ) as exc:
             raise NeedsHuman(f"login failed: {type(exc).__name__}") from None
         except ex.ClientError as exc:
             status = getattr(exc, "code", None)

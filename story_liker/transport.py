@@ -50,4 +50,4 @@ def with_default_timeout(session: requests.Session, timeout: float) -> None:
             kwargs["timeout"] = timeout
         return original(method, url, **kwargs)
 
-    session.request = request  # type: ignore[method-assign]  # instance-level wrap, on purpose
+    session.request = request  # type: ignore[method-assign,assignment]  # instance-level wrap, on purpose

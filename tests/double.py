@@ -1,0 +1,1512 @@
+"""A local Instagram double: a threaded HTTP server speaking Instagram's private API.
+
+The REAL instagrapi ``Client`` is pointed at it (nothing is mocked inside instagrapi), so the
+tests exercise instagrapi's own request building, response parsing and exception mapping::
+
+    with InstagramDouble() as ig:
+        alice = ig.add_user("alice")
+        story = ig.add_story(alice)
+        client = new_client(ig)                      # logged in with ig.settings()
+        client.story_like(story.id, mark_seen=False)
+        assert ig.liked_story_ids == {story.id}
+        assert ig.count("send_story_like") == 1
+
+Pointing a client at the double (what :func:`point_client` does)
+------------------------------------------------------------------
+``Client(private_transport="requests", with_challenge_flow=False)``, then, in this order:
+
+1. ``client.set_settings(ig.settings())`` if the client should start logged in. ``set_settings``
+   runs ``init()``, which calls ``set_retry_config(request_timeout=<saved value>, ...)``: the
+   saved ``request_timeout`` (instagrapi's default is 1) comes back, so everything below must
+   happen AFTER loading settings.
+2. ``client.set_retry_config(request_timeout=0, session_retry_total=0,
+   public_request_retries_count=1, public_request_retries_timeout=0)``:
+
+   - ``request_timeout`` is ``time.sleep(request_timeout)`` before every private request that
+     is not a login step (``mixins/private.py`` ``_send_private_request``), before every
+     ``graphql_www`` request and before every public request. It is not an HTTP timeout.
+   - ``session_retry_total`` feeds the urllib3 ``Retry`` of the ``requests`` adapter that
+     instagrapi mounts on ``https://`` (statuses 429/500/502/503/504, backoff 2).
+     ``set_retry_config`` re-mounts that adapter with the new values.
+   - ``public_request_retries_count`` is the number of ATTEMPTS of ``public_request`` (0 means
+     the loop never runs and it returns ``None``); ``public_request_retries_timeout`` is the
+     sleep between them.
+3. ``client.delay_range = None`` (the default; a range adds a random sleep per request).
+4. ``redirect_to(client.private, url)``, ``redirect_to(client.public, url)`` and
+   ``redirect_to(client.graphql, url)`` (``story_liker/transport.py``). The public session
+   matters even for private-API apps: ``password_encrypt`` fetches the login public key with
+   ``client.public.get("https://i.instagram.com/api/v1/qe/sync/")``.
+   The redirect adapter has ``max_retries=0`` and is mounted on the host prefixes, so it wins
+   over instagrapi's retrying ``https://`` adapter: against the double no urllib3 retry can
+   ever happen, whatever ``session_retry_total`` says. (So the double cannot catch an app
+   that forgets to zero it; check ``client.session_retry_total`` directly for that.)
+5. ``with_default_timeout(client.private, seconds)`` (and ``client.public``): instagrapi sets
+   no HTTP timeout on private requests.
+
+Then one instagrapi call = one HTTP request for: ``account_info``, ``user_info_v1``,
+``user_info_by_username_v1``, ``user_stories_v1``, ``get_reels_tray_feed``,
+``private_request("feed/reels_media/", ...)``, ``story_seen`` (with full ids),
+``story_like(full_id, mark_seen=False)``, ``media_like(full_id)``,
+``user_medias_paginated_v1``. ``story_like`` with the default ``mark_seen=True`` makes 3
+(``media/{pk}/info/``, ``/api/v2/media/seen/``, the like).
+
+Other instagrapi traps seen while building this (instagrapi 3.2.2):
+
+- ``private_request`` itself retries once after ``ClientRequestTimeout`` (HTTP 408, after
+  ``sleep(60)``) and after ``ClientIncompleteReadError`` (chunked-encoding error, after
+  ``sleep(2)``); the double never produces either unless you ask ``fail(status=408)``.
+- ``user_medias_paginated_v1``/``user_medias_v1`` swallow every exception that is not a
+  ``PrivateError`` (429 ``ClientThrottledError``, ``ClientConnectionError``,
+  ``ClientJSONDecodeError``...) and return an empty list: use ``private_request`` for feeds.
+- Public requests sleep 1 s if the previous public response is less than 1 s old.
+- A 400 whose message contains "The username you entered" raises ``ProxyAddressIsBlocked``
+  (that is what the double answers to an unknown username at ``accounts/login/``).
+
+Login flows the double answers (see ``_login_*`` handlers and the test file):
+
+- ``login_by_sessionid(ig.sessionid)``: ``GET users/{pk}/info/``.
+- ``login(username, password)`` (CAA/Bloks): ``POST b.i /graphql_www`` (USDID registration,
+  only for a device that never registered), ``bloks/async_action/...process_client_data_and_redirect/``
+  (returns the ``aac``), ``attestation/create_android_keystore/``,
+  ``bloks/async_action/com.bloks.www.caa.login.oauth.token.fetch.async/``, public
+  ``GET qe/sync/`` (password key), ``bloks/async_action/...send_login_request/`` (returns the
+  embedded login response with ``IG-Set-Authorization``), then ``login_flow()``:
+  ``feed/reels_tray/`` and ``feed/timeline/``.
+- TOTP (``totp_seed`` set): ``send_login_request`` answers a Bloks
+  ``two_step_verification_context``; without ``verification_code`` instagrapi raises
+  ``TwoFactorRequired``; with it: ``bloks/apps/...two_step_verification.entrypoint/``,
+  ``.../method_picker/``, ``.../method_picker.navigation.async/``,
+  ``.../verify_code.async/`` (login payload). A wrong code gets no login payload, which
+  instagrapi turns into ``TwoFactorRequired``.
+- Wrong password / unknown user: ``send_login_request`` answers a ``CAA_LOGIN_FALLBACK:``
+  marker, instagrapi continues with ``login_legacy``: ``launcher/sync/``, ``qe/sync/``,
+  ``accounts/login/`` -> 400 ``bad_password`` (``BadPassword``; instagrapi then re-runs the
+  whole CAA flow once more before re-raising) or ``invalid_user``.
+- ``login_legacy`` directly: ``accounts/login/`` (+ ``accounts/two_factor_login/`` for TOTP).
+- Every successful login mints a NEW sessionid; the previous one stops working.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import copy
+import hashlib
+import hmac
+import itertools
+import json
+import re
+import secrets
+import socket
+import string
+import struct
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+if TYPE_CHECKING:
+    from instagrapi import Client
+
+JSON = dict[str, Any]
+
+STORY_TTL = 24 * 3600
+CDN = "https://scontent-iad3-1.cdninstagram.com/v/t51.2885-15"
+PROFILE_CDN = "https://scontent-iad3-1.cdninstagram.com/v/t51.2885-19"
+SHORTCODE_ALPHABET = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
+
+# Ready-made error bodies for ``fail(..., body=...)``.
+PLEASE_WAIT_BODY: JSON = {"message": "Please wait a few minutes before you try again.", "status": "fail"}
+FEEDBACK_REQUIRED_BODY: JSON = {
+    "message": "feedback_required",
+    "spam": True,
+    "feedback_title": "Try Again Later",
+    "feedback_message": (
+        "We restrict certain activity to protect our community. Tell us if you think we made a mistake."
+    ),
+    "feedback_url": "repute/report_problem/scraping/",
+    "feedback_appeal_label": "Tell us",
+    "feedback_ignore_label": "OK",
+    "feedback_action": "report_problem",
+    "status": "fail",
+}
+LOGIN_REQUIRED_BODY: JSON = {
+    "message": "login_required",
+    "error_title": "You've Been Logged Out",
+    "error_body": "Please log back in.",
+    "logout_reason": 2,
+    "status": "fail",
+}
+NOT_AUTHORIZED_BODY: JSON = {"message": "Not authorized to view user", "status": "fail"}
+USER_NOT_FOUND_BODY: JSON = {"message": "User not found", "status": "fail"}
+MEDIA_UNAVAILABLE_BODY: JSON = {"message": "Media not found or unavailable", "status": "fail"}
+
+_DEFAULT_ERROR_BODIES: dict[int, JSON] = {
+    400: {"message": "Sorry, there was a problem with your request.", "status": "fail"},
+    401: {"message": "Unauthorized", "status": "fail"},
+    403: {"message": "Forbidden", "status": "fail"},
+    404: {"message": "Page not found", "status": "fail"},
+    408: {"message": "Request Timeout", "status": "fail"},
+    429: {"message": "Too many requests", "status": "fail"},
+    500: {"message": "Oops, an error occurred.", "status": "fail"},
+    502: {"message": "Bad Gateway", "status": "fail"},
+    503: {"message": "Service Unavailable", "status": "fail"},
+}
+
+_rsa_lock = threading.Lock()
+_rsa_key: Any = None  # Cryptodome RSA key, generated once per process on the first password login
+
+
+def _password_key() -> Any:
+    global _rsa_key
+    with _rsa_lock:
+        if _rsa_key is None:
+            from Cryptodome.PublicKey import RSA
+
+            _rsa_key = RSA.generate(1024)  # noqa: S505  # test-only key; Instagram uses 2048, 1024 is faster
+        return _rsa_key
+
+
+def shortcode(pk: int) -> str:
+    """Instagram's media shortcode (``code``) for a media pk."""
+    chars = []
+    while pk:
+        pk, rem = divmod(pk, 64)
+        chars.append(SHORTCODE_ALPHABET[rem])
+    return "".join(reversed(chars)) or "A"
+
+
+def totp_code(seed: str, at: float | None = None) -> str:
+    """RFC 6238 code (SHA1, 6 digits, 30 s): the same as instagrapi's ``totp_generate_code(seed)``."""
+    counter = int((time.time() if at is None else at) // 30)
+    padded = seed + "=" * (-len(seed) % 8)
+    digest = hmac.new(
+        base64.b32decode(padded, casefold=True), struct.pack(">Q", counter), hashlib.sha1
+    ).digest()
+    offset = digest[-1] & 0x0F
+    value = struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF
+    return str(value % 1_000_000).zfill(6)
+
+
+def _rand(n: int, alphabet: str = string.ascii_letters + string.digits) -> str:
+    return "".join(secrets.choice(alphabet) for _ in range(n))
+
+
+def _ts(value: int | float | datetime | None, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, datetime):
+        return int(value.timestamp())
+    return int(value)
+
+
+# --------------------------------------------------------------------------------------- model
+
+
+@dataclass(eq=False)
+class DUser:
+    pk: int
+    username: str
+    private: bool = False
+    followed: bool = True
+    full_name: str = ""
+
+
+@dataclass(eq=False)
+class DStory:
+    pk: int
+    user: DUser
+    taken_at: int
+    owner: InstagramDouble = field(repr=False)
+    media_type: int = 1
+
+    @property
+    def id(self) -> str:
+        return f"{self.pk}_{self.user.pk}"
+
+    @property
+    def expiring_at(self) -> int:
+        return self.taken_at + STORY_TTL
+
+    @property
+    def live(self) -> bool:
+        return self.expiring_at > time.time()
+
+    @property
+    def liked(self) -> bool:
+        return self.id in self.owner.liked_story_ids
+
+    @property
+    def seen(self) -> bool:
+        return self.id in self.owner.seen_story_ids
+
+
+@dataclass(eq=False)
+class DPost:
+    pk: int
+    user: DUser
+    taken_at: int
+    owner: InstagramDouble = field(repr=False)
+    media_type: int = 1
+    product_type: str = "feed"
+    like_count: int = 0
+
+    @property
+    def id(self) -> str:
+        return f"{self.pk}_{self.user.pk}"
+
+    @property
+    def code(self) -> str:
+        return shortcode(self.pk)
+
+    @property
+    def liked(self) -> bool:
+        return self.id in self.owner.liked_media_ids
+
+
+@dataclass(frozen=True)
+class Rec:
+    """One request as the double received it.
+
+    ``form`` is the decoded ``signed_body`` JSON when present, else the JSON body (feed/timeline
+    sends raw JSON), else the url-encoded fields (single values). ``headers`` has lower-cased
+    names. ``target`` is the raw request target (path and query).
+    """
+
+    method: str
+    path: str
+    query: dict[str, str]
+    form: dict[str, Any]
+    host: str
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+    target: str = ""
+
+
+@dataclass
+class _Rule:
+    pattern: str
+    kind: str  # "fail" | "raw" | "reset" | "delay"
+    times: int | None  # None: forever
+    after: int = 0
+    status: int = 200
+    body: bytes = b""
+    seconds: float = 0.0
+
+
+@dataclass
+class _Reply:
+    status: int
+    body: JSON | None = None
+    raw: bytes | None = None
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    content_type: str = "application/json; charset=utf-8"
+
+
+_Route = tuple[str, "re.Pattern[str]", Callable[[Rec, "re.Match[str]"], _Reply], bool]
+
+
+# -------------------------------------------------------------------------------------- server
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = False
+    block_on_close = True  # server_close() joins every handler thread
+
+    def __init__(self, double: InstagramDouble) -> None:
+        self.double = double
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like Instagram; every reply has Content-Length
+    timeout = 30  # backstop for idle keep-alive connections
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body are separate writes: without this, Nagle + delayed ACK add ~40 ms each.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.double._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.double._track(self.connection, add=False)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _dispatch(self) -> None:
+        self.server.double._handle(self)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
+
+
+# -------------------------------------------------------------------------------------- double
+
+
+class InstagramDouble:
+    """Instagram private API double. Use as a context manager; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        username: str = "liker",
+        password: str = "correct-horse",  # noqa: S107  # the double's fixture password
+        own_pk: int = 57_283_910_446,
+        totp_seed: str | None = None,
+        rotate_cookies: bool = True,
+    ) -> None:
+        self.username = username
+        self.password = password
+        self.own_pk = own_pk
+        self.totp_seed = totp_seed
+        self.rotate_cookies = rotate_cookies
+        self.url = ""
+        self.requests: list[Rec] = []
+        self.liked_story_ids: set[str] = set()
+        self.liked_media_ids: set[str] = set()
+        self.seen_story_ids: set[str] = set()
+        self.users: list[DUser] = []
+        self.stories: list[DStory] = []
+        self.posts: list[DPost] = []
+        self.me = DUser(own_pk, username, private=False, followed=False, full_name="Story Liker")
+        self.mid = _rand(4) + "AABAAF" + _rand(18, string.ascii_letters + string.digits + "-_")
+        self.www_claim = "hmac.AR" + _rand(46, string.ascii_letters + string.digits + "-_")
+        self.csrftoken = _rand(32)
+        self.rur = self._new_rur()
+        self.sessionid = ""
+        self.session_expired = False
+        self.challenge_required = False
+        self._lock = threading.RLock()
+        self._rules: list[_Rule] = []
+        self._user_pks = itertools.count(31_400_000_017, 1_000_003)
+        self._media_pks = itertools.count(3_512_004_000_000_000_017, 1_000_000_007)
+        self._pending_2fa: set[str] = set()
+        self._key_id = 41
+        self._device: JSON | None = None
+        self._stop = threading.Event()
+        self._conns: set[socket.socket] = set()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._routes: list[_Route] = self._build_routes()
+        self._new_session()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> InstagramDouble:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> InstagramDouble:
+        self._stop.clear()
+        self._server = _Server(self)
+        host, port = self._server.server_address[:2]
+        self.url = f"http://{host!s}:{port}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="instagram-double"
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, cut keep-alive connections and join every server thread."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stop.set()  # wakes handlers sleeping in delay()
+        server.shutdown()
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _track(self, conn: socket.socket, *, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._conns.add(conn)
+            else:
+                self._conns.discard(conn)
+
+    # ------------------------------------------------------------------ state API
+
+    def add_user(
+        self, username: str, *, pk: int | None = None, private: bool = False, followed: bool = True
+    ) -> DUser:
+        with self._lock:
+            user = DUser(
+                pk=pk if pk is not None else next(self._user_pks),
+                username=username,
+                private=private,
+                followed=followed,
+                full_name=username.replace("_", " ").replace(".", " ").title(),
+            )
+            self.users.append(user)
+            return user
+
+    def add_story(
+        self,
+        user: DUser,
+        *,
+        taken_at: int | float | datetime | None = None,
+        liked: bool = False,
+        seen: bool = False,
+        media_type: int = 1,
+    ) -> DStory:
+        """A story; ``taken_at`` defaults to one minute ago (stories live 24 h)."""
+        with self._lock:
+            story = DStory(
+                pk=next(self._media_pks),
+                user=user,
+                taken_at=_ts(taken_at, int(time.time()) - 60),
+                owner=self,
+                media_type=media_type,
+            )
+            self.stories.append(story)
+            if liked:
+                self.liked_story_ids.add(story.id)
+            if seen:
+                self.seen_story_ids.add(story.id)
+            return story
+
+    def add_post(
+        self,
+        user: DUser,
+        *,
+        taken_at: int | float | datetime | None = None,
+        media_type: int = 1,
+        product_type: str = "feed",
+        liked: bool = False,
+    ) -> DPost:
+        """A post: media_type 1 photo, 2 video (product_type "clips" = reel), 8 album."""
+        with self._lock:
+            post = DPost(
+                pk=next(self._media_pks),
+                user=user,
+                taken_at=_ts(taken_at, int(time.time()) - 3600),
+                owner=self,
+                media_type=media_type,
+                product_type=product_type,
+                like_count=7 + len(self.posts) % 5,
+            )
+            self.posts.append(post)
+            if liked:
+                self.liked_media_ids.add(post.id)
+                post.like_count += 1
+            return post
+
+    def settings(self) -> JSON:
+        """Complete instagrapi settings (``Client.get_settings()`` shape) logged in to this double.
+
+        Built from a real ``Client().get_settings()`` (device, uuids, user agent stay the same
+        across calls) plus ``authorization_data``/cookies for the current session. If the
+        session was expired, a new one is minted first. Retry/pacing fields keep instagrapi's
+        defaults (``request_timeout`` 1, ``session_retry_total`` 3) like a real saved session:
+        override them after loading.
+        """
+        from instagrapi import Client
+
+        with self._lock:
+            if self.session_expired or not self.sessionid:
+                self._new_session()
+            sessionid = self.sessionid
+            if self._device is None:
+                self._device = Client(private_transport="requests", with_challenge_flow=False).get_settings()
+            result = copy.deepcopy(self._device)
+        result.update(
+            {
+                "authorization_data": {
+                    "ds_user_id": str(self.own_pk),
+                    "sessionid": sessionid,
+                    "should_use_header_over_cookies": True,
+                },
+                "cookies": {
+                    "csrftoken": self.csrftoken,
+                    "ds_user_id": str(self.own_pk),
+                    "mid": self.mid,
+                    "rur": self.rur.replace(",", "\\054").join('""'),
+                    "sessionid": sessionid,
+                },
+                "mid": self.mid,
+                "ig_u_rur": self.rur,
+                "ig_www_claim": self.www_claim,
+                "last_login": time.time(),
+            }
+        )
+        return result
+
+    # ------------------------------------------------------------------ requests log
+
+    def count(self, path_contains: str = "") -> int:
+        with self._lock:
+            return sum(1 for rec in self.requests if path_contains in rec.target)
+
+    def paths(self) -> list[str]:
+        """``"METHOD target"`` of every request so far (handy in assertion messages)."""
+        with self._lock:
+            return [f"{rec.method} {rec.target}" for rec in self.requests]
+
+    def reset_requests(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+    # ------------------------------------------------------------------ faults
+
+    def fail(
+        self,
+        path_contains: str,
+        *,
+        status: int = 429,
+        body: JSON | None = None,
+        times: int | None = 1,
+        after: int = 0,
+    ) -> None:
+        """Answer the next ``times`` matching requests (after letting ``after`` through) with
+        ``status`` and ``body`` (default: an Instagram-like error JSON). ``times=None``: forever."""
+        payload = body if body is not None else _DEFAULT_ERROR_BODIES.get(status, self._status_body(status))
+        self._add_rule(_Rule(path_contains, "fail", times, after, status, json.dumps(payload).encode()))
+
+    def fault_reset(self, path_contains: str, *, times: int | None = 1, after: int = 0) -> None:
+        """Close the connection of matching requests without sending any response."""
+        self._add_rule(_Rule(path_contains, "reset", times, after))
+
+    def delay(self, path_contains: str, seconds: float, *, times: int | None = None) -> None:
+        """Sleep ``seconds`` before answering matching requests (forever unless ``times``)."""
+        self._add_rule(_Rule(path_contains, "delay", times, seconds=seconds))
+
+    def raw(self, path_contains: str, text: str, *, status: int = 200, times: int | None = 1) -> None:
+        """Answer matching requests with this raw body (``application/json`` content type)."""
+        self._add_rule(_Rule(path_contains, "raw", times, 0, status, text.encode()))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._rules.clear()
+
+    def expire_session(self) -> None:
+        """The current session stops working: authed requests get 403 ``login_required``."""
+        with self._lock:
+            self.session_expired = True
+
+    def require_challenge(self, required: bool = True) -> None:
+        """Login and authed requests get 400 ``challenge_required`` (``False`` lifts it)."""
+        with self._lock:
+            self.challenge_required = required
+
+    @staticmethod
+    def _status_body(status: int) -> JSON:
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Error"
+        return {"message": phrase, "status": "fail"}
+
+    def _add_rule(self, rule: _Rule) -> None:
+        with self._lock:
+            self._rules.append(rule)
+
+    def _take_rule(self, target: str, kinds: tuple[str, ...]) -> _Rule | None:
+        chosen = None
+        for rule in self._rules:
+            if rule.kind not in kinds or rule.pattern not in target or rule.times == 0:
+                continue
+            if rule.after > 0:
+                rule.after -= 1
+                continue
+            if chosen is None:
+                chosen = rule
+                if rule.times is not None:
+                    rule.times -= 1
+        return chosen
+
+    # ------------------------------------------------------------------ HTTP plumbing
+
+    def _handle(self, handler: _Handler) -> None:
+        target = handler.path
+        parts = urlsplit(target)
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else b""
+        headers = {name.lower(): value for name, value in handler.headers.items()}
+        rec = Rec(
+            method=handler.command,
+            path=parts.path,
+            query={k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()},
+            form=_decode_body(body),
+            host=headers.get("host", ""),
+            headers=headers,
+            target=target,
+        )
+        with self._lock:
+            self.requests.append(rec)
+            delay = self._take_rule(target, ("delay",))
+            action = self._take_rule(target, ("fail", "raw", "reset"))
+        if delay is not None and self._stop.wait(delay.seconds):
+            handler.close_connection = True
+            return
+        if action is not None and action.kind == "reset":
+            handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            handler.close_connection = True
+            return
+        if action is not None:
+            reply = _Reply(action.status, raw=action.body)
+        else:
+            with self._lock:
+                reply = self._route(rec)
+        self._send(handler, reply)
+
+    def _send(self, handler: _Handler, reply: _Reply) -> None:
+        data = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()
+        try:
+            handler.send_response(reply.status)
+            handler.send_header("Content-Type", reply.content_type)
+            handler.send_header("Content-Length", str(len(data)))
+            for name, value in reply.headers:
+                handler.send_header(name, value)
+            handler.end_headers()
+            handler.wfile.write(data)
+        except OSError:  # the client gave up (timeout) or we are shutting down
+            handler.close_connection = True
+
+    def _route(self, rec: Rec) -> _Reply:
+        if rec.host == "www.instagram.com":
+            return self._www(rec)
+        for method, pattern, func, needs_auth in self._routes:
+            match = pattern.match(rec.path)
+            if match is None or method != rec.method:
+                continue
+            if needs_auth:
+                if not self._authenticated(rec):
+                    return _Reply(403, dict(LOGIN_REQUIRED_BODY))
+                if self.challenge_required:
+                    return _Reply(400, self._challenge_body())
+            reply = func(rec, match)
+            if needs_auth and reply.status == 200 and self.rotate_cookies:
+                self.rur = self._new_rur()
+                reply.headers.append(("ig-set-ig-u-rur", self.rur))
+                reply.headers.append(("Set-Cookie", self._cookie("rur", self._quoted_rur())))
+            return reply
+        return _Reply(
+            404,
+            {"message": f"Page not found (instagram double): {rec.method} {rec.path}", "status": "fail"},
+        )
+
+    def _build_routes(self) -> list[_Route]:
+        v1 = "/api/v1/"
+        raw_routes: list[tuple[str, str, Callable[[Rec, re.Match[str]], _Reply], bool]] = [
+            # login machinery (no session needed)
+            ("POST", r"/graphql_www$", self._graphql_www, False),
+            ("GET", v1 + r"qe/sync/$", self._qe_sync, False),
+            ("POST", v1 + r"qe/sync/$", self._qe_sync, False),
+            ("POST", v1 + r"launcher/sync/$", self._launcher_sync, False),
+            ("POST", v1 + r"attestation/create_android_keystore/$", self._attestation, False),
+            ("POST", v1 + r"bloks/(async_action|apps)/([^/]+)/$", self._bloks, False),
+            ("POST", v1 + r"accounts/login/$", self._accounts_login, False),
+            ("POST", v1 + r"accounts/two_factor_login/$", self._two_factor_login, False),
+            # authenticated API
+            ("GET", v1 + r"accounts/current_user/$", self._current_user, True),
+            ("POST", v1 + r"accounts/logout/$", self._logout, True),
+            ("POST", v1 + r"feed/reels_tray/$", self._reels_tray, True),
+            ("POST", v1 + r"feed/timeline/$", self._timeline, True),
+            ("POST", v1 + r"feed/reels_media/$", self._reels_media, True),
+            ("GET", v1 + r"feed/user/(\d+)/story/$", self._user_story, True),
+            ("GET", v1 + r"feed/user/(\d+)/$", self._user_feed, True),
+            ("GET", v1 + r"users/(\d+)/info/$", self._user_info, True),
+            ("POST", v1 + r"users/(\d+)/info_stream/$", self._not_supported, True),
+            ("GET", v1 + r"users/([^/]+)/usernameinfo/$", self._usernameinfo, True),
+            ("GET", v1 + r"friendships/(\d+)/following/$", self._following, True),
+            ("POST", r"/api/v2/media/seen/$", self._media_seen, True),
+            ("POST", v1 + r"story_interactions/(send|unsend)_story_like/?$", self._story_like, True),
+            ("POST", v1 + r"media/(\d+)(?:_\d+)?/(like|unlike)/$", self._media_like, True),
+            ("GET", v1 + r"media/(\d+)(?:_\d+)?/info/$", self._media_info, True),
+        ]
+        return [(method, re.compile("^" + path), func, auth) for method, path, func, auth in raw_routes]
+
+    def _www(self, rec: Rec) -> _Reply:
+        """The public web host: only the logged-out behaviour (redirect to the login page)."""
+        if rec.path.startswith("/accounts/login/"):
+            html = b"<!DOCTYPE html><html><head><title>Login \xe2\x80\xa2 Instagram</title></head></html>"
+            return _Reply(200, raw=html, content_type="text/html; charset=utf-8")
+        if not self._authenticated(rec):
+            location = f"https://www.instagram.com/accounts/login/?next={rec.path}"
+            return _Reply(
+                302, raw=b"", headers=[("Location", location)], content_type="text/html; charset=utf-8"
+            )
+        return _Reply(
+            404, {"message": f"Page not found (instagram double): {rec.method} {rec.path}", "status": "fail"}
+        )
+
+    # ------------------------------------------------------------------ sessions & auth
+
+    def _new_session(self) -> str:
+        self.sessionid = (
+            f"{self.own_pk}%3A{_rand(14)}%3A{secrets.randbelow(30) + 1}%3A"
+            f"AY{_rand(40, string.ascii_letters + string.digits + '-_')}"
+        )
+        self.session_expired = False
+        return self.sessionid
+
+    def _new_rur(self) -> str:
+        return f"RVA,{self.own_pk},{int(time.time()) + 31_536_000}:01f7{secrets.token_hex(34)}"
+
+    def _quoted_rur(self) -> str:
+        return '"' + self.rur.replace(",", "\\054") + '"'
+
+    def _bearer(self, sessionid: str) -> str:
+        payload = json.dumps({"ds_user_id": str(self.own_pk), "sessionid": sessionid}, separators=(",", ":"))
+        return "Bearer IGT:2:" + base64.b64encode(payload.encode()).decode()
+
+    @staticmethod
+    def _cookie(name: str, value: str, max_age: int = 31_536_000) -> str:
+        return f"{name}={value}; Domain=.instagram.com; Max-Age={max_age}; Path=/; Secure; HttpOnly"
+
+    def _authenticated(self, rec: Rec) -> bool:
+        """Bearer token if the request has one, else the ``sessionid`` cookie."""
+        sessionid = None
+        authorization = rec.headers.get("authorization", "")
+        if authorization:
+            try:
+                token = authorization.rsplit(":", 1)[-1]
+                sessionid = json.loads(base64.b64decode(token)).get("sessionid")
+            except (ValueError, AttributeError):
+                return False
+        else:
+            for part in rec.headers.get("cookie", "").split(";"):
+                name, _, value = part.strip().partition("=")
+                if name == "sessionid":
+                    sessionid = value
+        return bool(sessionid) and sessionid == self.sessionid and not self.session_expired
+
+    def _challenge_body(self) -> JSON:
+        path = f"/challenge/{self.own_pk}/{_rand(10)}/"
+        return {
+            "message": "challenge_required",
+            "challenge": {
+                "url": f"https://i.instagram.com{path}",
+                "api_path": path,
+                "hide_webview_header": True,
+                "lock": True,
+                "logout": False,
+                "native_flow": True,
+                "flow_render_type": 0,
+            },
+            "status": "fail",
+            "error_type": "checkpoint_challenge_required",
+        }
+
+    def _password_ok(self, enc_password: str) -> bool:
+        """Decrypt instagrapi's ``#PWD_INSTAGRAM:4:<ts>:<b64>`` (or plain ``:0:``) and compare."""
+        parts = enc_password.split(":", 3)
+        if len(parts) != 4 or parts[0] != "#PWD_INSTAGRAM":
+            return False
+        version, timestamp, payload = parts[1], parts[2], parts[3]
+        if version == "0":
+            return hmac.compare_digest(payload, self.password)
+        try:
+            from Cryptodome.Cipher import AES, PKCS1_v1_5
+
+            blob = base64.b64decode(payload)
+            iv, size = blob[2:14], int.from_bytes(blob[14:16], "little")
+            rsa_part, tag, data = blob[16 : 16 + size], blob[16 + size : 32 + size], blob[32 + size :]
+            session_key = PKCS1_v1_5.new(_password_key()).decrypt(rsa_part, None)
+            if session_key is None:
+                return False
+            cipher = AES.new(session_key, AES.MODE_GCM, iv)
+            cipher.update(timestamp.encode())
+            plain = cipher.decrypt_and_verify(data, tag).decode()
+        except (ValueError, KeyError, IndexError):
+            return False
+        return hmac.compare_digest(plain, self.password)
+
+    def _code_ok(self, code: Any) -> bool:
+        if not self.totp_seed:
+            return False
+        now = time.time()
+        return any(str(code).strip() == totp_code(self.totp_seed, now + 30 * drift) for drift in (-1, 0, 1))
+
+    def _login_headers(self, sessionid: str) -> dict[str, str]:
+        return {
+            "IG-Set-Authorization": self._bearer(sessionid),
+            "ig-set-ig-u-rur": self.rur,
+            "IG-Set-X-MID": self.mid,
+            "x-ig-set-www-claim": self.www_claim,
+            "IG-Set-Password-Encryption-Key-Id": str(self._key_id),
+        }
+
+    def _login_cookies(self) -> list[str]:
+        return [
+            self._cookie("csrftoken", self.csrftoken),
+            self._cookie("ds_user_id", str(self.own_pk), 7_776_000),
+            self._cookie("mid", self.mid),
+            self._cookie("rur", self._quoted_rur()),
+        ]
+
+    def _logged_in_user(self) -> JSON:
+        return {"logged_in_user": self._account_json(), "session_flush_nonce": None, "status": "ok"}
+
+    # ------------------------------------------------------------------ login endpoints
+
+    def _graphql_www(self, rec: Rec, match: re.Match[str]) -> _Reply:
+        name = str(rec.form.get("fb_api_req_friendly_name", ""))
+        if name != "IGUSDIDRegistrationMutation":
+            return _Reply(404, {"message": f"Unknown graphql_www query {name!r}", "status": "fail"})
+        return _Reply(
+            200, {"data": {"xdt_usdid_registration": {"success": True}}, "extensions": {"is_final": True}}
+        )
+
+    def _qe_sync(self, rec: Rec, match: re.Match[str]) -> _Reply:
+        pem = _password_key().publickey().export_key(format="PEM")
+        return _Reply(
+            200,
+            {"experiments": [], "status": "ok"},
+            headers=[
+                ("ig-set-password-encryption-key-id", str(self._key_id)),
+                ("ig-set-password-encryption-pub-key", base64.b64encode(pem).decode()),
+                ("ig-set-x-mid", self.mid),
+            ],
+        )
+
+    def _launcher_sync(self, rec: Rec, match: re.Match[str]) -> _Reply:
+        return _Reply(200, {"configs": {}, "status": "ok"})
+
+    def _attestation(self, rec: Rec, match: re.Match[str]) -> _Reply:
+        return _Reply(
+            200,
+            {
+                "challenge_nonce": base64.b64encode(secrets.token_bytes(24)).decode(),
+                "key_nonce": base64.b64encode(secrets.token_bytes(24)).decode(),
+                "status": "ok",
+            },
+        )
+
+    @staticmethod
+    def _bloks_reply(action: str = "", data: list[JSON] | None = None, **extra: Any) -> _Reply:
+        payload = {"tree": {"bk.components.Flexbox": {}}, "data": data or [], "action": action}
+        return _Reply(200, {"layout": {"bloks_payload": payload}, **extra, "status": "ok"})
+
+    def _bloks(self, rec: Rec, match: re.Match[str]) -> _Reply:
+        name = match.group(2)
+        try:
+            params = json.loads(rec.form.get("params") or "{}")
+        except ValueError:
+            params = {}
+        cip = params.get("client_input_params") or {}
+        server = params.get("server_params") or {}
+        if name == "com.bloks.www.bloks.caa.login.process_client_data_and_redirect":
+            aac = json.dumps({"aac": _rand(32), "aac_init_timestamp": int(time.time())})
+            node = {
+                "id": _rand(6),
+                "type": "gs",
+                "data": {"key": "CAA_ACCOUNT_ACCESS_CONTEXT:aac", "initial": aac},
+            }
+            return self._bloks_reply(data=[node])
+        if name == "com.bloks.www.caa.login.oauth.token.fetch.async":
+            return self._bloks_reply()
+        if name == "com.bloks.www.bloks.caa.login.async.send_login_request":
+            return self._caa_send_login(cip)
+        if name in (
+            "com.bloks.www.two_step_verification.entrypoint",
+            "com.bloks.www.two_step_verification.method_picker",
+            "com.bloks.www.two_step_verification.method_picker.navigation.async",
+        ):
+            if server.get("two_step_verification_context") not in self._pending_2fa:
+                return _Reply(400, {"message": "Invalid two-step verification context", "status": "fail"})
+            return self._bloks_reply()
+        if name == "com.bloks.www.two_step_verification.verify_code.async":
+            context = server.get("two_step_verification_context")
+            if context not in self._pending_2fa or not self._code_ok(cip.get("code")):
+                return self._bloks_reply(
+                    '(bk.action.core.TakeLast, (bk.action.caa.ShowError, "Invalid code"))'
+                )
+            self._pending_2fa.discard(context)
+            return self._caa_success()
+        return _Reply(404, {"message": f"Unknown bloks app {name!r}", "status": "fail"})
+
+    def _caa_send_login(self, cip: JSON) -> _Reply:
+        user_ok = str(cip.get("contact_point", "")).lower() == self.username.lower()
+        if not (user_ok and self._password_ok(str(cip.get("password", "")))):
+            # Instagram routes failed CAA logins back to the legacy endpoint, which carries the reason.
+            node = {"id": _rand(6), "type": "gs", "data": {"key": "CAA_LOGIN_FALLBACK:legacy", "initial": 1}}
+            return self._bloks_reply('(bk.action.caa.login.Fallback, "accounts/login/")', data=[node])
+        if self.challenge_required:
+            return _Reply(400, self._challenge_body())
+        if self.totp_seed:
+            context = base64.b64encode(secrets.token_bytes(48)).decode()
+            self._pending_2fa.add(context)
+            app = '"com.bloks.www.two_step_verification.entrypoint"'
+            action = (
+                f"(bk.action.core.TakeLast, (bk.action.bloks.OpenScreen, {app}, "
+                '(f4i (dkc "server_params") (dkc (f4i (dkc "two_step_verification_context" "flow_source") '
+                f'(dkc {json.dumps(context)} "two_factor_login"))))))'
+            )
+            return self._bloks_reply(action, totp_two_factor_on=True, sms_two_factor_on=False)
+        return self._caa_success()
+
+    def _caa_success(self) -> _Reply:
+        sessionid = self._new_session()
+        embedded = {
+            "login_response": json.dumps(self._logged_in_user()),
+            "headers": json.dumps(self._login_headers(sessionid)),
+            "cookies": "\r\n".join(f"Set-Cookie: {cookie}" for cookie in self._login_cookies()),
+        }
+        literal = json.dumps(json.dumps(embedded))  # a Bloks string literal holding the JSON object
+        action = f"(bk.action.core.TakeLast, (bk.action.caa.HandleLoginResponse, {literal}))"
+        return self._bloks_reply(action)
+
+    def _legacy_success(self) -> _Reply:
+        sessionid = self._new_session()
+        headers = [
+            ("ig-set-authorization", self._bearer(sessionid)),
+            ("ig-set-ig-u-rur", self.rur),
+            ("ig-set-x-mid", self.mid),
+            ("x-ig-set-www-claim", self.www_claim),
+        ]
+        headers += [("Set-Cookie", cookie) for cookie in self._login_cookies()]
+        return _Reply(200, self._logged_in_user(), headers=headers)
+
+    def _accounts_login(self, rec: Rec, match: re.Match[str]) -> _Reply:
+        if str(rec.form.get("username", "")).lower() != self.username.lower():
+            return _Reply(
+                400,
+                {
+                    "message": (
+                        "The username you entered doesn't appear to belong to an account. "
+                        "Please check your username and try again."
+                    ),
+                    "invalid_credentials": True,
+                    "error_title": "Incorrect Username",
+                    "error_type": "invalid_user",
+                    "status": "fail",
+                },
+            )
+        if not self._password_ok(str(rec.form.get("enc_password", ""))):
+            return _Reply(
+                400,
+                {
+                    "message": "The password you entered is incorrect. Please try again.",
+                    "invalid_credentials": True,
+                    "error_title": f"Incorrect password for {self.username}",
+                    "buttons": [{"title": "Try Again", "action": "dismiss"}],
+                    "error_type": "bad_password",
+                    "status": "fail",
+                },
+            )
+        if self.challenge_required:
+            return _Reply(400, self._challenge_body())
+        if self.totp_seed:
+            identifier = _rand(36)
+            self._pending_2fa.add(identifier)
+            return _Reply(
+                400,
+                {
+                    "message": "",
+                    "two_factor_required": True,
+                    "two_factor_info": {
+                        "pk": self.own_pk,
+                        "username": self.username,
+                        "two_factor_identifier": identifier,
+                        "totp_two_factor_on": True,
+                        "sms_two_factor_on": False,
+                        "whatsapp_two_factor_on": False,
+                        "obfuscated_phone_number": "",
+                    },
+                    "error_type": "two_factor_required",
+                    "status": "fail",
+                },
+            )
+        return self._legacy_success()
+
+    def _two_factor_login(self, rec: Rec, match: re.Match[str]) -> _Reply:
+        identifier = rec.form.get("two_factor_identifier")
+        if identifier not in self._pending_2fa or not self._code_ok(rec.form.get("verification_code")):
+            return _Reply(
+                400,
+                {
+                    "message": "Please check the security code and try again.",
+                    "error_type": "sms_code_validation_code_invalid",
+                    "status": "fail",
+                },
+            )
+        self._pending_2fa.discard(identifier)
+        if self.challenge_required:
+            return _Reply(400, self._challenge_body())
+        return self._legacy_success()
+
+    # ------------------------------------------------------------------ JSON shapes
+
+    def _find_user(self, key: str) -> DUser | None:
+        for user in [self.me, *self.users]:
+            if str(user.pk) == key or user.username.lower() == key.lower():
+                return user
+        return None
+
+    def _can_view(self, user: DUser) -> bool:
+        return user is self.me or not user.private or user.followed
+
+    def _live_stories(self, user: DUser, groups: dict[int, list[DStory]] | None = None) -> list[DStory]:
+        if groups is not None:
+            return groups.get(id(user), [])
+        stories = [s for s in self.stories if s.user is user and s.live]
+        return sorted(stories, key=lambda s: (s.taken_at, s.pk))
+
+    def _live_groups(self) -> dict[int, list[DStory]]:
+        """Live stories by ``id(user)``, oldest first: one pass for the batch endpoints."""
+        groups: dict[int, list[DStory]] = {}
+        now = time.time()
+        for story in sorted(self.stories, key=lambda s: (s.taken_at, s.pk)):
+            if story.expiring_at > now:
+                groups.setdefault(id(story.user), []).append(story)
+        return groups
+
+    @staticmethod
+    def _profile_pic(user: DUser) -> str:
+        return f"{PROFILE_CDN}/{user.pk}_{user.pk % 997}_n.jpg?stp=dst-jpg_s150x150"
+
+    def _friendship(self, user: DUser) -> JSON:
+        return {
+            "following": user.followed,
+            "followed_by": False,
+            "blocking": False,
+            "muting": False,
+            "is_private": user.private,
+            "incoming_request": False,
+            "outgoing_request": False,
+            "is_bestie": False,
+            "is_restricted": False,
+            "is_feed_favorite": False,
+        }
+
+    def _user_short(self, user: DUser) -> JSON:
+        return {
+            "pk": user.pk,
+            "pk_id": str(user.pk),
+            "id": str(user.pk),
+            "strong_id__": str(user.pk),
+            "username": user.username,
+            "full_name": user.full_name,
+            "is_private": user.private,
+            "is_verified": False,
+            "profile_pic_id": f"{3_000_000_000_000_000_000 + user.pk}_{user.pk}",
+            "profile_pic_url": self._profile_pic(user),
+            "has_anonymous_profile_picture": False,
+            "account_badges": [],
+            "fbid_v2": str(17_841_400_000_000_000 + user.pk),
+        }
+
+    def _user_full(self, user: DUser) -> JSON:
+        stories = self._live_stories(user) if self._can_view(user) else []
+        return {
+            **self._user_short(user),
+            "biography": "",
+            "external_url": "",
+            "bio_links": [],
+            "media_count": sum(1 for p in self.posts if p.user is user),
+            "follower_count": 100 + user.pk % 1000,
+            "following_count": 50 + user.pk % 300,
+            "is_business": False,
+            "account_type": 1,
+            "has_highlight_reels": False,
+            "latest_reel_media": stories[-1].taken_at if stories else 0,
+            "hd_profile_pic_url_info": {"url": self._profile_pic(user), "width": 320, "height": 320},
+            "friendship_status": self._friendship(user),
+            "total_igtv_videos": 0,
+            "has_videos": any(p.user is user and p.media_type == 2 for p in self.posts),
+        }
+
+    def _account_json(self) -> JSON:
+        return {
+            **self._user_short(self.me),
+            "biography": "",
+            "external_url": "",
+            "is_business": False,
+            "birthday": None,
+            "phone_number": "",
+            "country_code": 1,
+            "national_number": None,
+            "gender": 3,
+            "email": f"{self.username}@example.com",
+            "has_anonymous_profile_picture": True,
+        }
+
+    @staticmethod
+    def _image_versions(pk: int, width: int, height: int) -> JSON:
+        return {
+            "candidates": [
+                {"width": width, "height": height, "url": f"{CDN}/{pk}_n.jpg?stp=dst-jpg_e35"},
+                {"width": width // 2, "height": height // 2, "url": f"{CDN}/{pk}_n.jpg?stp=dst-jpg_s480x480"},
+            ]
+        }
+
+    @staticmethod
+    def _video_versions(pk: int, width: int, height: int) -> list[JSON]:
+        return [
+            {"type": 101, "width": width, "height": height, "url": f"{CDN}/{pk}_video.mp4", "id": str(pk)}
+        ]
+
+    def _story_item(self, story: DStory) -> JSON:
+        item: JSON = {
+            "taken_at": story.taken_at,
+            "pk": str(story.pk),
+            "id": story.id,
+            "media_type": story.media_type,
+            "code": shortcode(story.pk),
+            "caption": None,
+            "user": {**self._user_short(story.user), "friendship_status": self._friendship(story.user)},
+            "image_versions2": self._image_versions(story.pk, 1080, 1920),
+            "original_width": 1080,
+            "original_height": 1920,
+            "expiring_at": story.expiring_at,
+            "has_liked": story.liked,
+            "can_reply": True,
+            "can_reshare": True,
+            "can_send_custom_emojis": True,
+            "is_reel_media": True,
+            "product_type": "story",
+            "organic_tracking_token": base64.b64encode(f"tt:{story.pk}".encode()).decode(),
+            "story_is_saved_to_archive": False,
+            "supports_reel_reactions": True,
+        }
+        if story.media_type == 2:
+            item["video_versions"] = self._video_versions(story.pk, 720, 1280)
+            item["video_duration"] = 9.5
+            item["has_audio"] = True
+        return item
+
+    def _seen_ts(self, stories: list[DStory]) -> int:
+        return max((s.taken_at for s in stories if s.seen), default=0)
+
+    def _reel(self, user: DUser, stories: list[DStory]) -> JSON:
+        return {
+            "id": user.pk,
+            "strong_id__": str(user.pk),
+            "latest_reel_media": stories[-1].taken_at,
+            "expiring_at": stories[-1].expiring_at,
+            "seen": self._seen_ts(stories),
+            "can_reply": True,
+            "can_gif_quick_reply": True,
+            "can_reshare": True,
+            "reel_type": "user_reel",
+            "is_sensitive_vertical_ad": False,
+            "user": {**self._user_short(user), "friendship_status": self._friendship(user)},
+            "items": [self._story_item(s) for s in stories],
+            "media_count": len(stories),
+            "media_ids": [s.pk for s in stories],
+        }
+
+    def _post_item(self, post: DPost) -> JSON:
+        item: JSON = {
+            "taken_at": post.taken_at,
+            "pk": post.pk,
+            "id": post.id,
+            "media_type": post.media_type,
+            "product_type": post.product_type if post.media_type != 8 else "carousel_container",
+            "code": post.code,
+            "user": self._user_short(post.user),
+            "has_liked": post.liked,
+            "like_count": post.like_count,
+            "comment_count": 0,
+            "caption": None,
+            "caption_is_edited": False,
+            "original_width": 1080,
+            "original_height": 1350,
+            "image_versions2": self._image_versions(post.pk, 1080, 1350),
+            "organic_tracking_token": base64.b64encode(f"tt:{post.pk}".encode()).decode(),
+            "can_viewer_reshare": True,
+            "like_and_view_counts_disabled": False,
+        }
+        if post.media_type == 2:
+            item["video_versions"] = self._video_versions(post.pk, 720, 1280)
+            item["video_duration"] = 14.2
+            item["has_audio"] = True
+            item["play_count"] = 1000 + post.pk % 1000
+        if post.media_type == 8:
+            del item["image_versions2"]
+            item["carousel_media_count"] = 2
+            item["carousel_media"] = [
+                {
+                    "pk": post.pk + n,
+                    "id": f"{post.pk + n}_{post.user.pk}",
+                    "media_type": 1,
+                    "carousel_parent_id": post.id,
+                    "image_versions2": self._image_versions(post.pk + n, 1080, 1350),
+                    "original_width": 1080,
+                    "original_height": 1350,
+                }
+                for n in (1, 2)
+            ]
+        return item
+
+    def _find_media(self, pk: str) -> DStory | DPost | None:
+        medias: list[DStory | DPost] = [*self.stories, *self.posts]
+        for media in medias:
+            if str(media.pk) == pk:
+                return media
+        return None
+
+    # ------------------------------------------------------------------ authed endpoints
+
+    def _not_supported(self, rec: Rec, match: re.Match[str]) -> _Reply:
+        """Authed endpoints instagrapi only reaches as a fallback: 403 without a session, else 404."""
+        return _Reply(404, {"message": f"Not supported by the double: {rec.path}", "status": "fail"})
+
+    def _current_user(self, rec: Rec, match: re.Match[str]) -> _Reply:
+        return _Reply(200, {"user": self._account_json(), "status": "ok"})
+
+    def _logout(self, rec: Rec, match: re.Match[str]) -> _Reply:
+        self.session_expired = True
+        return _Reply(200, {"status": "ok"})
+
+    def _reels_tray(self, rec: Rec, match: re.Match[str]) -> _Reply:
+        reels = []
+        groups = self._live_groups()
+        for user in self.users:
+            stories = self._live_stories(user, groups)
+            if user.followed and stories:
+                reel = self._reel(user, stories)
+                del reel["items"]  # the tray only carries summaries
+                reels.append(reel)
+        # unseen reels first, newest first (Instagram ranks; this is a stable approximation)
+        reels.sort(key=lambda r: (r["seen"] >= r["latest_reel_media"], -r["latest_reel_media"]))
+        for position, reel in enumerate(reels):
+            reel["ranked_position"] = reel["seen_ranked_position"] = position + 1
+        return _Reply(
+            200,
+            {
+                "tray": reels,
+                "story_ranking_token": _rand(24),
+                "broadcasts": [],
+                "sticker_version": 0,
+                "face_filter_nux_version": 0,
+                "has_new_nux_story": False,
+                "status": "ok",
+            },
+        )
+
+    def _reels_media(self, rec: Rec, match: re.Match[str]) -> _Reply:
+        raw = rec.form.get("user_ids", [])
+        if isinstance(raw, str):
+            try:
+                raw = json.loads(raw)
+            except ValueError:
+                raw = raw.split(",")
+        if not isinstance(raw, list):
+            raw = [raw]
+        reels: dict[str, JSON] = {}
+        groups = self._live_groups()
+        for key in (str(value).strip() for value in raw):
+            user = self._find_user(key) if key.isdigit() else None
+            if user is None or user is self.me or not self._can_view(user):
+                continue
+            stories = self._live_stories(user, groups)
+            if stories:
+                reels[str(user.pk)] = self._reel(user, stories)
+        return _Reply(200, {"reels": reels, "reels_media": list(reels.values()), "status": "ok"})
+
+    def _user_story(self, rec: Rec, match: re.Match[str]) -> _Reply:
+        user = self._find_user(match.group(1))
+        if user is None:
+            return _Reply(404, dict(USER_NOT_FOUND_BODY))
+        if not self._can_view(user):
+            return _Reply(400, dict(NOT_AUTHORIZED_BODY))
+        stories = self._live_stories(user)
+        reel = self._reel(user, stories) if stories else None
+        return _Reply(200, {"broadcast": None, "reel": reel, "status": "ok"})
+
+    def _user_feed(self, rec: Rec, match: re.Match[str]) -> _Reply:
+        user = self._find_user(match.group(1))
+        if user is None:
+            return _Reply(404, dict(USER_NOT_FOUND_BODY))
+        if not self._can_view(user):
+            return _Reply(400, dict(NOT_AUTHORIZED_BODY))
+        posts = sorted((p for p in self.posts if p.user is user), key=lambda p: (-p.taken_at, -p.pk))
+        try:
+            count = int(rec.query.get("count") or 0)
+        except ValueError:
+            count = 0
+        page_size = count if count > 0 else 12
+        start = 0
+        max_id = rec.query.get("max_id", "")
+        if max_id:
+            ids = [p.id for p in posts]
+            start = ids.index(max_id) + 1 if max_id in ids else len(posts)
+        page = posts[start : start + page_size]
+        more = start + page_size < len(posts)
+        body: JSON = {
+            "items": [self._post_item(p) for p in page],
+            "num_results": len(page),
+            "more_available": more,
+            "auto_load_more_enabled": True,
+            "status": "ok",
+        }
+        if more and page:
+            body["next_max_id"] = page[-1].id
+        return _Reply(200, body)
+
+    def _timeline(self, rec: Rec, match: re.Match[str]) -> _Reply:
+        posts = sorted(
+            (p for p in self.posts if p.user.followed and self._can_view(p.user)), key=lambda p: -p.taken_at
+        )[:10]
+        return _Reply(
+            200,
+            {
+                "feed_items": [{"media_or_ad": self._post_item(p)} for p in posts],
+                "num_results": len(posts),
+                "more_available": False,
+                "is_direct_v2_enabled": True,
+                "status": "ok",
+            },
+        )
+
+    def _user_info(self, rec: Rec, match: re.Match[str]) -> _Reply:
+        user = self._find_user(match.group(1))
+        if user is None:
+            return _Reply(404, dict(USER_NOT_FOUND_BODY))
+        return _Reply(200, {"user": self._user_full(user), "status": "ok"})
+
+    def _usernameinfo(self, rec: Rec, match: re.Match[str]) -> _Reply:
+        user = self._find_user(match.group(1))
+        if user is None or match.group(1).isdigit():
+            return _Reply(404, dict(USER_NOT_FOUND_BODY))
+        return _Reply(200, {"user": self._user_full(user), "status": "ok"})
+
+    def _following(self, rec: Rec, match: re.Match[str]) -> _Reply:
+        followed = (
+            [u for u in reversed(self.users) if u.followed] if int(match.group(1)) == self.own_pk else []
+        )
+        try:
+            count = int(rec.query.get("count") or 200)
+            start = int(rec.query.get("max_id") or 0)
+        except ValueError:
+            return _Reply(400, {"message": "Invalid parameters", "status": "fail"})
+        count = count if count > 0 else 200
+        page = followed[start : start + count]
+        more = start + count < len(followed)
+        body: JSON = {
+            "users": [self._user_short(u) for u in page],
+            "big_list": more,
+            "page_size": count,
+            "has_more": more,
+            "should_limit_list_of_followers": False,
+            "status": "ok",
+        }
+        if more:
+            body["next_max_id"] = str(start + count)
+        return _Reply(200, body)
+
+    def _media_seen(self, rec: Rec, match: re.Match[str]) -> _Reply:
+        reels = rec.form.get("reels") or {}
+        if isinstance(reels, str):
+            try:
+                reels = json.loads(reels)
+            except ValueError:
+                reels = {}
+        for key in reels if isinstance(reels, dict) else []:
+            parts = str(key).split("_")
+            if len(parts) >= 2:
+                story = self._find_media(parts[0])
+                if isinstance(story, DStory) and str(story.user.pk) == parts[1]:
+                    self.seen_story_ids.add(story.id)
+        return _Reply(200, {"status": "ok"})
+
+    def _story_like(self, rec: Rec, match: re.Match[str]) -> _Reply:
+        media_id = str(rec.form.get("media_id", ""))
+        story = self._find_media(media_id.split("_")[0])
+        if (
+            not isinstance(story, DStory)
+            or story.id != media_id
+            or not story.live
+            or not self._can_view(story.user)
+        ):
+            return _Reply(400, dict(MEDIA_UNAVAILABLE_BODY))
+        if match.group(1) == "send":
+            self.liked_story_ids.add(story.id)
+        else:
+            self.liked_story_ids.discard(story.id)
+        return _Reply(200, {"status": "ok"})
+
+    def _media_like(self, rec: Rec, match: re.Match[str]) -> _Reply:
+        post = self._find_media(match.group(1))
+        if not isinstance(post, DPost) or not self._can_view(post.user):
+            return _Reply(400, dict(MEDIA_UNAVAILABLE_BODY))
+        if match.group(2) == "like" and not post.liked:
+            self.liked_media_ids.add(post.id)
+            post.like_count += 1
+        elif match.group(2) == "unlike" and post.liked:
+            self.liked_media_ids.discard(post.id)
+            post.like_count -= 1
+        return _Reply(200, {"status": "ok"})
+
+    def _media_info(self, rec: Rec, match: re.Match[str]) -> _Reply:
+        media = self._find_media(match.group(1))
+        if media is None or not self._can_view(media.user) or (isinstance(media, DStory) and not media.live):
+            return _Reply(400, dict(MEDIA_UNAVAILABLE_BODY))
+        item = self._story_item(media) if isinstance(media, DStory) else self._post_item(media)
+        return _Reply(200, {"items": [item], "num_results": 1, "more_available": False, "status": "ok"})
+
+
+def _decode_body(body: bytes) -> dict[str, Any]:
+    if not body:
+        return {}
+    text = body.decode("utf-8", "replace")
+    if text.lstrip().startswith("{"):
+        try:
+            decoded = json.loads(text)
+            return decoded if isinstance(decoded, dict) else {}
+        except ValueError:
+            pass
+    fields = {k: v[-1] for k, v in parse_qs(text, keep_blank_values=True).items()}
+    signed = fields.get("signed_body")
+    if signed is not None:
+        try:
+            decoded = json.loads(signed.split(".", 1)[1])
+            return decoded if isinstance(decoded, dict) else {}
+        except (IndexError, ValueError):
+            return {"signed_body": signed}
+    return fields
+
+
+# ------------------------------------------------------------------------------ client helpers
+
+
+def point_client(client: Client, base_url: str, *, timeout: float | None = 5.0) -> Client:
+    """Make a real instagrapi client talk to the double: no pacing sleeps, no retries, one
+    HTTP request per call, a default HTTP timeout. Call AFTER ``set_settings``/``load_settings``."""
+    from story_liker.transport import redirect_to, with_default_timeout
+
+    client.set_retry_config(
+        request_timeout=0,
+        session_retry_total=0,
+        public_request_retries_count=1,
+        public_request_retries_timeout=0,
+    )
+    client.delay_range = None
+    for session in (client.private, client.public, client.graphql):
+        redirect_to(session, base_url)
+    if timeout is not None:
+        with_default_timeout(client.private, timeout)
+        with_default_timeout(client.public, timeout)
+    return client
+
+
+def new_client(ig: InstagramDouble, *, logged_in: bool = True, timeout: float | None = 5.0) -> Client:
+    """A ``Client(private_transport="requests", with_challenge_flow=False)`` pointed at ``ig``,
+    loaded with ``ig.settings()`` when ``logged_in``."""
+    from instagrapi import Client
+
+    client = Client(private_transport="requests", with_challenge_flow=False)
+    if logged_in:
+        client.set_settings(ig.settings())
+    return point_client(client, ig.url, timeout=timeout)

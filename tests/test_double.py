@@ -1,0 +1,481 @@
+"""The Instagram double, driven by the REAL instagrapi Client (no mocks inside instagrapi)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from instagrapi import Client
+from instagrapi.exceptions import (
+    BadPassword,
+    ChallengeRequired,
+    ClientConnectionError,
+    ClientError,
+    ClientJSONDecodeError,
+    ClientLoginRequired,
+    ClientNotFoundError,
+    ClientThrottledError,
+    FeedbackRequired,
+    LoginRequired,
+    MediaUnavailable,
+    PleaseWaitFewMinutes,
+    PrivateAccount,
+    ProxyAddressIsBlocked,
+    TwoFactorRequired,
+    UserNotFound,
+)
+
+from story_liker.transport import with_default_timeout
+from tests.double import (
+    FEEDBACK_REQUIRED_BODY,
+    PLEASE_WAIT_BODY,
+    InstagramDouble,
+    new_client,
+    point_client,
+    totp_code,
+)
+
+PASSWORD = "correct-horse"
+SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+CAA_LOGIN_PATHS = [
+    "POST /graphql_www",
+    "POST /api/v1/bloks/async_action/com.bloks.www.bloks.caa.login.process_client_data_and_redirect/",
+    "POST /api/v1/attestation/create_android_keystore/",
+    "POST /api/v1/bloks/async_action/com.bloks.www.caa.login.oauth.token.fetch.async/",
+    "GET /api/v1/qe/sync/",
+    "POST /api/v1/bloks/async_action/com.bloks.www.bloks.caa.login.async.send_login_request/",
+    "POST /api/v1/feed/reels_tray/",
+    "POST /api/v1/feed/timeline/",
+]
+
+
+@pytest.fixture
+def ig() -> Iterator[InstagramDouble]:
+    with InstagramDouble() as double:
+        yield double
+
+
+@pytest.fixture
+def client(ig: InstagramDouble) -> Client:
+    return new_client(ig)
+
+
+def reels_media(client: Client, *user_pks: int) -> dict[str, Any]:
+    data = client.with_default_data(
+        {"user_ids": [str(pk) for pk in user_pks], "source": "reel_feed_timeline"}
+    )
+    result: dict[str, Any] = client.private_request("feed/reels_media/", data)
+    return result
+
+
+# ----------------------------------------------------------------------------- sessions & login
+
+
+def test_settings_load_then_account_info(ig: InstagramDouble) -> None:
+    settings = ig.settings()
+    assert settings["authorization_data"]["sessionid"] == ig.sessionid
+    assert settings["uuids"]["phone_id"] and settings["device_settings"]["app_version"]
+    assert ig.sessionid.startswith(f"{ig.own_pk}%3A") and len(ig.sessionid) > 30
+    assert ig.settings()["uuids"] == settings["uuids"]  # same device on every call
+
+    client = new_client(ig)
+    account = client.account_info()
+
+    assert (account.username, int(account.pk)) == ("liker", ig.own_pk)
+    assert client.request_timeout == 0  # set_settings restored 1 from the settings; point_client zeroed it
+    assert ig.paths() == ["GET /api/v1/accounts/current_user/?edit=true"]
+    rec = ig.requests[0]
+    assert rec.host == "i.instagram.com"
+    assert rec.headers["authorization"].startswith("Bearer IGT:2:")
+
+
+def test_authenticated_responses_rotate_cookies(ig: InstagramDouble, client: Client) -> None:
+    before = client.get_settings()["cookies"]["rur"]
+    client.account_info()
+    after = client.get_settings()["cookies"]["rur"]
+    assert after != before
+    assert "\\054".join(ig.rur.split(",")) in after
+
+    ig.rotate_cookies = False
+    client.account_info()
+    assert client.get_settings()["cookies"]["rur"] == after
+
+
+def test_unauthenticated_client_gets_login_required(ig: InstagramDouble) -> None:
+    client = new_client(ig, logged_in=False)
+    with pytest.raises(LoginRequired):
+        client.account_info()
+    assert ig.count() == 1
+
+
+def test_login_by_sessionid(ig: InstagramDouble) -> None:
+    client = new_client(ig, logged_in=False)
+
+    assert client.login_by_sessionid(ig.sessionid)
+
+    assert client.user_id == ig.own_pk and client.username == "liker"
+    assert ig.paths() == [
+        f"GET /api/v1/users/{ig.own_pk}/info/?is_prefetch=false&entry_point=self_profile"
+        "&from_module=self_profile&is_app_start=False"
+    ]
+    assert client.account_info().username == "liker"
+
+
+def test_login_by_stale_sessionid_is_client_login_required(ig: InstagramDouble) -> None:
+    stale = ig.sessionid
+    ig.expire_session()
+    client = new_client(ig, logged_in=False)
+
+    # instagrapi falls back from users/{pk}/info/ (LoginRequired) to info_stream and the web
+    # GraphQL, which redirects to the login page: the error is ClientLoginRequired, a
+    # different class from LoginRequired.
+    with pytest.raises(ClientLoginRequired):
+        client.login_by_sessionid(stale)
+    assert [p.split("?")[0] for p in ig.paths()] == [
+        f"GET /api/v1/users/{ig.own_pk}/info/",
+        f"POST /api/v1/users/{ig.own_pk}/info_stream/",
+        "POST /graphql/query/",
+        "GET /accounts/login/",
+    ]
+
+
+def test_password_login_caa_mints_a_new_session(ig: InstagramDouble) -> None:
+    old_client = new_client(ig)
+    old_session = ig.sessionid
+    ig.reset_requests()
+    client = new_client(ig, logged_in=False)
+
+    assert client.login("liker", PASSWORD)
+
+    assert [p.split("?")[0] for p in ig.paths()] == CAA_LOGIN_PATHS
+    assert ig.sessionid != old_session
+    assert client.authorization_data["sessionid"] == ig.sessionid
+    assert client.get_settings()["authorization_data"]["ds_user_id"] == str(ig.own_pk)
+    assert client.account_info().username == "liker"
+    with pytest.raises(LoginRequired):
+        old_client.account_info()
+    # A fresh client restored from the dumped settings is logged in without a login request.
+    restored = Client(private_transport="requests", with_challenge_flow=False)
+    restored.set_settings(client.get_settings())
+    ig.reset_requests()
+    assert point_client(restored, ig.url).account_info().username == "liker"
+    assert ig.count() == 1
+
+
+def test_wrong_password_is_bad_password(ig: InstagramDouble) -> None:
+    session = ig.sessionid
+    client = new_client(ig, logged_in=False)
+
+    with pytest.raises(BadPassword):
+        client.login("liker", "wrong")
+
+    assert ig.sessionid == session
+    # CAA says "fall back", the legacy endpoint says bad_password, instagrapi retries CAA once.
+    assert ig.count("send_login_request") == 2
+    assert ig.count("accounts/login/") == 1
+
+
+def test_unknown_username_maps_to_proxy_blocked(ig: InstagramDouble) -> None:
+    with pytest.raises(ProxyAddressIsBlocked):  # instagrapi's mapping of "The username you entered..."
+        new_client(ig, logged_in=False).login("nobody", PASSWORD)
+
+
+def test_totp_login_caa(ig: InstagramDouble) -> None:
+    ig.totp_seed = SEED
+    assert totp_code(SEED) == Client.totp_generate_code(SEED)
+
+    with pytest.raises(TwoFactorRequired):
+        new_client(ig, logged_in=False).login("liker", PASSWORD)
+    with pytest.raises(TwoFactorRequired):
+        new_client(ig, logged_in=False).login("liker", PASSWORD, verification_code="000000")
+    ig.reset_requests()
+    client = new_client(ig, logged_in=False)
+
+    assert client.login("liker", PASSWORD, verification_code=Client.totp_generate_code(SEED))
+
+    assert ig.count("two_step_verification.verify_code.async") == 1
+    assert client.authorization_data["sessionid"] == ig.sessionid
+    assert client.account_info().username == "liker"
+
+
+def test_totp_login_legacy(ig: InstagramDouble) -> None:
+    ig.totp_seed = SEED
+    client = new_client(ig, logged_in=False)
+
+    assert client.login_legacy("liker", PASSWORD, verification_code=Client.totp_generate_code(SEED))
+
+    assert ig.count("accounts/login/") == 1 and ig.count("accounts/two_factor_login/") == 1
+    assert client.account_info().username == "liker"
+
+
+def test_legacy_login_and_bad_password(ig: InstagramDouble) -> None:
+    client = new_client(ig, logged_in=False)
+    assert client.login_legacy("liker", PASSWORD)
+    assert client.authorization_data["sessionid"] == ig.sessionid
+    with pytest.raises(BadPassword):
+        new_client(ig, logged_in=False).login_legacy("liker", "nope")
+
+
+def test_relogin_after_expired_session(ig: InstagramDouble, client: Client) -> None:
+    ig.expire_session()
+    with pytest.raises(LoginRequired) as info:
+        client.account_info()
+    assert info.value.code == 403 and getattr(info.value, "logout_reason", None) == 2
+
+    # login() with a loaded session first checks it (account_info), then relogs in through CAA.
+    ig.reset_requests()
+    assert client.login("liker", PASSWORD)
+    assert ig.paths()[0] == "GET /api/v1/accounts/current_user/?edit=true"
+    assert ig.count("send_login_request") == 1
+    assert client.account_info().username == "liker"
+
+    ig.expire_session()
+    assert client.login(relogin=True)  # username/password remembered from the previous call
+    assert client.account_info().username == "liker"
+
+
+def test_challenge_required(ig: InstagramDouble, client: Client) -> None:
+    ig.require_challenge()
+    with pytest.raises(ChallengeRequired):
+        client.account_info()
+    with pytest.raises(ChallengeRequired):
+        new_client(ig, logged_in=False).login("liker", PASSWORD)
+    ig.require_challenge(False)
+    assert client.account_info().username == "liker"
+
+
+# ------------------------------------------------------------------------------------- faults
+
+
+def test_429_is_throttled_with_exactly_one_request(ig: InstagramDouble, client: Client) -> None:
+    ig.fail("feed/reels_tray", status=429)
+    with pytest.raises(ClientThrottledError) as info:
+        client.get_reels_tray_feed()
+    assert info.value.code == 429
+    assert ig.count("feed/reels_tray") == 1  # no urllib3 / instagrapi retry
+    assert client.get_reels_tray_feed()["status"] == "ok"  # times=1: the next one passes
+
+
+def test_please_wait_and_feedback_required(ig: InstagramDouble, client: Client) -> None:
+    alice = ig.add_user("alice")
+    story = ig.add_story(alice)
+    ig.fail("accounts/current_user", status=400, body=PLEASE_WAIT_BODY)
+    ig.fail("send_story_like", status=400, body=FEEDBACK_REQUIRED_BODY)
+
+    with pytest.raises(PleaseWaitFewMinutes):
+        client.account_info()
+    with pytest.raises(FeedbackRequired):
+        client.story_like(story.id, mark_seen=False)
+    assert not story.liked
+
+
+def test_fail_after_and_times(ig: InstagramDouble, client: Client) -> None:
+    ig.fail("current_user", status=500, times=2, after=1)
+    client.account_info()
+    for _ in range(2):
+        with pytest.raises(ClientError) as info:
+            client.account_info()
+        assert info.value.code == 500
+    client.account_info()
+    assert ig.count("current_user") == 4
+
+
+def test_connection_reset_and_malformed_json(ig: InstagramDouble, client: Client) -> None:
+    ig.fault_reset("current_user")
+    with pytest.raises(ClientConnectionError):
+        client.account_info()
+    assert ig.count("current_user") == 1
+
+    ig.raw("current_user", '{"user": {"pk": 1, "userna')
+    with pytest.raises(ClientJSONDecodeError):
+        client.account_info()
+    assert client.account_info().username == "liker"
+
+
+def test_delay_with_default_timeout_raises_requests_timeout(ig: InstagramDouble, client: Client) -> None:
+    with_default_timeout(client.private, 0.2)  # the inner wrapper (5 s) sees timeout already set
+    ig.delay("current_user", 3)
+    started = time.monotonic()
+    with pytest.raises(requests.exceptions.Timeout):  # not wrapped by instagrapi
+        client.account_info()
+    assert time.monotonic() - started < 2
+
+
+def test_unknown_endpoint_is_404_and_recorded(ig: InstagramDouble, client: Client) -> None:
+    with pytest.raises(ClientNotFoundError):
+        client.private_request("direct_v2/inbox/")
+    assert ig.count("direct_v2/inbox/") == 1
+
+
+def test_server_threads_are_gone_after_exit() -> None:
+    baseline = threading.active_count()
+    with InstagramDouble() as ig:
+        client = new_client(ig)
+        client.account_info()  # leaves a keep-alive connection open
+        ig.delay("current_user", 30)
+        with_default_timeout(client.private, 0.1)
+        with pytest.raises(requests.exceptions.Timeout):
+            client.account_info()  # a handler thread is now sleeping
+    assert threading.active_count() == baseline
+
+
+# --------------------------------------------------------------------------------- stories
+
+
+def test_tray_reels_media_seen_like_round_trip(ig: InstagramDouble, client: Client) -> None:
+    now = int(time.time())
+    alice = ig.add_user("alice")
+    bob = ig.add_user("bob", private=True)  # private but followed: visible
+    carol = ig.add_user("carol", followed=False)  # public, not followed
+    dave = ig.add_user("dave", private=True, followed=False)
+    erin = ig.add_user("erin")  # only an expired story
+    ig.add_user("frank")  # no stories
+    a1 = ig.add_story(alice, taken_at=now - 600)
+    a2 = ig.add_story(alice, taken_at=now - 300, liked=True)
+    b1 = ig.add_story(bob, seen=True)
+    c1 = ig.add_story(carol)
+    ig.add_story(dave)
+    ig.add_story(erin, taken_at=now - 25 * 3600)
+
+    tray = client.get_reels_tray_feed()["tray"]
+    assert [reel["user"]["username"] for reel in tray] == ["alice", "bob"]  # unseen first
+    alice_reel = tray[0]
+    assert (alice_reel["id"], alice_reel["latest_reel_media"], alice_reel["seen"]) == (alice.pk, now - 300, 0)
+    assert alice_reel["media_count"] == 2 and alice_reel["user"]["pk_id"] == str(alice.pk)
+    assert tray[1]["seen"] == tray[1]["latest_reel_media"] == b1.taken_at
+
+    reels = reels_media(client, alice.pk, bob.pk, carol.pk, dave.pk, erin.pk)["reels"]
+    assert set(reels) == {str(alice.pk), str(bob.pk), str(carol.pk)}
+    items = reels[str(alice.pk)]["items"]
+    assert [item["id"] for item in items] == [a1.id, a2.id]
+    assert [item["has_liked"] for item in items] == [False, True]
+    assert items[0]["pk"] == str(a1.pk) and items[0]["expiring_at"] == a1.taken_at + 86400
+    assert ig.requests[-1].form["user_ids"] == [
+        str(alice.pk),
+        str(bob.pk),
+        str(carol.pk),
+        str(dave.pk),
+        str(erin.pk),
+    ]
+
+    assert client.story_seen([a1.id, a2.id, c1.id])
+    assert ig.seen_story_ids == {a1.id, a2.id, b1.id, c1.id}
+    assert set(ig.requests[-1].form["reels"]) == {f"{s.id}_{s.user.pk}" for s in (a1, a2, c1)}
+    seen = {reel["id"]: reel["seen"] for reel in client.get_reels_tray_feed()["tray"]}
+    assert seen == {alice.pk: a2.taken_at, bob.pk: b1.taken_at}
+
+    ig.reset_requests()
+    assert client.story_like(a1.id, mark_seen=False)
+    assert ig.paths() == ["POST /api/v1/story_interactions/send_story_like"]
+    assert ig.requests[0].form["media_id"] == a1.id
+    assert ig.liked_story_ids == {a1.id, a2.id} and a1.liked
+    assert all(item["has_liked"] for item in reels_media(client, alice.pk)["reels"][str(alice.pk)]["items"])
+
+
+def test_story_like_default_marks_seen_with_three_requests(ig: InstagramDouble, client: Client) -> None:
+    story = ig.add_story(ig.add_user("alice"))
+    assert client.story_like(story.id)
+    assert [p.split("?")[0] for p in ig.paths()] == [
+        f"GET /api/v1/media/{story.pk}/info/",
+        "POST /api/v2/media/seen/",
+        "POST /api/v1/story_interactions/send_story_like",
+    ]
+    assert story.seen and story.liked
+
+
+def test_story_like_unknown_or_expired_is_unavailable(ig: InstagramDouble, client: Client) -> None:
+    old = ig.add_story(ig.add_user("alice"), taken_at=time.time() - 2 * 86400)
+    with pytest.raises(MediaUnavailable):
+        client.story_like(f"{old.pk + 1}_{old.user.pk}", mark_seen=False)
+    with pytest.raises(MediaUnavailable):
+        client.story_like(old.id, mark_seen=False)
+    assert ig.liked_story_ids == set()
+
+
+def test_user_stories_v1_and_private_users(ig: InstagramDouble, client: Client) -> None:
+    alice = ig.add_user("alice")
+    dave = ig.add_user("dave", private=True, followed=False)
+    story = ig.add_story(alice, media_type=2)
+    stories = client.user_stories_v1(alice.pk)
+    assert [(s.id, s.media_type, s.user.username) for s in stories] == [(story.id, 2, "alice")]
+    assert client.private_request(f"feed/user/{ig.add_user('nobody-posts').pk}/story/")["reel"] is None
+    with pytest.raises(PrivateAccount):
+        client.user_stories_v1(dave.pk)
+    with pytest.raises(PrivateAccount):
+        client.user_medias_v1(dave.pk, amount=5)
+
+
+# ------------------------------------------------------------------------------- users & posts
+
+
+def test_user_lookups(ig: InstagramDouble, client: Client) -> None:
+    alice = ig.add_user("alice", followed=False)
+    user = client.user_info_by_username_v1("alice")
+    assert (int(user.pk), user.username, user.is_private) == (alice.pk, "alice", False)
+    assert client.last_json["user"]["friendship_status"]["following"] is False
+    assert client.user_info_v1(alice.pk).username == "alice"
+    with pytest.raises(UserNotFound):
+        client.user_info_by_username_v1("ghost")
+    with pytest.raises(UserNotFound):
+        client.user_info_v1(123)
+
+
+def test_following_paginates(ig: InstagramDouble, client: Client) -> None:
+    followed = [ig.add_user(f"user{i}") for i in range(5)]
+    ig.add_user("stranger", followed=False)
+
+    page = client.private_request(f"friendships/{ig.own_pk}/following/", params={"count": 2})
+    assert len(page["users"]) == 2 and page["next_max_id"] == "2" and page["big_list"]
+    last = client.private_request(f"friendships/{ig.own_pk}/following/", params={"count": 2, "max_id": "4"})
+    assert len(last["users"]) == 1 and "next_max_id" not in last
+
+    users = client.user_following_v1(str(ig.own_pk))
+    assert {u.username for u in users} == {u.username for u in followed}
+
+
+def test_feed_and_media_like(ig: InstagramDouble, client: Client) -> None:
+    alice = ig.add_user("alice")
+    now = int(time.time())
+    photo = ig.add_post(alice, taken_at=now - 300)
+    reel = ig.add_post(alice, taken_at=now - 200, media_type=2, product_type="clips")
+    album = ig.add_post(alice, taken_at=now - 100, media_type=8, liked=True)
+
+    medias = client.user_medias_v1(alice.pk, amount=2)
+    assert [m.id for m in medias] == [album.id, reel.id]  # newest first, count respected
+    assert ig.count(f"feed/user/{alice.pk}/") == 1 and ig.requests[-1].query["count"] == "2"
+    assert medias[0].has_liked and len(medias[0].resources) == 2
+    assert (medias[1].media_type, medias[1].product_type, medias[1].video_url is not None) == (
+        2,
+        "clips",
+        True,
+    )
+
+    page = client.private_request(f"feed/user/{alice.pk}/", params={"count": 2})
+    assert page["more_available"] and page["next_max_id"] == reel.id
+    rest = client.private_request(f"feed/user/{alice.pk}/", params={"count": 2, "max_id": reel.id})
+    assert [item["id"] for item in rest["items"]] == [photo.id] and not rest["more_available"]
+
+    likes_before = photo.like_count
+    ig.reset_requests()
+    assert client.media_like(photo.id)
+    assert ig.paths() == [f"POST /api/v1/media/{photo.id}/like/"]
+    assert photo.id in ig.liked_media_ids and photo.like_count == likes_before + 1
+    item = client.private_request(f"feed/user/{alice.pk}/", params={"count": 3})["items"][2]
+    assert item["has_liked"] and item["like_count"] == likes_before + 1
+    with pytest.raises(MediaUnavailable):
+        client.media_like(f"{photo.pk + 5}_{alice.pk}")
+
+
+def test_user_medias_v1_swallows_throttling(ig: InstagramDouble, client: Client) -> None:
+    """instagrapi trap: user_medias_*_v1 catch every non-PrivateError and return []."""
+    alice = ig.add_user("alice")
+    ig.add_post(alice)
+    ig.fail("feed/user/", status=429)
+    assert client.user_medias_v1(alice.pk, amount=1) == []
+    ig.fail("feed/user/", status=429)
+    with pytest.raises(ClientThrottledError):
+        client.private_request(f"feed/user/{alice.pk}/", params={"count": 1})

@@ -6,6 +6,7 @@ Heavy imports (instagrapi, SQLAlchemy, pydantic) happen inside commands so `--he
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import signal
@@ -34,7 +35,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,  # pretty tracebacks print local variables: passwords and cookies
     add_completion=False,
 )
-accounts_app = typer.Typer(help="Manage target accounts in the database (instead of TARGET_ACCOUNTS).", no_args_is_help=True)
+accounts_app = typer.Typer(
+    help="Manage target accounts in the database (instead of TARGET_ACCOUNTS).", no_args_is_help=True
+)
 app.add_typer(accounts_app, name="accounts")
 
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Read and decide, but send no like or seen request.")]
@@ -49,7 +52,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
 ) -> None:
     """Each command does one pass and exits with a code your scheduler understands (see README)."""
 
@@ -99,7 +104,12 @@ def _load_settings(**overrides: Any) -> Settings:
 
 
 def _execute(
-    command: str, job: Callable[[Deps], Report], *, record: bool = True, account: bool = True, **overrides: Any
+    command: str,
+    job: Callable[[Deps], Report],
+    *,
+    record: bool = True,
+    account: bool = True,
+    **overrides: Any,
 ) -> None:
     """Settings, logging, database, signals, run record, summary line, exit code: once for all commands."""
     from story_liker.logging import CONTEXT
@@ -154,10 +164,10 @@ def _execute(
 def _finish_run(store: Any, run_id: str, code: int, outcome: str, counts: dict[str, Any], duration: float) -> None:
     from story_liker.jobs.common import utcnow
 
-    try:
-        store.finish_run(run_id, exit_code=code, outcome=outcome, counts=counts | {"duration_s": duration}, now=utcnow())
-    except StoryLikerError:
-        pass  # the database is what failed; the log line above already tells the story
+    with contextlib.suppress(StoryLikerError):  # the database failed; the log line above tells the story
+        store.finish_run(
+            run_id, exit_code=code, outcome=outcome, counts=counts | {"duration_s": duration}, now=utcnow()
+        )
 
 
 def _progress(settings: Settings) -> Any:
@@ -210,7 +220,9 @@ def run_posts(dry_run: DryRun = False, max_likes: MaxLikes = None) -> None:
 
 @app.command()
 def cleanup(
-    older_than: Annotated[float | None, typer.Option("--older-than", help="Hours (default STORY_RETENTION_HOURS).")] = None,
+    older_than: Annotated[
+        float | None, typer.Option("--older-than", help="Hours (default STORY_RETENTION_HOURS).")
+    ] = None,
     dry_run: DryRun = False,
     force: Annotated[bool, typer.Option("--force", help="Allow a retention below 24 h.")] = False,
 ) -> None:
@@ -236,7 +248,9 @@ def keepalive() -> None:
 
 @app.command()
 def login(
-    settings_file: Annotated[Path | None, typer.Option("--settings-file", help="Import an instagrapi settings JSON.")] = None,
+    settings_file: Annotated[
+        Path | None, typer.Option("--settings-file", help="Import an instagrapi settings JSON.")
+    ] = None,
     sessionid: Annotated[str | None, typer.Option("--sessionid", help="Log in with a browser sessionid.")] = None,
 ) -> None:
     """Log in once (password with 2FA, a settings file, or a sessionid) and store the session."""
@@ -273,7 +287,10 @@ def migrate() -> None:
         _fail(exc.message, exc.exit_code)
         raise  # unreachable; for type checkers
     log.info("migrated", extra={"from": before, "to": after})
-    typer.echo(f"schema at {after}" + (" (unchanged)" if before == after else f" (was {before or 'empty'})"), err=True)
+    typer.echo(
+        f"schema at {after}" + (" (unchanged)" if before == after else f" (was {before or 'empty'})"),
+        err=True,
+    )
 
 
 @app.command()
@@ -341,7 +358,9 @@ def accounts_add(username: str) -> None:
     _accounts(
         "add",
         username,
-        lambda d, n: f"added {n}" if d.store.add_target(d.settings.account(), n or "", d.clock()) else f"{n} is already a target",
+        lambda d, n: (
+            f"added {n}" if d.store.add_target(d.settings.account(), n or "", d.clock()) else f"{n} is already a target"
+        ),
     )
 
 

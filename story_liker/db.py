@@ -93,8 +93,7 @@ def check_schema(engine: Engine, *, auto_migrate: bool) -> None:
         raise SchemaOutdated("the database has no schema yet: run `story-liker migrate`")
     if revision < SCHEMA_REVISION:
         raise SchemaOutdated(
-            f"the database schema is at {revision}, this story-liker needs {SCHEMA_REVISION}: "
-            "run `story-liker migrate`"
+            f"the database schema is at {revision}, this story-liker needs {SCHEMA_REVISION}: run `story-liker migrate`"
         )
     raise SchemaOutdated(
         f"the database schema {revision} is newer than this story-liker ({SCHEMA_REVISION}): upgrade story-liker"

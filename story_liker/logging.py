@@ -20,7 +20,9 @@ CONTEXT: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("story_
 # wherever they appear; the patterns catch secrets we were never told about.
 _SECRETS: set[str] = set()
 _PATTERNS = [
-    re.compile(r"(?i)(sessionid|csrftoken|rur|mid|ig-u-rur|password|enc_password)(['\"]?\s*[:=]\s*['\"]?)[^'\";,\s&}]+"),
+    re.compile(
+        r"(?i)(sessionid|csrftoken|rur|mid|ig-u-rur|password|enc_password)(['\"]?\s*[:=]\s*['\"]?)[^'\";,\s&}]+"
+    ),
     re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(Bearer\s+)?[A-Za-z0-9:+/=._-]{8,}"),
     re.compile(r"IGT:2:[A-Za-z0-9+/=]+"),
 ]

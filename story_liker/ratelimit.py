@@ -65,4 +65,4 @@ def cooldown(kind: str, strikes: int, *, base_minutes: float, feedback_hours: fl
     """
     base = timedelta(hours=feedback_hours) if kind == "feedback_required" else timedelta(minutes=base_minutes)
     exponent = max(0, min(strikes, 30) - 1)
-    return min(base * (2**exponent), timedelta(hours=max_hours))
+    return min(base * (1 << exponent), timedelta(hours=max_hours))

@@ -91,15 +91,21 @@ def status_text(data: dict[str, Any]) -> str:
         f"account      {data['account']} (pk {session['user_pk'] or '?'})",
         "session      "
         + (
-            f"stored {session['saved_at']}, " + ("encrypted" if session["encrypted"] else "stored unencrypted (set SESSION_ENCRYPTION_KEY)")
+            f"stored {session['saved_at']}, "
+            + ("encrypted" if session["encrypted"] else "stored unencrypted (set SESSION_ENCRYPTION_KEY)")
             if session["stored"]
             else "none: run `story-liker login`"
         ),
         "needs human  " + (f"YES: {data['needs_human']['reason']}" if data["needs_human"]["flag"] else "no"),
         "cooldown     "
-        + (f"until {data['cooldown']['until']} ({data['cooldown']['reason']})" if data["cooldown"]["active"] else "none"),
+        + (
+            f"until {data['cooldown']['until']} ({data['cooldown']['reason']})"
+            if data["cooldown"]["active"]
+            else "none"
+        ),
         f"keepalive    {data['keepalive']['last_success'] or 'never'}",
-        "lock         " + (f"held by {data['lock']['command']} until {data['lock']['expires_at']}" if data["lock"] else "free"),
+        "lock         "
+        + (f"held by {data['lock']['command']} until {data['lock']['expires_at']}" if data["lock"] else "free"),
     ]
     for kind, usage in data["limits"].items():
         lines.append(
@@ -110,7 +116,9 @@ def status_text(data: dict[str, Any]) -> str:
     for t in data["targets"]:
         state = "" if t["enabled"] else " (disabled)"
         error = f"  error: {t['last_error']}" if t["last_error"] else ""
-        lines.append(f"  {t['username']:30}{state} pk={t['user_pk'] or '-'} stories {t['stories_checked_at'] or 'never'}{error}")
+        lines.append(
+            f"  {t['username']:30}{state} pk={t['user_pk'] or '-'} stories {t['stories_checked_at'] or 'never'}{error}"
+        )
     lines.append("last runs")
     for r in data["last_runs"]:
         counts = r["counts"] or {}

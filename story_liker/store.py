@@ -63,10 +63,9 @@ class Store:
         """INSERT ... ON CONFLICT DO NOTHING on both SQLite and PostgreSQL; returns rows inserted."""
         if not rows:
             return 0
-        if session.get_bind().dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
         table = model.__table__  # type: ignore[attr-defined]
         key = next(iter(table.primary_key.columns))
         # RETURNING counts what was inserted on both backends (psycopg's rowcount can be -1 here).
@@ -85,7 +84,14 @@ class Store:
             return found
 
     def save_session(
-        self, username: str, *, settings: str, encrypted: bool, user_pk: int | None, now: datetime, login: bool
+        self,
+        username: str,
+        *,
+        settings: str,
+        encrypted: bool,
+        user_pk: int | None,
+        now: datetime,
+        login: bool,
     ) -> None:
         """Store refreshed settings; a successful login also clears the needs-human flag."""
         values: dict[str, Any] = {"settings": settings, "settings_encrypted": encrypted, "saved_at": now}
@@ -123,15 +129,11 @@ class Store:
 
     def mark_following_synced(self, username: str, now: datetime) -> None:
         with self._tx() as session:
-            session.execute(
-                sa.update(Account).where(col(Account.username) == username).values(following_synced_at=now)
-            )
+            session.execute(sa.update(Account).where(col(Account.username) == username).values(following_synced_at=now))
 
     def record_keepalive(self, username: str, now: datetime) -> None:
         with self._tx() as session:
-            session.execute(
-                sa.update(Account).where(col(Account.username) == username).values(last_keepalive_at=now)
-            )
+            session.execute(sa.update(Account).where(col(Account.username) == username).values(last_keepalive_at=now))
 
     # --- targets ------------------------------------------------------------------------------------
 
@@ -148,7 +150,13 @@ class Store:
                 session,
                 Target,
                 [
-                    {"account": account, "username": name, "enabled": True, "managed_by": "env", "added_at": now}
+                    {
+                        "account": account,
+                        "username": name,
+                        "enabled": True,
+                        "managed_by": "env",
+                        "added_at": now,
+                    }
                     for name in usernames
                     if name not in known
                 ],
@@ -346,9 +354,7 @@ class Store:
 
     def release_lock(self, account: str, *, run_id: str) -> None:
         with self._tx() as session:
-            session.execute(
-                sa.delete(RunLock).where(col(RunLock.account) == account, col(RunLock.run_id) == run_id)
-            )
+            session.execute(sa.delete(RunLock).where(col(RunLock.account) == account, col(RunLock.run_id) == run_id))
 
     def lock_holder(self, account: str) -> RunLock | None:
         with self._tx() as session:

@@ -13,7 +13,6 @@ from story_liker.errors import ConfigError
 from story_liker.logging import register_secret
 
 
-
 def _fernet(key: str) -> Any:
     from cryptography.fernet import Fernet, MultiFernet
 
@@ -21,8 +20,7 @@ def _fernet(key: str) -> Any:
         return MultiFernet([Fernet(part.strip().encode()) for part in key.split(",") if part.strip()])
     except ValueError:
         raise ConfigError(
-            "SESSION_ENCRYPTION_KEY: not a Fernet key (32 url-safe base64 bytes; make one with "
-            "`story-liker keygen`)"
+            "SESSION_ENCRYPTION_KEY: not a Fernet key (32 url-safe base64 bytes; make one with `story-liker keygen`)"
         ) from None
 
 
@@ -75,6 +73,8 @@ def validate_settings(settings: Any) -> dict[str, Any]:
         raise ConfigError("the settings file has no device uuids (expected Client.dump_settings output)")
     auth = settings.get("authorization_data") or {}
     cookies = settings.get("cookies") or {}
-    if not (isinstance(auth, dict) and auth.get("sessionid")) and not (isinstance(cookies, dict) and cookies.get("sessionid")):
+    if not (isinstance(auth, dict) and auth.get("sessionid")) and not (
+        isinstance(cookies, dict) and cookies.get("sessionid")
+    ):
         raise ConfigError("the settings file holds no session (no sessionid in authorization_data or cookies)")
     return settings

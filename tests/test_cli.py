@@ -28,7 +28,8 @@ def test_help_does_not_import_instagrapi_or_the_database() -> None:
     code = (
         "import sys; from typer.testing import CliRunner; from story_liker.cli import app;"
         "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output;"
-        "heavy = [m for m in ('instagrapi', 'sqlalchemy', 'sqlmodel', 'alembic', 'pydantic_settings') if m in sys.modules];"
+        "heavy = ('instagrapi', 'sqlalchemy', 'sqlmodel', 'alembic', 'pydantic_settings');"
+        "heavy = [m for m in heavy if m in sys.modules];"
         "print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -36,7 +37,9 @@ def test_help_does_not_import_instagrapi_or_the_database() -> None:
 
 
 def test_python_dash_m_works(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "story_liker", "--version"], capture_output=True, text=True, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "story_liker", "--version"], capture_output=True, text=True, cwd=tmp_path
+    )
     assert result.returncode == 0 and "story-liker" in result.stdout
 
 
@@ -49,7 +52,10 @@ def test_unknown_command_is_a_usage_error(tmp_path: Path) -> None:
     [
         ({}, "IG_USERNAME"),
         ({"IG_USERNAME": "me", "STORY_LIKES_PER_HOUR": "-5"}, "STORY_LIKES_PER_HOUR"),
-        ({"IG_USERNAME": "me", "ACTION_DELAY_MIN_SECONDS": "10", "ACTION_DELAY_MAX_SECONDS": "1"}, "ACTION_DELAY"),
+        (
+            {"IG_USERNAME": "me", "ACTION_DELAY_MIN_SECONDS": "10", "ACTION_DELAY_MAX_SECONDS": "1"},
+            "ACTION_DELAY",
+        ),
         ({"IG_USERNAME": "me", "DATABASE_URL": "mongodb://x"}, "DATABASE_URL"),
         ({"IG_USERNAME": "me", "IG_PROXY": "::nope::"}, "IG_PROXY"),
         ({"IG_USERNAME": "me", "IG_PASSWORD_FILE": "/does/not/exist"}, "IG_PASSWORD_FILE"),
@@ -77,7 +83,11 @@ def test_unreachable_database_exits_69(tmp_path: Path) -> None:
 def test_unwritable_sqlite_location_exits_69(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
-    result = run_cli("run-stories", env={"IG_USERNAME": "me", "DATABASE_URL": f"sqlite:///{blocker}/db.sqlite"}, cwd=tmp_path)
+    result = run_cli(
+        "run-stories",
+        env={"IG_USERNAME": "me", "DATABASE_URL": f"sqlite:///{blocker}/db.sqlite"},
+        cwd=tmp_path,
+    )
     assert result.code == 69, result.output
 
 

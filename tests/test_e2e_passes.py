@@ -85,8 +85,11 @@ def _seed_records(url: str) -> None:
     now = datetime.now(UTC)
     store.record_stories(
         "liker",
-        [LikedStory("old1", 1, now - timedelta(hours=30)), LikedStory("old2", 1, now - timedelta(hours=25)),
-         LikedStory("fresh", 1, now - timedelta(hours=2))],
+        [
+            LikedStory("old1", 1, now - timedelta(hours=30)),
+            LikedStory("old2", 1, now - timedelta(hours=25)),
+            LikedStory("fresh", 1, now - timedelta(hours=2)),
+        ],
         now,
         counted=True,
     )
@@ -118,9 +121,7 @@ def test_cleanup_needs_no_instagram_account(tmp_path: Path) -> None:
     assert "deleted 0" in result.stderr
 
 
-def test_keepalive_sends_one_request_and_stores_refreshed_cookies(
-    ig: Any, env: dict[str, str], tmp_path: Path
-) -> None:
+def test_keepalive_sends_one_request_and_stores_refreshed_cookies(ig: Any, env: dict[str, str], tmp_path: Path) -> None:
     login(ig, env, tmp_path)
     store = Store(make_engine(env["DATABASE_URL"]))
     before = store.account(ig.username).settings
@@ -156,7 +157,12 @@ def test_keepalive_respects_cooldown(ig: Any, env: dict[str, str], tmp_path: Pat
 def _start(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
     base = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
     return subprocess.Popen(
-        [STORY_LIKER, *args], env=base | env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [STORY_LIKER, *args],
+        env=base | env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -191,6 +197,10 @@ def test_signal_in_a_slow_pass_ends_cleanly_with_every_confirmed_like_recorded(
     assert store.lock_holder(ig.username) is None  # the lock was released
     assert result.event("run_finished")["liked"] == confirmed
     store.engine.dispose()
-    again = run_cli("run-stories", env=env | {"ACTION_DELAY_MAX_SECONDS": "0", "ACTION_DELAY_MIN_SECONDS": "0"}, cwd=tmp_path)
+    again = run_cli(
+        "run-stories",
+        env=env | {"ACTION_DELAY_MAX_SECONDS": "0", "ACTION_DELAY_MIN_SECONDS": "0"},
+        cwd=tmp_path,
+    )
     assert again.code == 0 and len(ig.liked_story_ids) == 6
     assert ig.count("send_story_like") == 6  # nothing was liked twice

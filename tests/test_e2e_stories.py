@@ -95,7 +95,11 @@ def test_max_likes_and_hourly_limit_stop_the_pass_with_exit_0(ig: Any, env: dict
     [
         (429, None, "rate_limit"),
         (400, {"message": "Please wait a few minutes before you try again.", "status": "fail"}, "rate_limit"),
-        (400, {"message": "feedback_required", "feedback_message": "blocked", "spam": True, "status": "fail"}, "feedback_required"),
+        (
+            400,
+            {"message": "feedback_required", "feedback_message": "blocked", "spam": True, "status": "fail"},
+            "feedback_required",
+        ),
     ],
 )
 def test_throttling_stops_the_pass_persists_a_cooldown_and_the_next_run_sends_nothing(
@@ -186,7 +190,9 @@ def test_a_held_lock_exits_75_without_contacting_instagram(ig: Any, env: dict[st
     env["TARGET_ACCOUNTS"] = "alice"
     login(ig, env, tmp_path)
     store = Store(make_engine(env["DATABASE_URL"]))
-    assert store.acquire_lock(ig.username, run_id="other", command="run-posts", now=datetime.now(UTC), ttl=timedelta(minutes=5))
+    assert store.acquire_lock(
+        ig.username, run_id="other", command="run-posts", now=datetime.now(UTC), ttl=timedelta(minutes=5)
+    )
     result = run_cli("run-stories", env=env, cwd=tmp_path)
     assert result.code == 75, result.output
     assert "another run holds the lock" in result.stderr

@@ -103,7 +103,9 @@ def test_lock_is_exclusive_until_released(store: Store) -> None:
 
 def test_lease_of_a_crashed_run_expires(store: Store) -> None:
     assert store.acquire_lock("me", run_id="dead", command="run-stories", now=NOW, ttl=TTL)
-    assert not store.acquire_lock("me", run_id="r2", command="run-stories", now=NOW + TTL - timedelta(seconds=1), ttl=TTL)
+    assert not store.acquire_lock(
+        "me", run_id="r2", command="run-stories", now=NOW + TTL - timedelta(seconds=1), ttl=TTL
+    )
     assert store.acquire_lock("me", run_id="r2", command="run-stories", now=NOW + TTL + timedelta(seconds=1), ttl=TTL)
     holder = store.lock_holder("me")
     assert holder is not None and holder.run_id == "r2"

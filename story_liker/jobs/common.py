@@ -205,7 +205,12 @@ def _save(deps: Deps, ig: Instagram, key: str | None, *, login: bool) -> None:
         return
     text, encrypted = vault.encode(settings, key)
     deps.store.save_session(
-        deps.settings.account(), settings=text, encrypted=encrypted, user_pk=ig.user_pk, now=deps.clock(), login=login
+        deps.settings.account(),
+        settings=text,
+        encrypted=encrypted,
+        user_pk=ig.user_pk,
+        now=deps.clock(),
+        login=login,
     )
 
 
@@ -237,12 +242,12 @@ def resolve_targets(
     unresolved = [t for t in missing if t.username not in refs]
     account = deps.store.account(deps.settings.account())
     if unresolved and account.following_synced_at is None and deps.settings.following_sync_max_pages:
-        for ref in ig.following(deps.settings.following_sync_max_pages):
-            refs.setdefault(ref.username, ref)
+        for followed in ig.following(deps.settings.following_sync_max_pages):
+            refs.setdefault(followed.username, followed)
         deps.store.mark_following_synced(account.username, now)
     for target in missing:
         assert target.id is not None
-        ref = refs.get(target.username)
+        ref: UserRef | None = refs.get(target.username)
         if ref is None:
             if target.last_error_at and now - target.last_error_at < timedelta(hours=24):
                 continue  # a username that failed to resolve is retried once a day, not every pass

@@ -71,7 +71,9 @@ def login(
             method = "password"
         counts.requests = ig.requests_sent
         text, encrypted = vault.encode(ig.dump_settings(), key)
-        store.save_session(account, settings=text, encrypted=encrypted, user_pk=ig.user_pk, now=deps.clock(), login=True)
+        store.save_session(
+            account, settings=text, encrypted=encrypted, user_pk=ig.user_pk, now=deps.clock(), login=True
+        )
         log.info("login_succeeded", extra={"method": method, "user_pk": ig.user_pk})
         return Report("ok", counts, {"method": method})
     except NeedsHuman:

@@ -17,9 +17,7 @@ def cleanup(deps: Deps, *, older_than_hours: float | None, dry_run: bool, force:
     if hours <= 0:
         raise ConfigError("--older-than must be a positive number of hours")
     if hours < 24 and not force:
-        raise ConfigError(
-            f"a retention of {hours:g} h is below the 24 h a story lives: add --force if you mean it"
-        )
+        raise ConfigError(f"a retention of {hours:g} h is below the 24 h a story lives: add --force if you mean it")
     now = deps.clock()
     cutoff = now - timedelta(hours=hours)
     counts = deps.counts

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -216,71 +216,45 @@ class Store:
     # --- likes ----------------------------------------------------------------------------------------
 
     def liked_story_pks(self, account: str, pks: Sequence[str]) -> set[str]:
-        found: set[str] = set()
-        with self._tx() as session:
-            for chunk in _chunks(list(pks)):
-                found.update(
-                    session.exec(
-                        select(Story.story_pk).where(col(Story.account) == account, col(Story.story_pk).in_(chunk))
-                    ).all()
-                )
-        return found
+        return self._liked(col(Story.story_pk), col(Story.account), account, pks)
 
     def liked_post_pks(self, account: str, pks: Sequence[str]) -> set[str]:
-        found: set[str] = set()
-        with self._tx() as session:
-            for chunk in _chunks(list(pks)):
-                found.update(
-                    session.exec(
-                        select(Post.media_pk).where(col(Post.account) == account, col(Post.media_pk).in_(chunk))
-                    ).all()
-                )
-        return found
+        return self._liked(col(Post.media_pk), col(Post.account), account, pks)
 
     def record_stories(self, account: str, stories: Sequence[LikedStory], now: datetime, *, counted: bool) -> int:
         """Record stories as liked; ``counted`` ones (we sent the like) also count against the limits."""
-        with self._tx() as session:
-            inserted = self._insert_ignore(
-                session,
-                Story,
-                [
-                    {
-                        "account": account,
-                        "story_pk": s.story_pk,
-                        "target_user_pk": s.target_user_pk,
-                        "taken_at": s.taken_at,
-                        "liked_at": now,
-                    }
-                    for s in stories
-                ],
-            )
-            if counted:
-                self._insert_ignore(
-                    session, Action, [{"account": account, "kind": STORY_LIKE, "at": now} for _ in stories]
-                )
-            return inserted
+        return self._record(Story, STORY_LIKE, account, [asdict(s) for s in stories], now, counted=counted)
 
     def record_posts(self, account: str, posts: Sequence[LikedPost], now: datetime, *, counted: bool) -> int:
+        """Record posts as liked; ``counted`` ones (we sent the like) also count against the limits."""
+        return self._record(Post, POST_LIKE, account, [asdict(p) for p in posts], now, counted=counted)
+
+    def _liked(self, pk_column: Any, account_column: Any, account: str, pks: Sequence[str]) -> set[str]:
+        """Which of ``pks`` are recorded as liked: one query per 500 pks, never one per item."""
+        found: set[str] = set()
+        with self._tx() as session:
+            for chunk in _chunks(list(pks)):
+                found.update(
+                    session.exec(select(pk_column).where(account_column == account, pk_column.in_(chunk))).all()
+                )
+        return found
+
+    def _record(
+        self,
+        model: type[SQLModel],
+        kind: str,
+        account: str,
+        rows: list[dict[str, Any]],
+        now: datetime,
+        *,
+        counted: bool,
+    ) -> int:
         with self._tx() as session:
             inserted = self._insert_ignore(
-                session,
-                Post,
-                [
-                    {
-                        "account": account,
-                        "media_pk": p.media_pk,
-                        "target_user_pk": p.target_user_pk,
-                        "media_type": p.media_type,
-                        "taken_at": p.taken_at,
-                        "liked_at": now,
-                    }
-                    for p in posts
-                ],
+                session, model, [row | {"account": account, "liked_at": now} for row in rows]
             )
             if counted:
-                self._insert_ignore(
-                    session, Action, [{"account": account, "kind": POST_LIKE, "at": now} for _ in posts]
-                )
+                self._insert_ignore(session, Action, [{"account": account, "kind": kind, "at": now} for _ in rows])
             return inserted
 
     def recent_actions(self, account: str, kind: str, now: datetime) -> list[datetime]:

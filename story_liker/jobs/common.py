@@ -104,11 +104,41 @@ class Report:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def with_instagram(deps: Deps, counts: Counts, body: Callable[[Instagram], T]) -> T:
+PassBody = Callable[[Deps, Instagram, list[Target], int, bool], str]
+
+
+def like_pass(
+    deps: Deps, kind: str, limits: ratelimit.Limits, body: PassBody, *, dry_run: bool, max_likes: int | None
+) -> Report:
+    """What a story or post pass does before Instagram: sync targets, check the like budget.
+
+    With no target or no budget left, Instagram is not contacted at all. ``body`` gets the targets and
+    how many likes it may send, and returns the outcome.
+    """
+    account = deps.settings.account()
+    targets = sync_targets(deps)
+    deps.counts.targets = len(targets)
+    if not targets:
+        log.info("nothing_to_do", extra={"reason": "no enabled targets: set TARGET_ACCOUNTS or `accounts add`"})
+        return Report("nothing_to_do", deps.counts)
+    now = deps.clock()
+    recent = deps.store.recent_actions(account, kind, now)
+    allowed = ratelimit.budget(now, recent, limits).remaining
+    if max_likes is not None:
+        allowed = min(allowed, max_likes)
+    if allowed == 0 and not dry_run:
+        next_slot = ratelimit.next_slot(now, recent, limits)
+        log.info("budget_used_up", extra={"next_slot": next_slot.isoformat(timespec="seconds")})
+        return Report("budget_used_up", deps.counts)
+    outcome = with_instagram(deps, lambda ig: body(deps, ig, targets, allowed, dry_run))
+    return Report(outcome, deps.counts)
+
+
+def with_instagram(deps: Deps, body: Callable[[Instagram], T]) -> T:
     """Run ``body`` under the account's flags, lock and session; the only place that handles
     cooldowns, the single re-login and saving refreshed cookies.
     """
-    settings, store = deps.settings, deps.store
+    settings, store, counts = deps.settings, deps.store, deps.counts
     account = settings.account()
     state = store.account(account)
     now = deps.clock()

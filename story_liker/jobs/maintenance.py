@@ -33,7 +33,7 @@ def cleanup(deps: Deps, *, older_than_hours: float | None, dry_run: bool, force:
 def keepalive(deps: Deps) -> Report:
     """One authenticated request the app itself makes, then the refreshed cookies are saved."""
     counts = deps.counts
-    with_instagram(deps, counts, lambda ig: ig.ping())
+    with_instagram(deps, lambda ig: ig.ping())
     deps.store.record_keepalive(deps.settings.account(), deps.clock())
     log.info("keepalive_ok")
     return Report("ok", counts)

@@ -9,7 +9,7 @@ from typing import Any
 from story_liker import ratelimit
 from story_liker.errors import BadResponse, TargetUnavailable
 from story_liker.ig import Instagram, StoryItem, UserRef
-from story_liker.jobs.common import Counts, Deps, Report, resolve_targets, sync_targets, with_instagram
+from story_liker.jobs.common import Counts, Deps, Report, like_pass, resolve_targets
 from story_liker.models import Target
 from story_liker.store import STORY_LIKE, liked_stories
 
@@ -17,31 +17,12 @@ log = logging.getLogger(__name__)
 
 
 def run_stories(deps: Deps, *, dry_run: bool, max_likes: int | None) -> Report:
-    settings, store = deps.settings, deps.store
-    account = settings.account()
-    targets = sync_targets(deps)
+    limits = ratelimit.Limits(deps.settings.story_likes_per_hour, deps.settings.story_likes_per_day)
+    return like_pass(deps, STORY_LIKE, limits, _pass, dry_run=dry_run, max_likes=max_likes)
+
+
+def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, dry_run: bool) -> str:
     counts = deps.counts
-    counts.targets = len(targets)
-    if not targets:
-        log.info("nothing_to_do", extra={"reason": "no enabled targets: set TARGET_ACCOUNTS or `accounts add`"})
-        return Report("nothing_to_do", counts)
-    now = deps.clock()
-    limits = ratelimit.Limits(settings.story_likes_per_hour, settings.story_likes_per_day)
-    recent = store.recent_actions(account, STORY_LIKE, now)
-    allowed = ratelimit.budget(now, recent, limits).remaining
-    if max_likes is not None:
-        allowed = min(allowed, max_likes)
-    if allowed == 0 and not dry_run:
-        log.info(
-            "budget_used_up",
-            extra={"next_slot": ratelimit.next_slot(now, recent, limits).isoformat(timespec="seconds")},
-        )
-        return Report("budget_used_up", counts)
-    outcome = with_instagram(deps, counts, lambda ig: _pass(deps, ig, targets, counts, allowed, dry_run))
-    return Report(outcome, counts)
-
-
-def _pass(deps: Deps, ig: Instagram, targets: list[Target], counts: Counts, allowed: int, dry_run: bool) -> str:
     store, account, now = deps.store, deps.settings.account(), deps.clock()
     deps.progress.start(len(targets), "checking stories")
     tray = {entry.user_pk: entry for entry in ig.reels_tray()}

@@ -3,15 +3,35 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from story_liker import ratelimit
 from story_liker.jobs.common import Deps
-from story_liker.store import POST_LIKE, STORY_LIKE
+from story_liker.settings import Settings
+from story_liker.store import POST_LIKE, STORY_LIKE, Store
 
 
 def _iso(value: Any) -> str | None:
     return value.isoformat(timespec="seconds") if value is not None else None
+
+
+def limits_usage(store: Store, settings: Settings, account: str, now: datetime) -> dict[str, dict[str, int]]:
+    """Likes sent in each sliding window against its limit, per kind of like."""
+    usage = {}
+    for kind, per_hour, per_day in (
+        (STORY_LIKE, settings.story_likes_per_hour, settings.story_likes_per_day),
+        (POST_LIKE, settings.post_likes_per_hour, settings.post_likes_per_day),
+    ):
+        recent = store.recent_actions(account, kind, now)
+        usage[kind] = {
+            "last_hour": sum(1 for at in recent if now - at < ratelimit.HOUR),
+            "per_hour": per_hour,
+            "last_day": sum(1 for at in recent if now - at < ratelimit.DAY),
+            "per_day": per_day,
+            "remaining": ratelimit.budget(now, recent, ratelimit.Limits(per_hour, per_day)).remaining,
+        }
+    return usage
 
 
 def status_data(deps: Deps) -> dict[str, Any]:
@@ -19,20 +39,7 @@ def status_data(deps: Deps) -> dict[str, Any]:
     account = settings.account()
     now = deps.clock()
     state = store.account(account)
-    limits = {}
-    for kind, per_hour, per_day in (
-        (STORY_LIKE, settings.story_likes_per_hour, settings.story_likes_per_day),
-        (POST_LIKE, settings.post_likes_per_hour, settings.post_likes_per_day),
-    ):
-        recent = store.recent_actions(account, kind, now)
-        budget = ratelimit.budget(now, recent, ratelimit.Limits(per_hour, per_day))
-        limits[kind] = {
-            "last_hour": sum(1 for a in recent if now - a < ratelimit.HOUR),
-            "per_hour": per_hour,
-            "last_day": sum(1 for a in recent if now - a < ratelimit.DAY),
-            "per_day": per_day,
-            "remaining": budget.remaining,
-        }
+    limits = limits_usage(store, settings, account, now)
     lock = store.lock_holder(account)
     cooling = state.cooldown_until is not None and state.cooldown_until > now
     return {

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     cooldown_max_hours: float = Field(72.0, gt=0)
 
     dry_run: bool = False
+    metrics_textfile: Path | None = None  # node_exporter textfile collector; "{command}" in the name is replaced
+    pushgateway_url: str | None = None
+    healthcheck_url: str | None = None  # dead-man's switch: pinged on start, success and failure
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
 
@@ -120,6 +123,16 @@ class Settings(BaseSettings):
     @classmethod
     def _database_url(cls, value: str) -> str:
         return normalise_database_url(value.strip())
+
+    @field_validator("pushgateway_url", "healthcheck_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected an http:// or https:// URL")
+        return value.strip().rstrip("/")
 
     @field_validator("ig_proxy", "ig_api_url")
     @classmethod

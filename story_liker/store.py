@@ -303,6 +303,13 @@ class Store:
                 query = query.where(sa.or_(col(Run.account) == account, col(Run.account).is_(None)))
             return list(session.exec(query.order_by(col(Run.started_at).desc()).limit(limit)).all())
 
+    def last_success(self, account: str | None, command: str) -> datetime | None:
+        with self._tx() as session:
+            query = select(sa.func.max(Run.finished_at)).where(col(Run.command) == command, col(Run.exit_code) == 0)
+            if account:
+                query = query.where(sa.or_(col(Run.account) == account, col(Run.account).is_(None)))
+            return session.exec(query).one()  # max() keeps the column type: an aware UTC datetime
+
     # --- the run lock (a lease row per account) ----------------------------------------------------------
 
     def acquire_lock(self, account: str, *, run_id: str, command: str, now: datetime, ttl: timedelta) -> bool:

@@ -1,0 +1,105 @@
+"""Optional monitoring: Prometheus metrics (textfile or Pushgateway) and a dead-man's-switch ping.
+
+Nothing here may fail a pass or hold it up for more than a few seconds: every error is logged and dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from story_liker.settings import Settings
+
+log = logging.getLogger(__name__)
+PING_TIMEOUT = 3.0
+
+
+def ping(settings: Settings, suffix: str) -> None:
+    """healthchecks.io style: `<url>/start`, `<url>` on success, `<url>/<exit code>` on failure."""
+    if not settings.healthcheck_url:
+        return
+    import requests
+
+    url = settings.healthcheck_url + (f"/{suffix}" if suffix else "")
+    try:
+        requests.get(url, timeout=PING_TIMEOUT)
+    except requests.RequestException as exc:
+        log.warning("healthcheck_failed", extra={"error": type(exc).__name__})
+
+
+def textfile_path(template: Path, command: str) -> Path:
+    """One file per command, so a failing `cleanup` never overwrites the figures of `run-stories`."""
+    slug = command.replace("-", "_")
+    if "{command}" in template.name:
+        return template.with_name(template.name.replace("{command}", slug))
+    return template.with_name(f"{template.stem}_{slug}{template.suffix or '.prom'}")
+
+
+def export(
+    settings: Settings,
+    *,
+    command: str,
+    exit_code: int,
+    duration: float,
+    counts: dict[str, Any],
+    last_success: float | None,
+    budget: dict[str, dict[str, int]],
+    cooldown_until: float | None,
+) -> None:
+    if not settings.metrics_textfile and not settings.pushgateway_url:
+        return
+    from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, write_to_textfile
+
+    registry = CollectorRegistry()
+    labels = {"command": command, "account": settings.ig_username or ""}
+
+    def gauge(name: str, doc: str, value: float, **extra: str) -> None:
+        metric = Gauge(name, doc, [*labels, *extra], registry=registry)
+        metric.labels(**labels, **extra).set(value)
+
+    gauge("story_liker_last_run_timestamp_seconds", "When the last run ended.", time.time())
+    if last_success is not None:
+        gauge("story_liker_last_success_timestamp_seconds", "When the last run that exited 0 ended.", last_success)
+    gauge("story_liker_last_run_duration_seconds", "Wall time of the last run.", duration)
+    gauge("story_liker_last_exit_code", "Exit code of the last run (see README).", exit_code)
+    gauge("story_liker_last_run_likes", "Likes sent by the last run.", counts.get("liked", 0), kind=_kind(command))
+    gauge(
+        "story_liker_last_run_errors",
+        "Items or targets skipped with an error in the last run.",
+        counts.get("errors", 0),
+    )
+    gauge("story_liker_last_run_requests", "Instagram requests sent by the last run.", counts.get("requests", 0))
+    likes_left = Gauge(
+        "story_liker_budget_remaining",
+        "Likes left in each sliding window.",
+        [*labels, "kind", "window"],
+        registry=registry,
+    )
+    for kind, windows in budget.items():
+        for window, left in windows.items():
+            likes_left.labels(**labels, kind=kind, window=window).set(left)
+    gauge("story_liker_cooldown_until_timestamp_seconds", "End of the running cooldown (0: none).", cooldown_until or 0)
+    if settings.metrics_textfile:
+        path = textfile_path(settings.metrics_textfile, command)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_to_textfile(str(path), registry)  # written beside the target, then renamed: atomic
+        except OSError as exc:
+            log.warning("metrics_write_failed", extra={"path": str(path), "error": exc.strerror})
+    if settings.pushgateway_url:
+        try:
+            push_to_gateway(
+                settings.pushgateway_url,
+                job="story_liker",
+                registry=registry,
+                grouping_key=labels,
+                timeout=PING_TIMEOUT,
+            )
+        except OSError as exc:  # URLError and socket timeouts are OSErrors
+            log.warning("metrics_push_failed", extra={"error": type(exc).__name__})
+
+
+def _kind(command: str) -> str:
+    return {"run-stories": "story", "run-posts": "post"}.get(command, "none")

@@ -78,7 +78,12 @@ class TargetUnavailable(StoryLikerError):
 
 
 class BadResponse(StoryLikerError):
-    """Instagram answered something we cannot use for one item or target; skipped, pass goes on."""
+    """Instagram answered something we cannot use for one item or target; skipped, pass goes on.
+
+    Should one escape a pass, Instagram is answering nonsense: try later.
+    """
+
+    exit_code = TRY_LATER
 
 
 class Interrupted(StoryLikerError):

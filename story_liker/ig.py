@@ -75,7 +75,7 @@ class Instagram(Protocol):
 
     @property
     def malformed(self) -> int:
-        """Items and answers skipped as malformed so far."""
+        """Items skipped inside the adapter as malformed (answers that raise BadResponse are not counted)."""
         ...
 
     def reels_tray(self) -> list[TrayEntry]: ...
@@ -275,7 +275,6 @@ class Instagrapi:
         except requests.RequestException as exc:
             raise NetworkError(f"Instagram unreachable ({type(exc).__name__} on {what})") from None
         except ex.ClientJSONDecodeError:
-            self._malformed[0] += 1
             raise BadResponse(f"malformed JSON from {what}") from None
         except (
             ex.BadPassword,
@@ -291,7 +290,6 @@ class Instagrapi:
                 raise NetworkError(f"Instagram answered {status} on {what}") from None
             raise BadResponse(f"{type(exc).__name__} on {what} (status {status})") from None
         except (KeyError, TypeError, ValueError, AttributeError, AssertionError) as exc:
-            self._malformed[0] += 1
             raise BadResponse(f"unexpected answer from {what}: {type(exc).__name__}") from None
 
     def _request(
@@ -300,7 +298,6 @@ class Instagrapi:
         with self._call(what, target=target):
             result = self.client.private_request(endpoint, data, params=params)
         if not isinstance(result, dict):
-            self._malformed[0] += 1
             raise BadResponse(f"{what}: answer is not a JSON object")
         return result
 
@@ -311,7 +308,6 @@ class Instagrapi:
             raw = self.client.get_reels_tray_feed("cold_start")
         tray = raw.get("tray") if isinstance(raw, dict) else None
         if not isinstance(tray, list):
-            self._malformed[0] += 1
             raise BadResponse("reels_tray: no tray list in the answer")
         entries = []
         for reel in tray:
@@ -330,7 +326,6 @@ class Instagrapi:
         raw = self._request("reels_media", "feed/reels_media/", data)
         reels = raw.get("reels")
         if not isinstance(reels, dict):
-            self._malformed[0] += 1
             raise BadResponse("reels_media: no reels object in the answer")
         found: dict[int, list[StoryItem]] = {}
         for key, reel in reels.items():
@@ -383,7 +378,6 @@ class Instagrapi:
                 int(_pk(user["pk"])), str(user["username"]).lower(), followed, user.get("is_private") is True
             )
         except (KeyError, TypeError, ValueError, AttributeError):
-            self._malformed[0] += 1
             raise BadResponse(f"lookup of {username}: no user in the answer") from None
 
     def user_posts(self, user_pk: int, count: int) -> list[PostItem]:

@@ -52,6 +52,21 @@ class _Context(logging.Filter):
         return True
 
 
+_THIRD_PARTY = ("instagrapi", "private_request", "public_request", "urllib3", "httpx", "alembic")
+
+
+class _Muzzle(logging.Filter):
+    """instagrapi logs whole responses and request bodies (logins included): keep only its message
+    template, never the values, so no token it saw can reach a log line, whatever LOG_LEVEL says."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith(("instagrapi", "private_request", "public_request")):
+            record.msg = record.msg if isinstance(record.msg, str) else type(record.msg).__name__
+            record.args = ()
+            record.exc_info = record.exc_text = None
+        return True
+
+
 class _Json(JsonFormatter):
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))
@@ -82,10 +97,11 @@ class _Text(logging.Formatter):
 def configure(level: str = "INFO", fmt: str = "json") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.addFilter(_Context())
+    handler.addFilter(_Muzzle())
     handler.setFormatter(_Json(reserved_attrs=[*_STANDARD - {"message"}]) if fmt == "json" else _Text())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # instagrapi logs every URL at INFO and whole responses at DEBUG: keep it quiet unless debugging.
-    for noisy in ("instagrapi", "private_request", "public_request", "urllib3", "httpx", "alembic"):
-        logging.getLogger(noisy).setLevel("DEBUG" if level == "DEBUG" else "WARNING")
+    # instagrapi logs every URL at INFO and whole responses at DEBUG: warnings only, even when debugging.
+    for noisy in _THIRD_PARTY:
+        logging.getLogger(noisy).setLevel("WARNING")

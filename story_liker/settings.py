@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -71,7 +72,7 @@ class Settings(BaseSettings):
     following_sync_max_pages: int = Field(10, ge=0, le=100)
 
     http_timeout_seconds: float = Field(20.0, gt=0, le=300)
-    lock_ttl_seconds: int = Field(900, ge=30, le=86400)
+    lock_ttl_seconds: int = Field(900, ge=5, le=86400)
     cooldown_base_minutes: float = Field(30.0, gt=0)
     feedback_cooldown_hours: float = Field(12.0, gt=0)
     cooldown_max_hours: float = Field(72.0, gt=0)
@@ -171,6 +172,16 @@ class Settings(BaseSettings):
                     f"{kind.upper()}_DELAY_MIN_SECONDS ({low}) is greater than "
                     f"{kind.upper()}_DELAY_MAX_SECONDS ({high})"
                 )
+        if self.session_encryption_key is not None:
+            for part in self.session_encryption_key.get_secret_value().split(","):
+                try:
+                    valid = len(base64.urlsafe_b64decode(part.strip().encode())) == 32
+                except ValueError:
+                    valid = False
+                if not valid:
+                    raise ValueError(
+                        "SESSION_ENCRYPTION_KEY: not a Fernet key (32 url-safe base64 bytes; `story-liker keygen` makes one)"
+                    )
         if self.ig_totp_seed is not None:
             seed = self.ig_totp_seed.get_secret_value().replace(" ", "").upper()
             if not re.fullmatch(r"[A-Z2-7]+=*", seed):
@@ -201,7 +212,10 @@ def describe(exc: ValidationError) -> str:
     error = exc.errors(include_url=False, include_input=False)[0]
     name = str(error["loc"][0]).upper() if error["loc"] else ""
     message = str(error["msg"]).removeprefix("Value error, ")
-    if message.startswith(tuple(f"{n}:" for n in ("IG_PASSWORD_FILE", "IG_TOTP_SEED", "SESSION"))) or not name:
+    if (
+        message.startswith(tuple(f"{n}" for n in ("IG_PASSWORD_FILE:", "IG_TOTP_SEED", "SESSION_ENCRYPTION_KEY")))
+        or not name
+    ):
         return message
     if message.startswith(name):
         return message

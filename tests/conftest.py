@@ -141,3 +141,19 @@ def login(ig: Any, env: dict[str, str], tmp_path: Path) -> None:
     result = run_cli("login", "--settings-file", str(settings_file), env=env, cwd=tmp_path)
     assert result.code == 0, result.output
     ig.reset_requests()
+
+
+def secrets_of(ig: Any) -> list[str]:
+    """Every secret of the double's account that must never be printed (the user pk is public)."""
+    settings = ig.settings()
+    cookies = [str(v) for k, v in settings["cookies"].items() if k != "ds_user_id"]
+    found = [ig.password, ig.sessionid, *cookies, ig.csrftoken]
+    if ig.totp_seed:
+        found.append(ig.totp_seed)
+    return [s for s in found if s]
+
+
+def assert_no_secrets(ig: Any, *results: Result, also: tuple[str, ...] = ()) -> None:
+    text = "".join(r.output for r in results)
+    for secret in [*secrets_of(ig), *also]:
+        assert secret not in text, f"a secret ({secret[:3]}...) reached the output"

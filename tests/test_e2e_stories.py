@@ -197,6 +197,7 @@ def test_a_held_lock_exits_75_without_contacting_instagram(ig: Any, env: dict[st
     assert result.code == 75, result.output
     assert "another run holds the lock" in result.stderr
     assert ig.count() == 0
+    assert result.event("run_finished")["duration_s"] < 1  # "within a second"; typically ~0.1 s
     store.engine.dispose()
 
 

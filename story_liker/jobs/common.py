@@ -78,16 +78,20 @@ class Deps:
     stop_signal: list[int] = field(default_factory=list)
     progress: Progress = field(default_factory=NoProgress)
     counts: Counts = field(default_factory=Counts)
+    lease_renewed_at: datetime | None = None
 
     def checkpoint(self) -> None:
         """Called between two steps: a pending SIGTERM/SIGINT ends the pass here."""
         if self.stop.is_set():
             raise Interrupted(self.stop_signal[0] if self.stop_signal else 15)
 
-    def renew_lock(self) -> None:
-        """Push the lease forward; long passes call this after each target."""
+    def keep_lease(self) -> None:
+        """Push the run's lease forward once a third of it has passed (cheap to call often)."""
+        now = self.clock()
         ttl = timedelta(seconds=self.settings.lock_ttl_seconds)
-        self.store.renew_lock(self.settings.account(), run_id=self.run_id, now=self.clock(), ttl=ttl)
+        if self.lease_renewed_at is None or now - self.lease_renewed_at >= ttl / 3:
+            self.store.renew_lock(self.settings.account(), run_id=self.run_id, now=now, ttl=ttl)
+            self.lease_renewed_at = now
 
     def pause(self, low: float, high: float) -> None:
         """Sleep a jittered while, waking at once on SIGTERM/SIGINT."""
@@ -95,6 +99,7 @@ class Deps:
         if seconds > 0:
             self.stop.wait(seconds)
         self.checkpoint()
+        self.keep_lease()
 
 
 @dataclass
@@ -155,6 +160,7 @@ def with_instagram(deps: Deps, body: Callable[[Instagram], T]) -> T:
     if state.settings is None and settings.ig_password is None:
         raise NeedsHuman(f"no Instagram session stored for {account}: run `story-liker login`")
     ttl = timedelta(seconds=settings.lock_ttl_seconds)
+    deps.lease_renewed_at = now
     if not store.acquire_lock(account, run_id=deps.run_id, command=deps.command, now=now, ttl=ttl):
         holder = store.lock_holder(account)
         detail = f" by {holder.command} (run {holder.run_id}) until {holder.expires_at:%H:%M:%S}Z" if holder else ""
@@ -272,9 +278,13 @@ def resolve_targets(
     unresolved = [t for t in missing if t.username not in refs]
     account = deps.store.account(deps.settings.account())
     if unresolved and account.following_synced_at is None and deps.settings.following_sync_max_pages:
-        for followed in ig.following(deps.settings.following_sync_max_pages):
-            refs.setdefault(followed.username, followed)
-        deps.store.mark_following_synced(account.username, now)
+        try:
+            for followed in ig.following(deps.settings.following_sync_max_pages):
+                refs.setdefault(followed.username, followed)
+            deps.store.mark_following_synced(account.username, now)
+        except BadResponse as exc:  # resolve one by one instead; walk the list again next pass
+            counts.errors += 1
+            log.warning("following_skipped", extra={"reason": exc.message})
     for target in missing:
         assert target.id is not None
         ref: UserRef | None = refs.get(target.username)

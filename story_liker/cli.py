@@ -281,8 +281,10 @@ def cleanup(
 
 
 @app.command()
-def keepalive() -> None:
-    """One light authenticated request so the session does not expire; saves refreshed cookies."""
+def keepalive(dry_run: DryRun = False) -> None:
+    """One light authenticated request so the session does not expire; saves refreshed cookies.
+
+    The request only reads, so --dry-run sends it too (it never likes or marks anything seen)."""
     from story_liker.jobs.maintenance import keepalive as job
 
     _execute("keepalive", job)

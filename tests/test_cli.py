@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from story_liker.db import make_engine
 from story_liker.store import Store
-from tests.conftest import login, run_cli
+from tests.conftest import STORY_LIKER, login, run_cli
 
 
 def test_help_and_version_work_with_an_empty_environment(tmp_path: Path) -> None:
@@ -193,3 +193,44 @@ def test_foreign_session_rejected_by_instagram_leaves_the_stored_session_untouch
     assert result.code != 0, result.output
     assert store.account(ig.username).settings == before
     store.engine.dispose()
+
+
+def test_interactive_login_on_a_terminal_asks_for_password_and_2fa_code(env: dict[str, str], tmp_path: Path) -> None:
+    import os
+    import pty
+    import select
+    import time
+
+    from tests.double import InstagramDouble, totp_code
+
+    seed = "JBSWY3DPEHPK3PXP"
+    with InstagramDouble(totp_seed=seed) as double:
+        pid, fd = pty.fork()
+        if pid == 0:  # the child: story-liker on a terminal, no IG_PASSWORD, no TOTP seed
+            os.chdir(tmp_path)
+            child_env = {"PATH": os.environ["PATH"], "HOME": "/tmp", "IG_USERNAME": double.username}
+            child_env |= {"IG_API_URL": double.url, "DATABASE_URL": env["DATABASE_URL"], "TERM": "dumb"}
+            os.execve(STORY_LIKER, [STORY_LIKER, "login"], child_env)
+        screen = b""
+
+        def read_until(needle: bytes) -> None:
+            nonlocal screen
+            deadline = time.monotonic() + 30
+            while needle not in screen:
+                assert time.monotonic() < deadline, screen.decode(errors="replace")
+                if select.select([fd], [], [], 0.5)[0]:
+                    try:
+                        screen += os.read(fd, 4096)
+                    except OSError:
+                        break
+
+        read_until(b"Instagram password")
+        os.write(fd, double.password.encode() + b"\n")
+        read_until(b"2FA code")
+        os.write(fd, totp_code(seed).encode() + b"\n")
+        read_until(b"session stored")
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, screen.decode(errors="replace")
+        assert double.password.encode() not in screen  # the password was typed without echo
+        stored = json.loads(run_cli("status", "--json", env=env | {"IG_USERNAME": double.username}, cwd=tmp_path).stdout)
+        assert stored["session"]["stored"]

@@ -156,6 +156,8 @@ def _execute(
         duration = round(time.monotonic() - started, 3)
         if deps is not None:
             counts = deps.counts.as_dict()
+        if store is not None:
+            extra = extra | {"sql_statements": store.statements}
         log.info(
             "run_finished",
             extra={"outcome": outcome, "exit_code": code, "duration_s": duration, **counts, **extra},

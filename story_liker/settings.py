@@ -180,7 +180,8 @@ class Settings(BaseSettings):
                     valid = False
                 if not valid:
                     raise ValueError(
-                        "SESSION_ENCRYPTION_KEY: not a Fernet key (32 url-safe base64 bytes; `story-liker keygen` makes one)"
+                        "SESSION_ENCRYPTION_KEY: not a Fernet key "
+                        "(32 url-safe base64 bytes; `story-liker keygen` makes one)"
                     )
         if self.ig_totp_seed is not None:
             seed = self.ig_totp_seed.get_secret_value().replace(" ", "").upper()

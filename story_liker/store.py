@@ -45,6 +45,7 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.statements = 0  # SQL statements executed, for the benchmark
+        self._cache: dict[type[SQLModel], tuple[Any, Any]] = {}
         sa.event.listen(engine, "before_cursor_execute", self._count)
 
     def _count(self, *_: Any) -> None:
@@ -71,6 +72,32 @@ class Store:
         # RETURNING counts what was inserted on both backends (psycopg's rowcount can be -1 here).
         statement = insert(table).values(rows).on_conflict_do_nothing().returning(key)
         return len(session.execute(statement).all())
+
+    def _record_one(
+        self, model: type[SQLModel], kind: str, account: str, row: dict[str, Any], now: datetime, *, counted: bool
+    ) -> int:
+        """One like and its limit row in one transaction, on a plain connection with cached statements
+        (an ORM session and a freshly compiled INSERT cost more than the like's HTTP request)."""
+        record, action = self._statements(model)
+        with unavailable_as_69(self.engine), self.engine.begin() as connection:
+            inserted = len(connection.execute(record, row | {"account": account, "liked_at": now}).all())
+            if counted:
+                connection.execute(action, {"account": account, "kind": kind, "at": now})
+            return inserted
+
+    def _statements(self, model: type[SQLModel]) -> tuple[Any, Any]:
+        cached = self._cache.get(model)
+        if cached is None:
+            from sqlalchemy.dialects import postgresql, sqlite
+
+            insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+            table = model.__table__  # type: ignore[attr-defined]
+            key = next(iter(table.primary_key.columns))
+            # RETURNING tells whether the row was new on both backends (psycopg's rowcount says -1 here).
+            record = insert(table).on_conflict_do_nothing().returning(key)
+            cached = record, sa.insert(Action.__table__)  # type: ignore[attr-defined]
+            self._cache[model] = cached
+        return cached
 
     # --- the own account: session, flags, cooldown ---------------------------------------------
 
@@ -206,12 +233,13 @@ class Store:
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def update_targets(self, updates: dict[int, dict[str, Any]]) -> None:
-        """Write what a pass learned about several targets (pk, follow state, markers, errors) at once."""
+        """Write what a pass learned about several targets (pk, follow state, markers, errors) at once:
+        one executemany per set of columns, not one UPDATE per target."""
         if not updates:
             return
+        rows = sorted(({"id": target_id, **values} for target_id, values in updates.items()), key=sorted)
         with self._tx() as session:
-            for target_id, values in updates.items():
-                session.execute(sa.update(Target).where(col(Target.id) == target_id).values(**values))
+            session.execute(sa.update(Target), rows)
 
     # --- likes ----------------------------------------------------------------------------------------
 
@@ -249,6 +277,8 @@ class Store:
         *,
         counted: bool,
     ) -> int:
+        if len(rows) == 1:  # the hot path: one like, right after Instagram confirmed it
+            return self._record_one(model, kind, account, rows[0], now, counted=counted)
         with self._tx() as session:
             inserted = self._insert_ignore(
                 session, model, [row | {"account": account, "liked_at": now} for row in rows]

@@ -186,9 +186,7 @@ def totp_code(seed: str, at: float | None = None) -> str:
     """RFC 6238 code (SHA1, 6 digits, 30 s): the same as instagrapi's ``totp_generate_code(seed)``."""
     counter = int((time.time() if at is None else at) // 30)
     padded = seed + "=" * (-len(seed) % 8)
-    digest = hmac.new(
-        base64.b32decode(padded, casefold=True), struct.pack(">Q", counter), hashlib.sha1
-    ).digest()
+    digest = hmac.new(base64.b32decode(padded, casefold=True), struct.pack(">Q", counter), hashlib.sha1).digest()
     offset = digest[-1] & 0x0F
     value = struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF
     return str(value % 1_000_000).zfill(6)
@@ -445,9 +443,7 @@ class InstagramDouble:
 
     # ------------------------------------------------------------------ state API
 
-    def add_user(
-        self, username: str, *, pk: int | None = None, private: bool = False, followed: bool = True
-    ) -> DUser:
+    def add_user(self, username: str, *, pk: int | None = None, private: bool = False, followed: bool = True) -> DUser:
         with self._lock:
             user = DUser(
                 pk=pk if pk is not None else next(self._user_pks),
@@ -742,12 +738,8 @@ class InstagramDouble:
             return _Reply(200, raw=html, content_type="text/html; charset=utf-8")
         if not self._authenticated(rec):
             location = f"https://www.instagram.com/accounts/login/?next={rec.path}"
-            return _Reply(
-                302, raw=b"", headers=[("Location", location)], content_type="text/html; charset=utf-8"
-            )
-        return _Reply(
-            404, {"message": f"Page not found (instagram double): {rec.method} {rec.path}", "status": "fail"}
-        )
+            return _Reply(302, raw=b"", headers=[("Location", location)], content_type="text/html; charset=utf-8")
+        return _Reply(404, {"message": f"Page not found (instagram double): {rec.method} {rec.path}", "status": "fail"})
 
     # ------------------------------------------------------------------ sessions & auth
 
@@ -863,9 +855,7 @@ class InstagramDouble:
         name = str(rec.form.get("fb_api_req_friendly_name", ""))
         if name != "IGUSDIDRegistrationMutation":
             return _Reply(404, {"message": f"Unknown graphql_www query {name!r}", "status": "fail"})
-        return _Reply(
-            200, {"data": {"xdt_usdid_registration": {"success": True}}, "extensions": {"is_final": True}}
-        )
+        return _Reply(200, {"data": {"xdt_usdid_registration": {"success": True}}, "extensions": {"is_final": True}})
 
     def _qe_sync(self, rec: Rec, match: re.Match[str]) -> _Reply:
         pem = _password_key().publickey().export_key(format="PEM")
@@ -928,9 +918,7 @@ class InstagramDouble:
         if name == "com.bloks.www.two_step_verification.verify_code.async":
             context = server.get("two_step_verification_context")
             if context not in self._pending_2fa or not self._code_ok(cip.get("code")):
-                return self._bloks_reply(
-                    '(bk.action.core.TakeLast, (bk.action.caa.ShowError, "Invalid code"))'
-                )
+                return self._bloks_reply('(bk.action.core.TakeLast, (bk.action.caa.ShowError, "Invalid code"))')
             self._pending_2fa.discard(context)
             return self._caa_success()
         return _Reply(404, {"message": f"Unknown bloks app {name!r}", "status": "fail"})
@@ -1152,9 +1140,7 @@ class InstagramDouble:
 
     @staticmethod
     def _video_versions(pk: int, width: int, height: int) -> list[JSON]:
-        return [
-            {"type": 101, "width": width, "height": height, "url": f"{CDN}/{pk}_video.mp4", "id": str(pk)}
-        ]
+        return [{"type": 101, "width": width, "height": height, "url": f"{CDN}/{pk}_video.mp4", "id": str(pk)}]
 
     def _story_item(self, story: DStory) -> JSON:
         item: JSON = {
@@ -1383,9 +1369,7 @@ class InstagramDouble:
         return _Reply(200, {"user": self._user_full(user), "status": "ok"})
 
     def _following(self, rec: Rec, match: re.Match[str]) -> _Reply:
-        followed = (
-            [u for u in reversed(self.users) if u.followed] if int(match.group(1)) == self.own_pk else []
-        )
+        followed = [u for u in reversed(self.users) if u.followed] if int(match.group(1)) == self.own_pk else []
         try:
             count = int(rec.query.get("count") or 200)
             start = int(rec.query.get("max_id") or 0)
@@ -1424,12 +1408,7 @@ class InstagramDouble:
     def _story_like(self, rec: Rec, match: re.Match[str]) -> _Reply:
         media_id = str(rec.form.get("media_id", ""))
         story = self._find_media(media_id.split("_")[0])
-        if (
-            not isinstance(story, DStory)
-            or story.id != media_id
-            or not story.live
-            or not self._can_view(story.user)
-        ):
+        if not isinstance(story, DStory) or story.id != media_id or not story.live or not self._can_view(story.user):
             return _Reply(400, dict(MEDIA_UNAVAILABLE_BODY))
         if match.group(1) == "send":
             self.liked_story_ids.add(story.id)

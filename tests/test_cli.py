@@ -199,6 +199,7 @@ def test_interactive_login_on_a_terminal_asks_for_password_and_2fa_code(env: dic
     import os
     import pty
     import select
+    import termios
     import time
 
     from tests.double import InstagramDouble, totp_code
@@ -210,7 +211,7 @@ def test_interactive_login_on_a_terminal_asks_for_password_and_2fa_code(env: dic
             os.chdir(tmp_path)
             child_env = {"PATH": os.environ["PATH"], "HOME": "/tmp", "IG_USERNAME": double.username}
             child_env |= {"IG_API_URL": double.url, "DATABASE_URL": env["DATABASE_URL"], "TERM": "dumb"}
-            os.execve(STORY_LIKER, [STORY_LIKER, "login"], child_env)
+            os.execve(STORY_LIKER, [STORY_LIKER, "login"], child_env)  # noqa: S606  # our own CLI, no shell
         screen = b""
 
         def read_until(needle: bytes) -> None:
@@ -225,6 +226,10 @@ def test_interactive_login_on_a_terminal_asks_for_password_and_2fa_code(env: dic
                         break
 
         read_until(b"Instagram password")
+        deadline = time.monotonic() + 10
+        while termios.tcgetattr(fd)[3] & termios.ECHO:  # type only once the prompt has turned echo off
+            assert time.monotonic() < deadline, "the password prompt never turned echo off"
+            time.sleep(0.01)
         os.write(fd, double.password.encode() + b"\n")
         read_until(b"2FA code")
         os.write(fd, totp_code(seed).encode() + b"\n")
@@ -232,5 +237,7 @@ def test_interactive_login_on_a_terminal_asks_for_password_and_2fa_code(env: dic
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0, screen.decode(errors="replace")
         assert double.password.encode() not in screen  # the password was typed without echo
-        stored = json.loads(run_cli("status", "--json", env=env | {"IG_USERNAME": double.username}, cwd=tmp_path).stdout)
+        stored = json.loads(
+            run_cli("status", "--json", env=env | {"IG_USERNAME": double.username}, cwd=tmp_path).stdout
+        )
         assert stored["session"]["stored"]

@@ -65,9 +65,7 @@ def client(ig: InstagramDouble) -> Client:
 
 
 def reels_media(client: Client, *user_pks: int) -> dict[str, Any]:
-    data = client.with_default_data(
-        {"user_ids": [str(pk) for pk in user_pks], "source": "reel_feed_timeline"}
-    )
+    data = client.with_default_data({"user_ids": [str(pk) for pk in user_pks], "source": "reel_feed_timeline"})
     result: dict[str, Any] = client.private_request("feed/reels_media/", data)
     return result
 

@@ -178,6 +178,8 @@ def with_instagram(deps: Deps, body: Callable[[Instagram], T]) -> T:
         try:
             result = body(ig)
         except SessionExpired:
+            if logged_in:
+                raise  # a session fresh from a login expired at once: never log in twice in one run
             log.warning("session_expired", extra={"action": "one re-login"})
             ig.relogin()
             logged_in = True

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from story_liker import ratelimit
@@ -22,60 +22,70 @@ def run_posts(deps: Deps, *, dry_run: bool, max_likes: int | None) -> Report:
 
 
 def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, dry_run: bool) -> str:
-    counts = deps.counts
-    store, settings, account = deps.store, deps.settings, deps.settings.account()
+    counts, store, settings = deps.counts, deps.store, deps.settings
     store.update_targets(resolve_targets(deps, ig, targets, {}, counts))
     now = deps.clock()
     oldest = now - timedelta(days=settings.post_max_age_days)
-    deps.progress.start(len(targets), "checking posts")
-    budget_hit = False
-    for index, target in enumerate(t for t in targets if t.user_pk is not None):
-        assert target.id is not None and target.user_pk is not None
-        if index:
-            deps.pause(settings.target_delay_min_seconds, settings.target_delay_max_seconds)
-        deps.progress.advance(target.username)
-        update: dict[str, Any] = {"post_checked_at": now}
-        try:
-            posts = ig.user_posts(target.user_pk, settings.post_feed_count)
-        except (TargetUnavailable, BadResponse) as exc:
-            counts.errors += 1
-            log.warning("target_skipped", extra={"target": target.username, "reason": exc.message})
-            store.update_targets({target.id: update | {"last_error": exc.message[:200], "last_error_at": now}})
-            continue
-        counts.posts_seen += len(posts)
-        marker = target.post_marker or 0
-        new = [p for p in posts if p.taken_at.timestamp() > marker]
-        if not new:  # nothing newer than the last check: no second look at older items
-            store.update_targets({target.id: update})
-            continue
-        eligible = [p for p in new if p.taken_at >= oldest and p.media_type in settings.post_media_types]
-        recorded = store.liked_post_pks(account, [p.pk for p in eligible]) if eligible else set()
-        liked_elsewhere = [p for p in eligible if p.has_liked and p.pk not in recorded]
-        if liked_elsewhere and not dry_run:
-            store.record_posts(account, liked_posts(liked_elsewhere), now, counted=False)
-        counts.already_liked += len(recorded) + len(liked_elsewhere)
-        todo = sorted((p for p in eligible if not p.has_liked and p.pk not in recorded), key=lambda p: p.taken_at)
-        done = True
-        for post in todo:
-            if allowed <= 0:
-                budget_hit, done = True, False
-                counts.skipped += 1
+    reachable = [t for t in targets if t.user_pk is not None]
+    updates: dict[int, dict[str, Any]] = {}  # written once at the end, also when the pass is cut short
+    deps.progress.start(len(reachable), "checking posts")
+    try:
+        for index, target in enumerate(reachable):
+            assert target.id is not None and target.user_pk is not None
+            if index:
+                deps.pause(settings.target_delay_min_seconds, settings.target_delay_max_seconds)
+            deps.progress.advance(target.username)
+            try:
+                posts = ig.user_posts(target.user_pk, settings.post_feed_count)
+            except (TargetUnavailable, BadResponse) as exc:
+                counts.errors += 1
+                log.warning("target_skipped", extra={"target": target.username, "reason": exc.message})
+                updates[target.id] = {"post_checked_at": now, "last_error": exc.message[:200], "last_error_at": now}
                 continue
-            deps.pause(settings.action_delay_min_seconds, settings.action_delay_max_seconds)
-            if _like(deps, ig, target, post, counts, dry_run):
-                allowed -= 1
-            else:
-                done = False
-        if done and not dry_run:
-            update["post_marker"] = int(max(p.taken_at.timestamp() for p in new))
-        store.update_targets({target.id: update | {"last_error": None}})
-        deps.keep_lease()
-    deps.progress.stop()
-    if budget_hit:
+            counts.posts_seen += len(posts)
+            allowed, marker = _like_new_posts(deps, ig, target, posts, oldest, allowed, dry_run)
+            updates[target.id] = {"post_checked_at": now, "last_error": None}
+            if marker is not None:
+                updates[target.id]["post_marker"] = marker
+    finally:
+        store.update_targets(updates)
+        deps.progress.stop()
+    if counts.skipped:
         log.info("budget_used_up", extra={"left_for_later": counts.skipped})
     if dry_run:
         return "dry_run"
-    return "budget_used_up" if budget_hit else "ok"
+    return "budget_used_up" if counts.skipped else "ok"
+
+
+def _like_new_posts(
+    deps: Deps, ig: Instagram, target: Target, posts: list[PostItem], oldest: datetime, allowed: int, dry_run: bool
+) -> tuple[int, int | None]:
+    """Like the eligible posts newer than the target's marker. Returns the budget left and the new
+    marker (None: keep the old one, something is left for a later pass)."""
+    counts, settings, account, now = deps.counts, deps.settings, deps.settings.account(), deps.clock()
+    new = [p for p in posts if p.taken_at.timestamp() > (target.post_marker or 0)]
+    if not new:  # nothing newer than the last check: no second look at older items
+        return allowed, None
+    eligible = [p for p in new if p.taken_at >= oldest and p.media_type in settings.post_media_types]
+    recorded = deps.store.liked_post_pks(account, [p.pk for p in eligible]) if eligible else set()
+    liked_elsewhere = [p for p in eligible if p.has_liked and p.pk not in recorded]
+    if liked_elsewhere and not dry_run:
+        deps.store.record_posts(account, liked_posts(liked_elsewhere), now, counted=False)
+    counts.already_liked += len(recorded) + len(liked_elsewhere)
+    todo = sorted((p for p in eligible if not p.has_liked and p.pk not in recorded), key=lambda p: p.taken_at)
+    done = True
+    for post in todo:
+        if allowed <= 0:
+            done = False
+            counts.skipped += 1
+            continue
+        deps.pause(settings.action_delay_min_seconds, settings.action_delay_max_seconds)
+        if _like(deps, ig, target, post, counts, dry_run):
+            allowed -= 1
+        else:
+            done = False
+    marker = int(max(p.taken_at.timestamp() for p in new)) if done and not dry_run else None
+    return allowed, marker
 
 
 def _like(deps: Deps, ig: Instagram, target: Target, post: PostItem, counts: Counts, dry_run: bool) -> bool:

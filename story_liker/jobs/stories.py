@@ -24,7 +24,6 @@ def run_stories(deps: Deps, *, dry_run: bool, max_likes: int | None) -> Report:
 def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, dry_run: bool) -> str:
     counts = deps.counts
     store, account, now = deps.store, deps.settings.account(), deps.clock()
-    deps.progress.start(len(targets), "checking stories")
     try:
         tray = {entry.user_pk: entry for entry in ig.reels_tray()}
     except BadResponse as exc:  # without the tray only not-followed targets can be checked this pass
@@ -85,6 +84,7 @@ def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, dry_ru
     for story in plan:
         planned[story.user_pk].append(story)
     left_over = {s.user_pk for s in todo[allowed:]}
+    deps.progress.start(len(planned), "liking stories")
     try:
         for index, pk in enumerate(sorted(planned, key=lambda pk: by_pk[pk].username)):
             target = by_pk[pk]

@@ -39,6 +39,12 @@ def normalise_database_url(url: str) -> str:
     raise ValueError(f"unsupported scheme {scheme or url!r}: use sqlite:///path or postgresql://...")
 
 
+def _comma_list(value: object) -> list[str]:
+    """`a, b,,c` (or a list) -> ["a", "b", "c"]."""
+    items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", env_ignore_empty=True, extra="ignore")
 
@@ -101,20 +107,17 @@ class Settings(BaseSettings):
     def _targets(cls, value: object) -> list[str] | None:
         if value is None:
             return None
-        items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
         names: list[str] = []
-        for item in items:
-            if str(item).strip():
-                name = normalise_username(str(item))
-                if name not in names:
-                    names.append(name)
+        for item in _comma_list(value):
+            name = normalise_username(item)
+            if name not in names:
+                names.append(name)
         return names
 
     @field_validator("post_media_types", mode="before")
     @classmethod
     def _media_types(cls, value: object) -> frozenset[str]:
-        items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
-        types = frozenset(str(item).strip().lower() for item in items if str(item).strip())
+        types = frozenset(item.lower() for item in _comma_list(value))
         unknown = types - set(MEDIA_TYPES)
         if unknown or not types:
             raise ValueError(f"use a comma-separated subset of {', '.join(MEDIA_TYPES)}")

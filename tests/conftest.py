@@ -110,6 +110,26 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
+def start(args: list[str], env: dict[str, str], cwd: Path, **kwargs: Any) -> subprocess.Popen[str]:
+    """Start the installed `story-liker` in the background (for signals, kills and races)."""
+    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")}
+    return subprocess.Popen(
+        [STORY_LIKER, *args],
+        env=base | env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        **kwargs,
+    )
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 60) -> Result:
+    stdout, stderr = proc.communicate(timeout=timeout)
+    return Result(proc.returncode, stdout, stderr)
+
+
 @pytest.fixture
 def ig() -> Iterator[Any]:
     """A fresh local Instagram double, stopped after the test."""

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +13,7 @@ import pytest
 
 from story_liker.db import make_engine
 from story_liker.store import LikedPost, LikedStory, Store
-from tests.conftest import STORY_LIKER, Result, login, run_cli
+from tests.conftest import finish, login, run_cli, start
 
 pytestmark = pytest.mark.slow
 HOUR = 3600
@@ -154,18 +152,6 @@ def test_keepalive_respects_cooldown(ig: Any, env: dict[str, str], tmp_path: Pat
     assert ig.count() == 0
 
 
-def _start(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
-    base = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
-    return subprocess.Popen(
-        [STORY_LIKER, *args],
-        env=base | env,
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def _wait_for_likes(ig: Any, n: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while ig.count("send_story_like") < n:
@@ -182,11 +168,10 @@ def test_signal_in_a_slow_pass_ends_cleanly_with_every_confirmed_like_recorded(
         ig.add_story(user)
     env |= {"TARGET_ACCOUNTS": "alice", "ACTION_DELAY_MIN_SECONDS": "0.5", "ACTION_DELAY_MAX_SECONDS": "0.5"}
     login(ig, env, tmp_path)
-    proc = _start(["run-stories"], env, tmp_path)
+    proc = start(["run-stories"], env, tmp_path)
     _wait_for_likes(ig, 2)
     proc.send_signal(sig)
-    stdout, stderr = proc.communicate(timeout=30)
-    result = Result(proc.returncode, stdout, stderr)
+    result = finish(proc, timeout=30)
     assert result.code == code, result.output
     assert "Traceback" not in result.output
     confirmed = len(ig.liked_story_ids)

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from story_liker.db import make_engine
 from story_liker.store import Store
-from tests.conftest import STORY_LIKER, Result, assert_no_secrets, login, run_cli
+from tests.conftest import Result, assert_no_secrets, finish, login, run_cli, start
 
 pytestmark = pytest.mark.slow
 
@@ -27,25 +27,6 @@ pytestmark = pytest.mark.slow
 def stories_for(ig: Any, name: str, n: int, followed: bool = True) -> list[Any]:
     user = ig.add_user(name, followed=followed)
     return [ig.add_story(user) for _ in range(n)]
-
-
-def start(args: list[str], env: dict[str, str], cwd: Path, **kwargs: Any) -> subprocess.Popen[str]:
-    base = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
-    return subprocess.Popen(
-        [STORY_LIKER, *args],
-        env=base | env,
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        **kwargs,
-    )
-
-
-def finish(proc: subprocess.Popen[str], timeout: float = 60) -> Result:
-    stdout, stderr = proc.communicate(timeout=timeout)
-    return Result(proc.returncode, stdout, stderr)
 
 
 def finish_with_cpu(proc: subprocess.Popen[str]) -> tuple[Result, float]:

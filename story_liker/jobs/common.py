@@ -14,6 +14,7 @@ from story_liker import ratelimit, vault
 from story_liker.errors import (
     BadResponse,
     CoolingDown,
+    DatabaseUnavailable,
     Interrupted,
     Locked,
     NeedsHuman,
@@ -250,6 +251,35 @@ def _save(deps: Deps, ig: Instagram, key: str | None, *, login: bool) -> None:
         now=deps.clock(),
         login=login,
     )
+
+
+def like_one(
+    deps: Deps, kind: str, fields: dict[str, Any], *, send: Callable[[], None], record: Callable[[], Any], dry_run: bool
+) -> bool:
+    """One like: send it, then record it at once, so a crash loses at most the like in flight.
+
+    A like Instagram did not confirm is skipped (tried again next pass); one it confirmed but the database
+    could not take is named in the log before the error ends the run. ``kind`` prefixes the log events.
+    """
+    counts = deps.counts
+    if dry_run:
+        counts.would_like += 1
+        log.info(f"{kind}_would_like", extra=fields | {"outcome": "dry_run"})
+        return True
+    try:
+        send()
+    except BadResponse as exc:
+        counts.errors += 1
+        log.warning(f"{kind}_like_failed", extra=fields | {"outcome": "skipped", "reason": exc.message})
+        return False
+    try:
+        record()
+    except DatabaseUnavailable:
+        log.error(f"{kind}_like_not_recorded", extra=fields | {"outcome": "liked_not_recorded"})
+        raise
+    counts.liked += 1
+    log.info(f"{kind}_liked", extra=fields | {"outcome": "liked"})
+    return True
 
 
 def sync_targets(deps: Deps) -> list[Target]:

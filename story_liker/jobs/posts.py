@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from story_liker import ratelimit
-from story_liker.errors import BadResponse, DatabaseUnavailable, TargetUnavailable
+from story_liker.errors import BadResponse, TargetUnavailable
 from story_liker.ig import Instagram, PostItem
-from story_liker.jobs.common import Counts, Deps, Report, like_pass, resolve_targets
+from story_liker.jobs.common import Deps, Report, like_one, like_pass, resolve_targets
 from story_liker.models import Target
 from story_liker.store import POST_LIKE, liked_posts
 
@@ -80,7 +80,7 @@ def _like_new_posts(
             counts.skipped += 1
             continue
         deps.pause(settings.action_delay_min_seconds, settings.action_delay_max_seconds)
-        if _like(deps, ig, target, post, counts, dry_run):
+        if _like(deps, ig, target, post, dry_run):
             allowed -= 1
         else:
             done = False
@@ -88,24 +88,14 @@ def _like_new_posts(
     return allowed, marker
 
 
-def _like(deps: Deps, ig: Instagram, target: Target, post: PostItem, counts: Counts, dry_run: bool) -> bool:
-    fields = {"target": target.username, "media_pk": post.pk, "media_type": post.media_type}
-    if dry_run:
-        counts.would_like += 1
-        log.info("post_would_like", extra=fields | {"outcome": "dry_run"})
-        return True
-    try:
-        ig.like_post(post)
-    except BadResponse as exc:
-        counts.errors += 1
-        log.warning("post_like_failed", extra=fields | {"outcome": "skipped", "reason": exc.message})
-        return False
-    try:
-        deps.store.record_posts(deps.settings.account(), liked_posts([post]), deps.clock(), counted=True)
-    except DatabaseUnavailable:
-        # Instagram confirmed this like but it could not be recorded: say which, so nothing is lost silently.
-        log.error("post_like_not_recorded", extra=fields | {"outcome": "liked_not_recorded"})
-        raise
-    counts.liked += 1
-    log.info("post_liked", extra=fields | {"outcome": "liked"})
-    return True
+def _like(deps: Deps, ig: Instagram, target: Target, post: PostItem, dry_run: bool) -> bool:
+    return like_one(
+        deps,
+        "post",
+        {"target": target.username, "media_pk": post.pk, "media_type": post.media_type},
+        send=lambda: ig.like_post(post),
+        record=lambda: deps.store.record_posts(
+            deps.settings.account(), liked_posts([post]), deps.clock(), counted=True
+        ),
+        dry_run=dry_run,
+    )

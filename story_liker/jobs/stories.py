@@ -7,9 +7,9 @@ from collections import defaultdict
 from typing import Any
 
 from story_liker import ratelimit
-from story_liker.errors import BadResponse, DatabaseUnavailable, TargetUnavailable
+from story_liker.errors import BadResponse, TargetUnavailable
 from story_liker.ig import Instagram, StoryItem, UserRef
-from story_liker.jobs.common import Counts, Deps, Report, like_pass, resolve_targets
+from story_liker.jobs.common import Deps, Report, like_one, like_pass, resolve_targets
 from story_liker.models import Target
 from story_liker.store import STORY_LIKE, liked_stories
 
@@ -93,7 +93,7 @@ def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, dry_ru
             deps.progress.advance(target.username)
             for story in planned[pk]:
                 deps.pause(deps.settings.action_delay_min_seconds, deps.settings.action_delay_max_seconds)
-                if not _like(deps, ig, target, story, counts, dry_run):
+                if not _like(deps, ig, target, story, dry_run):
                     left_over.add(pk)  # try this story again next pass
             deps.keep_lease()
         for pk, target in by_pk.items():
@@ -110,24 +110,14 @@ def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, dry_ru
     return "budget_used_up" if counts.skipped else ("ok" if items else "nothing_new")
 
 
-def _like(deps: Deps, ig: Instagram, target: Target, story: StoryItem, counts: Counts, dry_run: bool) -> bool:
-    fields = {"target": target.username, "story_pk": story.pk}
-    if dry_run:
-        counts.would_like += 1
-        log.info("story_would_like", extra=fields | {"outcome": "dry_run"})
-        return True
-    try:
-        ig.like_story(story)
-    except BadResponse as exc:
-        counts.errors += 1
-        log.warning("story_like_failed", extra=fields | {"outcome": "skipped", "reason": exc.message})
-        return False
-    try:
-        deps.store.record_stories(deps.settings.account(), liked_stories([story]), deps.clock(), counted=True)
-    except DatabaseUnavailable:
-        # Instagram confirmed this like but it could not be recorded: say which, so nothing is lost silently.
-        log.error("story_like_not_recorded", extra=fields | {"outcome": "liked_not_recorded"})
-        raise
-    counts.liked += 1
-    log.info("story_liked", extra=fields | {"outcome": "liked"})
-    return True
+def _like(deps: Deps, ig: Instagram, target: Target, story: StoryItem, dry_run: bool) -> bool:
+    return like_one(
+        deps,
+        "story",
+        {"target": target.username, "story_pk": story.pk},
+        send=lambda: ig.like_story(story),
+        record=lambda: deps.store.record_stories(
+            deps.settings.account(), liked_stories([story]), deps.clock(), counted=True
+        ),
+        dry_run=dry_run,
+    )

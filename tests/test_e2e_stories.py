@@ -124,6 +124,23 @@ def test_throttling_stops_the_pass_persists_a_cooldown_and_the_next_run_sends_no
     assert ig.count() == 0
 
 
+@pytest.mark.parametrize("where", ["reels_tray", "reels_media", "media/seen", "following"])
+def test_throttling_anywhere_in_the_pass_persists_a_cooldown(
+    ig: Any, env: dict[str, str], tmp_path: Path, where: str
+) -> None:
+    follow_with_stories(ig, ["alice"], per_user=2, liked=0)
+    ig.add_user("quiet")  # no stories: resolved through the following list
+    env["TARGET_ACCOUNTS"] = "alice,quiet"
+    login(ig, env, tmp_path)
+    ig.fail(where, status=429)
+    first = run_cli("run-stories", env=env, cwd=tmp_path)
+    assert first.code == 75, first.output
+    assert ig.count(where) == 1 and ig.count("send_story_like") == 0
+    ig.reset_requests()
+    assert run_cli("run-stories", env=env, cwd=tmp_path).code == 75
+    assert ig.count() == 0
+
+
 def test_challenge_sets_needs_human_until_login(ig: Any, env: dict[str, str], tmp_path: Path) -> None:
     follow_with_stories(ig, ["alice"], per_user=1, liked=0)
     env["TARGET_ACCOUNTS"] = "alice"
@@ -142,14 +159,26 @@ def test_challenge_sets_needs_human_until_login(ig: Any, env: dict[str, str], tm
     assert third.event("run_finished")["liked"] == 1
 
 
+def _device(env: dict[str, str], username: str) -> tuple[Any, ...]:
+    store = Store(make_engine(env["DATABASE_URL"]))
+    settings = json.loads(store.account(username).settings or "{}")
+    store.engine.dispose()
+    return settings["uuids"], settings["device_settings"], settings["user_agent"], settings["authorization_data"]
+
+
 def test_expired_session_is_relogged_once_with_the_password(ig: Any, env: dict[str, str], tmp_path: Path) -> None:
     follow_with_stories(ig, ["alice"], per_user=1, liked=0)
     env |= {"TARGET_ACCOUNTS": "alice", "IG_PASSWORD": ig.password}
     login(ig, env, tmp_path)
+    uuids, device, agent, auth = _device(env, ig.username)
     ig.expire_session()
     result = run_cli("run-stories", env=env, cwd=tmp_path)
     assert result.code == 0, result.output
     assert result.event("relogin_succeeded")
+    assert ig.count("send_login_request") == 1  # one login, never a loop
+    new_uuids, new_device, new_agent, new_auth = _device(env, ig.username)
+    assert (new_uuids, new_device, new_agent) == (uuids, device, agent)  # the device fingerprint is kept
+    assert new_auth["sessionid"] != auth["sessionid"]
     assert len(ig.liked_story_ids) == 1
     ig.reset_requests()
     again = run_cli("run-stories", env=env, cwd=tmp_path)  # the new session was stored

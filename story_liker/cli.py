@@ -165,44 +165,8 @@ def _execute(
         if record and store is not None:
             _finish_run(store, run_id, code, outcome, counts, duration)
         if monitored:
-            _monitor_end(settings, store, command, code, counts, duration)
+            monitor.after_run(settings, store, command=command, code=code, counts=counts, duration=duration)
     raise typer.Exit(code)
-
-
-def _monitor_end(
-    settings: Settings, store: Any, command: str, code: int, counts: dict[str, Any], duration: float
-) -> None:
-    """Metrics and the dead-man's-switch ping; what the database cannot tell any more is left out."""
-    from story_liker import monitor
-    from story_liker.jobs.common import utcnow
-    from story_liker.report import limits_usage
-
-    last_success = cooldown = None
-    budget: dict[str, dict[str, int]] = {}
-    account = settings.ig_username
-    if store is not None:
-        with contextlib.suppress(StoryLikerError):
-            finished = store.last_success(account, command)
-            last_success = finished.timestamp() if finished else None
-            if account:
-                now = utcnow()
-                budget = {
-                    kind: {"hour": usage["per_hour"] - usage["last_hour"], "day": usage["per_day"] - usage["last_day"]}
-                    for kind, usage in limits_usage(store, settings, account, now).items()
-                }
-                until = store.account(account).cooldown_until
-                cooldown = until.timestamp() if until and until > now else None
-    monitor.export(
-        settings,
-        command=command,
-        exit_code=code,
-        duration=duration,
-        counts=counts,
-        last_success=last_success,
-        budget=budget,
-        cooldown_until=cooldown,
-    )
-    monitor.ping(settings, "" if code == OK else str(code))
 
 
 def _finish_run(store: Any, run_id: str, code: int, outcome: str, counts: dict[str, Any], duration: float) -> None:

@@ -5,12 +5,17 @@ Nothing here may fail a pass or hold it up for more than a few seconds: every er
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from story_liker.settings import Settings
+
+if TYPE_CHECKING:
+    from story_liker.store import Store
 
 log = logging.getLogger(__name__)
 PING_TIMEOUT = 3.0
@@ -103,3 +108,39 @@ def export(
 
 def _kind(command: str) -> str:
     return {"run-stories": "story", "run-posts": "post"}.get(command, "none")
+
+
+def after_run(
+    settings: Settings, store: Store | None, *, command: str, code: int, counts: dict[str, Any], duration: float
+) -> None:
+    """Metrics and the dead-man's-switch ping at the end of a run; what a failed database can no longer
+    tell (last success, budget, cooldown) is left out."""
+    from story_liker.errors import StoryLikerError
+    from story_liker.report import limits_usage
+
+    last_success = cooldown = None
+    budget: dict[str, dict[str, int]] = {}
+    account = settings.ig_username
+    if store is not None:
+        with contextlib.suppress(StoryLikerError):
+            finished = store.last_success(account, command)
+            last_success = finished.timestamp() if finished else None
+            if account:
+                now = datetime.now(UTC)
+                budget = {
+                    kind: {"hour": usage["per_hour"] - usage["last_hour"], "day": usage["per_day"] - usage["last_day"]}
+                    for kind, usage in limits_usage(store, settings, account, now).items()
+                }
+                until = store.account(account).cooldown_until
+                cooldown = until.timestamp() if until and until > now else None
+    export(
+        settings,
+        command=command,
+        exit_code=code,
+        duration=duration,
+        counts=counts,
+        last_success=last_success,
+        budget=budget,
+        cooldown_until=cooldown,
+    )
+    ping(settings, "" if code == 0 else str(code))

@@ -27,13 +27,13 @@ test-pg: $(STAMP)
 	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} $(BIN)/python -m pytest
 
 check: $(STAMP)
-	$(BIN)/ruff format --check story_liker tests
-	$(BIN)/ruff check story_liker tests
+	$(BIN)/ruff format --check story_liker tests bench
+	$(BIN)/ruff check story_liker tests bench
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff format story_liker tests
-	$(BIN)/ruff check --fix story_liker tests
+	$(BIN)/ruff format story_liker tests bench
+	$(BIN)/ruff check --fix story_liker tests bench
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -24,7 +24,7 @@ test: $(STAMP)
 
 ## The same suite, with the store, lock and end-to-end cases also on PostgreSQL.
 test-pg: $(STAMP)
-	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} $(BIN)/python -m pytest
+	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 check: $(STAMP)
 	$(BIN)/ruff format --check story_liker tests bench

@@ -122,8 +122,9 @@ def _execute(
     CONTEXT.set({"run_id": run_id, "command": command, "account": settings.ig_username or ""})
     started = time.monotonic()
     code, outcome, counts, extra = BUG, "bug", {}, {}
-    store = None
+    store = None  # set once the schema is known to be right: only then is the database used after a failure
     deps: Deps | None = None
+    recorded = False
     try:
         if account:
             settings.account()  # fail fast, before touching the database
@@ -132,13 +133,15 @@ def _execute(
         from story_liker.jobs.common import Deps
         from story_liker.store import Store
 
-        store = Store(make_engine(settings.database_url))
-        check_schema(store.engine, auto_migrate=settings.is_sqlite)
+        opened = Store(make_engine(settings.database_url))
+        check_schema(opened.engine, auto_migrate=settings.is_sqlite)
+        store = opened
         deps = Deps(settings=settings, store=store, run_id=run_id, command=command, connect=Instagrapi)
         _Signals(deps).install()
         deps.progress = _progress(settings)
         if record:
             store.start_run(run_id, account=settings.ig_username, command=command, now=deps.clock())
+            recorded = True
         if monitored:
             monitor.ping(settings, "start")
         report = job(deps)
@@ -162,7 +165,7 @@ def _execute(
             "run_finished",
             extra={"outcome": outcome, "exit_code": code, "duration_s": duration, **counts, **extra},
         )
-        if record and store is not None:
+        if recorded and store is not None:
             _finish_run(store, run_id, code, outcome, counts, duration)
         if monitored:
             monitor.after_run(settings, store, command=command, code=code, counts=counts, duration=duration)

@@ -141,7 +141,14 @@ def ig() -> Iterator[Any]:
 
 @pytest.fixture
 def env(ig: Any, database_url: str) -> dict[str, str]:
-    """Settings for a CLI run against the double: no delays, JSON logs, a fresh database."""
+    """Settings for a CLI run against the double: no delays, JSON logs, a fresh database.
+
+    PostgreSQL gets its schema the way a user gives it (`migrate`); SQLite creates its own on first run.
+    """
+    if not database_url.startswith("sqlite"):
+        engine = make_engine(database_url)
+        migrate(engine)
+        engine.dispose()
     return {
         "IG_USERNAME": ig.username,
         "IG_API_URL": ig.url,

@@ -241,3 +241,17 @@ def test_interactive_login_on_a_terminal_asks_for_password_and_2fa_code(env: dic
             run_cli("status", "--json", env=env | {"IG_USERNAME": double.username}, cwd=tmp_path).stdout
         )
         assert stored["session"]["stored"]
+
+
+def test_postgres_without_schema_exits_78_and_asks_for_migrate(tmp_path: Path) -> None:
+    from tests.conftest import PG_URL, fresh_database_url
+
+    if not PG_URL:
+        pytest.skip("needs TEST_DATABASE_URL (PostgreSQL)")
+    for url in fresh_database_url("postgresql", tmp_path):
+        for command in ("run-stories", "cleanup", "status"):
+            result = run_cli(command, env={"IG_USERNAME": "me", "DATABASE_URL": url}, cwd=tmp_path)
+            assert result.code == 78, result.output
+            assert result.stderr.strip() == "story-liker: the database has no schema yet: run `story-liker migrate`"
+        assert run_cli("migrate", env={"DATABASE_URL": url}, cwd=tmp_path).code == 0
+        assert run_cli("cleanup", env={"DATABASE_URL": url}, cwd=tmp_path).code == 0

@@ -25,25 +25,11 @@ class NaiveRun:
 
 
 def client_for(double: InstagramDouble) -> Any:
-    """``Client(private_transport="requests", with_challenge_flow=False)`` logged in to the double."""
-    from instagrapi import Client
+    """``Client(private_transport="requests", with_challenge_flow=False)`` logged in to the double,
+    set up exactly as the tests do (no pacing sleeps, no retries, one HTTP request per call)."""
+    from tests.double import new_client
 
-    from story_liker.transport import redirect_to, with_default_timeout
-
-    client = Client(private_transport="requests", with_challenge_flow=False)
-    client.set_settings(double.settings())  # re-inits the retry config from the settings: override after
-    client.delay_range = None
-    client.set_retry_config(
-        request_timeout=0,
-        session_retry_total=0,
-        public_request_retries_count=1,
-        public_request_retries_timeout=0,
-    )
-    for session in (client.private, client.public, getattr(client, "graphql", None)):
-        if session is not None:
-            redirect_to(session, double.url)
-            with_default_timeout(session, 10)
-    return client
+    return new_client(double, logged_in=True, timeout=10)
 
 
 @contextmanager

@@ -130,6 +130,62 @@ def finish(proc: subprocess.Popen[str], timeout: float = 60) -> Result:
     return Result(proc.returncode, stdout, stderr)
 
 
+class Terminal:
+    """The installed `story-liker` on a pseudo-terminal, as a person at a shell runs it."""
+
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
+        import pty
+
+        self.screen = b""
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # the child
+            os.chdir(cwd)
+            child_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/tmp", "TERM": "xterm"} | env
+            os.execve(STORY_LIKER, [STORY_LIKER, *args], child_env)  # noqa: S606  # our own CLI, no shell
+
+    def read_until(self, needle: bytes, timeout: float = 30) -> None:
+        import select
+        import time
+
+        deadline = time.monotonic() + timeout
+        while needle not in self.screen:
+            assert time.monotonic() < deadline, self.screen.decode(errors="replace")
+            if select.select([self.fd], [], [], 0.2)[0]:
+                try:
+                    self.screen += os.read(self.fd, 65536)
+                except OSError:  # the child closed the terminal
+                    return
+
+    def type_secret(self, text: str) -> None:
+        """Type once the prompt has turned echo off (as a person would: after the prompt appeared)."""
+        import termios
+        import time
+
+        deadline = time.monotonic() + 10
+        while termios.tcgetattr(self.fd)[3] & termios.ECHO:
+            assert time.monotonic() < deadline, "the prompt never turned echo off"
+            time.sleep(0.01)
+        os.write(self.fd, text.encode() + b"\n")
+
+    def type(self, text: str) -> None:
+        os.write(self.fd, text.encode() + b"\n")
+
+    def wait(self) -> int:
+        self._drain()
+        _, status = os.waitpid(self.pid, 0)
+        return os.waitstatus_to_exitcode(status)
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.fd, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            self.screen += chunk
+
+
 @pytest.fixture
 def ig() -> Iterator[Any]:
     """A fresh local Instagram double, stopped after the test."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 
 from story_liker.db import make_engine
 from story_liker.store import Store
-from tests.conftest import STORY_LIKER, login, run_cli
+from tests.conftest import Terminal, login, run_cli
 
 
 def test_help_and_version_work_with_an_empty_environment(tmp_path: Path) -> None:
@@ -196,51 +197,39 @@ def test_foreign_session_rejected_by_instagram_leaves_the_stored_session_untouch
 
 
 def test_interactive_login_on_a_terminal_asks_for_password_and_2fa_code(env: dict[str, str], tmp_path: Path) -> None:
-    import os
-    import pty
-    import select
-    import termios
-    import time
-
     from tests.double import InstagramDouble, totp_code
 
     seed = "JBSWY3DPEHPK3PXP"
     with InstagramDouble(totp_seed=seed) as double:
-        pid, fd = pty.fork()
-        if pid == 0:  # the child: story-liker on a terminal, no IG_PASSWORD, no TOTP seed
-            os.chdir(tmp_path)
-            child_env = {"PATH": os.environ["PATH"], "HOME": "/tmp", "IG_USERNAME": double.username}
-            child_env |= {"IG_API_URL": double.url, "DATABASE_URL": env["DATABASE_URL"], "TERM": "dumb"}
-            os.execve(STORY_LIKER, [STORY_LIKER, "login"], child_env)  # noqa: S606  # our own CLI, no shell
-        screen = b""
+        # on a terminal, with no IG_PASSWORD and no TOTP seed: both are asked for
+        terminal = Terminal(["login"], {"IG_USERNAME": double.username, "IG_API_URL": double.url} | _db(env), tmp_path)
+        terminal.read_until(b"Instagram password")
+        terminal.type_secret(double.password)
+        terminal.read_until(b"2FA code")
+        terminal.type(totp_code(seed))
+        terminal.read_until(b"session stored")
+        assert terminal.wait() == 0, terminal.screen.decode(errors="replace")
+        assert double.password.encode() not in terminal.screen  # typed without echo
+        status = run_cli("status", "--json", env=env | {"IG_USERNAME": double.username}, cwd=tmp_path)
+        assert json.loads(status.stdout)["session"]["stored"]
 
-        def read_until(needle: bytes) -> None:
-            nonlocal screen
-            deadline = time.monotonic() + 30
-            while needle not in screen:
-                assert time.monotonic() < deadline, screen.decode(errors="replace")
-                if select.select([fd], [], [], 0.5)[0]:
-                    try:
-                        screen += os.read(fd, 4096)
-                    except OSError:
-                        break
 
-        read_until(b"Instagram password")
-        deadline = time.monotonic() + 10
-        while termios.tcgetattr(fd)[3] & termios.ECHO:  # type only once the prompt has turned echo off
-            assert time.monotonic() < deadline, "the password prompt never turned echo off"
-            time.sleep(0.01)
-        os.write(fd, double.password.encode() + b"\n")
-        read_until(b"2FA code")
-        os.write(fd, totp_code(seed).encode() + b"\n")
-        read_until(b"session stored")
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0, screen.decode(errors="replace")
-        assert double.password.encode() not in screen  # the password was typed without echo
-        stored = json.loads(
-            run_cli("status", "--json", env=env | {"IG_USERNAME": double.username}, cwd=tmp_path).stdout
-        )
-        assert stored["session"]["stored"]
+def test_a_manual_run_on_a_terminal_shows_progress(ig: Any, env: dict[str, str], tmp_path: Path) -> None:
+    for name in ("alice", "bob", "carol"):
+        ig.add_story(ig.add_user(name))
+    env |= {"TARGET_ACCOUNTS": "alice,bob,carol", "ACTION_DELAY_MIN_SECONDS": "0.3", "ACTION_DELAY_MAX_SECONDS": "0.3"}
+    login(ig, env, tmp_path)
+    terminal = Terminal(["run-stories"], env | {"LOG_FORMAT": "text"}, tmp_path)
+    code = terminal.wait()
+    screen = terminal.screen.decode(errors="replace")
+    assert code == 0, screen
+    assert re.search(r"[0-3]/3", screen), screen  # the rich progress bar (targets liked of 3) was drawn
+    assert "story_liked target=alice" in screen  # text log lines, not JSON
+    assert len(ig.liked_story_ids) == 3
+
+
+def _db(env: dict[str, str]) -> dict[str, str]:
+    return {"DATABASE_URL": env["DATABASE_URL"]}
 
 
 def test_postgres_without_schema_exits_78_and_asks_for_migrate(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from story_liker import __version__
-from story_liker.errors import BUG, CONFIG, OK, Interrupted, StoryLikerError
+from story_liker.errors import BUG, OK, Interrupted, StoryLikerError
 
 if TYPE_CHECKING:
     from story_liker.jobs.common import Deps, Report
@@ -291,12 +291,11 @@ def migrate() -> None:
     """Create or upgrade the database schema (idempotent)."""
     from story_liker.db import make_engine
     from story_liker.db import migrate as upgrade
-    from story_liker.errors import StoryLikerError as Error
 
     settings = _load_settings()
     try:
         before, after = upgrade(make_engine(settings.database_url))
-    except Error as exc:
+    except StoryLikerError as exc:
         _fail(exc.message, exc.exit_code)
         raise  # unreachable; for type checkers
     log.info("migrated", extra={"from": before, "to": after})
@@ -422,6 +421,3 @@ def main() -> None:
     except BaseException:  # pragma: no cover - last resort, never print locals
         sys.stderr.write("story-liker: unexpected error\n")
         sys.exit(BUG)
-
-
-__all__ = ["CONFIG", "app", "main"]

@@ -194,6 +194,11 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def encryption_key(self) -> str | None:
+        """SESSION_ENCRYPTION_KEY as text ("new,old" for rotation), or None: store the session unencrypted."""
+        return self.session_encryption_key.get_secret_value() if self.session_encryption_key else None
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 

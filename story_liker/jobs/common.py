@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -23,7 +24,7 @@ from story_liker.errors import (
     Throttled,
 )
 from story_liker.ig import Connection, Instagram, UserRef
-from story_liker.models import Target
+from story_liker.models import Account, Target
 from story_liker.settings import Settings
 from story_liker.store import Store
 
@@ -144,7 +145,7 @@ def with_instagram(deps: Deps, body: Callable[[Instagram], T]) -> T:
     """Run ``body`` under the account's flags, lock and session; the only place that handles
     cooldowns, the single re-login and saving refreshed cookies.
     """
-    settings, store, counts = deps.settings, deps.store, deps.counts
+    settings, store = deps.settings, deps.store
     account = settings.account()
     state = store.account(account)
     now = deps.clock()
@@ -160,15 +161,32 @@ def with_instagram(deps: Deps, body: Callable[[Instagram], T]) -> T:
         )
     if state.settings is None and settings.ig_password is None:
         raise NeedsHuman(f"no Instagram session stored for {account}: run `story-liker login`")
-    ttl = timedelta(seconds=settings.lock_ttl_seconds)
-    deps.lease_renewed_at = now
+    with lease(deps, timedelta(seconds=settings.lock_ttl_seconds)):
+        return _with_session(deps, state, body)
+
+
+@contextmanager
+def lease(deps: Deps, ttl: timedelta) -> Iterator[None]:
+    """Hold the account's run lock for the block, or raise Locked (75) naming who holds it."""
+    account, store, now = deps.settings.account(), deps.store, deps.clock()
     if not store.acquire_lock(account, run_id=deps.run_id, command=deps.command, now=now, ttl=ttl):
         holder = store.lock_holder(account)
         detail = f" by {holder.command} (run {holder.run_id}) until {holder.expires_at:%H:%M:%S}Z" if holder else ""
         raise Locked(f"another run holds the lock for {account}{detail}")
+    deps.lease_renewed_at = now
+    try:
+        yield
+    finally:
+        store.release_lock(account, run_id=deps.run_id)
+
+
+def _with_session(deps: Deps, state: Account, body: Callable[[Instagram], T]) -> T:
+    """``body`` with a connected session: the single re-login, cooldowns, needs-human, saved cookies."""
+    settings, store, counts = deps.settings, deps.store, deps.counts
+    account = settings.account()
     ig: Instagram | None = None
     logged_in = False
-    key = settings.session_encryption_key.get_secret_value() if settings.session_encryption_key else None
+    key = settings.encryption_key
     try:
         stored = vault.decode(state.settings, state.settings_encrypted, key) if state.settings else None
         ig = deps.connect(connection_for(settings, account, stored))
@@ -215,12 +233,7 @@ def with_instagram(deps: Deps, body: Callable[[Instagram], T]) -> T:
         if ig is not None:
             counts.requests = ig.requests_sent
             counts.errors += ig.malformed
-            try:
-                _save(deps, ig, key, login=logged_in)
-            finally:
-                store.release_lock(account, run_id=deps.run_id)
-        else:
-            store.release_lock(account, run_id=deps.run_id)
+            _save(deps, ig, key, login=logged_in)
 
 
 def connection_for(settings: Settings, account: str, stored: dict[str, Any] | None) -> Connection:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from story_liker import vault
-from story_liker.errors import ConfigError, Locked, NeedsHuman
-from story_liker.jobs.common import Deps, Report, connection_for
+from story_liker.errors import ConfigError, NeedsHuman
+from story_liker.jobs.common import Deps, Report, connection_for, lease
 
 log = logging.getLogger(__name__)
 
@@ -44,46 +45,36 @@ def login(
     if sessionid is not None and (len(sessionid) < 30 or not sessionid[:1].isdigit()):
         raise ConfigError("--sessionid does not look like an Instagram sessionid (digits first, 30+ characters)")
     state = store.account(account)
-    key = settings.session_encryption_key.get_secret_value() if settings.session_encryption_key else None
+    key = settings.encryption_key
     stored = vault.decode(state.settings, state.settings_encrypted, key) if state.settings else None
-    now = deps.clock()
-    if not store.acquire_lock(account, run_id=deps.run_id, command=deps.command, now=now, ttl=timedelta(minutes=15)):
-        raise Locked(f"another run holds the lock for {account}; try again when it has finished")
     counts = deps.counts
-    try:
-        conn = connection_for(settings, account, imported or stored)
-        if not imported and not sessionid and not conn.password:
-            if password_prompt is None:
-                raise ConfigError("IG_PASSWORD (or IG_PASSWORD_FILE) is not set and there is no terminal to ask")
-            conn = _with_password(conn, password_prompt())
-        ig = Instagrapi(conn, challenge_prompt=challenge_prompt)
-        if imported:
-            ig.ping()  # one light request proves the imported session
-            method = "settings_file"
-        elif sessionid:
-            ig.login_by_sessionid(sessionid)
-            method = "sessionid"
-        else:
-            if code_prompt is None:
-                ig.relogin()
+    with lease(deps, timedelta(minutes=15)):
+        try:
+            conn = connection_for(settings, account, imported or stored)
+            if not imported and not sessionid and not conn.password:
+                if password_prompt is None:
+                    raise ConfigError("IG_PASSWORD (or IG_PASSWORD_FILE) is not set and there is no terminal to ask")
+                conn = replace(conn, password=password_prompt())
+            ig = Instagrapi(conn, challenge_prompt=challenge_prompt)
+            if imported:
+                ig.ping()  # one light request proves the imported session
+                method = "settings_file"
+            elif sessionid:
+                ig.login_by_sessionid(sessionid)
+                method = "sessionid"
             else:
-                ig.login_with_code(code_prompt)
-            method = "password"
-        counts.requests = ig.requests_sent
-        text, encrypted = vault.encode(ig.dump_settings(), key)
-        store.save_session(
-            account, settings=text, encrypted=encrypted, user_pk=ig.user_pk, now=deps.clock(), login=True
-        )
-        log.info("login_succeeded", extra={"method": method, "user_pk": ig.user_pk})
-        return Report("ok", counts, {"method": method})
-    except NeedsHuman:
-        log.warning("login_failed", extra={"reason": "needs a human"})
-        raise
-    finally:
-        store.release_lock(account, run_id=deps.run_id)
-
-
-def _with_password(conn: Any, password: str) -> Any:
-    from dataclasses import replace
-
-    return replace(conn, password=password)
+                if code_prompt is None:
+                    ig.relogin()
+                else:
+                    ig.login_with_code(code_prompt)
+                method = "password"
+            counts.requests = ig.requests_sent
+            text, encrypted = vault.encode(ig.dump_settings(), key)
+            store.save_session(
+                account, settings=text, encrypted=encrypted, user_pk=ig.user_pk, now=deps.clock(), login=True
+            )
+            log.info("login_succeeded", extra={"method": method, "user_pk": ig.user_pk})
+            return Report("ok", counts, {"method": method})
+        except NeedsHuman:
+            log.warning("login_failed", extra={"reason": "needs a human"})
+            raise

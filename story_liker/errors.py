@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 OK = 0
 BUG = 1
-USAGE = 2
 DB_UNAVAILABLE = 69  # EX_UNAVAILABLE
 TRY_LATER = 75  # EX_TEMPFAIL
 NEEDS_HUMAN = 77  # EX_NOPERM
@@ -43,6 +44,14 @@ class Locked(TryLater):
     """Another run of the same Instagram account holds the lease."""
 
 
+class LeaseLost(TryLater):
+    """This run's lease expired and another run took it: stop before the next request."""
+
+
+class LoginBackoff(TryLater):
+    """A login failed recently; the next attempt is allowed only after a backoff."""
+
+
 class CoolingDown(TryLater):
     """A persisted cooldown is still running; no request was sent."""
 
@@ -51,12 +60,20 @@ class NetworkError(TryLater):
     """Instagram could not be reached (connection refused, reset, timeout, 5xx)."""
 
 
+class ThrottleKind(StrEnum):
+    """Why a cooldown started; each kind has its own first cooldown (see health.cooldown)."""
+
+    RATE_LIMIT = "rate_limit"  # 429, please wait, rate_limit_error, sentry_block
+    FEEDBACK_REQUIRED = "feedback_required"  # an action block
+    REJECTED = "rejected"  # several likes in a row answered with a 4xx: the breaker opened
+
+
 class Throttled(TryLater):
     """Instagram asked us to slow down (429, please wait, feedback_required, rate_limit_error)."""
 
-    def __init__(self, message: str, *, kind: str) -> None:
+    def __init__(self, message: str, *, kind: ThrottleKind) -> None:
         super().__init__(message)
-        self.kind = kind  # "rate_limit" or "feedback_required"
+        self.kind = kind
 
 
 class NeedsHuman(StoryLikerError):

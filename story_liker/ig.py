@@ -21,6 +21,7 @@ from story_liker.errors import (
     SessionExpired,
     TargetUnavailable,
     Throttled,
+    ThrottleKind,
 )
 
 log = logging.getLogger(__name__)
@@ -258,10 +259,12 @@ class Instagrapi:
             raise SessionExpired(f"the Instagram session expired (login_required on {what})") from None
         except ex.FeedbackRequired:
             raise Throttled(
-                f"Instagram blocked the action (feedback_required on {what})", kind="feedback_required"
+                f"Instagram blocked the action (feedback_required on {what})", kind=ThrottleKind.FEEDBACK_REQUIRED
             ) from None
         except (ex.PleaseWaitFewMinutes, ex.ClientThrottledError, ex.RateLimitError, ex.SentryBlock) as exc:
-            raise Throttled(f"Instagram throttled us ({type(exc).__name__} on {what})", kind="rate_limit") from None
+            raise Throttled(
+                f"Instagram throttled us ({type(exc).__name__} on {what})", kind=ThrottleKind.RATE_LIMIT
+            ) from None
         except (ex.UserNotFound, ex.ClientNotFoundError) as exc:
             if target is None:
                 raise BadResponse(f"{type(exc).__name__} on {what}") from None

@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     action_delay_max_seconds: float = Field(12.0, ge=0, le=3600)
     target_delay_min_seconds: float = Field(5.0, ge=0, le=3600)
     target_delay_max_seconds: float = Field(20.0, ge=0, le=3600)
+    request_delay_min_seconds: float = Field(1.0, ge=0, le=3600)  # between any two Instagram requests
+    request_delay_max_seconds: float = Field(3.0, ge=0, le=3600)
 
     story_retention_hours: float = Field(24.0, gt=0)
     post_max_age_days: float = Field(3.0, gt=0)
@@ -168,7 +170,7 @@ class Settings(BaseSettings):
                 if not text:
                     raise ValueError(f"{path.upper()}: {file} is empty")
                 setattr(self, secret, SecretStr(text))
-        for kind in ("action", "target"):
+        for kind in ("action", "target", "request"):
             low, high = getattr(self, f"{kind}_delay_min_seconds"), getattr(self, f"{kind}_delay_max_seconds")
             if low > high:
                 raise ValueError(

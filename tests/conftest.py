@@ -28,7 +28,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test sees the developer's environment or .env: every setting comes from the test."""
     for name in list(os.environ):
         if name.startswith(
-            ("IG_", "TARGET_", "STORY_", "POST_", "ACTION_", "LOG_", "SESSION_", "DATABASE_")
+            ("IG_", "TARGET_", "STORY_", "POST_", "ACTION_", "REQUEST_", "LOG_", "SESSION_", "DATABASE_")
         ) or name in (
             "DRY_RUN",
             "METRICS_TEXTFILE",
@@ -213,6 +213,8 @@ def env(ig: Any, database_url: str) -> dict[str, str]:
         "ACTION_DELAY_MAX_SECONDS": "0",
         "TARGET_DELAY_MIN_SECONDS": "0",
         "TARGET_DELAY_MAX_SECONDS": "0",
+        "REQUEST_DELAY_MIN_SECONDS": "0",
+        "REQUEST_DELAY_MAX_SECONDS": "0",
         "HTTP_TIMEOUT_SECONDS": "5",
     }
 

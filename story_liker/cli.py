@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 
@@ -23,7 +24,7 @@ from story_liker import __version__
 from story_liker.errors import BUG, OK, Interrupted, StoryLikerError
 
 if TYPE_CHECKING:
-    from story_liker.jobs.common import Deps, Report
+    from story_liker.jobs.deps import Deps, Report
     from story_liker.settings import Settings
 
 log = logging.getLogger("story_liker.cli")
@@ -84,7 +85,12 @@ def _fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
-def _load_settings(**overrides: Any) -> Settings:
+def _load_settings(*, output_on_stdout: bool = False, **overrides: Any) -> Settings:
+    """Every command that reads a setting comes through here: one ConfigError line and exit 78 on a bad one.
+
+    `output_on_stdout`: the command prints its result on stdout (status, accounts), so the warnings given
+    here go to stderr, where they cannot break `status --json | jq`.
+    """
     from story_liker import settings as settings_module
     from story_liker.logging import CONTEXT, configure, register_secret
 
@@ -100,7 +106,26 @@ def _load_settings(**overrides: Any) -> Settings:
             for part in secret.get_secret_value().split(","):
                 register_secret(part.strip())
     CONTEXT.set({"account": settings.ig_username or ""})
+    if settings.ig_api_url:
+        _warn(
+            "ig_api_url_set",
+            {"host": urlsplit(settings.ig_api_url).hostname or ""},  # validated loopback; host only, never the URL
+            to_stderr=output_on_stdout,
+        )
     return settings
+
+
+def _warn(event: str, fields: dict[str, Any], *, to_stderr: bool) -> None:
+    handlers = [h for h in logging.getLogger().handlers if isinstance(h, logging.StreamHandler)]
+    streams = [h.stream for h in handlers]
+    if to_stderr:
+        for handler in handlers:
+            handler.setStream(sys.stderr)
+    try:
+        log.warning(event, extra=fields)
+    finally:
+        for handler, stream in zip(handlers, streams, strict=True):
+            handler.setStream(stream)
 
 
 def _execute(
@@ -117,7 +142,7 @@ def _execute(
 
     monitored = command in ("run-stories", "run-posts", "cleanup", "keepalive")
 
-    settings = _load_settings(**overrides)
+    settings = _load_settings(output_on_stdout=command == "status" or command.startswith("accounts-"), **overrides)
     run_id = uuid.uuid4().hex[:12]
     CONTEXT.set({"run_id": run_id, "command": command, "account": settings.ig_username or ""})
     started = time.monotonic()
@@ -130,13 +155,20 @@ def _execute(
             settings.account()  # fail fast, before touching the database
         from story_liker.db import check_schema, make_engine
         from story_liker.ig import Instagrapi
-        from story_liker.jobs.common import Deps
+        from story_liker.jobs.deps import Deps, database_clock
         from story_liker.store import Store
 
         opened = Store(make_engine(settings.database_url))
         check_schema(opened.engine, auto_migrate=settings.is_sqlite)
         store = opened
-        deps = Deps(settings=settings, store=store, run_id=run_id, command=command, connect=Instagrapi)
+        deps = Deps(
+            settings=settings,
+            store=store,
+            run_id=run_id,
+            command=command,
+            connect=Instagrapi,
+            clock=database_clock(store),
+        )
         _Signals(deps).install()
         deps.progress = _progress(settings)
         if record:
@@ -173,7 +205,7 @@ def _execute(
 
 
 def _finish_run(store: Any, run_id: str, code: int, outcome: str, counts: dict[str, Any], duration: float) -> None:
-    from story_liker.jobs.common import utcnow
+    from story_liker.jobs.deps import utcnow
 
     with contextlib.suppress(StoryLikerError):  # the database failed; the log line above tells the story
         store.finish_run(
@@ -182,7 +214,7 @@ def _finish_run(store: Any, run_id: str, code: int, outcome: str, counts: dict[s
 
 
 def _progress(settings: Settings) -> Any:
-    from story_liker.jobs.common import NoProgress
+    from story_liker.jobs.deps import NoProgress
 
     if settings.log_format != "text" or not sys.stdout.isatty():
         return NoProgress()
@@ -265,6 +297,13 @@ def login(
         Path | None, typer.Option("--settings-file", help="Import an instagrapi settings JSON.")
     ] = None,
     sessionid: Annotated[str | None, typer.Option("--sessionid", help="Log in with a browser sessionid.")] = None,
+    replace_undecryptable: Annotated[
+        bool,
+        typer.Option(
+            "--replace-undecryptable",
+            help="Replace a stored session that SESSION_ENCRYPTION_KEY cannot decrypt (its device is lost).",
+        ),
+    ] = False,
 ) -> None:
     """Log in once (password with 2FA, a settings file, or a sessionid) and store the session."""
     from story_liker.jobs.login import login as job
@@ -279,6 +318,7 @@ def login(
             password_prompt=(lambda: typer.prompt("Instagram password", hide_input=True)) if tty else None,
             code_prompt=(lambda: typer.prompt("2FA code")) if tty else None,
             challenge_prompt=(lambda choice: typer.prompt(f"Security code sent by {choice}")) if tty else None,
+            replace_undecryptable=replace_undecryptable,
         )
         typer.echo(f"logged in as {d.settings.account()} ({report.extra['method']}); session stored", err=True)
         return report
@@ -311,11 +351,11 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
     from story_liker.report import status_data, status_text
 
     def run(d: Deps) -> Report:
-        from story_liker.jobs.common import Report
+        from story_liker.jobs.deps import Outcome, Report
 
         data = status_data(d)
         typer.echo(json.dumps(data, indent=2, default=str) if as_json else status_text(data))
-        return Report("ok", d.counts)
+        return Report(Outcome.OK, d.counts)
 
     _execute("status", run, record=False, log_level="WARNING")
 
@@ -332,7 +372,7 @@ def _accounts(command: str, username: str | None, action: Callable[[Deps, str | 
     from story_liker.settings import normalise_username
 
     def run(d: Deps) -> Report:
-        from story_liker.jobs.common import Report
+        from story_liker.jobs.deps import Outcome, Report
 
         name = None
         if username is not None:
@@ -343,7 +383,7 @@ def _accounts(command: str, username: str | None, action: Callable[[Deps, str | 
 
                 raise ConfigError(str(exc)) from None
         typer.echo(action(d, name))
-        return Report("ok", d.counts)
+        return Report(Outcome.OK, d.counts)
 
     _execute(f"accounts-{command}", run, record=False, log_level="WARNING")
 

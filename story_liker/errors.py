@@ -32,6 +32,10 @@ class SchemaOutdated(ConfigError):
     pass
 
 
+class UndecryptableSession(ConfigError):
+    """The stored session cannot be read with the configured key (lost or rotated away) or is corrupt."""
+
+
 class DatabaseUnavailable(StoryLikerError):
     exit_code = DB_UNAVAILABLE
 

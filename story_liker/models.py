@@ -44,6 +44,7 @@ class Account(SQLModel, table=True):
     user_pk: int | None = _bigint()
     settings: str | None = Field(default=None, sa_type=sa.Text)  # instagrapi settings JSON (maybe encrypted)
     settings_encrypted: bool = False
+    has_session: bool = False  # the settings hold a live session, not only the device stored before a login
     saved_at: datetime | None = _time()
     needs_human: bool = False
     needs_human_reason: str | None = None
@@ -52,6 +53,8 @@ class Account(SQLModel, table=True):
     cooldown_strikes: int = 0
     last_keepalive_at: datetime | None = _time()
     following_synced_at: datetime | None = _time()
+    login_failures: int = 0  # failed password logins in a row (health.login_gate)
+    login_attempt_at: datetime | None = _time()
 
 
 class Target(SQLModel, table=True):

@@ -28,9 +28,6 @@ class Budget:
     def remaining(self) -> int:
         return max(0, min(self.hour_left, self.day_left))
 
-    def spend(self, n: int = 1) -> Budget:
-        return Budget(self.hour_left - n, self.day_left - n)
-
 
 def budget(now: datetime, recent: Sequence[datetime], limits: Limits) -> Budget:
     """Sliding windows: the actions of the last hour and of the last day count against the limits."""
@@ -56,13 +53,3 @@ def next_slot(now: datetime, recent: Sequence[datetime], limits: Limits) -> date
 def jitter(rng: random.Random, low: float, high: float) -> float:
     """A pause drawn uniformly from [low, high] seconds."""
     return rng.uniform(low, high) if high > low else low
-
-
-def cooldown(kind: str, strikes: int, *, base_minutes: float, feedback_hours: float, max_hours: float) -> timedelta:
-    """Exponential backoff: the n-th throttle in a row waits 2^(n-1) times the base, up to the cap.
-
-    ``feedback_required`` (an action block) starts from its own, much longer base.
-    """
-    base = timedelta(hours=feedback_hours) if kind == "feedback_required" else timedelta(minutes=base_minutes)
-    exponent = max(0, min(strikes, 30) - 1)
-    return min(base * (1 << exponent), timedelta(hours=max_hours))

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from story_liker import ratelimit
-from story_liker.jobs.common import Deps
+from story_liker.jobs.deps import Deps
 from story_liker.settings import Settings
 from story_liker.store import POST_LIKE, STORY_LIKE, Store
 
@@ -45,7 +45,7 @@ def status_data(deps: Deps) -> dict[str, Any]:
     return {
         "account": account,
         "session": {
-            "stored": state.settings is not None,
+            "stored": state.has_session,
             "encrypted": state.settings_encrypted,
             "saved_at": _iso(state.saved_at),
             "user_pk": state.user_pk,

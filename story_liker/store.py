@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -45,7 +45,7 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.statements = 0  # SQL statements executed, for the benchmark
-        self._cache: dict[type[SQLModel], tuple[Any, Any]] = {}
+        self._cache: dict[type[SQLModel], Any] = {}
         sa.event.listen(engine, "before_cursor_execute", self._count)
 
     def _count(self, *_: Any) -> None:
@@ -60,44 +60,34 @@ class Store:
         ):
             yield session
 
-    def _insert_ignore(self, session: Session, model: type[SQLModel], rows: list[dict[str, Any]]) -> int:
-        """INSERT ... ON CONFLICT DO NOTHING on both SQLite and PostgreSQL; returns rows inserted."""
+    def _insert_ignore(
+        self, executor: Session | sa.Connection, model: type[SQLModel], rows: list[dict[str, Any]]
+    ) -> int:
+        """The one insert path: INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL, with a cached
+        statement per table (compiling an INSERT costs more than a like's HTTP request). Returns rows inserted."""
         if not rows:
             return 0
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-        table = model.__table__  # type: ignore[attr-defined]
-        key = next(iter(table.primary_key.columns))
-        # RETURNING counts what was inserted on both backends (psycopg's rowcount can be -1 here).
-        statement = insert(table).values(rows).on_conflict_do_nothing().returning(key)
-        return len(session.execute(statement).all())
-
-    def _record_one(
-        self, model: type[SQLModel], kind: str, account: str, row: dict[str, Any], now: datetime, *, counted: bool
-    ) -> int:
-        """One like and its limit row in one transaction, on a plain connection with cached statements
-        (an ORM session and a freshly compiled INSERT cost more than the like's HTTP request)."""
-        record, action = self._statements(model)
-        with unavailable_as_69(self.engine), self.engine.begin() as connection:
-            inserted = len(connection.execute(record, row | {"account": account, "liked_at": now}).all())
-            if counted:
-                connection.execute(action, {"account": account, "kind": kind, "at": now})
-            return inserted
-
-    def _statements(self, model: type[SQLModel]) -> tuple[Any, Any]:
-        cached = self._cache.get(model)
-        if cached is None:
+        statement = self._cache.get(model)
+        if statement is None:
             from sqlalchemy.dialects import postgresql, sqlite
 
             insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
             table = model.__table__  # type: ignore[attr-defined]
             key = next(iter(table.primary_key.columns))
-            # RETURNING tells whether the row was new on both backends (psycopg's rowcount says -1 here).
-            record = insert(table).on_conflict_do_nothing().returning(key)
-            cached = record, sa.insert(Action.__table__)  # type: ignore[attr-defined]
-            self._cache[model] = cached
-        return cached
+            # RETURNING counts what was inserted on both backends (psycopg's rowcount can be -1 here).
+            statement = insert(table).on_conflict_do_nothing().returning(key)
+            self._cache[model] = statement
+        return len(executor.execute(statement, rows).all())
+
+    def server_time(self) -> datetime | None:
+        """The database's clock on PostgreSQL, where several hosts share leases and limit windows; None on
+        SQLite, where the local clock is the only one."""
+        if self.engine.dialect.name != "postgresql":
+            return None
+        with unavailable_as_69(self.engine), self.engine.connect() as connection:
+            value = connection.execute(sa.text("SELECT statement_timestamp()")).scalar_one()
+        assert isinstance(value, datetime)
+        return value.astimezone(UTC)
 
     # --- the own account: session, flags, cooldown ---------------------------------------------
 
@@ -119,16 +109,50 @@ class Store:
         user_pk: int | None,
         now: datetime,
         login: bool,
-    ) -> None:
-        """Store refreshed settings; a successful login also clears the needs-human flag."""
-        values: dict[str, Any] = {"settings": settings, "settings_encrypted": encrypted, "saved_at": now}
+        has_session: bool = True,
+        run_id: str | None = None,
+    ) -> bool:
+        """Store the client's settings: a live session, or (``has_session=False``) only the device made before
+        a first login. A successful login also clears the needs-human flag and the failed logins.
+
+        With ``run_id`` the write happens only while that run holds the account's lease, in the same statement:
+        a run that lost its lease never overwrites the session of the run that took it. Returns whether it wrote.
+        """
+        values: dict[str, Any] = {
+            "settings": settings,
+            "settings_encrypted": encrypted,
+            "saved_at": now,
+            "has_session": has_session,
+        }
         if user_pk:
             values["user_pk"] = user_pk
         if login:
-            values |= {"needs_human": False, "needs_human_reason": None}
+            values |= {"needs_human": False, "needs_human_reason": None, "login_failures": 0}
         with self._tx() as session:
             self._insert_ignore(session, Account, [{"username": username}])
-            session.execute(sa.update(Account).where(col(Account.username) == username).values(**values))
+            update = sa.update(Account).where(col(Account.username) == username)
+            if run_id is not None:
+                update = update.where(self._holds_lease(username, run_id))
+            result = session.execute(update.values(**values))
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _holds_lease(account: str, run_id: str) -> Any:
+        return sa.exists().where(col(RunLock.account) == account, col(RunLock.run_id) == run_id)
+
+    def mark_session_dead(self, username: str) -> None:
+        """Instagram answered login_required: the next runs need a login, without first asking Instagram."""
+        with self._tx() as session:
+            session.execute(sa.update(Account).where(col(Account.username) == username).values(has_session=False))
+
+    def record_login_attempt(self, username: str, now: datetime) -> None:
+        """Written before the login request goes out, so a crash in the middle still counts as an attempt."""
+        with self._tx() as session:
+            session.execute(sa.update(Account).where(col(Account.username) == username).values(login_attempt_at=now))
+
+    def set_login_failures(self, username: str, failures: int) -> None:
+        with self._tx() as session:
+            session.execute(sa.update(Account).where(col(Account.username) == username).values(login_failures=failures))
 
     def set_needs_human(self, username: str, reason: str) -> None:
         with self._tx() as session:
@@ -277,14 +301,14 @@ class Store:
         *,
         counted: bool,
     ) -> int:
-        if len(rows) == 1:  # the hot path: one like, right after Instagram confirmed it
-            return self._record_one(model, kind, account, rows[0], now, counted=counted)
-        with self._tx() as session:
+        """The likes and their limit rows in one transaction, on a plain connection (the hot path: one like,
+        right after Instagram confirmed it)."""
+        with unavailable_as_69(self.engine), self.engine.begin() as connection:
             inserted = self._insert_ignore(
-                session, model, [row | {"account": account, "liked_at": now} for row in rows]
+                connection, model, [row | {"account": account, "liked_at": now} for row in rows]
             )
             if counted:
-                self._insert_ignore(session, Action, [{"account": account, "kind": kind, "at": now} for _ in rows])
+                self._insert_ignore(connection, Action, [{"account": account, "kind": kind, "at": now} for _ in rows])
             return inserted
 
     def recent_actions(self, account: str, kind: str, now: datetime) -> list[datetime]:

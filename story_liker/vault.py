@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from story_liker.errors import ConfigError
+from story_liker.errors import ConfigError, UndecryptableSession
 from story_liker.logging import register_secret
 
 
@@ -37,14 +37,19 @@ def decode(text: str, encrypted: bool, key: str | None) -> dict[str, Any]:
 
     if encrypted:
         if not key:
-            raise ConfigError("the stored session is encrypted: set SESSION_ENCRYPTION_KEY")
+            raise UndecryptableSession("the stored session is encrypted: set SESSION_ENCRYPTION_KEY")
         try:
             text = _fernet(key).decrypt(text.encode()).decode()
         except InvalidToken:
-            raise ConfigError("SESSION_ENCRYPTION_KEY does not decrypt the stored session") from None
-    settings: dict[str, Any] = json.loads(text)
+            raise UndecryptableSession("SESSION_ENCRYPTION_KEY does not decrypt the stored session") from None
+    try:
+        settings = json.loads(text)
+    except ValueError:
+        settings = None
+    if not isinstance(settings, dict):
+        raise UndecryptableSession("the stored session is not readable JSON (corrupt)")
     register_settings_secrets(settings)
-    return settings
+    return dict(settings)
 
 
 def register_settings_secrets(settings: dict[str, Any]) -> None:
@@ -65,16 +70,21 @@ def register_settings_secrets(settings: dict[str, Any]) -> None:
                 register_secret(value)
 
 
+def has_session(settings: dict[str, Any]) -> bool:
+    """Do these instagrapi settings hold a session (a sessionid), not only a device?"""
+    auth = settings.get("authorization_data") or {}
+    cookies = settings.get("cookies") or {}
+    return bool(
+        (isinstance(auth, dict) and auth.get("sessionid")) or (isinstance(cookies, dict) and cookies.get("sessionid"))
+    )
+
+
 def validate_settings(settings: Any) -> dict[str, Any]:
     """An instagrapi settings dict must at least carry a device and a session to be worth importing."""
     if not isinstance(settings, dict):
         raise ConfigError("the settings file is not a JSON object (expected Client.dump_settings output)")
     if not isinstance(settings.get("uuids"), dict) or not settings["uuids"].get("uuid"):
         raise ConfigError("the settings file has no device uuids (expected Client.dump_settings output)")
-    auth = settings.get("authorization_data") or {}
-    cookies = settings.get("cookies") or {}
-    if not (isinstance(auth, dict) and auth.get("sessionid")) and not (
-        isinstance(cookies, dict) and cookies.get("sessionid")
-    ):
+    if not has_session(settings):
         raise ConfigError("the settings file holds no session (no sessionid in authorization_data or cookies)")
     return settings

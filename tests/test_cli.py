@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from story_liker.db import make_engine
+from story_liker.db import SCHEMA_REVISION, make_engine
 from story_liker.store import Store
 from tests.conftest import Terminal, login, run_cli
 
@@ -72,6 +72,65 @@ def test_bad_configuration_exits_78_with_one_line(tmp_path: Path, env: dict[str,
     assert "Traceback" not in result.output
 
 
+NOT_LOOPBACK = ("http://example.com", "http://10.0.0.1:8080", "http://127.0.0.1.evil.com")
+
+
+@pytest.mark.parametrize("command", [["run-stories"], ["status"]])
+@pytest.mark.parametrize("url", NOT_LOOPBACK)
+def test_api_url_outside_loopback_exits_78(tmp_path: Path, url: str, command: list[str]) -> None:
+    """IG_API_URL sends the session (and the password, on a re-login) past IG_PROXY: this machine only."""
+    result = run_cli(*command, env={"IG_USERNAME": "me", "IG_API_URL": url}, cwd=tmp_path)
+    assert result.code == 78, result.output
+    assert result.stderr.startswith("story-liker: IG_API_URL: only a loopback address")
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert not (tmp_path / "data").exists()  # refused before the database is even opened
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run-posts"],
+        ["keepalive"],
+        ["login", "--sessionid", "x" * 40],
+        ["cleanup"],
+        ["migrate"],
+        ["accounts", "list"],
+        ["accounts", "add", "alice"],
+    ],
+)
+def test_api_url_outside_loopback_exits_78_for_every_command_that_reads_settings(
+    tmp_path: Path, command: list[str]
+) -> None:
+    result = run_cli(*command, env={"IG_USERNAME": "me", "IG_API_URL": "http://10.0.0.1:8080"}, cwd=tmp_path)
+    assert result.code == 78, result.output
+    assert "IG_API_URL" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_keygen_reads_no_setting(tmp_path: Path) -> None:
+    """keygen is how a broken SESSION_ENCRYPTION_KEY gets fixed: it must not need valid settings."""
+    result = run_cli("keygen", env={"IG_API_URL": "http://example.com", "SESSION_ENCRYPTION_KEY": "x"}, cwd=tmp_path)
+    assert result.code == 0 and len(result.stdout.strip()) == 44
+
+
+def test_api_url_on_loopback_is_used_and_logged_as_a_warning(ig: Any, env: dict[str, str], tmp_path: Path) -> None:
+    ig.add_story(ig.add_user("alice"))
+    env["TARGET_ACCOUNTS"] = "alice"
+    login(ig, env, tmp_path)
+    result = run_cli("run-stories", env=env, cwd=tmp_path)
+    assert result.code == 0, result.output
+    assert len(ig.liked_story_ids) == 1  # the requests went to the double
+    warning = result.event("ig_api_url_set")
+    assert warning["level"] == "warning" and warning["host"] == "127.0.0.1"
+    assert ig.url not in result.output  # the host only, never the URL (which may carry credentials)
+    # status and accounts print their result on stdout: the warning goes to stderr, the JSON stays clean
+    status = run_cli("status", "--json", env=env, cwd=tmp_path)
+    assert status.code == 0, status.output
+    assert json.loads(status.stdout)["session"]["stored"]
+    assert [json.loads(line)["event"] for line in status.stderr.splitlines()] == ["ig_api_url_set"]
+    listing = run_cli("accounts", "list", env=env, cwd=tmp_path)
+    assert listing.stdout.split()[0] == "alice" and "ig_api_url_set" in listing.stderr
+
+
 def test_unreachable_database_exits_69(tmp_path: Path) -> None:
     env = {"IG_USERNAME": "me", "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none"}
     result = run_cli("run-stories", env=env, cwd=tmp_path)
@@ -100,7 +159,7 @@ def test_old_schema_is_refused_with_78_until_migrate(env: dict[str, str], tmp_pa
     result = run_cli("run-stories", env=env, cwd=tmp_path)
     assert result.code == 78 and "story-liker migrate" in result.stderr
     with engine.begin() as connection:
-        connection.execute(sa.text("UPDATE alembic_version SET version_num = '0001'"))
+        connection.execute(sa.text(f"UPDATE alembic_version SET version_num = '{SCHEMA_REVISION}'"))
     again = run_cli("migrate", env=env, cwd=tmp_path)
     assert again.code == 0 and "unchanged" in again.stderr
     engine.dispose()

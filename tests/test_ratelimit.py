@@ -28,15 +28,6 @@ def test_next_slot_is_when_the_oldest_action_of_the_full_hour_expires() -> None:
     assert ratelimit.next_slot(NOW, recent, Limits(3, 100)) == NOW
 
 
-def test_cooldown_doubles_and_is_capped() -> None:
-    waits = [ratelimit.cooldown("rate_limit", n, base_minutes=30, feedback_hours=12, max_hours=72) for n in (1, 2, 3)]
-    assert waits == [timedelta(minutes=30), timedelta(hours=1), timedelta(hours=2)]
-    assert ratelimit.cooldown("rate_limit", 50, base_minutes=30, feedback_hours=12, max_hours=72) == timedelta(hours=72)
-    assert ratelimit.cooldown("feedback_required", 1, base_minutes=30, feedback_hours=12, max_hours=72) == timedelta(
-        hours=12
-    )
-
-
 times = st.lists(st.integers(min_value=0, max_value=3 * 24 * 3600), max_size=300)
 limits = st.builds(Limits, per_hour=st.integers(0, 50), per_day=st.integers(0, 300))
 
@@ -72,9 +63,3 @@ def test_next_slot_fits_one_more_action(history: list[int], limits: Limits) -> N
 def test_jitter_stays_within_bounds(low: float, span: float, seed: int) -> None:
     value = ratelimit.jitter(random.Random(seed), low, low + span)
     assert low <= value <= low + span
-
-
-@given(kind=st.sampled_from(["rate_limit", "feedback_required"]), strikes=st.integers(1, 1000))
-def test_cooldown_bounds(kind: str, strikes: int) -> None:
-    wait = ratelimit.cooldown(kind, strikes, base_minutes=30, feedback_hours=12, max_hours=72)
-    assert timedelta(minutes=30) <= wait <= timedelta(hours=72)

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from story_liker import vault
-from story_liker.errors import ConfigError, NeedsHuman
-from story_liker.jobs.common import Deps, Report, connection_for, lease
+from story_liker.errors import ConfigError, NeedsHuman, UndecryptableSession
+from story_liker.jobs.deps import Deps, Outcome, Report
+from story_liker.jobs.lease import lease
+from story_liker.jobs.session import connection_for
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +37,12 @@ def login(
     password_prompt: Callable[[], str] | None,
     code_prompt: Callable[[], str] | None,
     challenge_prompt: Callable[[str], str] | None,
+    replace_undecryptable: bool = False,
 ) -> Report:
-    """One login attempt, never a loop. The stored session is replaced only after Instagram accepted the new one."""
+    """One login attempt, never a loop. The stored session is replaced only after Instagram accepted the new one.
+
+    A person runs this, so no login backoff applies; a success clears needs-human and the failed logins.
+    """
     from story_liker.ig import Instagrapi
 
     settings, store = deps.settings, deps.store
@@ -44,11 +50,11 @@ def login(
     imported = read_settings_file(settings_file) if settings_file else None
     if sessionid is not None and (len(sessionid) < 30 or not sessionid[:1].isdigit()):
         raise ConfigError("--sessionid does not look like an Instagram sessionid (digits first, 30+ characters)")
-    state = store.account(account)
     key = settings.encryption_key
-    stored = vault.decode(state.settings, state.settings_encrypted, key) if state.settings else None
     counts = deps.counts
     with lease(deps, timedelta(minutes=15)):
+        state = store.account(account)
+        stored = None if imported else _stored(state.settings, state.settings_encrypted, key, replace_undecryptable)
         try:
             conn = connection_for(settings, account, imported or stored)
             if not imported and not sessionid and not conn.password:
@@ -59,22 +65,57 @@ def login(
             if imported:
                 ig.ping()  # one light request proves the imported session
                 method = "settings_file"
-            elif sessionid:
-                ig.login_by_sessionid(sessionid)
-                method = "sessionid"
             else:
-                if code_prompt is None:
-                    ig.relogin()
+                if stored is None:  # a new device: stored before its first login attempt, never made twice
+                    _save(deps, ig.dump_settings(), key, has_session=False, user_pk=None)
+                if sessionid:
+                    ig.login_by_sessionid(sessionid)
+                    method = "sessionid"
                 else:
-                    ig.login_with_code(code_prompt)
-                method = "password"
+                    store.record_login_attempt(account, deps.clock())
+                    if code_prompt is None:
+                        ig.relogin()
+                    else:
+                        ig.login_with_code(code_prompt)
+                    method = "password"
             counts.requests = ig.requests_sent
-            text, encrypted = vault.encode(ig.dump_settings(), key)
-            store.save_session(
-                account, settings=text, encrypted=encrypted, user_pk=ig.user_pk, now=deps.clock(), login=True
-            )
+            if not _save(deps, ig.dump_settings(), key, has_session=True, user_pk=ig.user_pk):
+                raise ConfigError("another run took the lock while logging in: the new session was not stored")
             log.info("login_succeeded", extra={"method": method, "user_pk": ig.user_pk})
-            return Report("ok", counts, {"method": method})
+            return Report(Outcome.OK, counts, {"method": method})
         except NeedsHuman:
             log.warning("login_failed", extra={"reason": "needs a human"})
             raise
+
+
+def _stored(text: str | None, encrypted: bool, key: str | None, replace_undecryptable: bool) -> dict[str, Any] | None:
+    """The stored settings (device and session) to log in with, or None for a new device."""
+    if text is None:
+        return None
+    try:
+        return vault.decode(text, encrypted, key)
+    except UndecryptableSession as exc:
+        if not replace_undecryptable:
+            raise UndecryptableSession(
+                f"{exc.message}; to replace it with a new login, run `story-liker login --replace-undecryptable` "
+                "(the old device fingerprint is then lost: Instagram sees a new device)"
+            ) from None
+        log.warning(
+            "undecryptable_session_replaced",
+            extra={"reason": exc.message, "consequence": "the old device fingerprint is lost; a new device logs in"},
+        )
+        return None
+
+
+def _save(deps: Deps, settings: dict[str, Any], key: str | None, *, has_session: bool, user_pk: int | None) -> bool:
+    text, encrypted = vault.encode(settings, key)
+    return deps.store.save_session(
+        deps.settings.account(),
+        settings=text,
+        encrypted=encrypted,
+        user_pk=user_pk,
+        now=deps.clock(),
+        login=has_session,
+        has_session=has_session,
+        run_id=deps.run_id,
+    )

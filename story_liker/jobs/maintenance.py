@@ -6,7 +6,9 @@ import logging
 from datetime import timedelta
 
 from story_liker.errors import ConfigError
-from story_liker.jobs.common import Deps, Report, with_instagram
+from story_liker.jobs.deps import Deps, Outcome, Report
+from story_liker.jobs.lease import lease
+from story_liker.jobs.session import with_instagram
 
 log = logging.getLogger(__name__)
 
@@ -24,16 +26,17 @@ def cleanup(deps: Deps, *, older_than_hours: float | None, dry_run: bool, force:
     if dry_run:
         counts.deleted = deps.store.count_stories_before(cutoff)
         log.info("cleanup_would_delete", extra={"stories": counts.deleted, "cutoff": cutoff.isoformat()})
-        return Report("dry_run", counts, {"cutoff": cutoff.isoformat(timespec="seconds")})
+        return Report(Outcome.DRY_RUN, counts, {"cutoff": cutoff.isoformat(timespec="seconds")})
     counts.deleted = deps.store.delete_stories_before(cutoff, now)
     log.info("cleanup_deleted", extra={"stories": counts.deleted, "cutoff": cutoff.isoformat()})
-    return Report("ok", counts, {"cutoff": cutoff.isoformat(timespec="seconds")})
+    return Report(Outcome.OK, counts, {"cutoff": cutoff.isoformat(timespec="seconds")})
 
 
 def keepalive(deps: Deps) -> Report:
     """One authenticated request the app itself makes, then the refreshed cookies are saved."""
     counts = deps.counts
-    with_instagram(deps, lambda ig: ig.ping())
-    deps.store.record_keepalive(deps.settings.account(), deps.clock())
+    with lease(deps):
+        with_instagram(deps, lambda ig: ig.ping())
+        deps.store.record_keepalive(deps.settings.account(), deps.clock())
     log.info("keepalive_ok")
-    return Report("ok", counts)
+    return Report(Outcome.OK, counts)

@@ -9,7 +9,9 @@ from typing import Any
 from story_liker import ratelimit
 from story_liker.errors import BadResponse, TargetUnavailable
 from story_liker.ig import Instagram, PostItem
-from story_liker.jobs.common import Deps, Report, like_one, like_pass, resolve_targets
+from story_liker.jobs.deps import Deps, Outcome, Report
+from story_liker.jobs.likes import Likes, like_pass
+from story_liker.jobs.targets import resolve_targets
 from story_liker.models import Target
 from story_liker.store import POST_LIKE, liked_posts
 
@@ -21,8 +23,8 @@ def run_posts(deps: Deps, *, dry_run: bool, max_likes: int | None) -> Report:
     return like_pass(deps, POST_LIKE, limits, _pass, dry_run=dry_run, max_likes=max_likes)
 
 
-def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, dry_run: bool) -> str:
-    counts, store, settings = deps.counts, deps.store, deps.settings
+def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, likes: Likes) -> Outcome:
+    counts, store, settings, dry_run = deps.counts, deps.store, deps.settings, likes.dry_run
     store.update_targets(resolve_targets(deps, ig, targets, {}, counts))
     now = deps.clock()
     oldest = now - timedelta(days=settings.post_max_age_days)
@@ -43,7 +45,7 @@ def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, dry_ru
                 updates[target.id] = {"post_checked_at": now, "last_error": exc.message[:200], "last_error_at": now}
                 continue
             counts.posts_seen += len(posts)
-            allowed, marker = _like_new_posts(deps, ig, target, posts, oldest, allowed, dry_run)
+            allowed, marker = _like_new_posts(deps, ig, likes, target, posts, oldest, allowed)
             updates[target.id] = {"post_checked_at": now, "last_error": None}
             if marker is not None:
                 updates[target.id]["post_marker"] = marker
@@ -53,16 +55,22 @@ def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, dry_ru
     if counts.skipped:
         log.info("budget_used_up", extra={"left_for_later": counts.skipped})
     if dry_run:
-        return "dry_run"
-    return "budget_used_up" if counts.skipped else "ok"
+        return Outcome.DRY_RUN
+    return Outcome.BUDGET_USED_UP if counts.skipped else Outcome.OK
 
 
 def _like_new_posts(
-    deps: Deps, ig: Instagram, target: Target, posts: list[PostItem], oldest: datetime, allowed: int, dry_run: bool
+    deps: Deps, ig: Instagram, likes: Likes, target: Target, posts: list[PostItem], oldest: datetime, allowed: int
 ) -> tuple[int, int | None]:
     """Like the eligible posts newer than the target's marker. Returns the budget left and the new
     marker (None: keep the old one, something is left for a later pass)."""
-    counts, settings, account, now = deps.counts, deps.settings, deps.settings.account(), deps.clock()
+    counts, settings, account, now, dry_run = (
+        deps.counts,
+        deps.settings,
+        deps.settings.account(),
+        deps.clock(),
+        likes.dry_run,
+    )
     new = [p for p in posts if p.taken_at.timestamp() > (target.post_marker or 0)]
     if not new:  # nothing newer than the last check: no second look at older items
         return allowed, None
@@ -80,7 +88,7 @@ def _like_new_posts(
             counts.skipped += 1
             continue
         deps.pause(settings.action_delay_min_seconds, settings.action_delay_max_seconds)
-        if _like(deps, ig, target, post, dry_run):
+        if _like(deps, ig, likes, target, post):
             allowed -= 1
         else:
             done = False
@@ -88,14 +96,11 @@ def _like_new_posts(
     return allowed, marker
 
 
-def _like(deps: Deps, ig: Instagram, target: Target, post: PostItem, dry_run: bool) -> bool:
-    return like_one(
-        deps,
-        "post",
+def _like(deps: Deps, ig: Instagram, likes: Likes, target: Target, post: PostItem) -> bool:
+    return likes.one(
         {"target": target.username, "media_pk": post.pk, "media_type": post.media_type},
         send=lambda: ig.like_post(post),
         record=lambda: deps.store.record_posts(
             deps.settings.account(), liked_posts([post]), deps.clock(), counted=True
         ),
-        dry_run=dry_run,
     )

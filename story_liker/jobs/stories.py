@@ -9,7 +9,9 @@ from typing import Any
 from story_liker import ratelimit
 from story_liker.errors import BadResponse, TargetUnavailable
 from story_liker.ig import Instagram, StoryItem, UserRef
-from story_liker.jobs.common import Deps, Report, like_one, like_pass, resolve_targets
+from story_liker.jobs.deps import Deps, Outcome, Report
+from story_liker.jobs.likes import Likes, like_pass
+from story_liker.jobs.targets import resolve_targets
 from story_liker.models import Target
 from story_liker.store import STORY_LIKE, liked_stories
 
@@ -21,8 +23,8 @@ def run_stories(deps: Deps, *, dry_run: bool, max_likes: int | None) -> Report:
     return like_pass(deps, STORY_LIKE, limits, _pass, dry_run=dry_run, max_likes=max_likes)
 
 
-def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, dry_run: bool) -> str:
-    counts = deps.counts
+def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, likes: Likes) -> Outcome:
+    counts, dry_run = deps.counts, likes.dry_run
     store, account, now = deps.store, deps.settings.account(), deps.clock()
     try:
         tray = {entry.user_pk: entry for entry in ig.reels_tray()}
@@ -40,17 +42,16 @@ def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, dry_ru
     fresh = [pk for pk, t in by_pk.items() if pk in tray and tray[pk].latest_reel_media > (t.story_marker or 0)]
     stories: dict[int, list[StoryItem]] = {}
     for start in range(0, len(fresh), deps.settings.reels_batch_size):
-        deps.checkpoint()
         batch = fresh[start : start + deps.settings.reels_batch_size]
         try:
             stories.update(ig.reels_media(batch))
         except BadResponse as exc:
             counts.errors += 1
             log.warning("reels_skipped", extra={"reason": exc.message, "user_pks": batch})
-    for pk, target in by_pk.items():
-        if pk in tray or target.followed is not False:
-            continue
-        deps.checkpoint()
+    per_user = [(pk, t) for pk, t in by_pk.items() if pk not in tray and t.followed is False]
+    for index, (pk, target) in enumerate(per_user):
+        if index:
+            deps.pause(deps.settings.target_delay_min_seconds, deps.settings.target_delay_max_seconds)
         try:
             stories[pk] = ig.user_stories(pk)
         except (TargetUnavailable, BadResponse) as exc:
@@ -74,7 +75,6 @@ def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, dry_ru
         log.info("budget_used_up", extra={"planned": len(plan), "left_for_later": counts.skipped})
 
     if plan and not dry_run:
-        deps.checkpoint()
         try:
             ig.mark_seen(plan)  # one batched seen request, so each like below is exactly one request
         except BadResponse as exc:  # the likes do not depend on it
@@ -93,7 +93,7 @@ def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, dry_ru
             deps.progress.advance(target.username)
             for story in planned[pk]:
                 deps.pause(deps.settings.action_delay_min_seconds, deps.settings.action_delay_max_seconds)
-                if not _like(deps, ig, target, story, dry_run):
+                if not _like(deps, ig, likes, target, story):
                     left_over.add(pk)  # try this story again next pass
             deps.keep_lease()
         for pk, target in by_pk.items():
@@ -106,18 +106,17 @@ def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, dry_ru
         store.update_targets(updates)
         deps.progress.stop()
     if dry_run:
-        return "dry_run"
-    return "budget_used_up" if counts.skipped else ("ok" if items else "nothing_new")
+        return Outcome.DRY_RUN
+    if counts.skipped:
+        return Outcome.BUDGET_USED_UP
+    return Outcome.OK if items else Outcome.NOTHING_NEW
 
 
-def _like(deps: Deps, ig: Instagram, target: Target, story: StoryItem, dry_run: bool) -> bool:
-    return like_one(
-        deps,
-        "story",
+def _like(deps: Deps, ig: Instagram, likes: Likes, target: Target, story: StoryItem) -> bool:
+    return likes.one(
         {"target": target.username, "story_pk": story.pk},
         send=lambda: ig.like_story(story),
         record=lambda: deps.store.record_stories(
             deps.settings.account(), liked_stories([story]), deps.clock(), counted=True
         ),
-        dry_run=dry_run,
     )

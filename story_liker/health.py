@@ -1,0 +1,80 @@
+"""Pure decisions about the account's health: cooldowns and strikes, the like breaker, login backoff.
+
+Each safety rule lives here once, as a function of history and time, like the rate limits in
+``ratelimit.py``. Nothing here sleeps, reads the clock or touches the database; the jobs gather the
+inputs and carry out the answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from story_liker.errors import ThrottleKind
+
+BREAKER_THRESHOLD = 3  # likes answered with a 4xx in a row before a pass stops
+LOGIN_MAX_FAILURES = 3  # failed logins in a row before a human must look
+LOGIN_BACKOFF = timedelta(hours=1)  # wait after the first failed login; doubles with each failure
+
+
+class Event(StrEnum):
+    """What happened to the account, as far as strikes are concerned."""
+
+    THROTTLED = "throttled"  # a cooldown started
+    LIKE_ACCEPTED = "like_accepted"  # Instagram confirmed a like: the account is writing again
+
+
+def strikes_after(strikes: int, event: Event) -> int:
+    """Throttles in a row. Only an accepted like ends a row: a read that succeeds proves nothing about
+    an action block, so keepalives and nothing-new passes leave the strikes as they are."""
+    return strikes + 1 if event is Event.THROTTLED else 0
+
+
+def cooldown(
+    kind: ThrottleKind, strikes: int, *, base_minutes: float, feedback_hours: float, max_hours: float
+) -> timedelta:
+    """Exponential backoff: the n-th throttle in a row waits 2^(n-1) times the base, up to the cap.
+
+    ``feedback_required`` (an action block) starts from its own, much longer base: 12 h, 24 h, 48 h, ...
+    """
+    base = (
+        timedelta(hours=feedback_hours) if kind is ThrottleKind.FEEDBACK_REQUIRED else timedelta(minutes=base_minutes)
+    )
+    exponent = max(0, min(strikes, 30) - 1)
+    return min(base * (1 << exponent), timedelta(hours=max_hours))
+
+
+def breaker_open(rejected_in_row: int) -> bool:
+    """Instagram refused this many likes in a row (not throttling): stop before the next one."""
+    return rejected_in_row >= BREAKER_THRESHOLD
+
+
+@dataclass(frozen=True)
+class LoginGate:
+    """May a run try a password login now?"""
+
+    allowed: bool
+    exhausted: bool = False  # too many failures: a human must look (needs-human, exit 77)
+    next_attempt: datetime | None = None  # when the backoff ends (not allowed before)
+
+
+def login_backoff(failures: int) -> timedelta:
+    """1 h after the first failed login, 2 h after the second, ..."""
+    return LOGIN_BACKOFF * (1 << max(0, min(failures, 20) - 1))
+
+
+def login_exhausted(failures: int) -> bool:
+    return failures >= LOGIN_MAX_FAILURES
+
+
+def login_gate(failures: int, last_attempt_at: datetime | None, now: datetime) -> LoginGate:
+    """Never a loop of logins: after a failure the next attempt waits, after three a human decides."""
+    if login_exhausted(failures):
+        return LoginGate(allowed=False, exhausted=True)
+    if failures == 0 or last_attempt_at is None:
+        return LoginGate(allowed=True)
+    next_attempt = last_attempt_at + login_backoff(failures)
+    if now < next_attempt:
+        return LoginGate(allowed=False, next_attempt=next_attempt)
+    return LoginGate(allowed=True)

@@ -1,0 +1,122 @@
+"""What every job is given (Deps) and returns (Report); the one clock and the one sleeper."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+from story_liker import ratelimit
+from story_liker.errors import Interrupted
+from story_liker.ig import Connection, Instagram
+from story_liker.settings import Settings
+from story_liker.store import Store
+
+if TYPE_CHECKING:
+    from story_liker.jobs.lease import Lease
+
+
+class Outcome(StrEnum):
+    """How a command that exited 0 ended (the `outcome` of `run_finished`; errors carry their own)."""
+
+    OK = "ok"  # liked something, or did what it was asked
+    NOTHING_NEW = "nothing_new"  # looked, found nothing to like
+    NOTHING_TO_DO = "nothing_to_do"  # no enabled target: Instagram was not contacted
+    BUDGET_USED_UP = "budget_used_up"  # the limits left some likes for a later pass
+    DRY_RUN = "dry_run"
+
+
+class Progress(Protocol):
+    def start(self, total: int, label: str) -> None: ...
+    def advance(self, label: str) -> None: ...
+    def stop(self) -> None: ...
+
+
+class NoProgress:
+    def start(self, total: int, label: str) -> None: ...
+    def advance(self, label: str) -> None: ...
+    def stop(self) -> None: ...
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def database_clock(store: Store, local: Callable[[], datetime] = utcnow) -> Callable[[], datetime]:
+    """One clock for every host that shares a database: on PostgreSQL the local clock corrected by its offset
+    to the database's, measured once per run; on SQLite the local clock (the only one)."""
+    server = store.server_time()
+    if server is None:
+        return local
+    offset = server - local()
+    return lambda: local() + offset
+
+
+@dataclass
+class Counts:
+    targets: int = 0
+    stories_seen: int = 0
+    posts_seen: int = 0
+    liked: int = 0
+    would_like: int = 0
+    already_liked: int = 0
+    skipped: int = 0
+    errors: int = 0
+    requests: int = 0
+    deleted: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass
+class Deps:
+    """Everything a job touches. Tests swap the clock, the sleeper, the randomness and Instagram, never the store."""
+
+    settings: Settings
+    store: Store
+    run_id: str
+    command: str
+    connect: Callable[[Connection], Instagram]
+    clock: Callable[[], datetime] = utcnow
+    rng: random.Random = field(default_factory=random.Random)
+    stop: threading.Event = field(default_factory=threading.Event)
+    stop_signal: list[int] = field(default_factory=list)
+    progress: Progress = field(default_factory=NoProgress)
+    counts: Counts = field(default_factory=Counts)
+    sleeper: Callable[[float], None] | None = None  # None: wait on `stop`, so a signal ends a pause at once
+    lease: Lease | None = None  # set while the run holds the account's lease (jobs.lease)
+
+    def checkpoint(self) -> None:
+        """Called between two steps: a pending SIGTERM/SIGINT ends the pass here."""
+        if self.stop.is_set():
+            raise Interrupted(self.stop_signal[0] if self.stop_signal else 15)
+
+    def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        if self.sleeper is not None:
+            self.sleeper(seconds)
+        else:
+            self.stop.wait(seconds)
+
+    def keep_lease(self) -> None:
+        if self.lease is not None:
+            self.lease.keep()
+
+    def pause(self, low: float, high: float) -> None:
+        """Sleep a jittered while, then make sure the run may go on (no signal, the lease still ours)."""
+        self.sleep(ratelimit.jitter(self.rng, low, high))
+        self.checkpoint()
+        self.keep_lease()
+
+
+@dataclass
+class Report:
+    outcome: Outcome
+    counts: Counts
+    extra: dict[str, Any] = field(default_factory=dict)

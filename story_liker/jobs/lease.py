@@ -1,0 +1,71 @@
+"""The lease is the law: one run at a time acts for an account, and a run that lost its lease stops.
+
+A run takes the lease before it reads anything it decides on (flags, cooldown, strikes, budget, session),
+renews it as it goes, and checks it before every Instagram request: once another run has taken it over,
+this run sends nothing more and never saves its session over the new holder's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from story_liker.errors import LeaseLost, Locked
+from story_liker.jobs.deps import Deps
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Lease:
+    deps: Deps
+    account: str
+    ttl: timedelta
+    renewed_at: datetime
+
+    def keep(self) -> None:
+        """Push the lease forward once a third of it has passed (cheap to call before every request).
+
+        Within a third of the TTL of the last renewal nobody else can hold it; past that the renewal
+        itself tells: it updates only a row that still names this run.
+        """
+        now = self.deps.clock()
+        if now - self.renewed_at < self.ttl / 3:
+            return
+        store, run_id = self.deps.store, self.deps.run_id
+        if not store.renew_lock(self.account, run_id=run_id, now=now, ttl=self.ttl):
+            holder = store.lock_holder(self.account)
+            log.error(
+                "lease_lost",
+                extra={
+                    "renewed_at": self.renewed_at.isoformat(timespec="seconds"),
+                    "holder": holder.run_id if holder else None,
+                },
+            )
+            raise LeaseLost(
+                f"the run lock for {self.account} expired and "
+                + (f"run {holder.run_id} ({holder.command}) took it" if holder else "was taken")
+                + ": stopped before the next request"
+            )
+        self.renewed_at = now
+
+
+@contextmanager
+def lease(deps: Deps, ttl: timedelta | None = None) -> Iterator[Lease]:
+    """Hold the account's run lock for the block, or raise Locked (75) naming who holds it."""
+    account, store, now = deps.settings.account(), deps.store, deps.clock()
+    ttl = ttl or timedelta(seconds=deps.settings.lock_ttl_seconds)
+    if not store.acquire_lock(account, run_id=deps.run_id, command=deps.command, now=now, ttl=ttl):
+        holder = store.lock_holder(account)
+        detail = f" by {holder.command} (run {holder.run_id}) until {holder.expires_at:%H:%M:%S}Z" if holder else ""
+        raise Locked(f"another run holds the lock for {account}{detail}")
+    held = Lease(deps, account, ttl, now)
+    deps.lease = held
+    try:
+        yield held
+    finally:
+        deps.lease = None
+        store.release_lock(account, run_id=deps.run_id)

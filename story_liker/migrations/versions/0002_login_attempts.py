@@ -1,0 +1,32 @@
+"""login attempts and a session flag apart from the stored device
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-12-01 21:30:00
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+import story_liker.models
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("account", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("has_session", sa.Boolean(), nullable=False, server_default=sa.false()))
+        batch_op.add_column(sa.Column("login_failures", sa.Integer(), nullable=False, server_default="0"))
+        batch_op.add_column(sa.Column("login_attempt_at", story_liker.models.UTCDateTime(timezone=True), nullable=True))
+    # Until now a stored settings row always held a session.
+    op.execute(sa.text("UPDATE account SET has_session = (settings IS NOT NULL)"))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("account", schema=None) as batch_op:
+        batch_op.drop_column("login_attempt_at")
+        batch_op.drop_column("login_failures")
+        batch_op.drop_column("has_session")

@@ -1,0 +1,206 @@
+"""In-process fakes for testing pass logic: a scripted `Instagram`, a clock that only moves when told, and
+a Deps builder on the real store. The HTTP double (tests/double.py) stays the adapter's contract suite."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from story_liker import settings as settings_module
+from story_liker.errors import TargetUnavailable
+from story_liker.ig import Connection, PostItem, StoryItem, TrayEntry, UserRef
+from story_liker.jobs.deps import Deps
+from story_liker.store import Store
+
+ME = "me"
+START = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+DEVICE = {"uuid": "11111111-2222-3333-4444-555555555555", "phone_id": "p-1", "android_device_id": "android-1"}
+
+
+class FakeClock:
+    """Time moves only when a test (or the sleeper) moves it."""
+
+    def __init__(self, start: datetime = START) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += timedelta(seconds=seconds)
+
+
+@dataclass
+class Call:
+    name: str
+    arg: Any
+    at: datetime
+
+
+@dataclass
+class ScriptedInstagram:
+    """Implements the `Instagram` Protocol with scripted answers and a log of every call (one call = one
+    request, as the adapter promises). ``script[name]`` is a queue of answers for that method: an exception
+    instance is raised, anything else ignored (the normal answer is given); ``always[name]`` is raised every
+    time. ``before`` runs before each call (tests use it to move the clock or let another run act)."""
+
+    clock: FakeClock
+    tray: list[TrayEntry] = field(default_factory=list)
+    reels: dict[int, list[StoryItem]] = field(default_factory=dict)
+    users: dict[str, UserRef] = field(default_factory=dict)
+    posts: dict[int, list[PostItem]] = field(default_factory=dict)
+    followed: list[UserRef] = field(default_factory=list)
+    script: dict[str, list[Any]] = field(default_factory=dict)
+    always: dict[str, Exception] = field(default_factory=dict)
+    before: Callable[[ScriptedInstagram, str], None] | None = None
+    calls: list[Call] = field(default_factory=list)
+    liked: list[str] = field(default_factory=list)
+    seen: list[str] = field(default_factory=list)
+    device: dict[str, Any] = field(default_factory=lambda: dict(DEVICE))
+    sessionid: str | None = "31234567890%3AabcdefSECRETsession"
+    malformed: int = 0
+
+    @property
+    def requests_sent(self) -> int:
+        return len(self.calls)
+
+    @property
+    def user_pk(self) -> int | None:
+        return 4242 if self.sessionid else None
+
+    def names(self) -> list[str]:
+        return [call.name for call in self.calls]
+
+    def _call(self, name: str, arg: Any = None) -> None:
+        if self.before is not None:
+            self.before(self, name)
+        self.calls.append(Call(name, arg, self.clock()))
+        queue = self.script.get(name)
+        if queue:
+            answer = queue.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+        if name in self.always:
+            raise self.always[name]
+
+    def reels_tray(self) -> list[TrayEntry]:
+        self._call("reels_tray")
+        return list(self.tray)
+
+    def reels_media(self, user_pks: Sequence[int]) -> dict[int, list[StoryItem]]:
+        self._call("reels_media", list(user_pks))
+        return {pk: list(self.reels[pk]) for pk in user_pks if pk in self.reels}
+
+    def user_stories(self, user_pk: int) -> list[StoryItem]:
+        self._call("user_stories", user_pk)
+        return list(self.reels.get(user_pk, []))
+
+    def following_page(self, max_id: str | None) -> tuple[list[UserRef], str | None]:
+        self._call("following_page", max_id)
+        return list(self.followed), None
+
+    def lookup(self, username: str) -> UserRef:
+        self._call("lookup", username)
+        if username not in self.users:
+            raise TargetUnavailable(f"{username} not found", reason="not_found")
+        return self.users[username]
+
+    def mark_seen(self, stories: Sequence[StoryItem]) -> None:
+        self._call("mark_seen", [s.pk for s in stories])
+        self.seen.extend(s.pk for s in stories)
+
+    def like_story(self, story: StoryItem) -> None:
+        self._call("like_story", story.pk)
+        self.liked.append(story.pk)
+
+    def user_posts(self, user_pk: int, count: int) -> list[PostItem]:
+        self._call("user_posts", user_pk)
+        return list(self.posts.get(user_pk, []))[:count]
+
+    def like_post(self, post: PostItem) -> None:
+        self._call("like_post", post.pk)
+        self.liked.append(post.pk)
+
+    def ping(self) -> None:
+        self._call("ping")
+
+    def relogin(self) -> None:
+        self._call("relogin")
+        self.sessionid = "39999999999%3AfreshSECRETsession"
+
+    def dump_settings(self) -> dict[str, Any]:
+        settings: dict[str, Any] = {"uuids": dict(self.device), "device_settings": {"model": "fake"}}
+        if self.sessionid:
+            settings["authorization_data"] = {"ds_user_id": "4242", "sessionid": self.sessionid}
+        return settings
+
+
+def story(user_pk: int, n: int, *, at: datetime = START, has_liked: bool = False) -> StoryItem:
+    return StoryItem(f"{user_pk}{n:03d}", user_pk, at - timedelta(hours=1, minutes=n), has_liked)
+
+
+def tray_of(reels: dict[int, list[StoryItem]], names: dict[int, str]) -> list[TrayEntry]:
+    return [
+        TrayEntry(pk, names[pk], int(max(s.taken_at for s in items).timestamp()))
+        for pk, items in reels.items()
+        if items
+    ]
+
+
+def make_settings(store: Store, **overrides: Any) -> settings_module.Settings:
+    values: dict[str, Any] = {
+        "ig_username": ME,
+        "database_url": store.engine.url.render_as_string(hide_password=False),
+        "action_delay_min_seconds": 0,
+        "action_delay_max_seconds": 0,
+        "target_delay_min_seconds": 0,
+        "target_delay_max_seconds": 0,
+        "request_delay_min_seconds": 0,
+        "request_delay_max_seconds": 0,
+    }
+    return settings_module.load(**(values | overrides))
+
+
+@dataclass
+class Harness:
+    """One account on the real store, a fake clock, and a fresh Deps per run (as each CLI run gets)."""
+
+    store: Store
+    clock: FakeClock = field(default_factory=FakeClock)
+    overrides: dict[str, Any] = field(default_factory=dict)
+    connections: list[Connection] = field(default_factory=list)
+    runs: int = 0
+
+    def settings(self) -> settings_module.Settings:
+        return make_settings(self.store, **self.overrides)
+
+    def deps(self, ig: ScriptedInstagram, *, clock: Callable[[], datetime] | None = None) -> Deps:
+        self.runs += 1
+
+        def connect(conn: Connection) -> ScriptedInstagram:
+            self.connections.append(conn)
+            return ig
+
+        return Deps(
+            settings=self.settings(),
+            store=self.store,
+            run_id=f"run{self.runs:04d}",
+            command="test",
+            connect=connect,
+            clock=clock or self.clock,
+            sleeper=self.clock.sleep,
+        )
+
+    def store_session(self, sessionid: str = "31234567890%3AabcdefSECRETsession") -> None:
+        settings = {"uuids": dict(DEVICE), "authorization_data": {"ds_user_id": "4242", "sessionid": sessionid}}
+        self.store.save_session(
+            ME, settings=json.dumps(settings), encrypted=False, user_pk=4242, now=self.clock(), login=True
+        )

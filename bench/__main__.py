@@ -52,6 +52,8 @@ NO_LIMITS = {
     "action_delay_max_seconds": 0,
     "target_delay_min_seconds": 0,
     "target_delay_max_seconds": 0,
+    "request_delay_min_seconds": 0,
+    "request_delay_max_seconds": 0,
     "log_format": "json",
 }
 

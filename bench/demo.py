@@ -63,6 +63,8 @@ SETTINGS = {
     "action_delay_max_seconds": 0.2,
     "target_delay_min_seconds": 0.1,
     "target_delay_max_seconds": 0.3,
+    "request_delay_min_seconds": 0.05,
+    "request_delay_max_seconds": 0.15,
     "story_likes_per_hour": 60,
     "post_likes_per_hour": 60,
     "http_timeout_seconds": 5,

@@ -410,6 +410,29 @@ def test_session_is_encrypted_at_rest_and_keys_rotate(ig: Any, env: dict[str, st
     store.engine.dispose()
 
 
+def test_login_replaces_a_session_it_cannot_decrypt_only_when_asked(ig: Any, env: dict[str, str], tmp_path: Path) -> None:
+    from cryptography.fernet import Fernet
+
+    lost, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    env |= {"SESSION_ENCRYPTION_KEY": lost, "IG_PASSWORD": ig.password}
+    login(ig, env, tmp_path)
+    store = Store(make_engine(env["DATABASE_URL"]))
+    old_device = store.account(ig.username).settings
+    env["SESSION_ENCRYPTION_KEY"] = new  # the old key is gone
+
+    refused = run_cli("login", env=env, cwd=tmp_path)
+    assert refused.code == 78 and "--replace-undecryptable" in refused.stderr, refused.output
+    assert "device" in refused.stderr and ig.count() == 0
+    assert store.account(ig.username).settings == old_device  # nothing lost by asking
+
+    replaced = run_cli("login", "--replace-undecryptable", env=env, cwd=tmp_path)
+    assert replaced.code == 0, replaced.output
+    assert replaced.event("undecryptable_session_replaced")["consequence"].startswith("the old device")
+    assert run_cli("keepalive", env=env, cwd=tmp_path).code == 0  # the new session reads with the new key
+    assert_no_secrets(ig, refused, replaced, also=(lost, new))
+    store.engine.dispose()
+
+
 def test_unencrypted_session_is_reported_by_status(ig: Any, env: dict[str, str], tmp_path: Path) -> None:
     login(ig, env, tmp_path)
     text = run_cli("status", env=env, cwd=tmp_path)

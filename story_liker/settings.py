@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -39,6 +40,39 @@ def normalise_database_url(url: str) -> str:
     raise ValueError(f"unsupported scheme {scheme or url!r}: use sqlite:///path or postgresql://...")
 
 
+def is_loopback_host(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1, written as such: no name that merely starts like one, no DNS."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def loopback_api_url(raw: str) -> str:
+    """IG_API_URL, rebuilt from its checked parts: `http(s)://<loopback host>[:port][/path]`, nothing else.
+
+    It redirects every Instagram request (session cookies, and the password on a re-login) past IG_PROXY,
+    so it may only point at this machine: the local Instagram double of the tests and the demo.
+    """
+    parts = urlsplit(raw.strip())
+    host = (parts.hostname or "").lower()
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        raise ValueError("expected a URL like http://127.0.0.1:port (a local Instagram double)")
+    if "@" in parts.netloc or "\\" in raw or parts.query or parts.fragment or not is_loopback_host(host):
+        raise ValueError(
+            "only a loopback address (127.0.0.0/8, ::1, localhost) is allowed: it sends every Instagram "
+            "request, session included, to that host instead of Instagram"
+        )
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError("the port is not a number between 0 and 65535") from exc
+    netloc = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme.lower()}://{netloc}{f':{port}' if port is not None else ''}{parts.path.rstrip('/')}"
+
+
 def _comma_list(value: object) -> list[str]:
     """`a, b,,c` (or a list) -> ["a", "b", "c"]."""
     items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
@@ -54,7 +88,7 @@ class Settings(BaseSettings):
     ig_totp_seed: SecretStr | None = None
     ig_totp_seed_file: Path | None = None
     ig_proxy: str | None = None
-    ig_api_url: str | None = None  # points instagrapi at a local Instagram double (tests, demo)
+    ig_api_url: str | None = None  # points instagrapi at a local Instagram double (tests, demo); loopback only
     session_encryption_key: SecretStr | None = None
     session_encryption_key_file: Path | None = None
 
@@ -140,7 +174,12 @@ class Settings(BaseSettings):
             raise ValueError("expected an http:// or https:// URL")
         return value.strip().rstrip("/")
 
-    @field_validator("ig_proxy", "ig_api_url")
+    @field_validator("ig_api_url")
+    @classmethod
+    def _api_url(cls, value: str | None) -> str | None:
+        return None if value is None else loopback_api_url(value)
+
+    @field_validator("ig_proxy")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is None:

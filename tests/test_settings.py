@@ -101,3 +101,42 @@ def test_dotenv_in_the_working_directory_is_read(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("IG_USERNAME=From_Env_File\nSTORY_LIKES_PER_HOUR=7\n")
     settings = load()
     assert (settings.ig_username, settings.story_likes_per_hour) == ("from_env_file", 7)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com",
+        "http://10.0.0.1:8080",
+        "http://127.0.0.1.evil.com",
+        "http://localhost.evil.com",
+        "http://127.0.0.1@evil.com",  # userinfo: the host is evil.com
+        "http://127.0.0.1\\@evil.com",
+        "http://0.0.0.0:8080",
+        "http://127.1",  # resolvers read it as 127.0.0.1, but it is not written as an address
+        "https://i.instagram.com",
+        "socks5://127.0.0.1:1080",  # a proxy URL, not an API base
+        "http://127.0.0.1:8080/?next=http://evil.com",
+    ],
+)
+def test_api_url_outside_loopback_is_a_config_error(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("IG_API_URL", url)
+    with pytest.raises(ConfigError) as caught:
+        load()
+    assert caught.value.message.startswith("IG_API_URL: ")
+    assert "\n" not in caught.value.message and "evil" not in caught.value.message  # the value is not echoed
+
+
+@pytest.mark.parametrize(
+    ("url", "kept"),
+    [
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ("http://127.9.8.7", "http://127.9.8.7"),
+        ("HTTP://LocalHost:9/", "http://localhost:9"),
+        ("http://[::1]:8080", "http://[::1]:8080"),
+        ("https://127.0.0.1:4443/base/", "https://127.0.0.1:4443/base"),
+    ],
+)
+def test_api_url_on_loopback_is_accepted(monkeypatch: pytest.MonkeyPatch, url: str, kept: str) -> None:
+    monkeypatch.setenv("IG_API_URL", url)
+    assert load().ig_api_url == kept  # rebuilt from the checked parts: what is used is what was checked

@@ -6,7 +6,6 @@ Heavy imports (instagrapi, SQLAlchemy, pydantic) happen inside commands so `--he
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import signal
@@ -197,20 +196,41 @@ def _execute(
             "run_finished",
             extra={"outcome": outcome, "exit_code": code, "duration_s": duration, **counts, **extra},
         )
-        if recorded and store is not None:
-            _finish_run(store, run_id, code, outcome, counts, duration)
-        if monitored:
-            monitor.after_run(settings, store, command=command, code=code, counts=counts, duration=duration)
+        # After the pass nothing may change its exit code or skip a later step: each one is isolated.
+        try:
+            if recorded and store is not None:
+                _finish_run(store, run_id, code, outcome, counts, duration)
+            if monitored:
+                _after_run(settings, store, command=command, code=code, counts=counts, duration=duration)
+        except Interrupted as exc:  # a second signal: stop at once, as asked
+            code = exc.exit_code
     raise typer.Exit(code)
+
+
+def _after_run(settings: Settings, store: Any, **run: Any) -> None:
+    from story_liker import monitor
+
+    try:
+        monitor.after_run(settings, store, **run)
+    except Interrupted:
+        raise
+    except Exception as exc:  # after_run isolates each of its steps; this is the backstop
+        log.warning("monitoring_failed", extra={"error": type(exc).__name__})
 
 
 def _finish_run(store: Any, run_id: str, code: int, outcome: str, counts: dict[str, Any], duration: float) -> None:
     from story_liker.jobs.deps import utcnow
 
-    with contextlib.suppress(StoryLikerError):  # the database failed; the log line above tells the story
+    try:
         store.finish_run(
             run_id, exit_code=code, outcome=outcome, counts=counts | {"duration_s": duration}, now=utcnow()
         )
+    except Interrupted:
+        raise
+    except StoryLikerError:  # the database failed; the log line above tells the story
+        pass
+    except Exception as exc:  # a bug in the run record must not change the pass's exit code or skip monitoring
+        log.warning("run_record_failed", extra={"error": type(exc).__name__})
 
 
 def _progress(settings: Settings) -> Any:

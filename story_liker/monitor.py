@@ -1,6 +1,8 @@
 """Optional monitoring: Prometheus metrics (textfile or Pushgateway) and a dead-man's-switch ping.
 
-Nothing here may fail a pass or hold it up for more than a few seconds: every error is logged and dropped.
+Nothing here may fail a pass or hold it up for more than a few seconds: each step (textfile, Pushgateway,
+ping) runs on its own, and any error of one (a full disk, a garbage answer, a bug) is logged as a warning
+with the exception type only, never its text (it may quote a URL with credentials), and dropped.
 """
 
 from __future__ import annotations
@@ -8,10 +10,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from story_liker.errors import Interrupted, StoryLikerError
 from story_liker.settings import Settings
 
 if TYPE_CHECKING:
@@ -19,6 +23,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 PING_TIMEOUT = 3.0
+T = TypeVar("T")
 
 
 def ping(settings: Settings, suffix: str) -> None:
@@ -28,10 +33,21 @@ def ping(settings: Settings, suffix: str) -> None:
     import requests
 
     url = settings.healthcheck_url + (f"/{suffix}" if suffix else "")
+    isolated("healthcheck_failed", lambda: requests.get(url, timeout=PING_TIMEOUT).close())
+
+
+def isolated(event: str, step: Callable[[], T], **fields: str) -> T | None:
+    """Run one monitoring step; on any error log `event` (exception type only) and go on with None.
+
+    A second SIGTERM/SIGINT (Interrupted) still stops at once: the person asked for that.
+    """
     try:
-        requests.get(url, timeout=PING_TIMEOUT)
-    except requests.RequestException as exc:
-        log.warning("healthcheck_failed", extra={"error": type(exc).__name__})
+        return step()
+    except Interrupted:
+        raise
+    except Exception as exc:
+        log.warning(event, extra={**fields, "error": type(exc).__name__})
+        return None
 
 
 def textfile_path(template: Path, command: str) -> Path:
@@ -55,7 +71,55 @@ def export(
 ) -> None:
     if not settings.metrics_textfile and not settings.pushgateway_url:
         return
-    from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, write_to_textfile
+    registry = isolated(
+        "metrics_failed",
+        lambda: _registry(
+            settings,
+            command=command,
+            exit_code=exit_code,
+            duration=duration,
+            counts=counts,
+            last_success=last_success,
+            budget=budget,
+            cooldown_until=cooldown_until,
+        ),
+    )
+    if registry is None:
+        return
+    labels = {"command": command, "account": settings.ig_username or ""}
+    if settings.metrics_textfile:
+        path = textfile_path(settings.metrics_textfile, command)
+        isolated("metrics_write_failed", lambda: _write_textfile(path, registry), path=str(path))
+    if settings.pushgateway_url:
+        url = settings.pushgateway_url
+        isolated("metrics_push_failed", lambda: _push(url, registry, labels))
+
+
+def _write_textfile(path: Path, registry: Any) -> None:
+    from prometheus_client import write_to_textfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_to_textfile(str(path), registry)  # written beside the target, then renamed: atomic
+
+
+def _push(url: str, registry: Any, labels: dict[str, str]) -> None:
+    from prometheus_client import push_to_gateway
+
+    push_to_gateway(url, job="story_liker", registry=registry, grouping_key=labels, timeout=PING_TIMEOUT)
+
+
+def _registry(
+    settings: Settings,
+    *,
+    command: str,
+    exit_code: int,
+    duration: float,
+    counts: dict[str, Any],
+    last_success: float | None,
+    budget: dict[str, dict[str, int]],
+    cooldown_until: float | None,
+) -> Any:
+    from prometheus_client import CollectorRegistry, Gauge
 
     registry = CollectorRegistry()
     labels = {"command": command, "account": settings.ig_username or ""}
@@ -86,24 +150,7 @@ def export(
         for window, left in windows.items():
             likes_left.labels(**labels, kind=kind, window=window).set(left)
     gauge("story_liker_cooldown_until_timestamp_seconds", "End of the running cooldown (0: none).", cooldown_until or 0)
-    if settings.metrics_textfile:
-        path = textfile_path(settings.metrics_textfile, command)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_to_textfile(str(path), registry)  # written beside the target, then renamed: atomic
-        except OSError as exc:
-            log.warning("metrics_write_failed", extra={"path": str(path), "error": exc.strerror})
-    if settings.pushgateway_url:
-        try:
-            push_to_gateway(
-                settings.pushgateway_url,
-                job="story_liker",
-                registry=registry,
-                grouping_key=labels,
-                timeout=PING_TIMEOUT,
-            )
-        except OSError as exc:  # URLError and socket timeouts are OSErrors
-            log.warning("metrics_push_failed", extra={"error": type(exc).__name__})
+    return registry
 
 
 def _kind(command: str) -> str:
@@ -115,32 +162,29 @@ def after_run(
 ) -> None:
     """Metrics and the dead-man's-switch ping at the end of a run; what a failed database can no longer
     tell (last success, budget, cooldown) is left out."""
-    from story_liker.errors import StoryLikerError
     from story_liker.report import limits_usage
 
-    last_success = cooldown = None
-    budget: dict[str, dict[str, int]] = {}
+    state: dict[str, Any] = {"last_success": None, "budget": {}, "cooldown_until": None}
     account = settings.ig_username
-    if store is not None:
-        with contextlib.suppress(StoryLikerError):
+
+    def read_state() -> None:
+        assert store is not None
+        with contextlib.suppress(StoryLikerError):  # the database failed: the run's own log line says so
             finished = store.last_success(account, command)
-            last_success = finished.timestamp() if finished else None
+            state["last_success"] = finished.timestamp() if finished else None
             if account:
                 now = datetime.now(UTC)
-                budget = {
+                state["budget"] = {
                     kind: {"hour": usage["per_hour"] - usage["last_hour"], "day": usage["per_day"] - usage["last_day"]}
                     for kind, usage in limits_usage(store, settings, account, now).items()
                 }
                 until = store.account(account).cooldown_until
-                cooldown = until.timestamp() if until and until > now else None
-    export(
-        settings,
-        command=command,
-        exit_code=code,
-        duration=duration,
-        counts=counts,
-        last_success=last_success,
-        budget=budget,
-        cooldown_until=cooldown,
+                state["cooldown_until"] = until.timestamp() if until and until > now else None
+
+    if store is not None and (settings.metrics_textfile or settings.pushgateway_url):
+        isolated("metrics_state_failed", read_state)
+    isolated(
+        "metrics_failed",
+        lambda: export(settings, command=command, exit_code=code, duration=duration, counts=counts, **state),
     )
     ping(settings, "" if code == 0 else str(code))

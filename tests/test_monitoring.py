@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import socketserver
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,15 +17,51 @@ from tests.conftest import login, run_cli
 
 pytestmark = pytest.mark.slow
 
+MAX_THREADS = 4  # handler threads per test server: a misbehaving client cannot pile up threads
+
+
+class _Bounded(socketserver.ThreadingMixIn):
+    """At most MAX_THREADS handler threads at once; further connections wait in the listen backlog."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.slots = threading.BoundedSemaphore(MAX_THREADS)
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.slots.acquire()
+        try:
+            super().process_request(request, client_address)  # type: ignore[misc]
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)  # type: ignore[misc]
+        finally:
+            self.slots.release()
+
+
+class _BoundedHTTPServer(_Bounded, ThreadingHTTPServer):
+    pass
+
+
+class _BoundedTCPServer(_Bounded, socketserver.TCPServer):
+    pass
+
 
 class _Recorder(BaseHTTPRequestHandler):
     calls: list[tuple[str, str, bytes]]
-    delay = 0.0
+    hold: threading.Event | None = None  # set: answer only once the test sets it (a gateway that hangs)
 
     def _record(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        time.sleep(self.delay)
+        if self.hold is not None:
+            self.hold.wait(60)
         self.calls.append((self.command, self.path, body))
         self.send_response(200)
         self.send_header("Content-Length", "0")
@@ -38,11 +75,55 @@ class _Recorder(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def recorder() -> Iterator[tuple[str, list[tuple[str, str, bytes]], type[_Recorder]]]:
-    handler = type("Handler", (_Recorder,), {"calls": [], "delay": 0.0})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    handler = type("Handler", (_Recorder,), {"calls": [], "hold": None})
+    server = _BoundedHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}", handler.calls, handler
+    if handler.hold is not None:
+        handler.hold.set()  # let a held handler finish before the server goes
+    server.shutdown()
+    server.server_close()
+
+
+# What a broken or wrong Pushgateway (or anything else listening there) may answer; True: the push fails.
+GARBAGE = {
+    "not_http": (b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n", True),
+    "bad_status_line": (b"HTTP/1.1 2OO OK\r\nContent-Length: 0\r\n\r\n", True),
+    "200_with_a_junk_header": (b"HTTP/1.1 200 OK\r\nX-Junk: " + b"j" * 70_000 + b"\r\n\r\n", True),
+    "200_with_too_many_headers": (b"HTTP/1.1 200 OK\r\n" + b"X-A: b\r\n" * 150 + b"\r\n", True),
+    "200_with_a_junk_body": (b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n\x00\xff{junk}", False),
+    "500": (b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\noops", True),
+    "closed_without_a_reply": (b"", True),
+}
+
+
+class _Garbage(socketserver.BaseRequestHandler):
+    reply = b""
+
+    def handle(self) -> None:
+        self.request.settimeout(5)
+        data = b""
+        try:
+            while b"\r\n\r\n" not in data and len(data) < 1 << 20:  # the request head (the body is not read)
+                chunk = self.request.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            self.request.sendall(self.reply)
+            self.request.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def garbage(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A server that answers every request with the GARBAGE named by the test's parameter."""
+    handler = type("Handler", (_Garbage,), {"reply": GARBAGE[request.param][0]})
+    server = _BoundedTCPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
 
@@ -92,16 +173,41 @@ def test_pushgateway_and_healthcheck(recorder: Any, tmp_path: Path) -> None:
     assert ("GET", "/ping/abc/78") in [(m, p) for m, p, _ in calls]
 
 
-def test_dead_or_slow_monitoring_never_fails_a_pass(recorder: Any, tmp_path: Path) -> None:
-    url, _, handler = recorder
-    handler.delay = 10  # slower than the ping timeout
+def test_dead_or_hanging_monitoring_never_fails_or_holds_up_a_pass(recorder: Any, tmp_path: Path) -> None:
+    url, calls, handler = recorder
+    handler.hold = threading.Event()  # the healthcheck accepts and never answers until the run is over
     env = {
         "DATABASE_URL": f"sqlite:///{tmp_path}/m.db",
         "HEALTHCHECK_URL": url,
-        "PUSHGATEWAY_URL": "http://127.0.0.1:1",
+        "PUSHGATEWAY_URL": "http://127.0.0.1:1",  # nothing listens: refused
     }
-    started = time.monotonic()
+    result = run_cli("cleanup", env=env, cwd=tmp_path, timeout=40)  # a run that waited for the answer would hang
+    assert result.code == 0, result.output
+    assert calls == []  # the run was over before the healthcheck answered anything: it gave up on its own
+    failures = {e["event"]: e["error"] for e in result.events() if e["event"].endswith("_failed")}
+    assert failures == {"healthcheck_failed": "ReadTimeout", "metrics_push_failed": "URLError"}
+
+
+@pytest.mark.parametrize("garbage", list(GARBAGE), indirect=True)
+def test_garbage_from_the_pushgateway_and_an_unwritable_textfile_leave_the_pass_and_the_ping_alone(
+    recorder: Any, garbage: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url, calls, _ = recorder
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path}/m.db",
+        "METRICS_TEXTFILE": str(blocker / "story_liker.prom"),  # its directory is a file: cannot be written
+        "PUSHGATEWAY_URL": f"{garbage}/pg-s3cret-path",
+        "HEALTHCHECK_URL": f"{url}/ping/hc-s3cret-uuid",
+    }
     result = run_cli("cleanup", env=env, cwd=tmp_path)
     assert result.code == 0, result.output
-    assert time.monotonic() - started < 12  # two pings of at most 3 s each, plus start-up
-    assert "healthcheck_failed" in result.stdout and "metrics_push_failed" in result.stdout
+    paths = [(method, path) for method, path, _ in calls]
+    assert paths == [("GET", "/ping/hc-s3cret-uuid/start"), ("GET", "/ping/hc-s3cret-uuid")]  # the success ping
+    warnings = {e["event"]: e for e in result.events() if e["level"] == "warning"}
+    assert warnings["metrics_write_failed"]["error"] == "FileExistsError"
+    assert ("metrics_push_failed" in warnings) is GARBAGE[request.node.callspec.params["garbage"]][1], result.output
+    assert "run_finished" in {e["event"] for e in result.events()}
+    assert "s3cret" not in result.output  # neither URL (their paths are secrets) reaches a log line
+    assert not {"unexpected_error", "monitoring_failed"} & {e["event"] for e in result.events()}

@@ -74,6 +74,7 @@ def with_instagram(deps: Deps, body: Callable[[Instagram], T]) -> T:
         except SessionExpired:
             if logged_in:
                 raise  # a session fresh from a login expired at once: never log in twice in one run
+            log.warning("session_expired", extra={"action": "one re-login"})
             store.mark_session_dead(account)
             alive = False
             _gate(deps, state, "the session expired")
@@ -143,7 +144,7 @@ def _login(deps: Deps, ig: Instagram, state: Account, why: str) -> None:
             raise NeedsHuman(f"{failures} login attempts failed in a row (last: {exc.message})") from None
         raise
     _save(deps, ig, deps.settings.encryption_key, login=True)
-    log.info("login_succeeded")
+    log.info("relogin_succeeded" if state.has_session else "login_succeeded")
 
 
 def connection_for(settings: Settings, account: str, stored: dict[str, Any] | None) -> Connection:

@@ -23,8 +23,16 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 ## The same suite, with the store, lock and end-to-end cases also on PostgreSQL.
+## Only those: make test-pg PYTEST_ARGS="-m postgres" (what CI runs). Selecting no test at all fails.
 test-pg: $(STAMP)
-	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} $(BIN)/python -m pytest $(PYTEST_ARGS)
+	@export TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test}; \
+	echo "TEST_DATABASE_URL=$$TEST_DATABASE_URL $(BIN)/python -m pytest $(PYTEST_ARGS)"; \
+	rc=0; $(BIN)/python -m pytest $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then \
+		echo "make test-pg: pytest selected no test ($(PYTEST_ARGS)): the PostgreSQL cases are gone" \
+			"(is the postgres marker still on them?)" >&2; \
+	fi; \
+	exit $$rc
 
 check: $(STAMP)
 	$(BIN)/ruff format --check story_liker tests bench

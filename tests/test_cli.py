@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from story_liker.db import SCHEMA_REVISION, make_engine
 from story_liker.store import Store
-from tests.conftest import Terminal, login, run_cli
+from tests.conftest import Terminal, fresh_database_url, login, needs_postgres, run_cli
 
 
 def test_help_and_version_work_with_an_empty_environment(tmp_path: Path) -> None:
@@ -159,7 +159,7 @@ def test_old_schema_is_refused_with_78_until_migrate(env: dict[str, str], tmp_pa
     result = run_cli("run-stories", env=env, cwd=tmp_path)
     assert result.code == 78 and "story-liker migrate" in result.stderr
     with engine.begin() as connection:
-        connection.execute(sa.text(f"UPDATE alembic_version SET version_num = '{SCHEMA_REVISION}'"))
+        connection.execute(sa.text("UPDATE alembic_version SET version_num = :v"), {"v": SCHEMA_REVISION})
     again = run_cli("migrate", env=env, cwd=tmp_path)
     assert again.code == 0 and "unchanged" in again.stderr
     engine.dispose()
@@ -291,11 +291,9 @@ def _db(env: dict[str, str]) -> dict[str, str]:
     return {"DATABASE_URL": env["DATABASE_URL"]}
 
 
+@pytest.mark.postgres
+@needs_postgres
 def test_postgres_without_schema_exits_78_and_asks_for_migrate(tmp_path: Path) -> None:
-    from tests.conftest import PG_URL, fresh_database_url
-
-    if not PG_URL:
-        pytest.skip("needs TEST_DATABASE_URL (PostgreSQL)")
     for url in fresh_database_url("postgresql", tmp_path):
         for command in ("run-stories", "cleanup", "status"):
             result = run_cli(command, env={"IG_USERNAME": "me", "DATABASE_URL": url}, cwd=tmp_path)

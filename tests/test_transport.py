@@ -1,0 +1,187 @@
+"""The production transport end to end: instagrapi's curl_cffi HTTP/2 over TLS, through a proxy, to the double.
+
+Every other CLI test sets ``IG_API_URL``, which switches instagrapi to plain ``requests`` over HTTP/1.1. These
+tests set no ``IG_API_URL``: the CLI runs exactly as in production (``Client(private_transport="curl")``) with
+``IG_PROXY`` pointing at :class:`tests.tls_front.TlsFront` and ``REQUESTS_CA_BUNDLE`` at its test CA; the
+front answers ``CONNECT i.instagram.com:443`` with TLS 1.3 + HTTP/2 and forwards to the double. Each test
+checks that the requests really arrived over HTTP/2 and TLS 1.3.
+
+That check is what found that a settings file chose the transport: instagrapi saves ``private_transport`` in
+its settings and ``set_settings()`` restores it, and the double's settings (like any file written by a
+``requests``-transport client) say ``"requests"``, so production silently ran on HTTP/1.1 until
+``Instagrapi.__init__`` set its own transport again after loading them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import login, run_cli
+from tests.tls_front import MARKER, TlsFront
+
+pytestmark = pytest.mark.slow
+
+H2_TLS13 = "h2 TLSv1.3 i.instagram.com"  # what the front writes into MARKER for the private API host
+
+
+@pytest.fixture
+def front(ig: Any, tmp_path: Path) -> Iterator[TlsFront]:
+    with TlsFront(ig.url, tmp_path) as tls_front:
+        yield tls_front
+
+
+@pytest.fixture
+def curl_env(env: dict[str, str], front: TlsFront) -> dict[str, str]:
+    """The CLI's environment as in production (no IG_API_URL), with the proxy and the CA of the front."""
+    production = {name: value for name, value in env.items() if name != "IG_API_URL"}
+    return production | {"IG_PROXY": front.proxy_url, "REQUESTS_CA_BUNDLE": str(front.ca_file)}
+
+
+def stories_for(ig: Any, name: str, n: int, liked: int = 0) -> list[Any]:
+    user = ig.add_user(name)
+    return [ig.add_story(user, liked=i < liked) for i in range(n)]
+
+
+def login_through_front(ig: Any, front: TlsFront, env: dict[str, str], tmp_path: Path) -> None:
+    """Import the double's settings file (one keep-alive request, over the front too), then forget the requests."""
+    login(ig, env, tmp_path)
+    front.reset()
+
+
+def assert_all_over_h2_tls(ig: Any, front: TlsFront) -> None:
+    """Every request the double saw came through the front as HTTP/2 over TLS 1.3 to i.instagram.com."""
+    assert ig.requests, "the double saw no request"
+    markers = Counter(rec.headers.get(MARKER) for rec in ig.requests)
+    assert markers == {H2_TLS13: len(ig.requests)}, markers
+    assert front.protocols() == {("h2", "TLSv1.3")}
+    assert {conn.connect for conn in front.connections} == {"i.instagram.com:443"}
+    assert {conn.alpn for conn in front.connections} == {"h2"}
+    assert front.refused == []
+
+
+def test_run_stories_likes_over_http2_and_tls_with_one_connection(
+    ig: Any, front: TlsFront, curl_env: dict[str, str], tmp_path: Path
+) -> None:
+    stories = stories_for(ig, "alice", 3, liked=1) + stories_for(ig, "bob", 3, liked=1)
+    ig.add_user("carol")  # followed, no stories: resolved through the following list
+    curl_env["TARGET_ACCOUNTS"] = "alice,@Bob,carol"
+    login_through_front(ig, front, curl_env, tmp_path)
+
+    first = run_cli("run-stories", env=curl_env, cwd=tmp_path)
+    assert first.code == 0, first.output
+    assert ig.liked_story_ids == {s.id for s in stories}
+    assert Counter(path.split("?")[0] for path in ig.paths()) == {
+        "POST /api/v1/feed/reels_tray/": 1,
+        "POST /api/v1/feed/reels_media/": 1,
+        f"GET /api/v1/friendships/{ig.own_pk}/following/": 1,
+        "POST /api/v2/media/seen/": 1,
+        "POST /api/v1/story_interactions/send_story_like": 4,
+    }, ig.paths()
+    summary = first.event("run_finished")
+    assert (summary["liked"], summary["stories_seen"], summary["exit_code"]) == (4, 6, 0)
+    assert summary["requests"] == ig.count() == 8
+    assert_all_over_h2_tls(ig, front)
+    assert len(front.connections) == 1  # the whole pass on one kept-alive HTTP/2 connection
+
+    ig.reset_requests()
+    front.reset()
+    second = run_cli("run-stories", env=curl_env, cwd=tmp_path)
+    assert second.code == 0, second.output
+    assert ig.paths() == ["POST /api/v1/feed/reels_tray/"]
+    assert second.event("run_finished")["liked"] == 0
+    assert_all_over_h2_tls(ig, front)
+
+
+def test_an_untrusted_certificate_sends_nothing_and_exits_75(
+    ig: Any, front: TlsFront, curl_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Certificates are verified: without the test CA the TLS handshake fails and no request leaves."""
+    stories_for(ig, "alice", 1)
+    curl_env["TARGET_ACCOUNTS"] = "alice"
+    login_through_front(ig, front, curl_env, tmp_path)
+    del curl_env["REQUESTS_CA_BUNDLE"]
+    result = run_cli("run-stories", env=curl_env, cwd=tmp_path)
+    assert result.code == 75, result.output
+    assert "Traceback" not in result.output and "unreachable" in result.stderr
+    assert ig.count() == 0 and front.records == []
+    assert len(front.connections) == 1  # a TLS connection that the client dropped before any HTTP/2 request
+
+
+@pytest.mark.parametrize(("where", "before"), [("reels_tray", 0), ("send_story_like", 4)])
+def test_http_timeout_applies_to_the_curl_transport(
+    ig: Any, front: TlsFront, curl_env: dict[str, str], tmp_path: Path, where: str, before: int
+) -> None:
+    """A silent server: HTTP_TIMEOUT_SECONDS ends the request (curl sends it once), the pass exits 75.
+
+    ``before``: requests of the pass sent before the stalled one (tray, reels_media, following, seen), so the
+    stalled like goes out on a kept-alive connection.
+    """
+    stories_for(ig, "alice", 2)
+    ig.add_user("quiet")
+    curl_env |= {"TARGET_ACCOUNTS": "alice,quiet", "HTTP_TIMEOUT_SECONDS": "1"}
+    login_through_front(ig, front, curl_env, tmp_path)
+    ig.delay(where, 30, times=1)  # far past the timeout; stopping the double wakes it
+    result = run_cli("run-stories", env=curl_env, cwd=tmp_path, timeout=90)
+    assert result.code == 75, result.output
+    assert "Traceback" not in result.output and "unreachable" in result.stderr
+    assert ig.count(where) == 1  # not sent again, neither by curl nor by us
+    assert ig.count() == before + 1, ig.paths()
+    assert result.event("run_finished")["requests"] == ig.count()
+    assert ig.liked_story_ids == set()
+    assert_all_over_h2_tls(ig, front)
+    assert len(front.connections) == 1
+
+
+def test_connection_reset_on_the_first_request_exits_75_after_one_request(
+    ig: Any, front: TlsFront, curl_env: dict[str, str], tmp_path: Path
+) -> None:
+    stories_for(ig, "alice", 2)
+    curl_env["TARGET_ACCOUNTS"] = "alice"
+    login_through_front(ig, front, curl_env, tmp_path)
+    ig.fault_reset("reels_tray", times=None)
+    result = run_cli("run-stories", env=curl_env, cwd=tmp_path)
+    assert result.code == 75, result.output
+    assert "Traceback" not in result.output and "unreachable" in result.stderr
+    assert ig.paths() == ["POST /api/v1/feed/reels_tray/"]  # a fresh connection: libcurl does not resend
+    assert result.event("run_finished")["requests"] == 1
+    assert_all_over_h2_tls(ig, front)
+    assert [conn.reset for conn in front.connections] == [True]
+
+
+def test_connection_reset_on_a_kept_alive_connection_is_resent_once_by_libcurl(
+    ig: Any, front: TlsFront, curl_env: dict[str, str], tmp_path: Path
+) -> None:
+    """libcurl resends a request whose REUSED connection died before any answer byte (``Curl_retry_request``,
+    "Connection died, retrying a fresh connect"), POSTs included, and no curl option turns that off short of
+    never reusing connections. So one like call can reach Instagram twice, and our request count (one per
+    instagrapi call) is then one short. The resend goes out on a fresh connection, which libcurl never resends
+    on: at most one extra request per call. This test pins that behaviour."""
+    stories = stories_for(ig, "alice", 2)
+    curl_env["TARGET_ACCOUNTS"] = "alice"
+    login_through_front(ig, front, curl_env, tmp_path)
+    ig.fault_reset("send_story_like", times=None)
+    dropped = run_cli("run-stories", env=curl_env, cwd=tmp_path)
+    assert dropped.code == 75, dropped.output
+    assert "Traceback" not in dropped.output and "unreachable" in dropped.stderr
+    assert ig.count("send_story_like") == 2  # one call: the first attempt and libcurl's resend
+    assert dropped.event("run_finished")["requests"] == ig.count() - 1
+    assert [conn.reset for conn in front.connections] == [True, True]
+    assert ig.liked_story_ids == set()
+    assert_all_over_h2_tls(ig, front)
+
+    ig.clear_faults()
+    ig.reset_requests()
+    front.reset()
+    ig.fault_reset("send_story_like", times=1)  # one dropped connection: the resend succeeds, nobody notices
+    hidden = run_cli("run-stories", env=curl_env, cwd=tmp_path)
+    assert hidden.code == 0, hidden.output
+    assert ig.liked_story_ids == {s.id for s in stories}
+    assert ig.count("send_story_like") == 3  # two like calls, one of them sent twice
+    assert hidden.event("run_finished")["requests"] == ig.count() - 1
+    assert [conn.reset for conn in front.connections] == [True, False]
+    assert_all_over_h2_tls(ig, front)

@@ -1,13 +1,17 @@
-"""The Instagram seam: a small Protocol, plain value objects, and the instagrapi adapter.
+"""The Instagram seam: a small Protocol, plain value objects, pure parsers, and the instagrapi adapter.
 
 This is the only module that imports instagrapi, and it does so lazily (it costs ~0.5 s and 50 MB).
 The adapter owns pacing-free, retry-free requests: every call is exactly one HTTP request, with a
-timeout, and instagrapi's many exceptions become a handful of ours.
+timeout, and instagrapi's many exceptions become a handful of ours. The parsers (``parse_*``) are pure
+functions of the decoded JSON: they return well-typed values, skip and count malformed items, and raise
+nothing but ``BadResponse``.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -66,13 +70,15 @@ class UserRef:
     user_pk: int
     username: str
     followed: bool | None = None
-    private: bool = False
 
 
 class Instagram(Protocol):
     """What a pass needs from Instagram. Each method is one request unless its docstring says otherwise."""
 
-    requests_sent: int
+    @property
+    def requests_sent(self) -> int:
+        """HTTP requests sent so far, every one counted (login steps and public ones included)."""
+        ...
 
     @property
     def malformed(self) -> int:
@@ -82,8 +88,8 @@ class Instagram(Protocol):
     def reels_tray(self) -> list[TrayEntry]: ...
     def reels_media(self, user_pks: Sequence[int]) -> dict[int, list[StoryItem]]: ...
     def user_stories(self, user_pk: int) -> list[StoryItem]: ...
-    def following(self, max_pages: int) -> list[UserRef]:
-        """One request per page of the own account's following list."""
+    def following_page(self, max_id: str | None) -> tuple[list[UserRef], str | None]:
+        """One page of the own account's following list and the ``max_id`` of the next (None: the last page)."""
         ...
 
     def lookup(self, username: str) -> UserRef: ...
@@ -101,68 +107,307 @@ class Instagram(Protocol):
     def user_pk(self) -> int | None: ...
 
 
-# --- parsing raw JSON: a malformed item is skipped, never a traceback ------------------------------------
+# --- parsing raw JSON: a malformed item is skipped and counted, a malformed answer is BadResponse -------------
+
+# A pk is a positive integer of at most 25 digits (media pks have 19 today), as a JSON number or a string of
+# ASCII digits. Never a float: a 19-digit pk does not survive one.
+_PK = re.compile(r"[1-9][0-9]{0,24}")
+_SECONDS = re.compile(r"[0-9]{1,12}")
+_USERNAME = re.compile(r"[a-z0-9._]{1,30}")  # Instagram's rule: letters, digits, periods, underscores; 30 at most
+_MAX_ID = re.compile(r"[\x21-\x7e]{1,500}")  # an opaque cursor: printable ASCII, no spaces
+# Timestamps after 2100 are garbage, not dates (and year 10000 would not even fit in a datetime).
+MAX_TIMESTAMP = 4_102_444_800
 
 
-def _timestamp(value: Any) -> datetime:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(f"bad timestamp {value!r}")
-    return datetime.fromtimestamp(int(value), UTC)
+class Malformed(ValueError):
+    """One item of an answer cannot be used: it is skipped, logged and counted, the rest goes on."""
 
 
 def _pk(value: Any) -> str:
-    text = str(value)
-    if isinstance(value, bool) or not text.isdigit():
-        raise ValueError(f"bad pk {value!r}")
-    return text
+    if isinstance(value, bool):
+        raise Malformed(f"bad pk {value!r}")
+    if isinstance(value, int):
+        if not 0 < value < 10**25:
+            raise Malformed("pk out of range")
+        return str(value)
+    if isinstance(value, str) and _PK.fullmatch(value):
+        return value
+    raise Malformed(f"bad pk {_short(value)}")
 
 
-def _user_pk(item: dict[str, Any], fallback: int | None) -> int:
-    user = item.get("user")
-    if isinstance(user, dict) and user.get("pk") is not None:
-        return int(_pk(user["pk"]))
-    if fallback is None:
-        raise ValueError("item without user")
-    return fallback
+def _user_pk(value: Any) -> int:
+    return int(_pk(value))
 
 
-def parse_story(item: Any, user_pk: int | None = None) -> StoryItem:
+def _seconds(value: Any) -> int:
+    """A Unix timestamp (int, finite float or digit string) between 1970 and 2100."""
+    if isinstance(value, bool):
+        raise Malformed(f"bad timestamp {value!r}")
+    finite = isinstance(value, float) and math.isfinite(value)
+    if not (isinstance(value, int) or finite or (isinstance(value, str) and _SECONDS.fullmatch(value))):
+        raise Malformed(f"bad timestamp {_short(value)}")
+    seconds = int(value)
+    if not 0 < seconds <= MAX_TIMESTAMP:
+        raise Malformed("timestamp out of range")
+    return seconds
+
+
+def _timestamp(value: Any) -> datetime:
+    return datetime.fromtimestamp(_seconds(value), UTC)
+
+
+def _username(value: Any) -> str:
+    if isinstance(value, str) and _USERNAME.fullmatch(value.lower()):
+        return value.lower()
+    raise Malformed(f"bad username {_short(value)}")
+
+
+def _short(value: Any) -> str:
+    """A bounded description of a bad value for the logs (never a huge or nested dump)."""
+    if isinstance(value, str):
+        return repr(value[:40])
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return "a number" if isinstance(value, int) and abs(value) >= 10**25 else repr(value)
+    return type(value).__name__
+
+
+def _object(raw: Any, what: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise BadResponse(f"{what}: the answer is not a JSON object")
+    return raw
+
+
+def _owner_pk(user: Any) -> int | None:
+    """The pk of an embedded user object; None when there is none to check against."""
+    if user is None:
+        return None
+    if not isinstance(user, dict):
+        raise Malformed("user is not an object")
+    pk = user.get("pk", user.get("pk_id"))
+    return None if pk is None else _user_pk(pk)
+
+
+def _media_ids(item: dict[str, Any], owner: int) -> str:
+    """The media pk, checked against the item's ``id`` ("<pk>_<owner pk>") when both are there."""
+    raw_id = item.get("id")
+    parts: list[str] = []
+    if raw_id is not None:
+        if not isinstance(raw_id, str | int) or isinstance(raw_id, bool):
+            raise Malformed(f"bad id {_short(raw_id)}")
+        parts = str(raw_id).split("_") if isinstance(raw_id, str) else [_pk(raw_id)]
+        if len(parts) > 2:
+            raise Malformed(f"bad id {_short(raw_id)}")
+    pk = _pk(item["pk"]) if item.get("pk") is not None else _pk(parts[0] if parts else None)
+    if parts and _pk(parts[0]) != pk:
+        raise Malformed("id and pk disagree")
+    if len(parts) == 2 and _user_pk(parts[1]) != owner:
+        raise Malformed("the id names another owner")
+    return pk
+
+
+def parse_story(item: Any, reel_pk: int) -> StoryItem:
+    """One story item of the reel of ``reel_pk``; an item of anybody else is malformed, never the reel's."""
     if not isinstance(item, dict):
-        raise ValueError("story item is not an object")
-    pk = _pk(item.get("pk") or str(item.get("id", "")).split("_")[0])
-    return StoryItem(pk, _user_pk(item, user_pk), _timestamp(item.get("taken_at")), item.get("has_liked") is True)
+        raise Malformed("story item is not an object")
+    owner = _owner_pk(item.get("user"))
+    if owner is not None and owner != reel_pk:
+        raise Malformed("story item of another user than its reel")
+    pk = _media_ids(item, reel_pk)
+    return StoryItem(pk, reel_pk, _timestamp(item.get("taken_at")), item.get("has_liked") is True)
 
 
-def parse_post(item: Any, user_pk: int | None = None) -> PostItem:
+def parse_post(item: Any, feed_pk: int) -> PostItem:
+    """One item of a user's feed; a collab post keeps its own author (the ``user`` of the item)."""
     if not isinstance(item, dict):
-        raise ValueError("feed item is not an object")
-    pk = _pk(item.get("pk") or str(item.get("id", "")).split("_")[0])
+        raise Malformed("feed item is not an object")
+    owner = _owner_pk(item.get("user"))
+    owner = feed_pk if owner is None else owner
+    pk = _media_ids(item, owner)
     raw_type = item.get("media_type")
-    if raw_type not in MEDIA_TYPES:
-        raise ValueError(f"unknown media_type {raw_type!r}")
+    if not isinstance(raw_type, int) or isinstance(raw_type, bool) or raw_type not in MEDIA_TYPES:
+        raise Malformed(f"unknown media_type {_short(raw_type)}")
     media_type = "reel" if raw_type == 2 and item.get("product_type") == "clips" else MEDIA_TYPES[raw_type]
-    return PostItem(
-        pk,
-        _user_pk(item, user_pk),
-        _timestamp(item.get("taken_at")),
-        media_type,
-        item.get("has_liked") is True,
-    )
+    return PostItem(pk, owner, _timestamp(item.get("taken_at")), media_type, item.get("has_liked") is True)
 
 
-def _items(parse: Callable[[Any, int | None], Any], raw: Any, user_pk: int | None, counter: list[int]) -> list[Any]:
+def _items(parse: Callable[[Any, int], Any], raw: Any, owner: int, what: str) -> tuple[list[Any], int]:
     if not isinstance(raw, list):
-        counter[0] += 1
-        log.warning("malformed_response", extra={"reason": "items is not a list", "user_pk": user_pk})
-        return []
-    good = []
+        log.warning("malformed_response", extra={"reason": f"{what}: items is not a list", "user_pk": owner})
+        return [], 1
+    good, bad = [], 0
     for item in raw:
         try:
-            good.append(parse(item, user_pk))
-        except (ValueError, TypeError, KeyError) as exc:
-            counter[0] += 1
-            log.warning("malformed_item", extra={"reason": str(exc)[:200], "user_pk": user_pk})
-    return good
+            good.append(parse(item, owner))
+        except Malformed as exc:
+            bad += 1
+            log.warning("malformed_item", extra={"reason": str(exc)[:200], "user_pk": owner})
+    return good, bad
+
+
+def _not_a_user_reel(entry: dict[str, Any]) -> str | None:
+    """What a tray entry is when it is a normal answer but no user's reel (None: a user's reel)."""
+    if entry.get("injected") is not None or entry.get("ad_id") is not None:
+        return "ad"
+    reel_type = entry.get("reel_type")
+    if isinstance(reel_type, str) and reel_type != "user_reel":
+        return reel_type[:40]  # mas_reel (hashtag, location), suggested reels, ...
+    if entry.get("user") is None:
+        if entry.get("owner") is not None:
+            return "owner_reel"  # hashtag or location reel
+        if entry.get("broadcast_id") is not None or entry.get("broadcast_owner") is not None:
+            return "live"
+    return None
+
+
+def _tray_entry(entry: Any) -> TrayEntry:
+    if not isinstance(entry, dict):
+        raise Malformed("tray entry is not an object")
+    if entry.get("reel_type") is not None and not isinstance(entry.get("reel_type"), str):
+        raise Malformed("bad reel_type")
+    user = entry.get("user")
+    if not isinstance(user, dict):
+        raise Malformed("tray entry without a user")
+    pk = _owner_pk(user)
+    if pk is None:
+        raise Malformed("tray entry without a user pk")
+    return TrayEntry(pk, _username(user.get("username")), _seconds(entry.get("latest_reel_media")))
+
+
+def parse_tray(raw: Any) -> tuple[list[TrayEntry], int]:
+    """``feed/reels_tray/``: the users' reels, and how many entries were malformed."""
+    tray = _object(raw, "reels_tray").get("tray")
+    if not isinstance(tray, list):
+        raise BadResponse("reels_tray: no tray list in the answer")
+    entries, bad = [], 0
+    for entry in tray:
+        kind = _not_a_user_reel(entry) if isinstance(entry, dict) else None
+        if kind is not None:
+            log.debug("tray_entry_skipped", extra={"kind": kind})
+            continue
+        try:
+            entries.append(_tray_entry(entry))
+        except Malformed as exc:
+            bad += 1
+            log.warning("malformed_item", extra={"reason": f"tray entry: {exc}"[:200]})
+    return entries, bad
+
+
+def _reel_pk(key: Any, reel: dict[str, Any]) -> int:
+    """The owner of a reel: its key, which the reel's own user (when given) must not contradict."""
+    pk = _user_pk(key)
+    owner = _owner_pk(reel.get("user"))
+    if owner is not None and owner != pk:
+        raise Malformed("reel of another user than its key")
+    return pk
+
+
+def _listed_reel_key(reel: Any) -> Any:
+    if not isinstance(reel, dict):
+        return None
+    if reel.get("id") is not None:
+        return reel["id"]
+    user = reel.get("user")
+    return user.get("pk") if isinstance(user, dict) else None
+
+
+def parse_reels(raw: Any) -> tuple[dict[int, list[StoryItem]], int]:
+    """``feed/reels_media/``: stories by owner pk. A user whose stories are gone is simply missing."""
+    answer = _object(raw, "reels_media")
+    reels = answer.get("reels")
+    listed = answer.get("reels_media")
+    if isinstance(reels, dict):
+        pairs: list[tuple[Any, Any]] = list(reels.items())
+    elif reels is None and isinstance(listed, list):  # the same reels as a list, keyed by their user
+        pairs = [(_listed_reel_key(reel), reel) for reel in listed]
+    else:
+        raise BadResponse("reels_media: no reels object in the answer")
+    found: dict[int, list[StoryItem]] = {}
+    bad = 0
+    for key, reel in pairs:
+        try:
+            if not isinstance(reel, dict):
+                raise Malformed("reel is not an object")
+            pk = _reel_pk(key, reel)
+        except Malformed as exc:
+            bad += 1
+            log.warning("malformed_item", extra={"reason": f"reel: {exc}"[:200]})
+            continue
+        found[pk], skipped = _items(parse_story, reel.get("items"), pk, "reels_media")
+        bad += skipped
+    return found, bad
+
+
+def parse_user_story(raw: Any, user_pk: int) -> tuple[list[StoryItem], int]:
+    """``feed/user/{pk}/story/``: ``{"reel": null}`` when there is nothing."""
+    reel = _object(raw, "user_stories").get("reel")
+    if reel is None:
+        return [], 0
+    if not isinstance(reel, dict):
+        raise BadResponse("user_stories: the reel is not an object")
+    try:
+        owner = _owner_pk(reel.get("user"))
+    except Malformed:
+        raise BadResponse("user_stories: the reel has a malformed user") from None
+    if owner is not None and owner != user_pk:
+        raise BadResponse("user_stories: the answer is another user's reel")
+    return _items(parse_story, reel.get("items"), user_pk, "user_stories")
+
+
+def parse_following(raw: Any) -> tuple[list[UserRef], str | None, int]:
+    """``friendships/{pk}/following/``: one page of users and the next ``max_id`` (None: the last page)."""
+    answer = _object(raw, "following")
+    users = answer.get("users")
+    if not isinstance(users, list):
+        raise BadResponse("following: users is not a list")
+    next_max_id = answer.get("next_max_id")
+    if next_max_id is None or next_max_id == "":
+        cursor = None
+    elif isinstance(next_max_id, int) and not isinstance(next_max_id, bool) and 0 <= next_max_id < 10**25:
+        cursor = str(next_max_id)
+    elif isinstance(next_max_id, str) and _MAX_ID.fullmatch(next_max_id):
+        cursor = next_max_id
+    else:
+        raise BadResponse("following: malformed next_max_id")
+    refs, bad = [], 0
+    for user in users:
+        try:
+            if not isinstance(user, dict):
+                raise Malformed("user is not an object")
+            pk = _owner_pk(user)
+            if pk is None:
+                raise Malformed("user without a pk")
+            refs.append(UserRef(pk, _username(user.get("username")), followed=True))
+        except Malformed as exc:
+            bad += 1
+            log.warning("malformed_item", extra={"reason": f"following: {exc}"[:200]})
+    return refs, cursor, bad
+
+
+def parse_user_info(raw: Any, username: str) -> UserRef:
+    """``users/{name}/usernameinfo/``: it carries no friendship status, so ``followed`` is usually None."""
+    user = _object(raw, "lookup").get("user")
+    try:
+        if not isinstance(user, dict):
+            raise Malformed("no user")
+        pk = _owner_pk(user)
+        if pk is None:
+            raise Malformed("no pk")
+        name = _username(user.get("username"))
+    except Malformed as exc:
+        raise BadResponse(f"lookup of {username}: {exc}") from None
+    if name != username.lower():
+        raise BadResponse(f"lookup of {username}: the answer is about another user")
+    status = user.get("friendship_status")
+    following = status.get("following") if isinstance(status, dict) else None
+    return UserRef(pk, name, following if isinstance(following, bool) else None)
+
+
+def parse_user_feed(raw: Any, user_pk: int) -> tuple[list[PostItem], int]:
+    """``feed/user/{pk}/``: the newest posts (pinned ones first, whatever their age)."""
+    items = _object(raw, "user_posts").get("items")
+    if not isinstance(items, list):
+        raise BadResponse("user_posts: items is not a list")
+    return _items(parse_post, items, user_pk, "user_posts")
 
 
 # --- the adapter ------------------------------------------------------------------------------------------
@@ -187,11 +432,11 @@ class Instagrapi:
     def __init__(self, conn: Connection, *, challenge_prompt: Callable[[str], str] | None = None) -> None:
         from instagrapi import Client
 
-        from story_liker.transport import redirect_to, with_default_timeout
+        from story_liker.transport import count_requests, redirect_to, with_default_timeout
 
         self.conn = conn
         self.requests_sent = 0
-        self._malformed = [0]
+        self._malformed = 0
         client = Client(
             proxy=conn.proxy,
             with_challenge_flow=challenge_prompt is not None,
@@ -202,39 +447,25 @@ class Instagrapi:
             client.set_retry_config(private_transport="requests" if conn.api_url else "curl")  # not the saved one
         client.username = conn.username
         client.password = conn.password
-        self._no_instagrapi_pacing(client)
         if challenge_prompt is not None:
             client.challenge_code_handler = lambda username, choice=None: challenge_prompt(str(choice))
-        for session in (client.private, client.public, getattr(client, "graphql", None)):
-            if session is None:
-                continue
+        for session in (client.private, client.public, client.graphql):
             if conn.api_url:
                 redirect_to(session, conn.api_url)
             with_default_timeout(session, conn.timeout)
-        send = client._send_private_request
-
-        def counted_send(*args: Any, **kwargs: Any) -> Any:
-            self.requests_sent += 1
-            return send(*args, **kwargs)
-
-        client._send_private_request = counted_send
+            count_requests(session, self._count)
+        _one_request_per_call(client, resolve_challenges=challenge_prompt is not None)
         self.client = client
 
-    @staticmethod
-    def _no_instagrapi_pacing(client: Any) -> None:
-        """We own pacing and backoff: no saved sleep before each request, no retries of 429/5xx."""
-        client.request_timeout = 0
-        client.delay_range = None
-        client.set_retry_config(
-            request_timeout=0,
-            session_retry_total=0,
-            public_request_retries_count=1,  # attempts, not retries: 0 would skip the request
-            public_request_retries_timeout=0,
-        )
+    def _count(self) -> None:
+        self.requests_sent += 1
+
+    def _skipped(self, count: int) -> None:
+        self._malformed += count
 
     @property
     def malformed(self) -> int:
-        return self._malformed[0]
+        return self._malformed
 
     @property
     def user_pk(self) -> int | None:
@@ -293,7 +524,8 @@ class Instagrapi:
             if isinstance(status, int) and status >= 500:
                 raise NetworkError(f"Instagram answered {status} on {what}") from None
             raise BadResponse(f"{type(exc).__name__} on {what} (status {status})") from None
-        except (KeyError, TypeError, ValueError, AttributeError, AssertionError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, AssertionError, RecursionError) as exc:
+            # ValueError also covers JSON with integers too long to decode, RecursionError JSON nested too deep.
             raise BadResponse(f"unexpected answer from {what}: {type(exc).__name__}") from None
 
     def _request(
@@ -301,95 +533,50 @@ class Instagrapi:
     ) -> dict[str, Any]:
         with self._call(what, target=target):
             result = self.client.private_request(endpoint, data, params=params)
-        if not isinstance(result, dict):
-            raise BadResponse(f"{what}: answer is not a JSON object")
-        return result
+        return _object(result, what)
 
     # --- reads ---
 
     def reels_tray(self) -> list[TrayEntry]:
         with self._call("reels_tray"):
-            raw = self.client.get_reels_tray_feed("cold_start")
-        tray = raw.get("tray") if isinstance(raw, dict) else None
-        if not isinstance(tray, list):
-            raise BadResponse("reels_tray: no tray list in the answer")
-        entries = []
-        for reel in tray:
-            try:
-                user = reel["user"]
-                entries.append(
-                    TrayEntry(int(_pk(user["pk"])), str(user["username"]).lower(), int(reel["latest_reel_media"]))
-                )
-            except (KeyError, TypeError, ValueError):
-                self._malformed[0] += 1
-                log.warning("malformed_item", extra={"reason": "tray entry without user or latest_reel_media"})
+            raw = self.client.get_reels_tray_feed("cold_start")  # builds the app's body, one private_request
+        entries, bad = parse_tray(raw)
+        self._skipped(bad)
         return entries
 
     def reels_media(self, user_pks: Sequence[int]) -> dict[int, list[StoryItem]]:
         data = self.client.with_default_data({"user_ids": [str(pk) for pk in user_pks], "source": "reel_feed_timeline"})
-        raw = self._request("reels_media", "feed/reels_media/", data)
-        reels = raw.get("reels")
-        if not isinstance(reels, dict):
-            raise BadResponse("reels_media: no reels object in the answer")
-        found: dict[int, list[StoryItem]] = {}
-        for key, reel in reels.items():
-            try:
-                user_pk = int(_pk(key))
-            except ValueError:
-                self._malformed[0] += 1
-                continue
-            items = reel.get("items") if isinstance(reel, dict) else None
-            found[user_pk] = _items(parse_story, items, user_pk, self._malformed)
+        found, bad = parse_reels(self._request("reels_media", "feed/reels_media/", data))
+        self._skipped(bad)
         return found
 
     def user_stories(self, user_pk: int) -> list[StoryItem]:
         raw = self._request("user_stories", f"feed/user/{user_pk}/story/", target=str(user_pk))
-        reel = raw.get("reel")
-        if reel is None:
-            return []
-        return _items(parse_story, reel.get("items") if isinstance(reel, dict) else None, user_pk, self._malformed)
+        stories, bad = parse_user_story(raw, user_pk)
+        self._skipped(bad)
+        return stories
 
-    def following(self, max_pages: int) -> list[UserRef]:
-        own = self.user_pk
-        users: list[UserRef] = []
-        max_id = ""
-        for _ in range(max_pages):
-            params = {
-                "count": 200,
-                "search_surface": "follow_list_page",
-                "rank_token": self.client.rank_token,
-            }
-            if max_id:
-                params["max_id"] = max_id
-            raw = self._request("following", f"friendships/{own}/following/", params=params)
-            for user in raw.get("users") or []:
-                try:
-                    users.append(UserRef(int(_pk(user["pk"])), str(user["username"]).lower(), followed=True))
-                except (KeyError, TypeError, ValueError):
-                    self._malformed[0] += 1
-            max_id = str(raw.get("next_max_id") or "")
-            if not max_id:
-                break
-        return users
+    def following_page(self, max_id: str | None) -> tuple[list[UserRef], str | None]:
+        params = {"count": 200, "search_surface": "follow_list_page", "rank_token": self.client.rank_token}
+        if max_id:
+            params["max_id"] = max_id
+        raw = self._request("following", f"friendships/{self.user_pk}/following/", params=params)
+        users, next_max_id, bad = parse_following(raw)
+        self._skipped(bad)
+        return users, next_max_id
 
     def lookup(self, username: str) -> UserRef:
         raw = self._request("lookup", f"users/{username}/usernameinfo/", target=username)
-        try:
-            user = raw["user"]
-            status = user.get("friendship_status")
-            followed = status.get("following") if isinstance(status, dict) else None
-            return UserRef(
-                int(_pk(user["pk"])), str(user["username"]).lower(), followed, user.get("is_private") is True
-            )
-        except (KeyError, TypeError, ValueError, AttributeError):
-            raise BadResponse(f"lookup of {username}: no user in the answer") from None
+        return parse_user_info(raw, username)
 
     def user_posts(self, user_pk: int, count: int) -> list[PostItem]:
         params = {"count": count, "rank_token": self.client.rank_token, "ranked_content": "true"}
         raw = self._request("user_posts", f"feed/user/{user_pk}/", params=params, target=str(user_pk))
-        return _items(parse_post, raw.get("items"), user_pk, self._malformed)
+        posts, bad = parse_user_feed(raw, user_pk)
+        self._skipped(bad)
+        return posts
 
-    # --- writes ---
+    # --- writes: full "<pk>_<user pk>" ids, so instagrapi never looks a media up first ---
 
     def mark_seen(self, stories: Sequence[StoryItem]) -> None:
         with self._call("mark_seen"):
@@ -397,7 +584,7 @@ class Instagrapi:
 
     def like_story(self, story: StoryItem) -> None:
         with self._call("like_story"):
-            ok = self.client.story_like(story.id, mark_seen=False)  # full id: no media/info lookup
+            ok = self.client.story_like(story.id, mark_seen=False)  # no seen request, no media/info lookup
         if not ok:
             raise BadResponse(f"like of story {story.pk} not confirmed")
 
@@ -419,13 +606,41 @@ class Instagrapi:
         with self._call("login"):
             fresh = not self.conn.settings
             ok = self.client.login(self.conn.username, self.conn.password, relogin=not fresh, verification_code=code)
-        self._no_instagrapi_pacing(self.client)  # login() may re-init from settings
         if not ok:
             raise NeedsHuman("Instagram did not accept the login")
 
     def login_by_sessionid(self, sessionid: str) -> None:
-        with self._call("login_by_sessionid"):
-            self.client.login_by_sessionid(sessionid)
+        """One request (``users/{pk}/info/``), unlike instagrapi's, which falls back to two more endpoints."""
+        found = re.match(r"[0-9]+", sessionid)
+        if found is None or len(sessionid) <= 30:
+            raise NeedsHuman("that does not look like an Instagram sessionid")
+        client, user_id = self.client, found.group()
+        client.settings["cookies"] = {"sessionid": sessionid}
+        client.init()
+        client.request_timeout = 0  # init() restores the saved value: a sleep before every request
+        client.authorization_data = {
+            "ds_user_id": user_id,
+            "sessionid": sessionid,
+            "should_use_header_over_cookies": True,
+        }
+        params = {"is_prefetch": "false", "entry_point": "self_profile", "from_module": "self_profile"}
+        try:
+            raw = self._request("login_by_sessionid", f"users/{user_id}/info/", params=params | {"is_app_start": False})
+        except SessionExpired:
+            raise NeedsHuman("Instagram did not accept that sessionid (login_required)") from None
+        user = raw.get("user")
+        try:
+            if not isinstance(user, dict):
+                raise Malformed("no user")
+            pk, username = _owner_pk(user), _username(user.get("username"))
+        except Malformed as exc:
+            raise BadResponse(f"login_by_sessionid: {exc}") from None
+        if pk is None or str(pk) != user_id:
+            raise BadResponse("login_by_sessionid: the answer is about another user")
+        client.username = username
+        client.private.cookies.set("ds_user_id", str(pk))
+        client.private.headers.update(client.base_headers)
+        client.private.headers.update({"Authorization": client.authorization})
 
     def login_with_code(self, code_prompt: Callable[[], str]) -> None:
         """Interactive login: password, then a 2FA code from the TOTP seed or the person at the terminal."""
@@ -439,11 +654,101 @@ class Instagrapi:
             except TwoFactorRequired:
                 code = code_prompt()
                 self.client.login(self.conn.username, self.conn.password, relogin=True, verification_code=code)
-        self._no_instagrapi_pacing(self.client)
 
     def dump_settings(self) -> dict[str, Any]:
         settings: dict[str, Any] = self.client.get_settings()
         return settings
+
+
+def _one_request_per_call(client: Any, *, resolve_challenges: bool) -> None:
+    """Take instagrapi's hidden sleeps, retries and repeated logins out of this client instance.
+
+    Each trap is named with its place in instagrapi 3.2.2 (``instagrapi/mixins/...``):
+
+    - ``private.py`` ``private_request``: after a 408 it sleeps 60 s and sends again, after a short read
+      2 s and again; a ``handle_exception`` hook or the challenge flow send again; ``delay_range`` sleeps.
+      Replaced on the instance by :func:`_one_shot` (every internal ``self.private_request`` call finds it).
+    - ``private.py`` ``_send_private_request``: ``time.sleep(request_timeout)`` before every request;
+      ``graphql.py`` ``private_graphql_www_request`` likewise. ``request_timeout`` is kept at 0 (the
+      saved settings and ``init()`` bring the default 1 back).
+    - ``request_timeout``/``session_retry_total``/public retries: zeroed with ``set_retry_config`` (the
+      ``requests`` transport's urllib3 Retry resends 429/5xx with backoff; the curl one never retries).
+    - ``auth.py`` ``login_legacy``: a rejected password (``BadPassword``) runs the whole CAA login again
+      (``_try_caa_login``): one attempt sends the password three times. Disabled: the rejection stands.
+    - ``auth.py`` ``login_legacy``: ``pre_login_flow`` answered 429 / please-wait is ignored and the
+      password is sent anyway. Here it stops the login as Throttled.
+    - Redirects are not followed on the private session (a followed redirect is a second request).
+    """
+    from instagrapi.exceptions import ClientThrottledError, PleaseWaitFewMinutes
+
+    client.set_retry_config(
+        request_timeout=0,
+        session_retry_total=0,
+        public_request_retries_count=1,  # attempts, not retries: 0 would skip the request
+        public_request_retries_timeout=0,
+    )
+    client.delay_range = None
+    client.handle_exception = None
+    client.private.max_redirects = 0
+    client.private_request = _one_shot(client, resolve_challenges=resolve_challenges)
+    client._try_caa_login = lambda exc, verification_code="": False  # login_legacy then re-raises exc
+    pre_login_flow = client.pre_login_flow
+
+    def pre_login_flow_or_stop() -> Any:
+        try:
+            return pre_login_flow()
+        except (PleaseWaitFewMinutes, ClientThrottledError) as exc:
+            raise Throttled(
+                f"Instagram throttled the login ({type(exc).__name__})", kind=ThrottleKind.RATE_LIMIT
+            ) from None
+
+    client.pre_login_flow = pre_login_flow_or_stop
+
+
+def _one_shot(client: Any, *, resolve_challenges: bool) -> Callable[..., Any]:
+    """``private_request`` as instagrapi's (same Authorization header handling), minus the second send.
+
+    It calls ``_send_private_request`` exactly once and lets whatever it raised through. Only with
+    ``resolve_challenges`` (the interactive ``login``, a person at the terminal) is a challenge resolved
+    and the request then sent once more, as instagrapi does.
+    """
+    from instagrapi.exceptions import ChallengeRequired
+
+    def private_request(
+        endpoint: str,
+        data: Any = None,
+        params: Any = None,
+        login: bool = False,
+        with_signature: bool = True,
+        headers: dict[str, str] | None = None,
+        extra_sig: Any = None,
+        domain: str | None = None,
+    ) -> Any:
+        headers = dict(headers or {})
+        if client.authorization and "authorization" not in headers:
+            headers["Authorization"] = client.authorization
+        client.request_timeout = 0
+        kwargs = {
+            "data": data,
+            "params": params,
+            "login": login,
+            "with_signature": with_signature,
+            "headers": headers or None,
+            "extra_sig": extra_sig,
+            "domain": domain,
+        }
+        client.private_requests_count += 1
+        try:
+            return client._send_private_request(endpoint, **kwargs)
+        except ChallengeRequired:
+            if not resolve_challenges:
+                raise
+            client.challenge_resolve(client.last_json)
+            if login and client.user_id:
+                return client.last_json
+            return client._send_private_request(endpoint, **kwargs)
+
+    return private_request
 
 
 def totp_code(seed: str) -> str:

@@ -1,10 +1,11 @@
-"""HTTP plumbing for the Instagram adapter: default timeouts and the local-double redirect.
+"""HTTP plumbing for the Instagram adapter: default timeouts, request counting and the local-double redirect.
 
 Kept free of instagrapi imports so tests and the demo can use it on any ``requests.Session``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -48,6 +49,17 @@ def with_default_timeout(session: requests.Session, timeout: float) -> None:
     def request(method: str, url: str, **kwargs: Any) -> requests.Response:
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = timeout
+        return original(method, url, **kwargs)
+
+    session.request = request  # type: ignore[method-assign,assignment]  # instance-level wrap, on purpose
+
+
+def count_requests(session: requests.Session, on_request: Callable[[], None]) -> None:
+    """Call ``on_request`` before every request of ``session``: the adapter's count of HTTP requests sent."""
+    original = session.request
+
+    def request(method: str, url: str, **kwargs: Any) -> requests.Response:
+        on_request()
         return original(method, url, **kwargs)
 
     session.request = request  # type: ignore[method-assign,assignment]  # instance-level wrap, on purpose

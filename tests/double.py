@@ -54,7 +54,8 @@ Other instagrapi traps seen while building this (instagrapi 3.2.2):
 
 - ``private_request`` itself retries once after ``ClientRequestTimeout`` (HTTP 408, after
   ``sleep(60)``) and after ``ClientIncompleteReadError`` (chunked-encoding error, after
-  ``sleep(2)``); the double never produces either unless you ask ``fail(status=408)``.
+  ``sleep(2)``); the double never produces either unless you ask ``fail(status=408)`` or
+  ``short_read(...)``. (``story_liker.ig`` replaces ``private_request`` with a one-shot version.)
 - ``user_medias_paginated_v1``/``user_medias_v1`` swallow every exception that is not a
   ``PrivateError`` (429 ``ClientThrottledError``, ``ClientConnectionError``,
   ``ClientJSONDecodeError``...) and return an empty list: use ``private_request`` for feeds.
@@ -289,7 +290,7 @@ class Rec:
 @dataclass
 class _Rule:
     pattern: str
-    kind: str  # "fail" | "raw" | "reset" | "delay"
+    kind: str  # "fail" | "raw" | "reset" | "delay" | "short"
     times: int | None  # None: forever
     after: int = 0
     status: int = 200
@@ -581,6 +582,11 @@ class InstagramDouble:
         """Close the connection of matching requests without sending any response."""
         self._add_rule(_Rule(path_contains, "reset", times, after))
 
+    def short_read(self, path_contains: str, *, times: int | None = 1, after: int = 0) -> None:
+        """Handle matching requests as usual (a like is done), but cut the answer's body in half and close the
+        connection: the client sees fewer bytes than ``Content-Length`` (``requests``: ChunkedEncodingError)."""
+        self._add_rule(_Rule(path_contains, "short", times, after))
+
     def delay(self, path_contains: str, seconds: float, *, times: int | None = None) -> None:
         """Sleep ``seconds`` before answering matching requests (forever unless ``times``)."""
         self._add_rule(_Rule(path_contains, "delay", times, seconds=seconds))
@@ -649,7 +655,7 @@ class InstagramDouble:
         with self._lock:
             self.requests.append(rec)
             delay = self._take_rule(target, ("delay",))
-            action = self._take_rule(target, ("fail", "raw", "reset"))
+            action = self._take_rule(target, ("fail", "raw", "reset", "short"))
         if delay is not None and self._stop.wait(delay.seconds):
             handler.close_connection = True
             return
@@ -657,14 +663,14 @@ class InstagramDouble:
             handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             handler.close_connection = True
             return
-        if action is not None:
+        if action is not None and action.kind != "short":
             reply = _Reply(action.status, raw=action.body)
         else:
             with self._lock:
                 reply = self._route(rec)
-        self._send(handler, reply)
+        self._send(handler, reply, short=action is not None and action.kind == "short")
 
-    def _send(self, handler: _Handler, reply: _Reply) -> None:
+    def _send(self, handler: _Handler, reply: _Reply, *, short: bool = False) -> None:
         data = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()
         try:
             handler.send_response(reply.status)
@@ -673,7 +679,11 @@ class InstagramDouble:
             for name, value in reply.headers:
                 handler.send_header(name, value)
             handler.end_headers()
-            handler.wfile.write(data)
+            handler.wfile.write(data[: len(data) // 2] if short else data)
+            if short:
+                handler.wfile.flush()
+                handler.connection.shutdown(socket.SHUT_WR)
+                handler.close_connection = True
         except OSError:  # the client gave up (timeout) or we are shutting down
             handler.close_connection = True
 

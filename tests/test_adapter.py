@@ -1,0 +1,645 @@
+"""The instagrapi adapter: one call = one HTTP request, no sleep inside instagrapi, parsers that never crash.
+
+The end-to-end cases drive the REAL instagrapi (through ``story_liker.ig.Instagrapi``) against the local
+double, in-process, so ``time.sleep`` can be recorded: no wall-clock threshold anywhere. The parsers are pure
+functions of the decoded JSON and are fuzzed with hypothesis from realistic answers (REAL_SHAPES.md).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from story_liker.errors import TRY_LATER, BadResponse, NeedsHuman, NetworkError, Throttled
+from story_liker.ig import (
+    MAX_TIMESTAMP,
+    Connection,
+    Instagrapi,
+    PostItem,
+    StoryItem,
+    TrayEntry,
+    UserRef,
+    parse_following,
+    parse_reels,
+    parse_tray,
+    parse_user_feed,
+    parse_user_info,
+    parse_user_story,
+)
+from tests.double import InstagramDouble
+
+NOW = 1_760_000_000
+SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+
+
+@pytest.fixture
+def ig() -> Iterator[InstagramDouble]:
+    with InstagramDouble() as double:
+        yield double
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Every ``time.sleep`` call in this process (instagrapi's included), recorded instead of slept."""
+    calls: list[float] = []
+    monkeypatch.setattr(time, "sleep", calls.append)
+    return calls
+
+
+def waited(sleeps: list[float]) -> list[float]:
+    """The sleeps that wait (instagrapi calls ``time.sleep(request_timeout)`` with 0 before each request)."""
+    return [s for s in sleeps if s]
+
+
+def adapter(ig: InstagramDouble, *, logged_in: bool = True, **conn: Any) -> Instagrapi:
+    settings = ig.settings() if logged_in else None
+    return Instagrapi(Connection(username=ig.username, settings=settings, api_url=ig.url, timeout=5, **conn))
+
+
+def alice_with_story(ig: InstagramDouble, a: Instagrapi) -> StoryItem:
+    alice = ig.add_user("alice")
+    ig.add_story(alice)
+    [story] = a.reels_media([alice.pk])[alice.pk]
+    ig.reset_requests()
+    return story
+
+
+# --- no hidden retries, no sleeps ----------------------------------------------------------------------------
+
+
+def test_408_on_a_like_is_one_request_no_sleep_and_exit_75(ig: InstagramDouble, sleeps: list[float]) -> None:
+    a = adapter(ig)
+    story = alice_with_story(ig, a)
+    before = a.requests_sent
+    ig.fail("send_story_like", status=408)
+    with pytest.raises(NetworkError) as caught:
+        a.like_story(story)
+    assert caught.value.exit_code == TRY_LATER
+    assert ig.count("send_story_like") == 1  # instagrapi's own private_request sends it twice, 60 s apart
+    assert waited(sleeps) == []
+    assert a.requests_sent - before == 1
+    assert ig.liked_story_ids == set()
+
+
+def test_short_read_on_a_like_is_one_request(ig: InstagramDouble, sleeps: list[float]) -> None:
+    a = adapter(ig)
+    story = alice_with_story(ig, a)
+    before = a.requests_sent
+    ig.short_read("send_story_like")
+    with pytest.raises(NetworkError, match="ClientIncompleteReadError"):
+        a.like_story(story)
+    assert ig.count("send_story_like") == 1  # the like went through; instagrapi would send it again after 2 s
+    assert ig.liked_story_ids == {story.id}
+    assert waited(sleeps) == []
+    assert a.requests_sent - before == ig.count() == 1
+
+
+CALLS: dict[str, tuple[str, Callable[[Instagrapi, InstagramDouble], Any]]] = {
+    "reels_tray": ("reels_tray", lambda a, ig: a.reels_tray()),
+    "reels_media": ("reels_media", lambda a, ig: a.reels_media([ig.users[0].pk])),
+    "user_stories": ("/story/", lambda a, ig: a.user_stories(ig.users[0].pk)),
+    "following_page": ("/following/", lambda a, ig: a.following_page(None)),
+    "lookup": ("usernameinfo", lambda a, ig: a.lookup("alice")),
+    "user_posts": ("feed/user/", lambda a, ig: a.user_posts(ig.users[0].pk, 5)),
+    "mark_seen": (
+        "media/seen",
+        lambda a, ig: a.mark_seen([StoryItem("3512004000000000017", 1, datetime.now(UTC), False)]),
+    ),
+    "like_post": (
+        "/like/",
+        lambda a, ig: a.like_post(PostItem("3512004000000000017", 1, datetime.now(UTC), "photo", False)),
+    ),
+    "ping": ("current_user", lambda a, ig: a.ping()),
+}
+
+
+@pytest.mark.parametrize("fault", ["408", "short_read", "reset", "500", "429"])
+@pytest.mark.parametrize("call", sorted(CALLS))
+def test_every_call_is_one_request_whatever_goes_wrong(
+    ig: InstagramDouble, sleeps: list[float], call: str, fault: str
+) -> None:
+    ig.add_user("alice")
+    a = adapter(ig)
+    path, run = CALLS[call]
+    if fault == "short_read":
+        ig.short_read(path)
+    elif fault == "reset":
+        ig.fault_reset(path)
+    else:
+        ig.fail(path, status=int(fault))
+    with pytest.raises(Throttled if fault == "429" else NetworkError):
+        run(a, ig)
+    assert ig.count() == ig.count(path) == 1, ig.paths()
+    assert a.requests_sent == 1
+    assert waited(sleeps) == []
+
+
+def test_a_handle_exception_hook_never_sends_again(ig: InstagramDouble, sleeps: list[float]) -> None:
+    a = adapter(ig)
+    a.client.handle_exception = lambda client, exc: None  # instagrapi: "handled", so it sends the request again
+    ig.fail("current_user", status=500)
+    with pytest.raises(NetworkError):
+        a.ping()
+    assert ig.count("current_user") == 1
+
+
+def test_a_challenge_is_never_resolved_without_a_person(
+    ig: InstagramDouble, sleeps: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_input(prompt: str = "") -> str:
+        raise AssertionError("input() called")
+
+    monkeypatch.setattr("builtins.input", no_input)
+    a = adapter(ig)
+    a.client.with_challenge_flow = True  # even so: only the interactive login resolves challenges
+    ig.require_challenge()
+    with pytest.raises(NeedsHuman):
+        a.ping()
+    assert ig.count() == 1 and waited(sleeps) == []
+
+
+def test_delay_range_and_saved_request_timeout_never_sleep(ig: InstagramDouble, sleeps: list[float]) -> None:
+    saved = ig.settings() | {"request_timeout": 3}
+    a = Instagrapi(Connection(username=ig.username, settings=saved, api_url=ig.url))
+    a.client.delay_range = [5, 9]
+    a.ping()
+    a.reels_tray()
+    assert waited(sleeps) == [] and ig.count() == 2
+    assert a.dump_settings()["request_timeout"] == 0 and a.dump_settings()["session_retry_total"] == 0
+
+
+# --- logins: several requests, each counted, none repeated ---------------------------------------------------
+
+
+def test_requests_sent_counts_every_request_of_a_pass_and_a_login(ig: InstagramDouble, sleeps: list[float]) -> None:
+    alice = ig.add_user("alice")
+    story = ig.add_story(alice)
+    ig.add_post(alice)
+    a = adapter(ig, logged_in=False, password=ig.password)
+    a.relogin()  # CAA: graphql_www, bloks, attestation, public qe/sync, login, then reels_tray and timeline
+    assert a.requests_sent == ig.count() == 8, ig.paths()
+    [entry] = a.reels_tray()
+    stories = a.reels_media([entry.user_pk])[alice.pk]
+    a.mark_seen(stories)
+    a.like_story(stories[0])
+    [post] = a.user_posts(alice.pk, 3)
+    a.like_post(post)
+    a.lookup("alice")
+    a.following_page(None)
+    a.user_stories(alice.pk)
+    a.ping()
+    assert a.requests_sent == ig.count() == 8 + 10, ig.paths()
+    assert ig.liked_story_ids == {story.id} and waited(sleeps) == []
+
+
+def test_login_by_sessionid_is_one_request(ig: InstagramDouble, sleeps: list[float]) -> None:
+    a = adapter(ig, logged_in=False)
+    a.login_by_sessionid(ig.sessionid)
+    assert a.user_pk == ig.own_pk and a.client.username == ig.username
+    assert ig.paths() == [
+        f"GET /api/v1/users/{ig.own_pk}/info/?is_prefetch=false&entry_point=self_profile"
+        "&from_module=self_profile&is_app_start=False"
+    ]
+    a.ping()  # the session works
+    assert a.requests_sent == ig.count() == 2
+
+
+def test_login_by_stale_sessionid_is_one_request_and_needs_a_human(ig: InstagramDouble, sleeps: list[float]) -> None:
+    stale = ig.sessionid
+    ig.expire_session()
+    a = adapter(ig, logged_in=False)
+    with pytest.raises(NeedsHuman, match="sessionid"):
+        a.login_by_sessionid(stale)
+    assert ig.count() == 1  # instagrapi's own falls back to info_stream and the public web GraphQL: 4 requests
+    assert waited(sleeps) == []
+
+
+def test_a_rejected_password_is_not_sent_a_third_time(ig: InstagramDouble, sleeps: list[float]) -> None:
+    a = adapter(ig, password="wrong")
+    with pytest.raises(NeedsHuman, match="BadPassword"):
+        a.relogin()
+    # CAA rejects it and points to the legacy endpoint, which names the reason; instagrapi would then run
+    # the whole CAA login once more (14 requests, the password sent three times).
+    assert ig.count("send_login_request") == 1 and ig.count("accounts/login/") == 1
+    assert a.requests_sent == ig.count() == 9
+
+
+def test_a_throttled_pre_login_flow_stops_the_login(ig: InstagramDouble, sleeps: list[float]) -> None:
+    a = adapter(ig, password="wrong")
+    ig.fail("launcher/sync", status=429)
+    with pytest.raises(Throttled):
+        a.relogin()
+    assert ig.count("accounts/login/") == 0  # instagrapi ignores that 429 and sends the password anyway
+
+
+def test_totp_login_counts_every_step(sleeps: list[float]) -> None:
+    with InstagramDouble(totp_seed=SEED) as ig:
+        a = adapter(ig, password=ig.password, totp_seed=SEED)
+        a.relogin()
+        assert a.user_pk == ig.own_pk
+        assert a.requests_sent == ig.count() and waited(sleeps) == []
+
+
+# --- malformed answers end to end ----------------------------------------------------------------------------
+
+
+def test_tray_with_non_finite_and_huge_numbers_and_non_user_reels(ig: InstagramDouble) -> None:
+    alice = ig.add_user("alice")
+    tray = [
+        {"user": {"pk": alice.pk, "username": "alice"}, "latest_reel_media": NOW, "reel_type": "user_reel"},
+        {"user": {"pk": "31400000018", "username": "bob"}, "latest_reel_media": float("inf")},
+        {"user": {"pk": 31400000019, "username": "carol"}, "latest_reel_media": float("nan")},
+        {"user": {"pk": 31400000020, "username": "dave"}, "latest_reel_media": 10**30},
+        {"id": "tag:travel", "reel_type": "mas_reel", "owner": {"pk": "17841563", "name": "travel"}},
+        {"id": 17841000001, "reel_type": "user_reel", "injected": {"ad_id": "1"}, "user": {"pk": 1, "username": "ad"}},
+        "garbage",
+    ]
+    ig.raw("reels_tray", json.dumps({"tray": tray, "broadcasts": [], "status": "ok"}))  # NaN, Infinity on the wire
+    a = adapter(ig)
+    assert a.reels_tray() == [TrayEntry(alice.pk, "alice", NOW)]
+    assert a.malformed == 4  # bob, carol, dave and the string; the hashtag reel and the ad are normal answers
+
+
+def test_story_of_another_user_inside_a_reel_is_never_liked_as_the_owners(ig: InstagramDouble) -> None:
+    alice, mallory = ig.add_user("alice"), ig.add_user("mallory")
+    mine, theirs = ig.add_story(alice), ig.add_story(mallory)
+
+    def item(story: Any, user_pk: int) -> dict[str, Any]:
+        return {"pk": story.pk, "id": story.id, "taken_at": story.taken_at, "user": {"pk": user_pk}}
+
+    items = [item(mine, alice.pk), item(theirs, mallory.pk), {**item(theirs, alice.pk), "id": theirs.id}]
+    ig.raw("reels_media", json.dumps({"reels": {str(alice.pk): {"id": alice.pk, "items": items}}, "status": "ok"}))
+    a = adapter(ig)
+    assert a.reels_media([alice.pk]) == {alice.pk: [StoryItem(str(mine.pk), alice.pk, _dt(mine.taken_at), False)]}
+    assert a.malformed == 2
+
+
+def test_following_with_users_not_a_list_is_bad_response(ig: InstagramDouble) -> None:
+    ig.raw("/following/", '{"users": {"pk": 1}, "status": "ok"}')
+    a = adapter(ig)
+    with pytest.raises(BadResponse):
+        a.following_page(None)
+    assert ig.count() == 1
+
+
+def test_following_pages_one_request_each(ig: InstagramDouble) -> None:
+    names = [f"user_{n}" for n in range(230)]
+    for name in names:
+        ig.add_user(name)
+    a = adapter(ig)
+    first, cursor = a.following_page(None)
+    assert len(first) == 200 and cursor is not None and ig.count() == 1
+    rest, end = a.following_page(cursor)
+    assert end is None and ig.count() == 2
+    assert sorted(u.username for u in first + rest) == sorted(names)
+    assert all(u.followed is True for u in first + rest)
+
+
+def test_lookup_still_parses_usernameinfo(ig: InstagramDouble) -> None:
+    alice = ig.add_user("Alice", private=True, followed=False)
+    a = adapter(ig)
+    assert a.lookup("alice") == UserRef(alice.pk, "alice", False)
+
+
+# --- parsers: realistic answers, then mutated ------------------------------------------------------------------
+
+
+def _dt(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _user(pk: int | str, username: str) -> dict[str, Any]:
+    return {"pk": pk, "pk_id": str(pk), "username": username, "full_name": username.title(), "is_private": False}
+
+
+def _story(pk: int | str, user_pk: int | str, taken_at: int | float, **extra: Any) -> dict[str, Any]:
+    return {
+        "taken_at": taken_at,
+        "pk": pk,
+        "id": f"{pk}_{user_pk}",
+        "media_type": 1,
+        "user": {"pk": user_pk, "is_private": False},
+        "has_liked": False,
+        "expiring_at": int(taken_at) + 86400,
+        "product_type": "story",
+        **extra,
+    }
+
+
+ALICE, BOB = 31400000017, "5812700000000000000"  # a 19-digit pk, as a string
+TRAY: dict[str, Any] = {
+    "tray": [
+        {
+            "id": ALICE,
+            "latest_reel_media": NOW,
+            "expiring_at": NOW + 86400,
+            "seen": 0,
+            "reel_type": "user_reel",
+            "ranked_position": 1,
+            "user": _user(ALICE, "alice"),
+            "items": [_story(3512004000000000017, ALICE, NOW)],
+            "media_count": 1,
+        },
+        {"id": BOB, "latest_reel_media": NOW - 60, "seen": NOW - 60, "user": _user(BOB, "bob"), "media_count": 2},
+        {"id": "tag:travel", "reel_type": "mas_reel", "owner": {"pk": "17841563", "type": 2, "name": "#travel"}},
+        {"id": 17841000002, "reel_type": "user_reel", "ad_id": "238", "injected": {"label": "Sponsored"}},
+    ],
+    "broadcasts": [],
+    "post_live": {"post_live_items": []},
+    "story_ranking_token": "abc",
+    "status": "ok",
+}
+REELS: dict[str, Any] = {
+    "reels": {
+        str(ALICE): {
+            "id": ALICE,
+            "latest_reel_media": NOW,
+            "user": _user(ALICE, "alice"),
+            "items": [
+                _story(3512004000000000017, ALICE, NOW - 120, audience="besties"),
+                _story("3512004000000000018", ALICE, NOW - 60.5, segmented_video_group_id="g1"),
+            ],
+        },
+        BOB: {"id": BOB, "user": {"pk": BOB}, "items": [_story("3512004000000000019", BOB, NOW, has_liked=True)]},
+    },
+    "reels_media": [],
+    "status": "ok",
+}
+USER_STORY: dict[str, Any] = {
+    "broadcast": None,
+    "reel": {"id": ALICE, "user": _user(ALICE, "alice"), "items": [_story(3512004000000000020, ALICE, NOW)]},
+    "status": "ok",
+}
+FOLLOWING: dict[str, Any] = {
+    "users": [_user(str(ALICE), "alice"), _user(BOB, "bob.b_")],
+    "big_list": True,
+    "page_size": 200,
+    "next_max_id": "200",
+    "status": "ok",
+}
+USERNAMEINFO: dict[str, Any] = {
+    "user": {**_user(ALICE, "alice"), "media_count": 4, "follower_count": 100, "latest_reel_media": NOW},
+    "status": "ok",
+}
+FEED: dict[str, Any] = {
+    "items": [
+        {
+            "pk": 3512004000000000030,
+            "id": f"3512004000000000030_{ALICE}",
+            "taken_at": NOW - 864000,
+            "media_type": 8,
+            "carousel_media": [{"pk": 1, "media_type": 1}],
+            "user": _user(ALICE, "alice"),
+            "has_liked": False,
+            "timeline_pinned_user_ids": [ALICE],
+        },
+        {"pk": "3512004000000000031", "taken_at": NOW, "media_type": 2, "product_type": "clips", "has_liked": True},
+        {  # a collab post: authored by bob, in alice's feed
+            "pk": 3512004000000000032,
+            "id": f"3512004000000000032_{BOB}",
+            "taken_at": NOW,
+            "media_type": 1,
+            "user": _user(BOB, "bob"),
+            "coauthor_producers": [_user(ALICE, "alice")],
+        },
+    ],
+    "num_results": 3,
+    "more_available": False,
+    "status": "ok",
+}
+
+_PK = re.compile(r"[1-9][0-9]*")
+_NAME = re.compile(r"[a-z0-9._]{1,30}")
+KEYS = ["pk", "id", "user", "items", "tray", "reels", "reel", "users", "username", "taken_at", "latest_reel_media"]
+KEYS += ["media_type", "has_liked", "next_max_id", "reel_type", "owner", "injected", "reels_media", "pk_id"]
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=10**17, max_value=10**30)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.sampled_from([float("inf"), float("-inf"), float("nan"), 1e300, -1.0, 0, 0.0, 2**53 + 1, MAX_TIMESTAMP + 1])
+    | st.text(max_size=20)
+    | st.sampled_from(["", "0", "-1", "1e400", "NaN", "Infinity", "12_34", "\u0661\u0662\u0663", "9" * 40, " 12", "a"])
+)
+garbage = st.recursive(
+    scalars,
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    yield prefix
+    if isinstance(value, dict):
+        for key, child in value.items():
+            yield from _paths(child, (*prefix, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            yield from _paths(child, (*prefix, index))
+
+
+def _mutate_at(value: Any, path: tuple[Any, ...], change: Callable[[Any], Any]) -> Any:
+    if not path:
+        return change(value)
+    head, rest = path[0], path[1:]
+    value[head] = _mutate_at(value[head], rest, change)
+    return value
+
+
+@st.composite
+def mutated(draw: st.DrawFn, base: dict[str, Any]) -> Any:
+    """``base`` with one to five mutations: wrong types, missing or extra keys, huge, non-finite and string numbers."""
+    data: Any = copy.deepcopy(base)
+    for _ in range(draw(st.integers(1, 5))):
+        path = draw(st.sampled_from(list(_paths(data))))
+        op = draw(st.sampled_from(["replace", "delete", "add", "stringify", "floatify", "wrap", "bump"]))
+
+        def change(node: Any, op: str = op) -> Any:
+            if op == "replace":
+                return draw(garbage)
+            if op == "delete" and isinstance(node, dict) and node:
+                node.pop(draw(st.sampled_from(sorted(node, key=str))))
+                return node
+            if op == "add" and isinstance(node, dict):
+                node[draw(st.sampled_from(KEYS))] = draw(garbage)
+                return node
+            if op == "stringify" and not isinstance(node, dict | list):
+                return str(node)
+            if op == "floatify" and isinstance(node, int) and not isinstance(node, bool) and abs(node) < 10**300:
+                return float(node)
+            if op == "wrap":
+                return [node]
+            if op == "bump" and isinstance(node, int) and not isinstance(node, bool):
+                return node * draw(st.sampled_from([-1, 10**6, 10**20])) + draw(st.integers(-2, 2))
+            return node
+
+        data = _mutate_at(data, path, change)
+    return json.loads(json.dumps(data))  # what requests' response.json() gives: NaN/Infinity allowed
+
+
+def _aware(value: Any) -> bool:
+    return isinstance(value, datetime) and value.tzinfo is not None and 1970 <= value.year <= 2100
+
+
+def check_story(story: Any, owner: int) -> None:
+    assert isinstance(story, StoryItem)
+    assert isinstance(story.pk, str) and _PK.fullmatch(story.pk)
+    assert story.user_pk == owner and isinstance(story.user_pk, int)
+    assert _aware(story.taken_at) and isinstance(story.has_liked, bool)
+
+
+def check_post(post: Any) -> None:
+    assert isinstance(post, PostItem)
+    assert isinstance(post.pk, str) and _PK.fullmatch(post.pk)
+    assert isinstance(post.user_pk, int) and not isinstance(post.user_pk, bool) and post.user_pk > 0
+    assert _aware(post.taken_at) and isinstance(post.has_liked, bool)
+    assert post.media_type in {"photo", "video", "album", "reel"}
+
+
+def check_ref(ref: Any) -> None:
+    assert isinstance(ref, UserRef)
+    assert isinstance(ref.user_pk, int) and not isinstance(ref.user_pk, bool) and ref.user_pk > 0
+    assert isinstance(ref.username, str) and _NAME.fullmatch(ref.username)
+    assert ref.followed is None or isinstance(ref.followed, bool)
+
+
+def check_malformed(count: Any) -> None:
+    assert isinstance(count, int) and count >= 0
+
+
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def test_the_realistic_answers_parse_as_expected() -> None:
+    entries, bad = parse_tray(TRAY)
+    assert entries == [TrayEntry(ALICE, "alice", NOW), TrayEntry(int(BOB), "bob", NOW - 60)] and bad == 0
+    reels, bad = parse_reels(REELS)
+    assert bad == 0 and sorted(reels) == [ALICE, int(BOB)]
+    assert [s.pk for s in reels[ALICE]] == ["3512004000000000017", "3512004000000000018"]
+    assert reels[int(BOB)][0].has_liked is True and reels[ALICE][1].taken_at == _dt(NOW - 61)  # a float, truncated
+    listed = parse_reels({"reels_media": list(REELS["reels"].values()), "status": "ok"})
+    assert listed == (reels, 0)
+    assert parse_user_story(USER_STORY, ALICE)[0][0].pk == "3512004000000000020"
+    assert parse_user_story({"reel": None, "status": "ok"}, ALICE) == ([], 0)
+    users, cursor, bad = parse_following(FOLLOWING)
+    assert [u.username for u in users] == ["alice", "bob.b_"] and cursor == "200" and bad == 0
+    assert parse_user_info(USERNAMEINFO, "Alice") == UserRef(ALICE, "alice", None)
+    posts, bad = parse_user_feed(FEED, ALICE)
+    assert [(p.media_type, p.user_pk) for p in posts] == [("album", ALICE), ("reel", ALICE), ("photo", int(BOB))]
+    assert bad == 0
+
+
+@FUZZ
+@given(mutated(TRAY))
+def test_parse_tray_never_crashes(raw: Any) -> None:
+    try:
+        entries, bad = parse_tray(raw)
+    except BadResponse:
+        return
+    check_malformed(bad)
+    for entry in entries:
+        assert isinstance(entry, TrayEntry)
+        assert isinstance(entry.user_pk, int) and not isinstance(entry.user_pk, bool) and entry.user_pk > 0
+        assert isinstance(entry.username, str) and _NAME.fullmatch(entry.username)
+        assert isinstance(entry.latest_reel_media, int) and 0 < entry.latest_reel_media <= MAX_TIMESTAMP
+
+
+@FUZZ
+@given(mutated(REELS))
+def test_parse_reels_never_crashes_nor_misattributes(raw: Any) -> None:
+    try:
+        reels, bad = parse_reels(raw)
+    except BadResponse:
+        return
+    check_malformed(bad)
+    for owner, stories in reels.items():
+        assert isinstance(owner, int) and owner > 0
+        for story in stories:
+            check_story(story, owner)
+
+
+@FUZZ
+@given(mutated(USER_STORY))
+def test_parse_user_story_never_crashes(raw: Any) -> None:
+    try:
+        stories, bad = parse_user_story(raw, ALICE)
+    except BadResponse:
+        return
+    check_malformed(bad)
+    for story in stories:
+        check_story(story, ALICE)
+
+
+@FUZZ
+@given(mutated(FOLLOWING))
+def test_parse_following_never_crashes(raw: Any) -> None:
+    try:
+        users, cursor, bad = parse_following(raw)
+    except BadResponse:
+        return
+    check_malformed(bad)
+    assert cursor is None or (isinstance(cursor, str) and cursor)
+    for user in users:
+        check_ref(user)
+        assert user.followed is True
+
+
+@FUZZ
+@given(mutated(USERNAMEINFO))
+def test_parse_user_info_never_crashes(raw: Any) -> None:
+    try:
+        ref = parse_user_info(raw, "alice")
+    except BadResponse:
+        return
+    check_ref(ref)
+    assert ref.username == "alice"
+
+
+@FUZZ
+@given(mutated(FEED))
+def test_parse_user_feed_never_crashes(raw: Any) -> None:
+    try:
+        posts, bad = parse_user_feed(raw, ALICE)
+    except BadResponse:
+        return
+    check_malformed(bad)
+    for post in posts:
+        check_post(post)
+
+
+@FUZZ
+@given(st.integers(0, 1), st.integers(1, 10**21).filter(lambda pk: pk != ALICE), st.booleans(), st.booleans())
+def test_an_item_claiming_another_owner_is_skipped(index: int, other: int, in_user: bool, as_string: bool) -> None:
+    raw = copy.deepcopy(REELS)
+    item = raw["reels"][str(ALICE)]["items"][index]
+    claimed: int | str = str(other) if as_string else other
+    if in_user:
+        item["user"]["pk"] = claimed
+    else:
+        item["id"] = f"{item['pk']}_{claimed}"
+    reels, bad = parse_reels(json.loads(json.dumps(raw)))
+    assert bad == 1 and len(reels[ALICE]) == 1
+    assert reels[ALICE][0].pk != str(item["pk"])
+
+
+@pytest.mark.parametrize("value", ["Infinity", "-Infinity", "NaN", "1e400", "1" + "0" * 30, "4102444801", '"soon"'])
+def test_non_finite_huge_and_wrong_numbers_on_the_wire_are_malformed_items(value: str) -> None:
+    tray = json.dumps(TRAY).replace(f'"latest_reel_media": {NOW},', f'"latest_reel_media": {value},', 1)
+    assert parse_tray(json.loads(tray)) == ([TrayEntry(int(BOB), "bob", NOW - 60)], 1)
+    reels = json.dumps(REELS).replace(f'"taken_at": {NOW - 120},', f'"taken_at": {value},', 1)
+    found, bad = parse_reels(json.loads(reels))
+    assert bad == 1 and [s.pk for s in found[ALICE]] == ["3512004000000000018"]

@@ -142,6 +142,32 @@ def finish(proc: subprocess.Popen[str], timeout: float = 60) -> Result:
     return Result(proc.returncode, stdout, stderr)
 
 
+def finish_with_cpu(proc: subprocess.Popen[str], timeout: float = 60) -> tuple[Result, float]:
+    """Wait for ``proc`` and return its result and the CPU seconds it used itself (user + system).
+
+    CPU time, unlike wall time, does not grow when a loaded machine makes the process wait for a core.
+    A process still running after ``timeout`` is killed (its result then says -9).
+    """
+    import threading
+
+    assert proc.stdout is not None and proc.stderr is not None
+    out: dict[str, str] = {}
+    streams = {"stdout": proc.stdout, "stderr": proc.stderr}
+    readers = [threading.Thread(target=lambda n=n, s=s: out.__setitem__(n, s.read())) for n, s in streams.items()]
+    for reader in readers:
+        reader.start()
+    killer = threading.Timer(timeout, proc.kill)
+    killer.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        killer.cancel()
+    for reader in readers:
+        reader.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return Result(proc.returncode, out["stdout"], out["stderr"]), usage.ru_utime + usage.ru_stime
+
+
 class Terminal:
     """The installed `story-liker` on a pseudo-terminal, as a person at a shell runs it."""
 

@@ -123,9 +123,10 @@ class Bench:
 # --- passes -----------------------------------------------------------------------------------------------
 
 
-def story_floor(with_new_stories: int, likes: int) -> int:
-    """1 tray + ceil(n/20) reels + 1 seen (when anything is liked) + 1 per like."""
-    return 1 + math.ceil(with_new_stories / REELS_BATCH) + (1 if likes else 0) + likes
+def story_floor(checked: int, with_likes: int, likes: int) -> int:
+    """1 tray + ceil(targets to check / 20) reels (a first pass checks every target) + 1 seen per target
+    with likes (as the app marks a reel seen while watching it) + 1 per like."""
+    return 1 + math.ceil(checked / REELS_BATCH) + with_likes + likes
 
 
 def post_floor(targets: int, likes: int) -> int:
@@ -245,7 +246,8 @@ def _pass_result(
     first = phase == "first"
     if kind == "stories":
         likes_due = population.story_likes_needed if first else 0
-        floor = story_floor(population.with_stories if first else 0, likes_due)
+        with_likes = population.with_stories if likes_due else 0
+        floor = story_floor(len(population.names) if first else 0, with_likes, likes_due)
         seen = int(summary.get("stories_seen", 0))
     else:
         likes_due = population.post_likes_needed if first else 0
@@ -402,7 +404,9 @@ def report(bench: Bench) -> str:
     out.extend(
         f"    {r.kind:7} {r.targets:3} targets: {_kinds(r.naive_by_kind)}" for r in main_passes if r.phase == "first"
     )
-    out.append("  floor: stories 1 tray + ceil(targets with new stories / 20) reels + 1 seen + 1 per like;")
+    out.append(
+        "  floor: stories 1 tray + ceil(targets to check / 20) reels + 1 seen per target with likes + 1 per like;"
+    )
     out.append("         posts 1 feed per target + 1 per like. 40% of the targets have 3 stories (1 liked before)")
     out.append("         and 2 recent posts (1 liked before). A first pass also reads the own following list once.")
 

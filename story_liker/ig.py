@@ -93,7 +93,10 @@ class Instagram(Protocol):
         ...
 
     def lookup(self, username: str) -> UserRef: ...
-    def mark_seen(self, stories: Sequence[StoryItem]) -> None: ...
+    def mark_seen(self, stories: Sequence[StoryItem], seen_at: Sequence[int]) -> None:
+        """One seen request for these stories, each watched at the matching unix time."""
+        ...
+
     def like_story(self, story: StoryItem) -> None: ...
     def user_posts(self, user_pk: int, count: int) -> list[PostItem]: ...
     def like_post(self, post: PostItem) -> None: ...
@@ -578,9 +581,25 @@ class Instagrapi:
 
     # --- writes: full "<pk>_<user pk>" ids, so instagrapi never looks a media up first ---
 
-    def mark_seen(self, stories: Sequence[StoryItem]) -> None:
-        with self._call("mark_seen"):
-            self.client.media_seen([story.id for story in stories])
+    def mark_seen(self, stories: Sequence[StoryItem], seen_at: Sequence[int]) -> None:
+        """As the app (and dilame's story.service.ts) sends it: per story ``"<taken_at>_<seen_at>"``, seen_at
+        rising as the viewer moves through the reel (instagrapi's media_seen sends a random start instead)."""
+        reels = {
+            f"{story.pk}_{story.user_pk}_{story.user_pk}": [f"{int(story.taken_at.timestamp())}_{int(at)}"]
+            for story, at in zip(stories, seen_at, strict=True)
+        }
+        data = {
+            "container_module": "feed_timeline",
+            "live_vods_skipped": {},
+            "nuxes_skipped": {},
+            "nuxes": {},
+            "reels": reels,
+            "live_vods": {},
+            "reel_media_skipped": {},
+        }
+        raw = self._request("mark_seen", "/v2/media/seen/?reel=1&live_vod=0", self.client.with_default_data(data))
+        if raw.get("status") != "ok":
+            raise BadResponse("mark_seen: not confirmed")
 
     def like_story(self, story: StoryItem) -> None:
         with self._call("like_story"):

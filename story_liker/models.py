@@ -76,6 +76,7 @@ class Target(SQLModel, table=True):
     post_marker: int | None = _bigint()  # taken_at of the newest post handled
     last_error: str | None = None
     last_error_at: datetime | None = _time()
+    unavailable: str | None = Field(default=None, max_length=20)  # "private" (not followed) or "not_found"
 
 
 class Story(SQLModel, table=True):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -111,6 +112,7 @@ class Settings(BaseSettings):
     post_media_types: Annotated[frozenset[str], NoDecode] = frozenset(MEDIA_TYPES)
     post_feed_count: int = Field(6, ge=1, le=50)
     reels_batch_size: int = Field(20, ge=1, le=50)
+    story_recheck_hours: float = Field(6.0, gt=0, le=24)  # every target checked at least this often
     following_sync_max_pages: int = Field(10, ge=0, le=100)
 
     http_timeout_seconds: float = Field(20.0, gt=0, le=300)
@@ -238,6 +240,10 @@ class Settings(BaseSettings):
     def encryption_key(self) -> str | None:
         """SESSION_ENCRYPTION_KEY as text ("new,old" for rotation), or None: store the session unencrypted."""
         return self.session_encryption_key.get_secret_value() if self.session_encryption_key else None
+
+    @property
+    def story_recheck(self) -> timedelta:
+        return timedelta(hours=self.story_recheck_hours)
 
     @property
     def is_sqlite(self) -> bool:

@@ -113,8 +113,8 @@ class ScriptedInstagram:
             raise TargetUnavailable(f"{username} not found", reason="not_found")
         return self.users[username]
 
-    def mark_seen(self, stories: Sequence[StoryItem]) -> None:
-        self._call("mark_seen", [s.pk for s in stories])
+    def mark_seen(self, stories: Sequence[StoryItem], seen_at: Sequence[int]) -> None:
+        self._call("mark_seen", list(zip([s.pk for s in stories], seen_at, strict=True)))
         self.seen.extend(s.pk for s in stories)
 
     def like_story(self, story: StoryItem) -> None:

@@ -66,8 +66,8 @@ class Paced:
     def lookup(self, username: str) -> UserRef:
         return self._send(lambda: self.ig.lookup(username))
 
-    def mark_seen(self, stories: Sequence[StoryItem]) -> None:
-        self._send(lambda: self.ig.mark_seen(stories))
+    def mark_seen(self, stories: Sequence[StoryItem], seen_at: Sequence[int]) -> None:
+        self._send(lambda: self.ig.mark_seen(stories, seen_at))
 
     def like_story(self, story: StoryItem) -> None:
         self._send(lambda: self.ig.like_story(story))

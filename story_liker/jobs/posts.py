@@ -25,7 +25,7 @@ def run_posts(deps: Deps, *, dry_run: bool, max_likes: int | None) -> Report:
 
 def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, likes: Likes) -> Outcome:
     counts, store, settings, dry_run = deps.counts, deps.store, deps.settings, likes.dry_run
-    store.update_targets(resolve_targets(deps, ig, targets, {}, counts))
+    resolve_targets(deps, ig, targets, {}, counts)
     now = deps.clock()
     oldest = now - timedelta(days=settings.post_max_age_days)
     reachable = [t for t in targets if t.user_pk is not None]

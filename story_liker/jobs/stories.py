@@ -1,15 +1,15 @@
-"""One `run-stories` pass: tray, batched reels, one seen request, one request per like."""
+"""One `run-stories` pass: the tray, batched reels (with the targets the tray left out), per-user reads for
+targets not followed, then per target one seen request and one request per like."""
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from typing import Any
 
-from story_liker import ratelimit
+from story_liker import planning, ratelimit
 from story_liker.errors import BadResponse, TargetUnavailable
-from story_liker.ig import Instagram, StoryItem, UserRef
-from story_liker.jobs.deps import Deps, Outcome, Report
+from story_liker.ig import Instagram, StoryItem, TrayEntry, UserRef
+from story_liker.jobs.deps import Counts, Deps, Outcome, Report
 from story_liker.jobs.likes import Likes, like_pass
 from story_liker.jobs.targets import resolve_targets
 from story_liker.models import Target
@@ -24,92 +24,134 @@ def run_stories(deps: Deps, *, dry_run: bool, max_likes: int | None) -> Report:
 
 
 def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, likes: Likes) -> Outcome:
-    counts, dry_run = deps.counts, likes.dry_run
-    store, account, now = deps.store, deps.settings.account(), deps.clock()
-    try:
-        tray = {entry.user_pk: entry for entry in ig.reels_tray()}
-    except BadResponse as exc:  # without the tray only not-followed targets can be checked this pass
-        counts.errors += 1
-        log.warning("tray_skipped", extra={"reason": exc.message})
-        tray = {}
+    counts, store, settings = deps.counts, deps.store, deps.settings
+    account, now, dry_run = settings.account(), deps.clock(), likes.dry_run
+    tray = _tray(ig, counts)
     free = {e.username: UserRef(e.user_pk, e.username, followed=True) for e in tray.values()}
-    updates = resolve_targets(deps, ig, targets, free, counts)
-    store.update_targets(updates)
-    updates = {}
-
-    # Which targets have something new: followed ones from the tray, the others by asking each.
+    resolve_targets(deps, ig, targets, free, counts)
     by_pk = {t.user_pk: t for t in targets if t.user_pk is not None}
-    fresh = [pk for pk, t in by_pk.items() if pk in tray and tray[pk].latest_reel_media > (t.story_marker or 0)]
-    stories: dict[int, list[StoryItem]] = {}
-    for start in range(0, len(fresh), deps.settings.reels_batch_size):
-        batch = fresh[start : start + deps.settings.reels_batch_size]
-        try:
-            stories.update(ig.reels_media(batch))
-        except BadResponse as exc:
-            counts.errors += 1
-            log.warning("reels_skipped", extra={"reason": exc.message, "user_pks": batch})
-    per_user = [(pk, t) for pk, t in by_pk.items() if pk not in tray and t.followed is False]
-    for index, (pk, target) in enumerate(per_user):
-        if index:
-            deps.pause(deps.settings.target_delay_min_seconds, deps.settings.target_delay_max_seconds)
-        try:
-            stories[pk] = ig.user_stories(pk)
-        except (TargetUnavailable, BadResponse) as exc:
-            counts.errors += 1
-            log.warning("target_skipped", extra={"target": target.username, "reason": exc.message})
-            assert target.id is not None
-            updates[target.id] = {"last_error": exc.message[:200], "last_error_at": now}
+    plan = planning.plan_story_reads(
+        targets,
+        {pk: entry.latest_reel_media for pk, entry in tray.items()},
+        now,
+        recheck=settings.story_recheck,
+        batch_size=settings.reels_batch_size,
+    )
+    for target_id, why in plan.skipped.items():
+        log.debug("target_not_checked", extra={"target_id": target_id, "reason": str(why)})
+    reels, checked, updates = _read(deps, ig, plan, by_pk)
+    checked.update(plan.settled)
 
-    items = [s for pk in stories for s in stories[pk] if pk in by_pk]
+    items = [s for pk, found in reels.items() if pk in by_pk for s in found]
     counts.stories_seen = len(items)
     recorded = store.liked_story_pks(account, [s.pk for s in items])
     liked_elsewhere = [s for s in items if s.has_liked and s.pk not in recorded]
     if liked_elsewhere and not dry_run:
         store.record_stories(account, liked_stories(liked_elsewhere), now, counted=False)
     counts.already_liked = len(recorded) + len(liked_elsewhere)
-    todo = [s for s in items if not s.has_liked and s.pk not in recorded]
-    todo.sort(key=lambda s: (by_pk[s.user_pk].username, s.taken_at))
-    plan = todo[:allowed]
-    counts.skipped = len(todo) - len(plan)
+    handled = recorded | {s.pk for s in liked_elsewhere}
+    todo = [s for s in items if s.pk not in handled]
+    chosen = planning.fair_share(todo, allowed)
+    counts.skipped = len(todo) - len(chosen)
     if counts.skipped:
-        log.info("budget_used_up", extra={"planned": len(plan), "left_for_later": counts.skipped})
-
-    if plan and not dry_run:
-        try:
-            ig.mark_seen(plan)  # one batched seen request, so each like below is exactly one request
-        except BadResponse as exc:  # the likes do not depend on it
-            counts.errors += 1
-            log.warning("seen_failed", extra={"reason": exc.message})
-    planned: dict[int, list[StoryItem]] = defaultdict(list)
-    for story in plan:
-        planned[story.user_pk].append(story)
-    left_over = {s.user_pk for s in todo[allowed:]}
-    deps.progress.start(len(planned), "liking stories")
+        log.info("budget_used_up", extra={"planned": len(chosen), "left_for_later": counts.skipped})
     try:
-        for index, pk in enumerate(sorted(planned, key=lambda pk: by_pk[pk].username)):
-            target = by_pk[pk]
-            if index:
-                deps.pause(deps.settings.target_delay_min_seconds, deps.settings.target_delay_max_seconds)
-            deps.progress.advance(target.username)
-            for story in planned[pk]:
-                deps.pause(deps.settings.action_delay_min_seconds, deps.settings.action_delay_max_seconds)
-                if not _like(deps, ig, likes, target, story):
-                    left_over.add(pk)  # try this story again next pass
-            deps.keep_lease()
-        for pk, target in by_pk.items():
-            assert target.id is not None
-            values: dict[str, Any] = updates.setdefault(target.id, {})
-            values["story_checked_at"] = now
-            if pk in tray and pk not in left_over and not dry_run and pk in stories:
-                values["story_marker"] = tray[pk].latest_reel_media
+        handled |= _like_all(deps, ig, likes, by_pk, chosen)
     finally:
+        if not dry_run:  # a dry run leaves markers and check times alone: the next real pass does the same
+            for pk in checked:
+                target = by_pk[pk]
+                assert target.id is not None
+                values: dict[str, Any] = updates.setdefault(target.id, {})
+                values |= {"story_checked_at": now, "unavailable": None}
+                settled_at = tray[pk].latest_reel_media if pk in tray and pk not in reels else None
+                marker = planning.new_marker(target.story_marker, reels.get(pk, []), handled, settled_at=settled_at)
+                if marker != target.story_marker:
+                    values["story_marker"] = marker
         store.update_targets(updates)
-        deps.progress.stop()
     if dry_run:
         return Outcome.DRY_RUN
     if counts.skipped:
         return Outcome.BUDGET_USED_UP
     return Outcome.OK if items else Outcome.NOTHING_NEW
+
+
+def _tray(ig: Instagram, counts: Counts) -> dict[int, TrayEntry]:
+    try:
+        return {entry.user_pk: entry for entry in ig.reels_tray()}
+    except BadResponse as exc:  # without the tray the due targets are still checked, in batches
+        counts.errors += 1
+        log.warning("tray_skipped", extra={"reason": exc.message})
+        return {}
+
+
+def _read(
+    deps: Deps, ig: Instagram, plan: planning.ReadPlan, by_pk: dict[int, Target]
+) -> tuple[dict[int, list[StoryItem]], set[int], dict[int, dict[str, Any]]]:
+    """Carry out the read plan. Returns the stories per user pk, the pks checked (a reel missing from a
+    ``reels_media`` answer is checked: nothing there), and target updates for the unavailable ones."""
+    counts, now, settings = deps.counts, deps.clock(), deps.settings
+    reels: dict[int, list[StoryItem]] = {}
+    checked: set[int] = set()
+    updates: dict[int, dict[str, Any]] = {}
+    for batch in plan.batches:
+        try:
+            found = ig.reels_media(batch)
+        except BadResponse as exc:
+            counts.errors += 1
+            log.warning("reels_skipped", extra={"reason": exc.message, "user_pks": batch})
+            continue
+        reels.update({pk: items for pk, items in found.items() if pk in batch})
+        checked.update(batch)
+    for index, pk in enumerate(plan.per_user):
+        target = by_pk[pk]
+        assert target.id is not None
+        if index:
+            deps.pause(settings.target_delay_min_seconds, settings.target_delay_max_seconds)
+        try:
+            reels[pk] = ig.user_stories(pk)
+        except TargetUnavailable as exc:  # a normal state, not an error: looked at again in a day
+            unavailable = "private" if exc.reason == "private" else "not_found"
+            log.info("target_unavailable", extra={"target": target.username, "reason": unavailable, "recheck": "daily"})
+            updates[target.id] = {"unavailable": unavailable, "last_error": exc.message[:200], "last_error_at": now}
+            continue
+        except BadResponse as exc:
+            counts.errors += 1
+            log.warning("target_skipped", extra={"target": target.username, "reason": exc.message})
+            updates[target.id] = {"last_error": exc.message[:200], "last_error_at": now}
+            continue
+        checked.add(pk)
+    return reels, checked, updates
+
+
+def _like_all(deps: Deps, ig: Instagram, likes: Likes, by_pk: dict[int, Target], chosen: list[StoryItem]) -> set[str]:
+    """Per target, as a viewer would: one seen request for the stories about to be liked, then the likes.
+    Returns the pks handled (liked, or counted as such in a dry run)."""
+    per_target: dict[int, list[StoryItem]] = {}
+    for item in chosen:
+        per_target.setdefault(item.user_pk, []).append(item)
+    settings, counts = deps.settings, deps.counts
+    done: set[str] = set()
+    deps.progress.start(len(per_target), "liking stories")
+    try:
+        for index, (pk, items) in enumerate(per_target.items()):
+            target = by_pk[pk]
+            if index:
+                deps.pause(settings.target_delay_min_seconds, settings.target_delay_max_seconds)
+            deps.progress.advance(target.username)
+            if not likes.dry_run:
+                try:
+                    ig.mark_seen(items, planning.seen_times(items, deps.clock(), deps.rng))
+                except BadResponse as exc:  # the likes do not depend on it
+                    counts.errors += 1
+                    log.warning("seen_failed", extra={"target": target.username, "reason": exc.message})
+            for item in items:
+                deps.pause(settings.action_delay_min_seconds, settings.action_delay_max_seconds)
+                if _like(deps, ig, likes, target, item) and not likes.dry_run:
+                    done.add(item.pk)
+    finally:
+        deps.progress.stop()
+    return done
 
 
 def _like(deps: Deps, ig: Instagram, likes: Likes, target: Target, story: StoryItem) -> bool:

@@ -11,6 +11,7 @@ from story_liker.errors import BadResponse, TargetUnavailable
 from story_liker.ig import Instagram, UserRef
 from story_liker.jobs.deps import Counts, Deps
 from story_liker.models import Target
+from story_liker.planning import FOLLOWING_REFRESH, is_due
 
 log = logging.getLogger(__name__)
 
@@ -25,61 +26,72 @@ def sync_targets(deps: Deps) -> list[Target]:
     return deps.store.targets(account)
 
 
-def following(deps: Deps, ig: Instagram, max_pages: int) -> list[UserRef]:
-    """The own following list, one paced request per page, at most ``max_pages`` pages."""
+def following(deps: Deps, ig: Instagram, max_pages: int) -> tuple[list[UserRef], bool]:
+    """The own following list, one paced request per page, at most ``max_pages`` pages; and whether it was
+    read to its end (only then is a name missing from it known to be not followed)."""
     users: list[UserRef] = []
     max_id: str | None = None
     for _ in range(max_pages):
         page, max_id = ig.following_page(max_id)
         users.extend(page)
         if not max_id:
-            break
-    return users
+            return users, True
+    return users, False
 
 
 def resolve_targets(
     deps: Deps, ig: Instagram, targets: Sequence[Target], known: dict[str, UserRef], counts: Counts
-) -> dict[int, dict[str, Any]]:
-    """Give every target a user pk, as cheaply as possible, and cache it in the database.
+) -> None:
+    """Give every target a user pk and a follow state, as cheaply as possible, and store what was learned.
 
-    ``known`` maps usernames to what this pass already learned for free (the reels tray). The rest
-    come from one walk of the own following list (once), then one lookup per remaining username, with the
-    pause between targets before each. Returns the target updates to store.
+    ``known`` maps usernames to what this pass already learned for free (the reels tray: followed accounts).
+    The own following list is walked once a day (one request per page of 200): it settles the follow state
+    of every target (followed or not; "unknown" is never read as "followed") and most pks. The rest come
+    from one lookup per remaining username, with the pause between targets before each.
     """
+    now, settings = deps.clock(), deps.settings
     updates: dict[int, dict[str, Any]] = {}
-    now = deps.clock()
-    settings = deps.settings
-    missing = [t for t in targets if t.user_pk is None and t.id is not None]
-    if not missing:
-        return updates
     refs = dict(known)
-    unresolved = [t for t in missing if t.username not in refs]
     account = deps.store.account(settings.account())
-    if unresolved and account.following_synced_at is None and settings.following_sync_max_pages:
+    complete = False
+    if settings.following_sync_max_pages and is_due(account.following_synced_at, now, FOLLOWING_REFRESH):
         try:
-            for followed in following(deps, ig, settings.following_sync_max_pages):
+            walked, complete = following(deps, ig, settings.following_sync_max_pages)
+            for followed in walked:
                 refs.setdefault(followed.username, followed)
             deps.store.mark_following_synced(account.username, now)
-        except BadResponse as exc:  # resolve one by one instead; walk the list again next pass
+        except BadResponse as exc:  # try again next pass; lookups fill the gaps meanwhile
             counts.errors += 1
             log.warning("following_skipped", extra={"reason": exc.message})
     looked_up = 0
-    for target in missing:
+    for target in targets:
         assert target.id is not None
         ref: UserRef | None = refs.get(target.username)
-        if ref is None:
-            if target.last_error_at and now - target.last_error_at < timedelta(hours=24):
-                continue  # a username that failed to resolve is retried once a day, not every pass
+        values: dict[str, Any] = {}
+        if ref is not None:
+            if target.user_pk != ref.user_pk:
+                values["user_pk"] = ref.user_pk
+            if ref.followed is not None and target.followed is not ref.followed:
+                values["followed"] = ref.followed
+        elif complete and target.followed is not False:
+            values["followed"] = False  # not in the whole following list: not followed (any more)
+        failed_lately = target.last_error_at is not None and now - target.last_error_at < timedelta(hours=24)
+        if ref is None and target.user_pk is None and not failed_lately:  # a failed lookup is retried daily
             if looked_up:
                 deps.pause(settings.target_delay_min_seconds, settings.target_delay_max_seconds)
             looked_up += 1
             try:
-                ref = ig.lookup(target.username)
+                found = ig.lookup(target.username)
             except (TargetUnavailable, BadResponse) as exc:
                 counts.errors += 1
                 log.warning("target_unavailable", extra={"target": target.username, "reason": exc.message})
-                updates[target.id] = {"last_error": exc.message[:200], "last_error_at": now}
+                updates[target.id] = values | {"last_error": exc.message[:200], "last_error_at": now}
                 continue
-        updates[target.id] = {"user_pk": ref.user_pk, "followed": ref.followed, "last_error": None}
-        target.user_pk, target.followed = ref.user_pk, ref.followed
-    return updates
+            values |= {"user_pk": found.user_pk, "last_error": None}
+            if found.followed is not None:
+                values["followed"] = found.followed
+        if values:
+            updates[target.id] = values
+            target.user_pk = values.get("user_pk", target.user_pk)
+            target.followed = values.get("followed", target.followed)
+    deps.store.update_targets(updates)

@@ -1,4 +1,4 @@
-"""login attempts and a session flag apart from the stored device
+"""login attempts, a session flag apart from the stored device, unavailable targets
 
 Revision ID: 0002
 Revises: 0001
@@ -21,11 +21,15 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("has_session", sa.Boolean(), nullable=False, server_default=sa.false()))
         batch_op.add_column(sa.Column("login_failures", sa.Integer(), nullable=False, server_default="0"))
         batch_op.add_column(sa.Column("login_attempt_at", story_liker.models.UTCDateTime(timezone=True), nullable=True))
+    with op.batch_alter_table("target", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("unavailable", sa.String(length=20), nullable=True))
     # Until now a stored settings row always held a session.
     op.execute(sa.text("UPDATE account SET has_session = (settings IS NOT NULL)"))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("target", schema=None) as batch_op:
+        batch_op.drop_column("unavailable")
     with op.batch_alter_table("account", schema=None) as batch_op:
         batch_op.drop_column("login_attempt_at")
         batch_op.drop_column("login_failures")

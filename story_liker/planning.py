@@ -1,0 +1,158 @@
+"""Pure planning: which targets a story pass reads and how, where a target's marker moves, when a viewer
+marks stories seen. Functions of (targets, what Instagram said, now, settings, rng); nothing here sends,
+sleeps or reads the clock.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from story_liker.ig import StoryItem
+from story_liker.models import Target
+
+RECHECK_UNAVAILABLE = timedelta(days=1)  # a private (not followed) or missing account is looked at daily
+FOLLOWING_REFRESH = timedelta(days=1)  # the own following list is walked again after this
+
+
+class Skip(StrEnum):
+    """Why a target was not checked for stories this pass (shown by `status`)."""
+
+    UNRESOLVED = "unresolved"  # no user pk yet (its lookup failed; retried daily)
+    PRIVATE = "private_not_followed"  # rechecked daily
+    NOT_FOUND = "not_found"  # rechecked daily
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """How one story pass learns what is new. ``settled``: in the tray with nothing newer than the marker,
+    checked without a request of its own."""
+
+    batches: list[list[int]] = field(default_factory=list)  # feed/reels_media, user pks per request
+    per_user: list[int] = field(default_factory=list)  # feed/user/{pk}/story/, one request each
+    settled: list[int] = field(default_factory=list)
+    skipped: dict[int, Skip] = field(default_factory=dict)  # keyed by target id
+
+    @property
+    def requests(self) -> int:
+        return len(self.batches) + len(self.per_user)
+
+
+def is_due(checked_at: datetime | None, now: datetime, interval: timedelta) -> bool:
+    return checked_at is None or now - checked_at >= interval
+
+
+def unavailable_skip(target: Target, now: datetime) -> Skip | None:
+    """A target that was private-not-followed or missing is left alone until its daily recheck."""
+    if target.unavailable is None or not target.last_error_at:
+        return None
+    if now - target.last_error_at >= RECHECK_UNAVAILABLE:
+        return None
+    return Skip.PRIVATE if target.unavailable == "private" else Skip.NOT_FOUND
+
+
+def plan_story_reads(
+    targets: Sequence[Target],
+    tray: Mapping[int, int],
+    now: datetime,
+    *,
+    recheck: timedelta,
+    batch_size: int,
+) -> ReadPlan:
+    """Every enabled target is checked at least every ``recheck``, whatever the tray says.
+
+    - In the tray with a ``latest_reel_media`` newer than the marker: fetched in a ``reels_media`` batch.
+    - In the tray with nothing newer: settled for free.
+    - Followed but missing from the tray (it is lossy: first page only, users drop out, muted accounts never
+      appear): fetched in a batch once due (never checked, or not within ``recheck``); the free slots of the
+      batches sent anyway take the next ones, oldest-checked first, so the due ones come in small waves.
+    - Not followed, or follow state unknown ("unknown" is not "followed"): its own story feed, every pass.
+    - Private-not-followed or missing accounts: rechecked daily.
+    """
+    fresh: list[int] = []
+    due: list[Target] = []
+    spare: list[Target] = []
+    per_user: list[int] = []
+    settled: list[int] = []
+    skipped: dict[int, Skip] = {}
+    for target in targets:
+        assert target.id is not None
+        pk = target.user_pk
+        if pk is None:
+            skipped[target.id] = Skip.UNRESOLVED
+            continue
+        if pk in tray:
+            (fresh if tray[pk] > (target.story_marker or 0) else settled).append(pk)
+            continue
+        skip = unavailable_skip(target, now)
+        if skip is not None:
+            skipped[target.id] = skip
+        elif target.followed is True:
+            (due if is_due(target.story_checked_at, now, recheck) else spare).append(target)
+        else:
+            per_user.append(pk)
+    never = now - timedelta(days=36500)
+    due.sort(key=lambda t: t.story_checked_at or never)
+    spare.sort(key=lambda t: t.story_checked_at or never)
+    wanted = fresh + [t.user_pk for t in due if t.user_pk is not None]
+    if wanted:  # the batches go out anyway: their free slots take the targets checked longest ago
+        free = -len(wanted) % batch_size
+        wanted += [t.user_pk for t in spare[:free] if t.user_pk is not None]
+    batches = [wanted[i : i + batch_size] for i in range(0, len(wanted), batch_size)]
+    return ReadPlan(batches, per_user, settled, skipped)
+
+
+def new_marker(
+    old: int | None, stories: Sequence[StoryItem], handled: Collection[str], *, settled_at: int | None = None
+) -> int | None:
+    """The newest ``taken_at`` up to which every story of the target was handled (liked, recorded as liked,
+    or deliberately skipped), never past a story that was not. ``settled_at``: the tray's
+    ``latest_reel_media`` for a reel Instagram had nothing for (expired or deleted since the tray)."""
+    marker = old
+    unhandled = [int(s.taken_at.timestamp()) for s in stories if s.pk not in handled]
+    first_open = min(unhandled, default=None)  # stories taken in the same second move together or not at all
+    for item in stories:
+        stamp = int(item.taken_at.timestamp())
+        if item.pk in handled and (first_open is None or stamp < first_open):
+            marker = stamp if marker is None else max(marker, stamp)
+    if settled_at is not None and not stories:
+        marker = settled_at if marker is None else max(marker, settled_at)
+    return marker
+
+
+def seen_times(stories: Sequence[StoryItem], now: datetime, rng: random.Random) -> list[int]:
+    """When a viewer watching these stories in order saw each: a few seconds apart, rising, the last one now,
+    none before its story was taken and none in the future (unix seconds, in the order given)."""
+    if not stories:
+        return []
+    stamps = [0] * len(stories)
+    at = int(now.timestamp())
+    for index in range(len(stories) - 1, -1, -1):
+        taken = int(stories[index].taken_at.timestamp())
+        stamps[index] = max(min(at, int(now.timestamp())), taken)
+        at = stamps[index] - rng.randint(3, 9)  # the story before was watched a few seconds earlier
+    for index in range(1, len(stamps)):  # clamping to taken_at may break the order: keep it rising
+        stamps[index] = max(stamps[index], stamps[index - 1])
+    return stamps
+
+
+def fair_share(todo: Sequence[StoryItem], allowed: int) -> list[StoryItem]:
+    """Share a short budget round-robin across the targets with something new: each round takes the
+    oldest story (closest to expiry) of each target, targets in the order of their oldest story. Returns the
+    chosen stories grouped by target (targets in that order, each target's stories oldest first)."""
+    queues: dict[int, list[StoryItem]] = {}
+    for item in sorted(todo, key=lambda s: (s.taken_at, s.pk)):
+        queues.setdefault(item.user_pk, []).append(item)
+    chosen: dict[int, list[StoryItem]] = {pk: [] for pk in queues}
+    left = max(0, allowed)
+    depth = 0
+    while left and any(len(q) > depth for q in queues.values()):
+        for pk, queue in queues.items():
+            if left and len(queue) > depth:
+                chosen[pk].append(queue[depth])
+                left -= 1
+        depth += 1
+    return [item for items in chosen.values() for item in items]

@@ -1,0 +1,272 @@
+"""Never miss a target: the read plan (pure), markers, seen, and whole story passes in-process."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from story_liker import planning
+from story_liker.errors import BadResponse, TargetUnavailable
+from story_liker.ig import StoryItem, TrayEntry, UserRef
+from story_liker.jobs.deps import Outcome
+from story_liker.jobs.stories import run_stories
+from story_liker.models import Target
+from story_liker.store import Store
+from tests.fake import ME, Harness, ScriptedInstagram, story
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+SIX_HOURS = timedelta(hours=6)
+
+
+def target(n: int, **values: Any) -> Target:
+    return Target(id=n, account=ME, username=f"user{n}", user_pk=1000 + n, **values)
+
+
+# --- the read plan ------------------------------------------------------------------------------------
+
+
+def test_tray_targets_with_something_new_are_batched_the_others_settled_for_free() -> None:
+    targets = [target(1, followed=True, story_marker=10), target(2, followed=True, story_marker=50)]
+    plan = planning.plan_story_reads(targets, {1001: 20, 1002: 50}, NOW, recheck=SIX_HOURS, batch_size=20)
+    assert plan.batches == [[1001]] and plan.settled == [1002] and plan.requests == 1
+
+
+def test_followed_targets_missing_from_the_tray_are_checked_when_due_and_fill_free_slots() -> None:
+    fresh = [target(n, followed=True) for n in range(1, 4)]  # in the tray, new stories
+    due = target(10, followed=True, story_checked_at=NOW - timedelta(hours=7))
+    never = target(11, followed=True)
+    recent = [target(20 + n, followed=True, story_checked_at=NOW - timedelta(hours=n + 1)) for n in range(3)]
+    tray = {t.user_pk: 1 for t in fresh if t.user_pk}
+    plan = planning.plan_story_reads([*fresh, due, never, *recent], tray, NOW, recheck=SIX_HOURS, batch_size=6)
+    # 3 fresh + 2 due = 5: one free slot, taken by the recent target checked longest ago
+    assert plan.batches == [[1001, 1002, 1003, 1011, 1010, 1022]]
+
+
+def test_spare_slots_cost_no_request_of_their_own() -> None:
+    plan = planning.plan_story_reads(
+        [target(1, followed=True, story_checked_at=NOW - timedelta(hours=1))], {}, NOW, recheck=SIX_HOURS, batch_size=20
+    )
+    assert plan.requests == 0
+
+
+def test_unknown_follow_state_is_checked_like_not_followed() -> None:
+    plan = planning.plan_story_reads(
+        [target(1, followed=None), target(2, followed=False)], {}, NOW, recheck=SIX_HOURS, batch_size=20
+    )
+    assert plan.per_user == [1001, 1002]
+
+
+def test_private_and_missing_accounts_wait_a_day() -> None:
+    private = target(1, followed=False, unavailable="private", last_error_at=NOW - timedelta(hours=2))
+    gone = target(2, followed=False, unavailable="not_found", last_error_at=NOW - timedelta(hours=23))
+    back = target(3, followed=False, unavailable="private", last_error_at=NOW - timedelta(hours=25))
+    plan = planning.plan_story_reads([private, gone, back], {}, NOW, recheck=SIX_HOURS, batch_size=20)
+    assert plan.skipped == {1: planning.Skip.PRIVATE, 2: planning.Skip.NOT_FOUND}
+    assert plan.per_user == [1003]
+
+
+@given(
+    states=st.lists(
+        st.tuples(
+            st.sampled_from([True, False, None]),
+            st.one_of(st.none(), st.integers(0, 48)),
+            st.booleans(),
+            st.integers(0, 30),
+        ),
+        max_size=60,
+    ),
+    batch_size=st.integers(1, 25),
+)
+def test_every_target_is_planned_exactly_once_and_batches_respect_their_size(
+    states: list[tuple[bool | None, int | None, bool, int]], batch_size: int
+) -> None:
+    targets, tray = [], {}
+    for n, (followed, hours_ago, in_tray, marker) in enumerate(states, start=1):
+        checked = NOW - timedelta(hours=hours_ago) if hours_ago is not None else None
+        targets.append(target(n, followed=followed, story_checked_at=checked, story_marker=marker))
+        if in_tray:
+            tray[1000 + n] = 15
+    plan = planning.plan_story_reads(targets, tray, NOW, recheck=SIX_HOURS, batch_size=batch_size)
+    batched = [pk for batch in plan.batches for pk in batch]
+    assert all(len(batch) <= batch_size for batch in plan.batches)
+    planned = batched + plan.per_user + plan.settled
+    assert len(planned) == len(set(planned))
+    for t in targets:
+        assert t.user_pk is not None
+        due = t.user_pk in tray or t.followed is not True or planning.is_due(t.story_checked_at, NOW, SIX_HOURS)
+        if due:
+            assert t.user_pk in planned, t  # nothing due is ever left out
+    if plan.batches:  # only the last batch may have free slots, and only if nothing spare was left
+        assert all(len(batch) == batch_size for batch in plan.batches[:-1])
+
+
+# --- markers and seen ----------------------------------------------------------------------------------
+
+
+def items(*minutes: int) -> list[StoryItem]:
+    return [StoryItem(f"9{m:04d}", 7, NOW - timedelta(minutes=m), False) for m in minutes]
+
+
+def test_the_marker_never_passes_a_story_that_was_not_handled() -> None:
+    stories = items(30, 20, 10)
+    stamp = {s.pk: int(s.taken_at.timestamp()) for s in stories}
+    assert planning.new_marker(None, stories, {"90030", "90010"}) == stamp["90030"]
+    assert planning.new_marker(None, stories, {"90030", "90020", "90010"}) == stamp["90010"]
+    assert planning.new_marker(5, stories, set()) == 5
+
+
+def test_stories_taken_in_the_same_second_move_the_marker_together() -> None:
+    same = [StoryItem(pk, 7, NOW, False) for pk in ("1", "2", "3")]  # a segmented video
+    assert planning.new_marker(None, same, {"1", "2"}) is None
+    assert planning.new_marker(None, same, {"1", "2", "3"}) == int(NOW.timestamp())
+
+
+def test_a_reel_instagram_had_nothing_for_is_settled_at_the_trays_value() -> None:
+    assert planning.new_marker(100, [], set(), settled_at=250) == 250
+
+
+@given(offsets=st.lists(st.integers(0, 86_400), min_size=1, max_size=30), seed=st.integers())
+def test_seen_times_rise_never_precede_their_story_and_never_lie_ahead(offsets: list[int], seed: int) -> None:
+    stories = sorted(
+        (StoryItem(str(n), 7, NOW - timedelta(seconds=o), False) for n, o in enumerate(offsets)),
+        key=lambda s: s.taken_at,
+    )
+    stamps = planning.seen_times(stories, NOW, random.Random(seed))
+    now = int(NOW.timestamp())
+    assert stamps == sorted(stamps) and stamps[-1] <= now
+    assert all(at >= int(s.taken_at.timestamp()) for at, s in zip(stamps, stories, strict=True))
+
+
+def test_fair_share_goes_round_robin_oldest_first() -> None:
+    busy = [StoryItem(f"a{n}", 1, NOW - timedelta(minutes=n), False) for n in range(10)]
+    quiet = [StoryItem("z0", 26, NOW - timedelta(minutes=3), False)]
+    chosen = planning.fair_share([*busy, *quiet], 3)
+    assert [s.pk for s in chosen] == ["a9", "a8", "z0"]
+
+
+# --- whole passes in-process ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def h(store: Store) -> Harness:
+    harness = Harness(store, overrides={"target_accounts": "alice,bob,carol"})
+    harness.store_session()
+    return harness
+
+
+def test_a_public_account_you_dont_follow_is_checked_every_pass(h: Harness) -> None:
+    """usernameinfo carries no friendship status; the following list settles it."""
+    h.overrides["target_accounts"] = "alice,stranger"
+    alice, stranger = UserRef(101, "alice", True), UserRef(900, "stranger", None)
+    reels = {900: [story(900, 1, at=h.clock())]}
+    ig = ScriptedInstagram(h.clock, followed=[alice], users={"stranger": stranger}, reels=reels)
+    assert run_stories(h.deps(ig), dry_run=False, max_likes=None).outcome is Outcome.OK
+    assert ig.liked == ["900001"] and ("user_stories", 900) in [(c.name, c.arg) for c in ig.calls]
+    assert {t.username: t.followed for t in h.store.targets(ME)} == {"alice": True, "stranger": False}
+
+
+def test_with_no_following_walk_an_unknown_target_is_still_checked(h: Harness) -> None:
+    h.overrides |= {"target_accounts": "stranger", "following_sync_max_pages": 0}
+    ig = ScriptedInstagram(
+        h.clock, users={"stranger": UserRef(900, "stranger", None)}, reels={900: [story(900, 1, at=h.clock())]}
+    )
+    run_stories(h.deps(ig), dry_run=False, max_likes=None)
+    assert ig.liked == ["900001"]
+
+
+def test_a_followed_target_the_tray_leaves_out_is_checked_first_then_every_six_hours(h: Harness) -> None:
+    followed = [UserRef(101, "alice", True), UserRef(102, "bob", True), UserRef(103, "carol", True)]
+    checks: list[datetime] = []
+    for _ in range(24):  # a day of hourly passes; the tray never lists carol, who posts every hour
+        reels = {pk: [story(pk, 1, at=h.clock())] for pk in (101, 102, 103)}
+        tray = [TrayEntry(pk, name, int(h.clock().timestamp())) for pk, name in ((101, "alice"), (102, "bob"))]
+        ig = ScriptedInstagram(h.clock, tray=tray, reels=reels, followed=followed)
+        run_stories(h.deps(ig), dry_run=False, max_likes=None)
+        if any(c.name == "reels_media" and 103 in c.arg for c in ig.calls):
+            checks.append(h.clock())
+        assert ig.names().count("reels_media") <= 1  # carol rides in the batch sent anyway
+        h.clock.advance(hours=1)
+    gaps = [b - a for a, b in zip(checks, checks[1:], strict=False)]
+    assert checks[0] == h.clock() - timedelta(hours=24) and max(gaps) <= SIX_HOURS
+
+
+def test_a_target_unfollowed_since_moves_to_per_user_reads(h: Harness) -> None:
+    h.overrides["target_accounts"] = "alice"
+    ig = ScriptedInstagram(h.clock, followed=[UserRef(101, "alice", True)])
+    run_stories(h.deps(ig), dry_run=False, max_likes=None)
+    h.clock.advance(hours=25)  # the daily walk no longer lists alice
+    later = ScriptedInstagram(h.clock, followed=[], reels={101: [story(101, 1, at=h.clock())]})
+    run_stories(h.deps(later), dry_run=False, max_likes=None)
+    assert h.store.targets(ME)[0].followed is False
+    assert later.liked == ["101001"] and "user_stories" in later.names()
+
+
+def test_a_reel_missing_from_reels_media_is_settled_and_the_next_pass_is_one_request(h: Harness) -> None:
+    h.overrides["target_accounts"] = "alice"
+    tray = [TrayEntry(101, "alice", int(h.clock().timestamp()))]
+    ig = ScriptedInstagram(h.clock, tray=tray, reels={}, followed=[UserRef(101, "alice", True)])
+    assert run_stories(h.deps(ig), dry_run=False, max_likes=None).outcome is Outcome.NOTHING_NEW
+    h.clock.advance(minutes=30)
+    again = ScriptedInstagram(h.clock, tray=tray, reels={})
+    run_stories(h.deps(again), dry_run=False, max_likes=None)
+    assert again.names() == ["reels_tray"]
+
+
+def test_the_newest_story_dropped_as_malformed_keeps_the_reel_open(h: Harness) -> None:
+    h.overrides["target_accounts"] = "alice"
+    older, newest = story(101, 2, at=h.clock()), story(101, 1, at=h.clock())
+    tray = [TrayEntry(101, "alice", int(newest.taken_at.timestamp()))]
+    ig = ScriptedInstagram(h.clock, tray=tray, reels={101: [older]}, followed=[UserRef(101, "alice", True)])
+    run_stories(h.deps(ig), dry_run=False, max_likes=None)  # the answer lacked the newest story
+    again = ScriptedInstagram(h.clock, tray=tray, reels={101: [older, newest]})
+    run_stories(h.deps(again), dry_run=False, max_likes=None)
+    assert again.liked == [newest.pk]
+
+
+def test_a_private_account_you_dont_follow_costs_one_request_a_day_and_no_error(h: Harness) -> None:
+    h.overrides["target_accounts"] = "locked"
+    users = {"locked": UserRef(777, "locked", None)}
+    private = TargetUnavailable("locked is private and not followed", reason="private")
+    for hours in range(0, 48, 3):
+        ig = ScriptedInstagram(h.clock, users=users, followed=[], always={"user_stories": private})
+        deps = h.deps(ig)
+        run_stories(deps, dry_run=False, max_likes=None)
+        assert deps.counts.errors == 0
+        assert ig.names().count("user_stories") == (1 if hours in (0, 24) else 0), hours
+        h.clock.advance(hours=3)
+    assert h.store.targets(ME)[0].unavailable == "private"
+
+
+def test_one_seen_request_per_target_before_its_likes(h: Harness) -> None:
+    reels = {pk: [story(pk, n, at=h.clock()) for n in (3, 2, 1)] for pk in (101, 102)}
+    tray = [TrayEntry(pk, name, int(h.clock().timestamp())) for pk, name in ((101, "alice"), (102, "bob"))]
+    ig = ScriptedInstagram(h.clock, tray=tray, reels=reels, followed=[UserRef(103, "carol", True)])
+    run_stories(h.deps(ig), dry_run=False, max_likes=None)
+    writes = [c for c in ig.calls if c.name in ("mark_seen", "like_story")]
+    assert [c.name for c in writes] == ["mark_seen", *["like_story"] * 3] * 2
+    for seen in (c for c in writes if c.name == "mark_seen"):
+        stamps = [at for _, at in seen.arg]
+        assert stamps == sorted(stamps) and stamps[-1] <= int(seen.at.timestamp())
+
+
+def test_a_short_budget_reaches_every_target_with_something_new(h: Harness) -> None:
+    h.overrides |= {"target_accounts": "aaron,zoe", "story_likes_per_hour": 2}
+    reels = {1: [story(1, n, at=h.clock()) for n in range(1, 9)], 26: [story(26, 1, at=h.clock())]}
+    tray = [TrayEntry(1, "aaron", int(h.clock().timestamp())), TrayEntry(26, "zoe", int(h.clock().timestamp()))]
+    ig = ScriptedInstagram(h.clock, tray=tray, reels=reels)
+    assert run_stories(h.deps(ig), dry_run=False, max_likes=None).outcome is Outcome.BUDGET_USED_UP
+    assert sorted(ig.liked) == sorted(["1008", "26001"])  # aaron's oldest and zoe's: not aaron's two oldest
+
+
+def test_a_failed_batch_checks_nothing_and_counts_an_error(h: Harness) -> None:
+    h.overrides["target_accounts"] = "alice"
+    tray = [TrayEntry(101, "alice", int(h.clock().timestamp()))]
+    ig = ScriptedInstagram(h.clock, tray=tray, always={"reels_media": BadResponse("no reels object")})
+    deps = h.deps(ig)
+    run_stories(deps, dry_run=False, max_likes=None)
+    assert deps.counts.errors == 1 and h.store.targets(ME)[0].story_checked_at is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -191,7 +192,7 @@ def test_a_followed_target_the_tray_leaves_out_is_checked_first_then_every_six_h
             checks.append(h.clock())
         assert ig.names().count("reels_media") <= 1  # carol rides in the batch sent anyway
         h.clock.advance(hours=1)
-    gaps = [b - a for a, b in zip(checks, checks[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(checks)]
     assert checks[0] == h.clock() - timedelta(hours=24) and max(gaps) <= SIX_HOURS
 
 

@@ -6,8 +6,9 @@ import json
 from datetime import datetime
 from typing import Any
 
-from story_liker import ratelimit
+from story_liker import planning, ratelimit
 from story_liker.jobs.deps import Deps
+from story_liker.models import Target
 from story_liker.settings import Settings
 from story_liker.store import POST_LIKE, STORY_LIKE, Store
 
@@ -40,6 +41,8 @@ def status_data(deps: Deps) -> dict[str, Any]:
     now = deps.clock()
     state = store.account(account)
     limits = limits_usage(store, settings, account, now)
+    targets = store.targets(account, enabled_only=False)
+    liked = store.last_story_likes(account)
     lock = store.lock_holder(account)
     cooling = state.cooldown_until is not None and state.cooldown_until > now
     return {
@@ -64,20 +67,9 @@ def status_data(deps: Deps) -> dict[str, Any]:
             else None
         ),
         "limits": limits,
-        "targets": [
-            {
-                "username": t.username,
-                "enabled": t.enabled,
-                "managed_by": t.managed_by,
-                "user_pk": t.user_pk,
-                "followed": t.followed,
-                "stories_checked_at": _iso(t.story_checked_at),
-                "posts_checked_at": _iso(t.post_checked_at),
-                "last_error": t.last_error,
-                "last_error_at": _iso(t.last_error_at),
-            }
-            for t in store.targets(account, enabled_only=False)
-        ],
+        "login": {"failures": state.login_failures, "last_attempt_at": _iso(state.login_attempt_at)},
+        "story_recheck_hours": settings.story_recheck_hours,
+        "targets": [_target(t, liked.get(t.user_pk or 0), settings, now) for t in targets],
         "last_runs": [
             {
                 "command": r.command,
@@ -89,6 +81,26 @@ def status_data(deps: Deps) -> dict[str, Any]:
             }
             for r in store.last_runs(account)
         ],
+    }
+
+
+def _target(t: Target, last_liked: datetime | None, settings: Settings, now: datetime) -> dict[str, Any]:
+    """One target's coverage: when it was last checked and liked, and why it is not checked when it is not."""
+    why = "unresolved" if t.user_pk is None else planning.unavailable_skip(t, now)
+    overdue = t.enabled and why is None and planning.is_due(t.story_checked_at, now, settings.story_recheck)
+    return {
+        "username": t.username,
+        "enabled": t.enabled,
+        "managed_by": t.managed_by,
+        "user_pk": t.user_pk,
+        "followed": t.followed,
+        "stories_checked_at": _iso(t.story_checked_at),
+        "stories_last_liked_at": _iso(last_liked),
+        "stories_overdue": overdue,  # not checked within STORY_RECHECK_HOURS (or never) although it should be
+        "not_checked_because": str(why) if why else None,
+        "posts_checked_at": _iso(t.post_checked_at),
+        "last_error": t.last_error,
+        "last_error_at": _iso(t.last_error_at),
     }
 
 
@@ -120,11 +132,21 @@ def status_text(data: dict[str, Any]) -> str:
             f"{usage['last_day']}/{usage['per_day']} last day, {usage['remaining']} left now"
         )
     lines.append(f"targets      {sum(t['enabled'] for t in data['targets'])} enabled of {len(data['targets'])}")
+    overdue = sum(t["stories_overdue"] for t in data["targets"])
+    if overdue:
+        lines.append(f"  {overdue} not checked for stories within {data['story_recheck_hours']:g} h (or never)")
     for t in data["targets"]:
         state = "" if t["enabled"] else " (disabled)"
-        error = f"  error: {t['last_error']}" if t["last_error"] else ""
+        flag = " OVERDUE" if t["stories_overdue"] else ""
+        why = {
+            "private_not_followed": "  private and not followed: rechecked daily",
+            "not_found": "  not found: rechecked daily",
+            "unresolved": "  no user id yet: looked up daily",
+        }.get(t["not_checked_because"] or "", "")
+        error = f"  error: {t['last_error']}" if t["last_error"] and not why else ""
         lines.append(
-            f"  {t['username']:30}{state} pk={t['user_pk'] or '-'} stories {t['stories_checked_at'] or 'never'}{error}"
+            f"  {t['username']:30}{state} pk={t['user_pk'] or '-'} checked {t['stories_checked_at'] or 'never'}"
+            f" liked {t['stories_last_liked_at'] or 'never'}{flag}{why}{error}"
         )
     lines.append("last runs")
     for r in data["last_runs"]:

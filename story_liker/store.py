@@ -311,6 +311,16 @@ class Store:
                 self._insert_ignore(connection, Action, [{"account": account, "kind": kind, "at": now} for _ in rows])
             return inserted
 
+    def last_story_likes(self, account: str) -> dict[int, datetime]:
+        """When each target (by user pk) last had a story recorded as liked; one grouped query."""
+        with self._tx() as session:
+            rows = session.exec(
+                select(Story.target_user_pk, sa.func.max(Story.liked_at))
+                .where(col(Story.account) == account)
+                .group_by(col(Story.target_user_pk))
+            ).all()
+            return {int(pk): at for pk, at in rows if at is not None}
+
     def recent_actions(self, account: str, kind: str, now: datetime) -> list[datetime]:
         with self._tx() as session:
             return list(

@@ -271,3 +271,29 @@ def test_a_failed_batch_checks_nothing_and_counts_an_error(h: Harness) -> None:
     deps = h.deps(ig)
     run_stories(deps, dry_run=False, max_likes=None)
     assert deps.counts.errors == 1 and h.store.targets(ME)[0].story_checked_at is None
+
+
+def test_status_shows_when_each_target_was_checked_and_liked_and_flags_the_overdue(h: Harness) -> None:
+    from story_liker.report import status_data, status_text
+
+    h.overrides["target_accounts"] = "alice,locked,ghost"
+    users = {"locked": UserRef(777, "locked", None)}
+    reels = {101: [story(101, 1, at=h.clock())]}
+    tray = [TrayEntry(101, "alice", int(h.clock().timestamp()))]
+    ig = ScriptedInstagram(
+        h.clock,
+        tray=tray,
+        reels=reels,
+        users=users,
+        followed=[UserRef(101, "alice", True)],
+        always={"user_stories": TargetUnavailable("private", reason="private")},
+    )
+    run_stories(h.deps(ig), dry_run=False, max_likes=None)
+    h.clock.advance(hours=7)
+    data = status_data(h.deps(ScriptedInstagram(h.clock)))
+    rows = {t["username"]: t for t in data["targets"]}
+    assert rows["alice"]["stories_last_liked_at"] is not None and rows["alice"]["stories_overdue"]
+    assert rows["locked"]["not_checked_because"] == "private_not_followed" and not rows["locked"]["stories_overdue"]
+    assert rows["ghost"]["not_checked_because"] == "unresolved"  # its lookup failed: retried daily
+    text = status_text(data)
+    assert "1 not checked for stories within 6 h" in text and "private and not followed: rechecked daily" in text

@@ -112,7 +112,7 @@ CALLS: dict[str, tuple[str, Callable[[Instagrapi, InstagramDouble], Any]]] = {
     "user_posts": ("feed/user/", lambda a, ig: a.user_posts(ig.users[0].pk, 5)),
     "mark_seen": (
         "media/seen",
-        lambda a, ig: a.mark_seen([StoryItem("3512004000000000017", 1, datetime.now(UTC), False)]),
+        lambda a, ig: a.mark_seen([StoryItem("3512004000000000017", 1, datetime.now(UTC), False)], [NOW]),
     ),
     "like_post": (
         "/like/",
@@ -189,7 +189,7 @@ def test_requests_sent_counts_every_request_of_a_pass_and_a_login(ig: InstagramD
     assert a.requests_sent == ig.count() == 8, ig.paths()
     [entry] = a.reels_tray()
     stories = a.reels_media([entry.user_pk])[alice.pk]
-    a.mark_seen(stories)
+    a.mark_seen(stories, [NOW])
     a.like_story(stories[0])
     [post] = a.user_posts(alice.pk, 3)
     a.like_post(post)

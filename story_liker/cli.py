@@ -39,6 +39,8 @@ accounts_app = typer.Typer(
     help="Manage target accounts in the database (instead of TARGET_ACCOUNTS).", no_args_is_help=True
 )
 app.add_typer(accounts_app, name="accounts")
+session_app = typer.Typer(help="The stored Instagram session.", no_args_is_help=True)
+app.add_typer(session_app, name="session")
 
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Read and decide, but send no like or seen request.")]
 MaxLikes = Annotated[int | None, typer.Option("--max-likes", min=0, help="Like at most N in this pass.")]
@@ -344,6 +346,23 @@ def login(
         return report
 
     _execute("login", run)
+
+
+@session_app.command("upgrade")
+def session_upgrade() -> None:
+    """Move the stored session to instagrapi's current app version, keeping the device ids. No request."""
+    from story_liker.jobs.login import upgrade_session
+
+    def run(d: Deps) -> Report:
+        report = upgrade_session(d)
+        typer.echo(
+            f"session of {d.settings.account()} moved from app {report.extra['before'] or '?'} "
+            f"to {report.extra['after']}; device ids kept",
+            err=True,
+        )
+        return report
+
+    _execute("session-upgrade", run)
 
 
 @app.command()

@@ -522,6 +522,11 @@ class Instagrapi:
             ex.ClientLoginRequired,
         ) as exc:
             raise NeedsHuman(f"login failed: {type(exc).__name__}") from None
+        except ex.ClientNeedsUpgradeError:
+            raise NeedsHuman(
+                f"Instagram rejects the app version of the stored session (needs_upgrade on {what}): "
+                "run `story-liker session upgrade`, then `story-liker keepalive`"
+            ) from None
         except ex.ClientError as exc:
             status = getattr(exc, "code", None)
             if isinstance(status, int) and status >= 500:
@@ -768,6 +773,19 @@ def _one_shot(client: Any, *, resolve_challenges: bool) -> Callable[..., Any]:
             return client._send_private_request(endpoint, **kwargs)
 
     return private_request
+
+
+def upgrade_app_profile(settings: dict[str, Any]) -> tuple[dict[str, Any], str | None, str | None]:
+    """Move stored instagrapi settings to instagrapi's current app profile (app version, version code, Bloks
+    id, user agent) and keep the device: uuids, phone id, android id, manufacturer and model stay. No request
+    is sent. Returns the new settings and the app versions before and after."""
+    from instagrapi import Client
+
+    before = (settings.get("device_settings") or {}).get("app_version")
+    client = Client(override_app_version=True)
+    client.set_settings(settings)
+    upgraded: dict[str, Any] = client.get_settings()
+    return upgraded, before, (upgraded.get("device_settings") or {}).get("app_version")
 
 
 def totp_code(seed: str) -> str:

@@ -162,6 +162,14 @@ class Store:
                 .values(needs_human=True, needs_human_reason=reason)
             )
 
+    def clear_needs_human(self, username: str) -> None:
+        with self._tx() as session:
+            session.execute(
+                sa.update(Account)
+                .where(col(Account.username) == username)
+                .values(needs_human=False, needs_human_reason=None)
+            )
+
     def set_cooldown(self, username: str, *, until: datetime, reason: str, strikes: int) -> None:
         with self._tx() as session:
             session.execute(

@@ -80,3 +80,33 @@ def test_a_failed_relogin_is_not_tried_again_by_the_next_run(ig: Any, env: dict[
         again = run_cli("run-stories", env=env, cwd=tmp_path)
         assert again.code == 75 and "next attempt is allowed after" in again.stderr, again.output
     assert ig.count() == 0  # neither a read nor a login: the session is known dead, the backoff runs
+
+
+def test_an_outdated_app_version_needs_a_human_and_session_upgrade_keeps_the_device(
+    ig: Any, env: dict[str, str], tmp_path: Path
+) -> None:
+    import json
+
+    from story_liker.db import make_engine
+    from story_liker.store import Store
+
+    settings = ig.settings()
+    settings["device_settings"] |= {"app_version": "269.0.0.18.75", "version_code": "314665256"}
+    (tmp_path / "old.json").write_text(json.dumps(settings))
+    assert run_cli("login", "--settings-file", str(tmp_path / "old.json"), env=env, cwd=tmp_path).code == 0
+    ig.fail("current_user", status=400, body={"message": "", "error_type": "needs_upgrade", "status": "fail"})
+
+    outdated = run_cli("keepalive", env=env, cwd=tmp_path)
+    assert outdated.code == 77 and "story-liker session upgrade" in outdated.stderr, outdated.output
+    ig.reset_requests()
+    upgraded = run_cli("session", "upgrade", env=env, cwd=tmp_path)
+    assert upgraded.code == 0, upgraded.output
+    assert ig.count() == 0  # no request
+    store = Store(make_engine(env["DATABASE_URL"]))
+    stored = json.loads(store.account(ig.username).settings or "{}")
+    assert stored["uuids"] == settings["uuids"]
+    assert stored["device_settings"]["model"] == settings["device_settings"]["model"]
+    assert stored["device_settings"]["app_version"] != "269.0.0.18.75"
+    assert not store.account(ig.username).needs_human
+    assert run_cli("keepalive", env=env, cwd=tmp_path).code == 0
+    store.engine.dispose()

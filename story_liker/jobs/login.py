@@ -119,3 +119,32 @@ def _save(deps: Deps, settings: dict[str, Any], key: str | None, *, has_session:
         has_session=has_session,
         run_id=deps.run_id,
     )
+
+
+def upgrade_session(deps: Deps) -> Report:
+    """`session upgrade`: move the stored session to instagrapi's current app profile, keeping the device ids.
+    No request is sent; a needs-human flag set because Instagram wanted a newer app is cleared."""
+    from story_liker.ig import upgrade_app_profile
+
+    settings, store = deps.settings, deps.store
+    account, key = settings.account(), settings.encryption_key
+    with lease(deps, timedelta(minutes=15)):
+        state = store.account(account)
+        if state.settings is None:
+            raise ConfigError(f"no Instagram session stored for {account}: run `story-liker login`")
+        upgraded, before, after = upgrade_app_profile(vault.decode(state.settings, state.settings_encrypted, key))
+        text, encrypted = vault.encode(upgraded, key)
+        store.save_session(
+            account,
+            settings=text,
+            encrypted=encrypted,
+            user_pk=state.user_pk,
+            now=deps.clock(),
+            login=False,
+            has_session=state.has_session,
+            run_id=deps.run_id,
+        )
+        if state.needs_human and "needs_upgrade" in (state.needs_human_reason or ""):
+            store.clear_needs_human(account)
+        log.info("session_upgraded", extra={"app_version_before": before, "app_version_after": after})
+        return Report(Outcome.OK, deps.counts, {"before": before, "after": after})

@@ -75,9 +75,10 @@ class ThrottleKind(StrEnum):
 class Throttled(TryLater):
     """Instagram asked us to slow down (429, please wait, feedback_required, rate_limit_error)."""
 
-    def __init__(self, message: str, *, kind: ThrottleKind) -> None:
+    def __init__(self, message: str, *, kind: ThrottleKind, detail: str | None = None) -> None:
         super().__init__(message)
         self.kind = kind
+        self.detail = detail  # Instagram's own words (feedback_message), which may name the block's end
 
 
 class NeedsHuman(StoryLikerError):

@@ -7,8 +7,9 @@ inputs and carry out the answer.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from story_liker.errors import ThrottleKind
@@ -78,3 +79,40 @@ def login_gate(failures: int, last_attempt_at: datetime | None, now: datetime) -
     if now < next_attempt:
         return LoginGate(allowed=False, next_attempt=next_attempt)
     return LoginGate(allowed=True)
+
+
+_MONTHS = {m: n for n, m in enumerate(
+    ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+     "november", "december"), start=1)}  # fmt: skip
+
+
+def block_end(text: str | None, now: datetime) -> datetime | None:
+    """The end of an action block when Instagram's message names one ("try again after 2026-12-05", "until
+    December 5, 2026", "in 3 days", "for 24 hours"); a named day counts as over at its end (UTC). None when
+    the message names no end, or one in the past or absurdly far (more than a year) ahead."""
+    if not text:
+        return None
+    lowered = text.lower()
+    day: datetime | None = None
+    if match := re.search(r"\b(\d{4})-(\d{2})-(\d{2})\b", lowered):
+        year, month, date = (int(g) for g in match.groups())
+        day = _day(year, month, date)
+    elif match := re.search(r"\b(" + "|".join(_MONTHS) + r")\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})\b", lowered):
+        day = _day(int(match.group(3)), _MONTHS[match.group(1)], int(match.group(2)))
+    elif match := re.search(r"\b(\d{1,2})\s+(" + "|".join(_MONTHS) + r"),?\s+(\d{4})\b", lowered):
+        day = _day(int(match.group(3)), _MONTHS[match.group(2)], int(match.group(1)))
+    elif match := re.search(r"\b(?:in|for)\s+(\d{1,3})\s+(hour|day)s?\b", lowered):
+        amount = int(match.group(1))
+        end = now + (timedelta(hours=amount) if match.group(2) == "hour" else timedelta(days=amount))
+        return end if end <= now + timedelta(days=366) else None
+    if day is None:
+        return None
+    end = day + timedelta(days=1)
+    return end if now < end <= now + timedelta(days=366) else None
+
+
+def _day(year: int, month: int, date: int) -> datetime | None:
+    try:
+        return datetime(year, month, date, tzinfo=UTC)
+    except ValueError:
+        return None

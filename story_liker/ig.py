@@ -492,9 +492,11 @@ class Instagrapi:
             raise NeedsHuman(f"Instagram wants a human: {type(exc).__name__} on {what}") from None
         except ex.LoginRequired:
             raise SessionExpired(f"the Instagram session expired (login_required on {what})") from None
-        except ex.FeedbackRequired:
+        except ex.FeedbackRequired as exc:
             raise Throttled(
-                f"Instagram blocked the action (feedback_required on {what})", kind=ThrottleKind.FEEDBACK_REQUIRED
+                f"Instagram blocked the action (feedback_required on {what})",
+                kind=ThrottleKind.FEEDBACK_REQUIRED,
+                detail=str(getattr(exc, "message", "") or "")[:500] or None,
             ) from None
         except (ex.PleaseWaitFewMinutes, ex.ClientThrottledError, ex.RateLimitError, ex.SentryBlock) as exc:
             raise Throttled(

@@ -55,6 +55,7 @@ class Account(SQLModel, table=True):
     following_synced_at: datetime | None = _time()
     login_failures: int = 0  # failed password logins in a row (health.login_gate)
     login_attempt_at: datetime | None = _time()
+    warmup_started_at: datetime | None = _time()  # a new device's limits rise from WARMUP_START_PERCENT
 
 
 class Target(SQLModel, table=True):
@@ -90,6 +91,7 @@ class Story(SQLModel, table=True):
     target_user_pk: int = _bigint(nullable=False)
     taken_at: datetime = _time(nullable=False, index=True)
     liked_at: datetime = _time(nullable=False)
+    skipped: bool = False  # left deliberately (STORY_LIKE_PROBABILITY, STORY_MAX_PER_TARGET): handled, not liked
 
 
 class Post(SQLModel, table=True):
@@ -104,6 +106,7 @@ class Post(SQLModel, table=True):
     media_type: str = Field(max_length=10)
     taken_at: datetime = _time(nullable=False)
     liked_at: datetime = _time(nullable=False)
+    skipped: bool = False  # left deliberately (POST_MAX_PER_TARGET): handled, not liked
 
 
 class Action(SQLModel, table=True):
@@ -115,6 +118,17 @@ class Action(SQLModel, table=True):
     account: str = Field(max_length=30)
     kind: str = Field(max_length=20)  # "story_like" or "post_like"
     at: datetime = _time(nullable=False)
+
+
+class LimitState(SQLModel, table=True):
+    """The adaptive share of one kind of like's limits (ratelimit.aimd_factor): halved by an action block."""
+
+    __tablename__ = "limit_state"
+
+    account: str = Field(primary_key=True, max_length=30)
+    kind: str = Field(primary_key=True, max_length=20)
+    factor: float = 1.0  # the share in force right after ``changed_at``
+    changed_at: datetime = _time(nullable=False)
 
 
 class Run(SQLModel, table=True):

@@ -8,11 +8,13 @@ from __future__ import annotations
 import random
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
+from typing import Protocol, TypeVar
 
 from story_liker.ig import StoryItem
 from story_liker.models import Target
+from story_liker.ratelimit import unit_hash
 
 RECHECK_UNAVAILABLE = timedelta(days=1)  # a private (not followed) or missing account is looked at daily
 FOLLOWING_REFRESH = timedelta(days=1)  # the own following list is walked again after this
@@ -139,14 +141,26 @@ def seen_times(stories: Sequence[StoryItem], now: datetime, rng: random.Random) 
     return stamps
 
 
-def fair_share(todo: Sequence[StoryItem], allowed: int) -> list[StoryItem]:
+class Likeable(Protocol):
+    @property
+    def pk(self) -> str: ...
+    @property
+    def user_pk(self) -> int: ...
+    @property
+    def taken_at(self) -> datetime: ...
+
+
+L = TypeVar("L", bound=Likeable)
+
+
+def fair_share(todo: Sequence[L], allowed: int) -> list[L]:
     """Share a short budget round-robin across the targets with something new: each round takes the
     oldest story (closest to expiry) of each target, targets in the order of their oldest story. Returns the
     chosen stories grouped by target (targets in that order, each target's stories oldest first)."""
-    queues: dict[int, list[StoryItem]] = {}
+    queues: dict[int, list[L]] = {}
     for item in sorted(todo, key=lambda s: (s.taken_at, s.pk)):
         queues.setdefault(item.user_pk, []).append(item)
-    chosen: dict[int, list[StoryItem]] = {pk: [] for pk in queues}
+    chosen: dict[int, list[L]] = {pk: [] for pk in queues}
     left = max(0, allowed)
     depth = 0
     while left and any(len(q) > depth for q in queues.values()):
@@ -156,3 +170,49 @@ def fair_share(todo: Sequence[StoryItem], allowed: int) -> list[StoryItem]:
                 left -= 1
         depth += 1
     return [item for items in chosen.values() for item in items]
+
+
+# --- the human day: active hours, a deterministic share of skipped stories ---------------------------------
+
+
+def is_active(now: datetime, ranges: Sequence[tuple[int, int]] | None, zone: tzinfo) -> bool:
+    """Inside ACTIVE_HOURS (minutes after local midnight, [start, end), a range may wrap midnight)?"""
+    if not ranges:
+        return True
+    local = now.astimezone(zone)
+    minute = local.hour * 60 + local.minute
+    return any(start <= minute < end if start < end else minute >= start or minute < end for start, end in ranges)
+
+
+def next_window(now: datetime, ranges: Sequence[tuple[int, int]] | None, zone: tzinfo) -> datetime:
+    """When the next active window opens (``now`` when inside one), to the minute, in UTC."""
+    if is_active(now, ranges, zone):
+        return now
+    local = now.astimezone(zone).replace(second=0, microsecond=0)
+    for minutes in range(1, 2 * 24 * 60 + 1):  # at most two days ahead, minute by minute (DST-proof)
+        candidate = (local + timedelta(minutes=minutes)).astimezone(zone)
+        if is_active(candidate, ranges, zone):
+            return candidate.astimezone(UTC)
+    return now  # unreachable with a non-empty range
+
+
+def skipped_by_chance(account: str, story_pk: str, probability: float) -> bool:
+    """STORY_LIKE_PROBABILITY: a story is liked with this probability, decided by a hash of account and
+    story, so reruns and dry runs agree and a skipped story is never retried."""
+    return probability < 1 and unit_hash(account, story_pk) >= probability
+
+
+def newest_per_target(todo: Sequence[L], cap: int | None) -> tuple[list[L], list[L]]:
+    """STORY_MAX_PER_TARGET: keep the newest ``cap`` of each target; returns (kept, left out deliberately)."""
+    if cap is None:
+        return list(todo), []
+    kept: list[L] = []
+    dropped: list[L] = []
+    per_target: dict[int, list[L]] = {}
+    for item in todo:
+        per_target.setdefault(item.user_pk, []).append(item)
+    for items in per_target.values():
+        items.sort(key=lambda s: (s.taken_at, s.pk))
+        kept += items[-cap:]
+        dropped += items[:-cap]
+    return kept, dropped

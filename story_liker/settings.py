@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -74,6 +74,28 @@ def loopback_api_url(raw: str) -> str:
     return f"{parts.scheme.lower()}://{netloc}{f':{port}' if port is not None else ''}{parts.path.rstrip('/')}"
 
 
+EVERYONE = "*"
+
+
+def parse_active_hours(text: str) -> list[tuple[int, int]]:
+    """`08:00-23:30` or `07:00-09:00, 18:00-01:00` (a range may wrap midnight) -> minutes after midnight."""
+    ranges: list[tuple[int, int]] = []
+    for part in _comma_list(text):
+        match = re.fullmatch(r"(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})", part)
+        if not match:
+            raise ValueError(f"{part!r} is not a range like 08:00-23:30")
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        if h1 > 24 or h2 > 24 or m1 > 59 or m2 > 59 or (h1 == 24 and m1) or (h2 == 24 and m2):
+            raise ValueError(f"{part!r}: hours are 00-24, minutes 00-59")
+        start, end = h1 * 60 + m1, h2 * 60 + m2
+        if start == end:
+            raise ValueError(f"{part!r} is empty (use 00:00-24:00 for the whole day)")
+        ranges.append((start, end))
+    if not ranges:
+        raise ValueError("expected ranges like 08:00-23:30, comma-separated")
+    return ranges
+
+
 def _comma_list(value: object) -> list[str]:
     """`a, b,,c` (or a list) -> ["a", "b", "c"]."""
     items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
@@ -113,6 +135,16 @@ class Settings(BaseSettings):
     post_feed_count: int = Field(6, ge=1, le=50)
     reels_batch_size: int = Field(20, ge=1, le=50)
     story_recheck_hours: float = Field(6.0, gt=0, le=24)  # every target checked at least this often
+    # the planner (issue 11): fairness, a human day, adaptive limits
+    target_exclude: Annotated[list[str], NoDecode] = []  # left out of TARGET_ACCOUNTS=*
+    story_max_per_target: int | None = Field(None, ge=1, le=1000)  # like at most the newest N per target
+    post_max_per_target: int | None = Field(None, ge=1, le=1000)
+    story_like_probability: float = Field(1.0, ge=0, le=1)  # a deterministic share of stories is skipped
+    active_hours: Annotated[list[tuple[int, int]] | None, NoDecode] = None  # minutes after midnight, [start, end)
+    timezone: str | None = None  # IANA name for ACTIVE_HOURS and the day of the daily limit; default: local
+    warmup_start_percent: float = Field(25.0, gt=0, le=100)
+    warmup_days: float = Field(7.0, ge=0, le=365)
+    daily_limit_variation_percent: float = Field(15.0, ge=0, le=50)
     following_sync_max_pages: int = Field(10, ge=0, le=100)
 
     http_timeout_seconds: float = Field(20.0, gt=0, le=300)
@@ -143,14 +175,40 @@ class Settings(BaseSettings):
     @field_validator("target_accounts", mode="before")
     @classmethod
     def _targets(cls, value: object) -> list[str] | None:
+        """Usernames, and `*` for every followed account the tray shows."""
         if value is None:
             return None
         names: list[str] = []
         for item in _comma_list(value):
-            name = normalise_username(item)
+            name = EVERYONE if item == EVERYONE else normalise_username(item)
             if name not in names:
                 names.append(name)
         return names
+
+    @field_validator("target_exclude", mode="before")
+    @classmethod
+    def _exclude(cls, value: object) -> list[str]:
+        return sorted({normalise_username(item) for item in _comma_list(value or [])})
+
+    @field_validator("active_hours", mode="before")
+    @classmethod
+    def _active_hours(cls, value: object) -> list[tuple[int, int]] | None:
+        if value is None or (isinstance(value, list) and all(isinstance(v, tuple) for v in value)):
+            return value
+        return parse_active_hours(str(value))
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value.strip())
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value.strip()!r} is not an IANA time zone (like Europe/Berlin or UTC)") from None
+        return value.strip()
 
     @field_validator("post_media_types", mode="before")
     @classmethod
@@ -240,6 +298,27 @@ class Settings(BaseSettings):
     def encryption_key(self) -> str | None:
         """SESSION_ENCRYPTION_KEY as text ("new,old" for rotation), or None: store the session unencrypted."""
         return self.session_encryption_key.get_secret_value() if self.session_encryption_key else None
+
+    @property
+    def follow_everyone(self) -> bool:
+        """TARGET_ACCOUNTS contains `*`: every followed account with stories in the tray is a target."""
+        return EVERYONE in (self.target_accounts or [])
+
+    @property
+    def named_targets(self) -> list[str] | None:
+        """TARGET_ACCOUNTS without `*` (None: not set)."""
+        return None if self.target_accounts is None else [n for n in self.target_accounts if n != EVERYONE]
+
+    @property
+    def zone(self) -> tzinfo:
+        """TIMEZONE, or the machine's local zone."""
+        if self.timezone:
+            from zoneinfo import ZoneInfo
+
+            return ZoneInfo(self.timezone)
+        local = datetime.now().astimezone().tzinfo
+        assert local is not None
+        return local
 
     @property
     def story_recheck(self) -> timedelta:

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, select
 
 from story_liker.db import unavailable_as_69
-from story_liker.models import Account, Action, Post, Run, RunLock, Story, Target
+from story_liker.models import Account, Action, LimitState, Post, Run, RunLock, Story, Target
 
 STORY_LIKE = "story_like"
 POST_LIKE = "post_like"
@@ -26,6 +26,7 @@ class LikedStory:
     story_pk: str
     target_user_pk: int
     taken_at: datetime
+    skipped: bool = False
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class LikedPost:
     target_user_pk: int
     media_type: str
     taken_at: datetime
+    skipped: bool = False
 
 
 def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:
@@ -170,6 +172,27 @@ class Store:
                 .values(needs_human=False, needs_human_reason=None)
             )
 
+    def set_warmup(self, username: str, started_at: datetime | None) -> None:
+        with self._tx() as session:
+            session.execute(
+                sa.update(Account).where(col(Account.username) == username).values(warmup_started_at=started_at)
+            )
+
+    def limit_state(self, account: str, kind: str) -> LimitState | None:
+        with self._tx() as session:
+            return session.get(LimitState, (account, kind))
+
+    def set_limit_state(self, account: str, kind: str, *, factor: float, changed_at: datetime) -> None:
+        with self._tx() as session:
+            self._insert_ignore(
+                session, LimitState, [{"account": account, "kind": kind, "factor": factor, "changed_at": changed_at}]
+            )
+            session.execute(
+                sa.update(LimitState)
+                .where(col(LimitState.account) == account, col(LimitState.kind) == kind)
+                .values(factor=factor, changed_at=changed_at)
+            )
+
     def set_cooldown(self, username: str, *, until: datetime, reason: str, strikes: int) -> None:
         with self._tx() as session:
             session.execute(
@@ -229,6 +252,39 @@ class Store:
             if disable:
                 session.execute(sa.update(Target).where(col(Target.id).in_(disable)).values(enabled=False))
             return added, len(disable)
+
+    def adopt_targets(
+        self, account: str, found: Sequence[tuple[str, int]], exclude: Sequence[str], now: datetime
+    ) -> int:
+        """TARGET_ACCOUNTS=*: the followed accounts the tray showed become targets (``managed_by`` "tray"), those
+        in TARGET_EXCLUDE are left out (and disabled if they were adopted before). Returns how many were added."""
+        excluded = set(exclude)
+        rows = [
+            {
+                "account": account,
+                "username": name,
+                "user_pk": pk,
+                "followed": True,
+                "enabled": True,
+                "managed_by": "tray",
+                "added_at": now,
+            }
+            for name, pk in found
+            if name not in excluded
+        ]
+        with self._tx() as session:
+            added = self._insert_ignore(session, Target, rows)
+            if excluded:
+                session.execute(
+                    sa.update(Target)
+                    .where(
+                        col(Target.account) == account,
+                        col(Target.managed_by) == "tray",
+                        col(Target.username).in_(sorted(excluded)),
+                    )
+                    .values(enabled=False)
+                )
+            return added
 
     def targets(self, account: str, *, enabled_only: bool = True) -> list[Target]:
         with self._tx() as session:
@@ -324,7 +380,7 @@ class Store:
         with self._tx() as session:
             rows = session.exec(
                 select(Story.target_user_pk, sa.func.max(Story.liked_at))
-                .where(col(Story.account) == account)
+                .where(col(Story.account) == account, col(Story.skipped).is_(False))
                 .group_by(col(Story.target_user_pk))
             ).all()
             return {int(pk): at for pk, at in rows if at is not None}
@@ -414,9 +470,9 @@ class Store:
             return session.get(RunLock, account)
 
 
-def liked_stories(items: Iterable[Any]) -> list[LikedStory]:
-    return [LikedStory(i.pk, i.user_pk, i.taken_at) for i in items]
+def liked_stories(items: Iterable[Any], *, skipped: bool = False) -> list[LikedStory]:
+    return [LikedStory(i.pk, i.user_pk, i.taken_at, skipped) for i in items]
 
 
-def liked_posts(items: Iterable[Any]) -> list[LikedPost]:
-    return [LikedPost(i.pk, i.user_pk, i.media_type, i.taken_at) for i in items]
+def liked_posts(items: Iterable[Any], *, skipped: bool = False) -> list[LikedPost]:
+    return [LikedPost(i.pk, i.user_pk, i.media_type, i.taken_at, skipped) for i in items]

@@ -28,6 +28,7 @@ class Outcome(StrEnum):
     NOTHING_TO_DO = "nothing_to_do"  # no enabled target: Instagram was not contacted
     BUDGET_USED_UP = "budget_used_up"  # the limits left some likes for a later pass
     DRY_RUN = "dry_run"
+    OUTSIDE_ACTIVE_HOURS = "outside_active_hours"  # ACTIVE_HOURS: no request was sent
 
 
 class Progress(Protocol):
@@ -64,7 +65,8 @@ class Counts:
     liked: int = 0
     would_like: int = 0
     already_liked: int = 0
-    skipped: int = 0
+    skipped: int = 0  # left for a later pass (the budget)
+    left_out: int = 0  # left deliberately (STORY_LIKE_PROBABILITY, *_MAX_PER_TARGET)
     errors: int = 0
     requests: int = 0
     deleted: int = 0

@@ -5,16 +5,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from story_liker import health, ratelimit
+from story_liker import health, planning, ratelimit
 from story_liker.errors import BadResponse, DatabaseUnavailable, Throttled, ThrottleKind
 from story_liker.ig import Instagram
 from story_liker.jobs.deps import Deps, Outcome, Report
 from story_liker.jobs.lease import lease
 from story_liker.jobs.session import check_account, with_instagram
 from story_liker.jobs.targets import sync_targets
-from story_liker.models import Target
+from story_liker.models import Account, Target
+from story_liker.settings import Settings
+from story_liker.store import STORY_LIKE, Store
 
 log = logging.getLogger(__name__)
 
@@ -27,19 +30,40 @@ class Likes:
     kind: str  # prefixes the log events: "story" or "post"
     dry_run: bool
     strikes: int  # throttles in a row before this pass (read under the lease)
+    limit_kind: str = ""  # story_like / post_like: whose adaptive limits an action block halves
+    aimd: float = 1.0  # the adaptive share in force for that kind
     rejected_in_row: int = 0
+    window_closed: bool = False  # ACTIVE_HOURS ended during the pass: no more likes
+
+    def may_go_on(self) -> bool:
+        """False once the active hours ended: the pass stops liking (what it read stays read)."""
+        settings = self.deps.settings
+        if not self.window_closed and not planning.is_active(self.deps.clock(), settings.active_hours, settings.zone):
+            self.window_closed = True
+            log.info("active_hours_ended", extra={"kind": self.kind})
+        return not self.window_closed
 
     def one(self, fields: dict[str, Any], *, send: Callable[[], None], record: Callable[[], Any]) -> bool:
         """One like. A like Instagram did not confirm is skipped (tried again next pass); after
         health.BREAKER_THRESHOLD refusals in a row the pass stops with a cooldown. One Instagram confirmed but
         the database could not take is named in the log before the error ends the run."""
         deps, counts, kind = self.deps, self.deps.counts, self.kind
+        if not self.may_go_on():
+            return False
         if self.dry_run:
             counts.would_like += 1
             log.info(f"{kind}_would_like", extra=fields | {"outcome": "dry_run"})
             return True
         try:
             send()
+        except Throttled as exc:
+            if exc.kind is ThrottleKind.FEEDBACK_REQUIRED and self.limit_kind:
+                factor = ratelimit.after_block(self.aimd)
+                deps.store.set_limit_state(
+                    deps.settings.account(), self.limit_kind, factor=factor, changed_at=deps.clock()
+                )
+                log.warning("limits_reduced", extra={"kind": self.limit_kind, "share": round(factor, 3)})
+            raise
         except BadResponse as exc:
             counts.errors += 1
             self.rejected_in_row += 1
@@ -74,16 +98,22 @@ def like_pass(
     the targets, the like budget. With no target or no budget left, Instagram is not contacted at all.
     ``body`` gets the targets, how many likes it may send and the like step, and returns the outcome.
     """
-    account = deps.settings.account()
+    account, settings = deps.settings.account(), deps.settings
+    if not planning.is_active(deps.clock(), settings.active_hours, settings.zone):
+        opens = planning.next_window(deps.clock(), settings.active_hours, settings.zone)
+        log.info("outside_active_hours", extra={"next_window": opens.isoformat(timespec="minutes")})
+        return Report(Outcome.OUTSIDE_ACTIVE_HOURS, deps.counts, {"next_window": opens.isoformat()})
     with lease(deps):
         state = deps.store.account(account)
         check_account(deps, state)
         targets = sync_targets(deps)
         deps.counts.targets = len(targets)
-        if not targets:
+        if not targets and not (settings.follow_everyone and kind == STORY_LIKE):  # `*` reads the tray first
             log.info("nothing_to_do", extra={"reason": "no enabled targets: set TARGET_ACCOUNTS or `accounts add`"})
             return Report(Outcome.NOTHING_TO_DO, deps.counts)
         now = deps.clock()
+        effective = limits_in_force(deps.store, settings, state, kind, limits, now)
+        limits = effective.limits
         recent = deps.store.recent_actions(account, kind, now)
         allowed = ratelimit.budget(now, recent, limits).remaining
         if max_likes is not None:
@@ -92,6 +122,26 @@ def like_pass(
             next_slot = ratelimit.next_slot(now, recent, limits)
             log.info("budget_used_up", extra={"next_slot": next_slot.isoformat(timespec="seconds")})
             return Report(Outcome.BUDGET_USED_UP, deps.counts)
-        likes = Likes(deps, kind.removesuffix("_like"), dry_run, state.cooldown_strikes)
+        aimd = _aimd(deps.store, account, kind, now)
+        likes = Likes(deps, kind.removesuffix("_like"), dry_run, state.cooldown_strikes, kind, aimd)
         outcome = with_instagram(deps, lambda ig: body(deps, ig, targets, allowed, likes))
         return Report(outcome, deps.counts)
+
+
+def _aimd(store: Store, account: str, kind: str, now: datetime) -> float:
+    state = store.limit_state(account, kind)
+    return ratelimit.aimd_factor(state.factor if state else None, state.changed_at if state else None, now)
+
+
+def limits_in_force(
+    store: Store, settings: Settings, state: Account, kind: str, configured: ratelimit.Limits, now: datetime
+) -> ratelimit.Effective:
+    """The configured limits of ``kind`` as adapted to the account's history (ratelimit.effective_limits)."""
+    return ratelimit.effective_limits(
+        configured,
+        aimd=_aimd(store, state.username, kind, now),
+        warmup=ratelimit.warmup_factor(
+            state.warmup_started_at, now, start_percent=settings.warmup_start_percent, days=settings.warmup_days
+        ),
+        day=ratelimit.day_factor(state.username, now, settings.zone, settings.daily_limit_variation_percent),
+    )

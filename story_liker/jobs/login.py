@@ -81,6 +81,10 @@ def login(
             counts.requests = ig.requests_sent
             if not _save(deps, ig.dump_settings(), key, has_session=True, user_pk=ig.user_pk):
                 raise ConfigError("another run took the lock while logging in: the new session was not stored")
+            if imported:  # an existing account's session: its limits are in force at once
+                store.set_warmup(account, None)
+            elif stored is None or state.needs_human:  # a new device, or a human just cleared a problem
+                store.set_warmup(account, deps.clock())
             log.info("login_succeeded", extra={"method": method, "user_pk": ig.user_pk})
             return Report(Outcome.OK, counts, {"method": method})
         except NeedsHuman:

@@ -67,7 +67,7 @@ def with_instagram(deps: Deps, body: Callable[[Instagram], T]) -> T:
         if stored is None:
             _save(deps, ig, key, login=False, has_session=False)  # the device exists before its first login
         if needs_login:
-            _login(deps, ig, state, "no stored session")
+            _login(deps, ig, state, "no stored session", new_device=stored is None)
             logged_in = alive = True
         try:
             return body(ig)
@@ -78,7 +78,7 @@ def with_instagram(deps: Deps, body: Callable[[Instagram], T]) -> T:
             store.mark_session_dead(account)
             alive = False
             _gate(deps, state, "the session expired")
-            _login(deps, ig, state, "the session expired")
+            _login(deps, ig, state, "the session expired", new_device=False)
             logged_in = alive = True
             return body(ig)
     except SessionExpired as exc:
@@ -97,6 +97,9 @@ def with_instagram(deps: Deps, body: Callable[[Instagram], T]) -> T:
             max_hours=settings.cooldown_max_hours,
         )
         until = deps.clock() + wait
+        named = health.block_end(exc.detail, deps.clock())  # Instagram said when the block ends: not before
+        if named is not None and named > until:
+            until = named
         store.set_cooldown(account, until=until, reason=exc.kind, strikes=strikes)
         log.warning(
             "cooldown_started",
@@ -129,8 +132,9 @@ def _gate(deps: Deps, state: Account, why: str) -> None:
         )
 
 
-def _login(deps: Deps, ig: Instagram, state: Account, why: str) -> None:
-    """One password login. The attempt is recorded first; a failure counts towards the backoff."""
+def _login(deps: Deps, ig: Instagram, state: Account, why: str, *, new_device: bool) -> None:
+    """One password login. The attempt is recorded first; a failure counts towards the backoff. A new device's
+    limits start low and warm up (WARMUP_*)."""
     store, account = deps.store, state.username
     log.info("login_started", extra={"reason": why})
     store.record_login_attempt(account, deps.clock())
@@ -144,6 +148,8 @@ def _login(deps: Deps, ig: Instagram, state: Account, why: str) -> None:
             raise NeedsHuman(f"{failures} login attempts failed in a row (last: {exc.message})") from None
         raise
     _save(deps, ig, deps.settings.encryption_key, login=True)
+    if new_device:
+        store.set_warmup(account, deps.clock())
     log.info("relogin_succeeded" if state.has_session else "login_succeeded")
 
 

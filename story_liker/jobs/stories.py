@@ -11,7 +11,7 @@ from story_liker.errors import BadResponse, TargetUnavailable
 from story_liker.ig import Instagram, StoryItem, TrayEntry, UserRef
 from story_liker.jobs.deps import Counts, Deps, Outcome, Report
 from story_liker.jobs.likes import Likes, like_pass
-from story_liker.jobs.targets import resolve_targets
+from story_liker.jobs.targets import adopt_from_tray, resolve_targets
 from story_liker.models import Target
 from story_liker.store import STORY_LIKE, liked_stories
 
@@ -27,6 +27,9 @@ def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, likes:
     counts, store, settings = deps.counts, deps.store, deps.settings
     account, now, dry_run = settings.account(), deps.clock(), likes.dry_run
     tray = _tray(ig, counts)
+    if settings.follow_everyone:
+        targets = adopt_from_tray(deps, list(tray.values()))
+        counts.targets = len(targets)
     free = {e.username: UserRef(e.user_pk, e.username, followed=True) for e in tray.values()}
     resolve_targets(deps, ig, targets, free, counts)
     by_pk = {t.user_pk: t for t in targets if t.user_pk is not None}
@@ -51,6 +54,8 @@ def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, likes:
     counts.already_liked = len(recorded) + len(liked_elsewhere)
     handled = recorded | {s.pk for s in liked_elsewhere}
     todo = [s for s in items if s.pk not in handled]
+    todo, left_out = _leave_out(deps, todo, dry_run)
+    handled |= {s.pk for s in left_out}
     chosen = planning.fair_share(todo, allowed)
     counts.skipped = len(todo) - len(chosen)
     if counts.skipped:
@@ -74,6 +79,19 @@ def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, likes:
     if counts.skipped:
         return Outcome.BUDGET_USED_UP
     return Outcome.OK if items else Outcome.NOTHING_NEW
+
+
+def _leave_out(deps: Deps, todo: list[StoryItem], dry_run: bool) -> tuple[list[StoryItem], list[StoryItem]]:
+    """STORY_LIKE_PROBABILITY and STORY_MAX_PER_TARGET: stories left deliberately are recorded as skipped
+    (never tried again, and the marker may pass them). Returns (to like, left out)."""
+    settings, account = deps.settings, deps.settings.account()
+    chance = [s for s in todo if planning.skipped_by_chance(account, s.pk, settings.story_like_probability)]
+    kept, capped = planning.newest_per_target([s for s in todo if s not in chance], settings.story_max_per_target)
+    left_out = chance + capped
+    deps.counts.left_out += len(left_out)
+    if left_out and not dry_run:
+        deps.store.record_stories(account, liked_stories(left_out, skipped=True), deps.clock(), counted=False)
+    return kept, left_out
 
 
 def _tray(ig: Instagram, counts: Counts) -> dict[int, TrayEntry]:
@@ -136,6 +154,8 @@ def _like_all(deps: Deps, ig: Instagram, likes: Likes, by_pk: dict[int, Target],
     try:
         for index, (pk, items) in enumerate(per_target.items()):
             target = by_pk[pk]
+            if not likes.may_go_on():
+                break
             if index:
                 deps.pause(settings.target_delay_min_seconds, settings.target_delay_max_seconds)
             deps.progress.advance(target.username)
@@ -146,6 +166,8 @@ def _like_all(deps: Deps, ig: Instagram, likes: Likes, by_pk: dict[int, Target],
                     counts.errors += 1
                     log.warning("seen_failed", extra={"target": target.username, "reason": exc.message})
             for item in items:
+                if not likes.may_go_on():
+                    break
                 deps.pause(settings.action_delay_min_seconds, settings.action_delay_max_seconds)
                 if _like(deps, ig, likes, target, item) and not likes.dry_run:
                     done.add(item.pk)

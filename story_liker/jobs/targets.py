@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from story_liker.errors import BadResponse, TargetUnavailable
-from story_liker.ig import Instagram, UserRef
+from story_liker.ig import Instagram, TrayEntry, UserRef
 from story_liker.jobs.deps import Counts, Deps
 from story_liker.models import Target
 from story_liker.planning import FOLLOWING_REFRESH, is_due
@@ -17,10 +17,10 @@ log = logging.getLogger(__name__)
 
 
 def sync_targets(deps: Deps) -> list[Target]:
-    """TARGET_ACCOUNTS (when set) is synced into the database; then the enabled targets are returned."""
-    account = deps.settings.account()
-    if deps.settings.target_accounts is not None:
-        added, disabled = deps.store.sync_targets(account, deps.settings.target_accounts, deps.clock())
+    """TARGET_ACCOUNTS (when set; `*` aside) is synced into the database; then the enabled targets are returned."""
+    account, named = deps.settings.account(), deps.settings.named_targets
+    if named is not None:
+        added, disabled = deps.store.sync_targets(account, named, deps.clock())
         if added or disabled:
             log.info("targets_synced", extra={"added": added, "disabled": disabled})
     return deps.store.targets(account)
@@ -75,6 +75,8 @@ def resolve_targets(
                 values["followed"] = ref.followed
         elif complete and target.followed is not False:
             values["followed"] = False  # not in the whole following list: not followed (any more)
+        if values.get("followed") is False and target.managed_by == "tray":
+            values["enabled"] = False  # found by TARGET_ACCOUNTS=*: no longer followed, no longer a target
         failed_lately = target.last_error_at is not None and now - target.last_error_at < timedelta(hours=24)
         if ref is None and target.user_pk is None and not failed_lately:  # a failed lookup is retried daily
             if looked_up:
@@ -95,3 +97,14 @@ def resolve_targets(
             target.user_pk = values.get("user_pk", target.user_pk)
             target.followed = values.get("followed", target.followed)
     deps.store.update_targets(updates)
+
+
+def adopt_from_tray(deps: Deps, tray: Sequence[TrayEntry]) -> list[Target]:
+    """TARGET_ACCOUNTS=*: every followed account with stories in the tray is a target (no request beyond the
+    tray). Returns the enabled targets, the adopted ones included."""
+    settings, store = deps.settings, deps.store
+    account = settings.account()
+    added = store.adopt_targets(account, [(e.username, e.user_pk) for e in tray], settings.target_exclude, deps.clock())
+    if added:
+        log.info("targets_adopted", extra={"added": added, "from": "tray"})
+    return store.targets(account)

@@ -175,7 +175,10 @@ def after_run(
             if account:
                 now = datetime.now(UTC)
                 state["budget"] = {
-                    kind: {"hour": usage["per_hour"] - usage["last_hour"], "day": usage["per_day"] - usage["last_day"]}
+                    kind: {
+                        "hour": max(0, usage["effective_per_hour"] - usage["last_hour"]),
+                        "day": max(0, usage["effective_per_day"] - usage["last_day"]),
+                    }
                     for kind, usage in limits_usage(store, settings, account, now).items()
                 }
                 until = store.account(account).cooldown_until

@@ -17,20 +17,28 @@ def _iso(value: Any) -> str | None:
     return value.isoformat(timespec="seconds") if value is not None else None
 
 
-def limits_usage(store: Store, settings: Settings, account: str, now: datetime) -> dict[str, dict[str, int]]:
-    """Likes sent in each sliding window against its limit, per kind of like."""
+def limits_usage(store: Store, settings: Settings, account: str, now: datetime) -> dict[str, dict[str, Any]]:
+    """Likes sent in each sliding window against the limits in force, per kind of like; the configured
+    limits beside the effective ones (adaptive, warm-up, daily variation) and why they differ."""
+    from story_liker.jobs.likes import limits_in_force
+
+    state = store.account(account)
     usage = {}
     for kind, per_hour, per_day in (
         (STORY_LIKE, settings.story_likes_per_hour, settings.story_likes_per_day),
         (POST_LIKE, settings.post_likes_per_hour, settings.post_likes_per_day),
     ):
         recent = store.recent_actions(account, kind, now)
+        effective = limits_in_force(store, settings, state, kind, ratelimit.Limits(per_hour, per_day), now)
         usage[kind] = {
             "last_hour": sum(1 for at in recent if now - at < ratelimit.HOUR),
             "per_hour": per_hour,
+            "effective_per_hour": effective.limits.per_hour,
             "last_day": sum(1 for at in recent if now - at < ratelimit.DAY),
             "per_day": per_day,
-            "remaining": ratelimit.budget(now, recent, ratelimit.Limits(per_hour, per_day)).remaining,
+            "effective_per_day": effective.limits.per_day,
+            "why_different": list(effective.reasons),
+            "remaining": ratelimit.budget(now, recent, effective.limits).remaining,
         }
     return usage
 
@@ -68,6 +76,14 @@ def status_data(deps: Deps) -> dict[str, Any]:
         ),
         "limits": limits,
         "login": {"failures": state.login_failures, "last_attempt_at": _iso(state.login_attempt_at)},
+        "active_hours": {
+            "ranges": [
+                f"{a // 60:02d}:{a % 60:02d}-{b // 60:02d}:{b % 60:02d}" for a, b in settings.active_hours or []
+            ],
+            "timezone": str(settings.zone),
+            "active_now": planning.is_active(now, settings.active_hours, settings.zone),
+            "next_window": _iso(planning.next_window(now, settings.active_hours, settings.zone)),
+        },
         "story_recheck_hours": settings.story_recheck_hours,
         "targets": [_target(t, liked.get(t.user_pk or 0), settings, now) for t in targets],
         "last_runs": [
@@ -126,11 +142,17 @@ def status_text(data: dict[str, Any]) -> str:
         "lock         "
         + (f"held by {data['lock']['command']} until {data['lock']['expires_at']}" if data["lock"] else "free"),
     ]
+    hours = data["active_hours"]
+    if hours["ranges"]:
+        state = "now" if hours["active_now"] else f"not now; next window {hours['next_window']}"
+        lines.append(f"active hours {', '.join(hours['ranges'])} {hours['timezone']} ({state})")
     for kind, usage in data["limits"].items():
         lines.append(
-            f"{kind:12} {usage['last_hour']}/{usage['per_hour']} last hour, "
-            f"{usage['last_day']}/{usage['per_day']} last day, {usage['remaining']} left now"
+            f"{kind:12} {usage['last_hour']}/{usage['effective_per_hour']} last hour, "
+            f"{usage['last_day']}/{usage['effective_per_day']} last day, {usage['remaining']} left now"
         )
+        for why in usage["why_different"]:
+            lines.append(f"             (configured {usage['per_hour']}/h, {usage['per_day']}/day; {why})")
     lines.append(f"targets      {sum(t['enabled'] for t in data['targets'])} enabled of {len(data['targets'])}")
     overdue = sum(t["stories_overdue"] for t in data["targets"])
     if overdue:

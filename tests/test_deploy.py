@@ -1243,3 +1243,53 @@ def test_the_postgres_marker_selects_every_postgresql_case_and_nothing_else(tmp_
     assert on_pg <= set(ids)  # no PostgreSQL case escapes the marker
     without = collect("-m", "postgres", pg=False)  # no server: refused, not an empty green pass
     assert without.returncode == 4 and "TEST_DATABASE_URL" in without.stdout + without.stderr
+
+
+def _docker_ignored(patterns: list[str], path: str) -> bool:
+    """Docker's .dockerignore rule for these simple patterns: the last matching line wins, `!` re-includes,
+    `**` matches any depth, a pattern matches a path or anything below it."""
+    import fnmatch
+
+    ignored = False
+    for line in patterns:
+        negate = line.startswith("!")
+        pattern = line.removeprefix("!").rstrip("/")
+        parts = path.split("/")
+        prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+        if pattern == "**" or any(
+            fnmatch.fnmatchcase(p, pattern)
+            or fnmatch.fnmatchcase(p, pattern.removeprefix("**/"))
+            or fnmatch.fnmatchcase(p.rsplit("/", 1)[-1], pattern.removeprefix("**/"))
+            for p in prefixes
+        ):
+            ignored = not negate
+    return ignored
+
+
+def test_the_docker_build_context_excludes_the_venv_the_env_file_and_the_session_database() -> None:
+    lines = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    for secret in (
+        ".venv/bin/python",
+        ".env",
+        "data/stories.db",
+        "data/stories.db-wal",
+        ".git/config",
+        "deploy/docker/secrets/ig_password",
+        "tests/double.py",
+        "story_liker/__pycache__/cli.pyc",
+    ):
+        assert _docker_ignored(lines, secret), secret
+    for needed in (
+        "pyproject.toml",
+        "README.md",
+        "story_liker/cli.py",
+        "story_liker/migrations/versions/0001_initial_schema.py",
+    ):
+        assert not _docker_ignored(lines, needed), needed
+    dockerfile = (ROOT / "deploy/docker/Dockerfile").read_text()
+    copied = {line.split()[1] for line in dockerfile.splitlines() if line.startswith("COPY ") and "--from" not in line}
+    assert copied <= {"pyproject.toml", "story_liker"}, copied  # everything the build copies is allowed in

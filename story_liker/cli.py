@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import typer
 
 from story_liker import __version__
-from story_liker.errors import BUG, OK, Interrupted, StoryLikerError
+from story_liker.errors import BUG, OK, TRY_LATER, Interrupted, StoryLikerError
 
 if TYPE_CHECKING:
     from story_liker.jobs.deps import Deps, Report
@@ -32,6 +32,7 @@ app = typer.Typer(
     name="story-liker",
     help="Like the new Instagram stories and posts of the accounts you care about, one safe pass at a time.",
     no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,  # pretty tracebacks print local variables: passwords and cookies
     add_completion=False,
 )
@@ -181,7 +182,9 @@ def _execute(
         code, outcome, extra = OK, report.outcome, report.extra
     except StoryLikerError as exc:
         code, outcome = exc.exit_code, type(exc).__name__
-        log.error("run_failed", extra={"error": exc.message, "exit_code": code})
+        # a routine 75 (cooldown, lock held, login backoff, network) is a warning, not an error
+        level = logging.WARNING if code == TRY_LATER else logging.ERROR
+        log.log(level, "run_failed", extra={"error": exc.message, "exit_code": code})
         typer.echo(f"story-liker: {exc.message}", err=True)
     except KeyboardInterrupt:
         code, outcome = Interrupted(signal.SIGINT).exit_code, "Interrupted"

@@ -301,3 +301,21 @@ def test_postgres_without_schema_exits_78_and_asks_for_migrate(tmp_path: Path) -
             assert result.stderr.strip() == "story-liker: the database has no schema yet: run `story-liker migrate`"
         assert run_cli("migrate", env={"DATABASE_URL": url}, cwd=tmp_path).code == 0
         assert run_cli("cleanup", env={"DATABASE_URL": url}, cwd=tmp_path).code == 0
+
+
+def test_dash_h_is_help_everywhere(tmp_path: Path) -> None:
+    for args in (["-h"], ["run-stories", "-h"], ["accounts", "-h"], ["session", "upgrade", "-h"]):
+        result = run_cli(*args, cwd=tmp_path)
+        assert result.code == 0 and "Usage:" in result.stdout, (args, result.output)
+
+
+def test_a_routine_75_is_logged_as_a_warning(ig: Any, env: dict[str, str], tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    env["TARGET_ACCOUNTS"] = "alice"
+    login(ig, env, tmp_path)
+    store = Store(make_engine(env["DATABASE_URL"]))
+    assert store.acquire_lock(ig.username, run_id="x", command="run-posts", now=datetime.now(UTC), ttl=timedelta(60))
+    result = run_cli("run-stories", env=env, cwd=tmp_path)
+    assert result.code == 75 and result.event("run_failed")["level"] == "warning"
+    store.engine.dispose()

@@ -97,7 +97,9 @@ def _load_settings(*, output_on_stdout: bool = False, **overrides: Any) -> Setti
     from story_liker.logging import CONTEXT, configure, register_secret
 
     try:
-        settings = settings_module.load(**overrides)
+        # the environment is validated as it is, then the command's own overrides (status' quieter log level)
+        # apply: a bad LOG_LEVEL is a 78 for `status` as for a run
+        settings = settings_module.load().model_copy(update=overrides)
     except StoryLikerError as exc:
         _fail(exc.message, exc.exit_code)
         raise  # unreachable; for type checkers

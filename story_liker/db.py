@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-from story_liker.errors import DatabaseUnavailable, SchemaOutdated
+from story_liker.errors import ConfigError, DatabaseUnavailable, SchemaOutdated
 
 # The Alembic head this code needs; tests assert it matches migrations/versions.
 SCHEMA_REVISION = "0002"
@@ -63,6 +63,8 @@ def _prepare_sqlite_file(database: str | None) -> None:
     if not database or database == ":memory:" or database.startswith("file:"):
         return
     path = Path(database)
+    if path.is_dir():
+        raise ConfigError(f"DATABASE_URL: {path} is a directory, not a SQLite database file")
     try:
         if not path.parent.exists():
             path.parent.mkdir(mode=0o700, parents=True)

@@ -32,13 +32,38 @@ def normalise_username(raw: str) -> str:
     return name
 
 
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
 def normalise_database_url(url: str) -> str:
+    """`postgres://` and `postgresql://` become psycopg URLs; an in-memory SQLite database (which would throw
+    limits and cooldowns away at every exit), a bad port or an unknown sslmode is refused."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme in ("postgres", "postgresql", "postgresql+psycopg"):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    elif scheme != "sqlite":
+        raise ValueError(f"unsupported scheme {scheme or url!r}: use sqlite:///path or postgresql://...")
+    try:
+        parsed = make_url(url)
+        parsed.port  # noqa: B018  # make_url checks the port's digits, not its range
+    except (ArgumentError, ValueError):
+        raise ValueError("not a database URL (check the host, port and quoting)") from None
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise ValueError(f"the port {parsed.port} is not between 1 and 65535")
     if scheme == "sqlite":
+        if parsed.database in (None, "", ":memory:") or "mode=memory" in url:
+            raise ValueError(
+                "an in-memory SQLite database forgets limits, cooldowns and the session at every exit: "
+                "use sqlite:///path/to/stories.db"
+            )
         return url
-    raise ValueError(f"unsupported scheme {scheme or url!r}: use sqlite:///path or postgresql://...")
+    sslmode = parsed.query.get("sslmode")
+    if sslmode is not None and sslmode not in SSL_MODES:
+        raise ValueError(f"sslmode={sslmode!r} is not one of {', '.join(SSL_MODES)}")
+    return url
 
 
 def is_loopback_host(host: str) -> bool:

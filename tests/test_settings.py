@@ -6,6 +6,7 @@ import pytest
 
 from story_liker.errors import ConfigError
 from story_liker.settings import DEFAULT_DATABASE_URL, load, normalise_username
+from tests.conftest import run_cli
 
 
 def test_defaults_are_conservative() -> None:
@@ -140,3 +141,33 @@ def test_api_url_outside_loopback_is_a_config_error(monkeypatch: pytest.MonkeyPa
 def test_api_url_on_loopback_is_accepted(monkeypatch: pytest.MonkeyPatch, url: str, kept: str) -> None:
     monkeypatch.setenv("IG_API_URL", url)
     assert load().ig_api_url == kept  # rebuilt from the checked parts: what is used is what was checked
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("sqlite://", "in-memory"),
+        ("sqlite:///:memory:", "in-memory"),
+        ("postgresql://u@db.example:99999/x", "port 99999"),
+        ("postgresql://u@db.example:12ab/x", "not a database URL"),
+        ("postgresql://u@db.example/x?sslmode=maybe", "sslmode"),
+    ],
+)
+def test_database_urls_that_cannot_work_are_configuration_errors(url: str, says: str, tmp_path: Path) -> None:
+    for command in ("status", "run-stories"):
+        result = run_cli(command, env={"IG_USERNAME": "me", "DATABASE_URL": url}, cwd=tmp_path)
+        assert result.code == 78 and says in result.stderr, result.output
+        assert "Traceback" not in result.output
+
+
+def test_a_sqlite_path_that_is_a_directory_is_78_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    result = run_cli("run-stories", env={"IG_USERNAME": "me", "DATABASE_URL": "sqlite:///data"}, cwd=tmp_path)
+    assert result.code == 78 and "is a directory" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_a_bad_log_level_is_78_for_status_too(tmp_path: Path) -> None:
+    for command in ("status", "run-stories"):
+        result = run_cli(command, env={"IG_USERNAME": "me", "LOG_LEVEL": "LOUD"}, cwd=tmp_path)
+        assert result.code == 78 and "LOG_LEVEL" in result.stderr, (command, result.output)

@@ -323,7 +323,14 @@ def login(
     settings_file: Annotated[
         Path | None, typer.Option("--settings-file", help="Import an instagrapi settings JSON.")
     ] = None,
-    sessionid: Annotated[str | None, typer.Option("--sessionid", help="Log in with a browser sessionid.")] = None,
+    sessionid_file: Annotated[
+        Path | None,
+        typer.Option("--sessionid-file", help="Log in with a browser sessionid read from this file ('-': stdin)."),
+    ] = None,
+    sessionid: Annotated[
+        str | None,
+        typer.Option("--sessionid", help="A browser sessionid on the command line (visible in ps: prefer the file)."),
+    ] = None,
     replace_undecryptable: Annotated[
         bool,
         typer.Option(
@@ -336,21 +343,61 @@ def login(
     from story_liker.jobs.login import login as job
 
     tty = sys.stdin.isatty()
+    if sessionid is not None:
+        typer.echo(
+            "story-liker: warning: --sessionid puts the secret in ps and your shell history; "
+            "use --sessionid-file FILE (or - for stdin)",
+            err=True,
+        )
 
     def run(d: Deps) -> Report:
         report = job(
             d,
             settings_file=settings_file,
-            sessionid=sessionid,
-            password_prompt=(lambda: typer.prompt("Instagram password", hide_input=True)) if tty else None,
-            code_prompt=(lambda: typer.prompt("2FA code")) if tty else None,
-            challenge_prompt=(lambda choice: typer.prompt(f"Security code sent by {choice}")) if tty else None,
+            sessionid=sessionid if sessionid is not None else _read_sessionid(sessionid_file),
+            password_prompt=(lambda: _ask("Instagram password: ", secret=True)) if tty else None,
+            code_prompt=(lambda: _ask("2FA code: ")) if tty else None,
+            challenge_prompt=(lambda choice: _ask(f"Security code sent by {choice}: ")) if tty else None,
             replace_undecryptable=replace_undecryptable,
         )
         typer.echo(f"logged in as {d.settings.account()} ({report.extra['method']}); session stored", err=True)
         return report
 
     _execute("login", run)
+
+
+def _ask(label: str, *, secret: bool = False) -> str:
+    """A prompt a person can leave: Ctrl-C ends the command at once (130), Ctrl-D or nothing typed is 2."""
+    import getpass
+
+    from story_liker.errors import NoInput
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # the pass handler would wait for input
+    try:
+        answer = getpass.getpass(label) if secret else input(label)
+    except EOFError:
+        sys.stderr.write("\n")
+        raise NoInput(f"no {label.strip(': ').lower()} given") from None
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+        raise Interrupted(signal.SIGINT) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if not answer.strip():
+        raise NoInput(f"no {label.strip(': ').lower()} given")
+    return answer.strip() if not secret else answer
+
+
+def _read_sessionid(path: Path | None) -> str | None:
+    from story_liker.errors import ConfigError
+
+    if path is None:
+        return None
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the sessionid from {path}: {type(exc).__name__}") from None
+    return text.strip()
 
 
 @session_app.command("upgrade")

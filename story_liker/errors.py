@@ -6,6 +6,7 @@ from enum import StrEnum
 
 OK = 0
 BUG = 1
+NO_INPUT = 2  # a prompt got no answer (Ctrl-D), as for bad command-line usage
 DB_UNAVAILABLE = 69  # EX_UNAVAILABLE
 TRY_LATER = 75  # EX_TEMPFAIL
 NEEDS_HUMAN = 77  # EX_NOPERM
@@ -22,6 +23,12 @@ class StoryLikerError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class NoInput(StoryLikerError):
+    """A person at a prompt gave no answer (Ctrl-D or an empty line)."""
+
+    exit_code = NO_INPUT
 
 
 class ConfigError(StoryLikerError):

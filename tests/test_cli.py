@@ -319,3 +319,39 @@ def test_a_routine_75_is_logged_as_a_warning(ig: Any, env: dict[str, str], tmp_p
     result = run_cli("run-stories", env=env, cwd=tmp_path)
     assert result.code == 75 and result.event("run_failed")["level"] == "warning"
     store.engine.dispose()
+
+
+@pytest.mark.parametrize(("key", "code", "says"), [(b"\x04", 2, "no instagram password given"), (b"\x03", 130, "")])
+def test_ctrl_d_and_ctrl_c_at_the_password_prompt_end_at_once_without_a_traceback(
+    env: dict[str, str], tmp_path: Path, key: bytes, code: int, says: str
+) -> None:
+    import os
+    import termios
+    import time
+
+    from tests.double import InstagramDouble
+
+    with InstagramDouble() as double:
+        terminal = Terminal(["login"], {"IG_USERNAME": double.username, "IG_API_URL": double.url} | _db(env), tmp_path)
+        terminal.read_until(b"Instagram password")
+        deadline = time.monotonic() + 10
+        while termios.tcgetattr(terminal.fd)[3] & termios.ECHO:  # the prompt is reading, echo off
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        os.write(terminal.fd, key)
+        assert terminal.wait() == code, terminal.screen.decode(errors="replace")
+        screen = terminal.screen.decode(errors="replace")
+        assert "Traceback" not in screen and says in screen.lower()
+        assert double.count() == 0
+
+
+def test_login_reads_the_sessionid_from_a_file_and_warns_about_the_flag(
+    ig: Any, env: dict[str, str], tmp_path: Path
+) -> None:
+    secret_file = tmp_path / "sessionid"
+    secret_file.write_text(ig.sessionid + "\n")
+    from_file = run_cli("login", "--sessionid-file", str(secret_file), env=env, cwd=tmp_path)
+    assert from_file.code == 0, from_file.output
+    assert "warning" not in from_file.stderr and ig.sessionid not in from_file.output
+    flag = run_cli("login", "--sessionid", ig.sessionid, env=env, cwd=tmp_path)
+    assert flag.code == 0 and "--sessionid-file" in flag.stderr

@@ -33,6 +33,7 @@ app = typer.Typer(
     help="Like the new Instagram stories and posts of the accounts you care about, one safe pass at a time.",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,  # plain help: rich's panels print a <bool> placeholder after every flag
     pretty_exceptions_enable=False,  # pretty tracebacks print local variables: passwords and cookies
     add_completion=False,
 )
@@ -293,7 +294,9 @@ def cleanup(
     older_than: Annotated[
         float | None, typer.Option("--older-than", help="Hours (default STORY_RETENTION_HOURS).")
     ] = None,
-    dry_run: DryRun = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count the story records that would be deleted; delete nothing.")
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="Allow a retention below 24 h.")] = False,
 ) -> None:
     """Delete story records older than the retention (posts are never deleted). No Instagram request."""

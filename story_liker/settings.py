@@ -356,7 +356,10 @@ class Settings(BaseSettings):
     def account(self) -> str:
         """The Instagram account this run acts for; every Instagram command needs it."""
         if not self.ig_username:
-            raise ConfigError("IG_USERNAME is not set: the Instagram account that likes")
+            raise ConfigError(
+                "IG_USERNAME is not set: the Instagram account that likes. Put IG_USERNAME=you in a .env file here "
+                "(or the environment; README, 'Quick start'), then run `story-liker login`"
+            )
         return self.ig_username
 
 

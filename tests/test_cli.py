@@ -355,3 +355,16 @@ def test_login_reads_the_sessionid_from_a_file_and_warns_about_the_flag(
     assert "warning" not in from_file.stderr and ig.sessionid not in from_file.output
     flag = run_cli("login", "--sessionid", ig.sessionid, env=env, cwd=tmp_path)
     assert flag.code == 0 and "--sessionid-file" in flag.stderr
+
+
+def test_help_shows_no_bool_placeholders_and_cleanup_has_its_own_dry_run_text(tmp_path: Path) -> None:
+    for args in (["-h"], ["run-stories", "-h"], ["cleanup", "-h"], ["login", "-h"], ["accounts", "list", "-h"]):
+        result = run_cli(*args, cwd=tmp_path, env={"COLUMNS": "120"})
+        assert result.code == 0 and "<bool>" not in result.stdout, result.stdout
+    cleanup = " ".join(run_cli("cleanup", "-h", cwd=tmp_path).stdout.split())
+    assert "delete nothing" in cleanup and "like or seen" not in cleanup
+
+
+def test_without_a_username_the_error_says_how_to_set_it(tmp_path: Path) -> None:
+    result = run_cli("run-stories", cwd=tmp_path)
+    assert result.code == 78 and ".env" in result.stderr and "story-liker login" in result.stderr

@@ -104,7 +104,7 @@ def _load_settings(*, output_on_stdout: bool = False, **overrides: Any) -> Setti
     except StoryLikerError as exc:
         _fail(exc.message, exc.exit_code)
         raise  # unreachable; for type checkers
-    configure(settings.log_level, settings.log_format)
+    configure(settings.log_level, settings.log_style)
     for secret in (settings.ig_password, settings.ig_totp_seed, settings.session_encryption_key):
         if secret is not None:
             register_secret(secret.get_secret_value())
@@ -187,6 +187,8 @@ def _execute(
         code, outcome = exc.exit_code, type(exc).__name__
         # a routine 75 (cooldown, lock held, login backoff, network) is a warning, not an error
         level = logging.WARNING if code == TRY_LATER else logging.ERROR
+        if settings.log_style == "text":  # a person at a terminal: the line below says it, once
+            level = logging.DEBUG
         log.log(level, "run_failed", extra={"error": exc.message, "exit_code": code})
         typer.echo(f"story-liker: {exc.message}", err=True)
     except KeyboardInterrupt:
@@ -244,7 +246,7 @@ def _finish_run(store: Any, run_id: str, code: int, outcome: str, counts: dict[s
 def _progress(settings: Settings) -> Any:
     from story_liker.jobs.deps import NoProgress
 
-    if settings.log_format != "text" or not sys.stdout.isatty():
+    if settings.log_style != "text" or not sys.stdout.isatty():
         return NoProgress()
     return _RichProgress()
 

@@ -55,13 +55,17 @@ class _Context(logging.Filter):
 _THIRD_PARTY = ("instagrapi", "private_request", "public_request", "urllib3", "httpx", "alembic")
 
 
+_PLACEHOLDER = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(?:\d+|\*)?(?:\.(?:\d+|\*))?[sdrifxXeEgGcoa]")
+
+
 class _Muzzle(logging.Filter):
     """instagrapi logs whole responses and request bodies (logins included): keep only its message
     template, never the values, so no token it saw can reach a log line, whatever LOG_LEVEL says."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name.startswith(("instagrapi", "private_request", "public_request")):
-            record.msg = record.msg if isinstance(record.msg, str) else type(record.msg).__name__
+            template = record.msg if isinstance(record.msg, str) else type(record.msg).__name__
+            record.msg = _PLACEHOLDER.sub("...", template).replace("%%", "%")  # the template, never the values
             record.args = ()
             record.exc_info = record.exc_text = None
         return True

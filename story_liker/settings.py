@@ -183,7 +183,7 @@ class Settings(BaseSettings):
     pushgateway_url: str | None = None
     healthcheck_url: str | None = None  # dead-man's switch: pinged on start, success and failure
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["json", "text"] = "json"
+    log_format: Literal["json", "text"] | None = None  # default: text on a terminal, JSON lines otherwise
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
@@ -323,6 +323,15 @@ class Settings(BaseSettings):
     def encryption_key(self) -> str | None:
         """SESSION_ENCRYPTION_KEY as text ("new,old" for rotation), or None: store the session unencrypted."""
         return self.session_encryption_key.get_secret_value() if self.session_encryption_key else None
+
+    @property
+    def log_style(self) -> Literal["json", "text"]:
+        """LOG_FORMAT, or text for a person at a terminal and JSON lines for a journal or a collector."""
+        if self.log_format is not None:
+            return self.log_format
+        import sys
+
+        return "text" if sys.stdout.isatty() else "json"
 
     @property
     def follow_everyone(self) -> bool:

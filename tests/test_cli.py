@@ -368,3 +368,29 @@ def test_help_shows_no_bool_placeholders_and_cleanup_has_its_own_dry_run_text(tm
 def test_without_a_username_the_error_says_how_to_set_it(tmp_path: Path) -> None:
     result = run_cli("run-stories", cwd=tmp_path)
     assert result.code == 78 and ".env" in result.stderr and "story-liker login" in result.stderr
+
+
+def test_on_a_terminal_logs_are_text_and_an_error_is_printed_once(ig: Any, env: dict[str, str], tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    env["TARGET_ACCOUNTS"] = "alice"
+    login(ig, env, tmp_path)
+    store = Store(make_engine(env["DATABASE_URL"]))
+    assert store.acquire_lock(ig.username, run_id="x", command="run-posts", now=datetime.now(UTC), ttl=timedelta(60))
+    terminal = Terminal(["run-stories"], env, tmp_path)
+    assert terminal.wait() == 75
+    screen = terminal.screen.decode(errors="replace")
+    assert '{"timestamp"' not in screen and "run_finished" in screen  # text lines, not JSON
+    assert screen.count("another run holds the lock") == 1, screen
+    store.engine.dispose()
+
+
+def test_instagrapi_log_lines_keep_their_template_without_placeholders(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    from story_liker.logging import configure
+
+    configure("INFO", "json")
+    logging.getLogger("instagrapi").warning("Status %s: %d bytes, %(name)s", 408, 5)
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["event"] == "Status ...: ... bytes, ..." and "408" not in json.dumps(line)

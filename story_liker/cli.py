@@ -184,7 +184,7 @@ def _execute(
         report = job(deps)
         code, outcome, extra = OK, report.outcome, report.extra
     except StoryLikerError as exc:
-        code, outcome = exc.exit_code, type(exc).__name__
+        code, outcome = exc.exit_code, exc.outcome
         # a routine 75 (cooldown, lock held, login backoff, network) is a warning, not an error
         level = logging.WARNING if code == TRY_LATER else logging.ERROR
         if settings.log_style == "text":  # a person at a terminal: the line below says it, once
@@ -192,7 +192,7 @@ def _execute(
         log.log(level, "run_failed", extra={"error": exc.message, "exit_code": code})
         typer.echo(f"story-liker: {exc.message}", err=True)
     except KeyboardInterrupt:
-        code, outcome = Interrupted(signal.SIGINT).exit_code, "Interrupted"
+        code, outcome = Interrupted(signal.SIGINT).exit_code, "interrupted"
     except Exception as exc:
         log.exception("unexpected_error", extra={"error": type(exc).__name__})
         typer.echo(f"story-liker: unexpected error {type(exc).__name__} (a bug; the log has details)", err=True)

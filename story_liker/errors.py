@@ -24,6 +24,14 @@ class StoryLikerError(Exception):
         super().__init__(message)
         self.message = message
 
+    @property
+    def outcome(self) -> str:
+        """The `outcome` of `run_finished` for this error: its class name in snake_case (`needs_human`,
+        `locked`, `cooling_down`, `lease_lost`, `login_backoff`, `network_error`, `throttled`, ...)."""
+        import re
+
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()
+
 
 class NoInput(StoryLikerError):
     """A person at a prompt gave no answer (Ctrl-D or an empty line)."""

@@ -40,7 +40,7 @@ def run_once_the_lease_is_free(env: dict[str, str], cwd: Path, timeout: float = 
     deadline = time.monotonic() + timeout
     while True:
         result = run_cli("run-stories", env=env, cwd=cwd)
-        if result.code != 75 or result.event("run_finished")["outcome"] != "Locked":
+        if result.code != 75 or result.event("run_finished")["outcome"] != "locked":
             return result
         assert time.monotonic() < deadline, "the lease was never released"
         time.sleep(0.2)
@@ -216,7 +216,7 @@ def test_kill_9_mid_pass_leaves_a_consistent_database_and_the_next_run_continues
     assert stories_rows == actions  # each like is recorded with its limit row, or not at all
     engine.dispose()
     blocked = run_cli("run-stories", env=env, cwd=tmp_path)  # the dead run's lease is still valid
-    assert blocked.code == 75 and blocked.event("run_finished")["outcome"] == "Locked", blocked.output
+    assert blocked.code == 75 and blocked.event("run_finished")["outcome"] == "locked", blocked.output
     store = Store(make_engine(env["DATABASE_URL"]))
     lease = store.lock_holder(ig.username)
     store.engine.dispose()

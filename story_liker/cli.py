@@ -512,10 +512,29 @@ def accounts_add(username: str) -> None:
     )
 
 
+def _not_overridden(d: Deps, name: str, command: str) -> None:
+    """A name TARGET_ACCOUNTS lists is the environment's to manage: the next run's sync would undo a change
+    made here, so say where to make it instead. A target found by `*` may be disabled (that sticks) but not
+    removed (the tray would bring it back)."""
+    from story_liker.errors import ConfigError
+
+    named = d.settings.named_targets or []
+    target = next((t for t in d.store.targets(d.settings.account(), enabled_only=False) if t.username == name), None)
+    if target is None:
+        return
+    if name in named and command in ("disable", "remove"):
+        raise ConfigError(f"{name} is listed in TARGET_ACCOUNTS: take it out there ({command} would be undone)")
+    if target.managed_by == "tray" and command == "remove":
+        raise ConfigError(
+            f"{name} was found by TARGET_ACCOUNTS=*: `accounts disable {name}` or TARGET_EXCLUDE={name} keeps it out"
+        )
+
+
 def _toggle(command: str, username: str, enabled: bool) -> None:
     def action(d: Deps, name: str | None) -> str:
         from story_liker.errors import ConfigError
 
+        _not_overridden(d, name or "", command)
         if not d.store.set_target_enabled(d.settings.account(), name or "", enabled):
             raise ConfigError(f"{name} is not a target")
         return f"{command}d {name}"
@@ -542,6 +561,7 @@ def accounts_remove(username: str) -> None:
     def action(d: Deps, name: str | None) -> str:
         from story_liker.errors import ConfigError
 
+        _not_overridden(d, name or "", "remove")
         if not d.store.remove_target(d.settings.account(), name or ""):
             raise ConfigError(f"{name} is not a target")
         return f"removed {name}"

@@ -243,12 +243,15 @@ class Store:
                     if name not in known
                 ],
             )
-            enable = [r.id for r in rows if r.username in wanted and (not r.enabled or r.managed_by != "env")]
-            disable = [r.id for r in rows if r.username not in wanted and r.managed_by == "env" and r.enabled]
+            # listed: enabled; a name added with `accounts add` stays the CLI's, so leaving the list never
+            # disables it; one found by `*` becomes the environment's
+            enable = [r.id for r in rows if r.username in wanted and not r.enabled]
+            take_over = [r.id for r in rows if r.username in wanted and r.managed_by == "tray"]
             if enable:
-                session.execute(
-                    sa.update(Target).where(col(Target.id).in_(enable)).values(enabled=True, managed_by="env")
-                )
+                session.execute(sa.update(Target).where(col(Target.id).in_(enable)).values(enabled=True))
+            if take_over:
+                session.execute(sa.update(Target).where(col(Target.id).in_(take_over)).values(managed_by="env"))
+            disable = [r.id for r in rows if r.username not in wanted and r.managed_by == "env" and r.enabled]
             if disable:
                 session.execute(sa.update(Target).where(col(Target.id).in_(disable)).values(enabled=False))
             return added, len(disable)

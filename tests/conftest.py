@@ -40,7 +40,21 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test sees the developer's environment or .env: every setting comes from the test."""
     for name in list(os.environ):
         if name.startswith(
-            ("IG_", "TARGET_", "STORY_", "POST_", "ACTION_", "REQUEST_", "ACTIVE_", "WARMUP_", "DAILY_", "NOTIFY_", "LOG_", "SESSION_", "DATABASE_")
+            (
+                "IG_",
+                "TARGET_",
+                "STORY_",
+                "POST_",
+                "ACTION_",
+                "REQUEST_",
+                "ACTIVE_",
+                "WARMUP_",
+                "DAILY_",
+                "NOTIFY_",
+                "LOG_",
+                "SESSION_",
+                "DATABASE_",
+            )
         ) or name in (
             "DRY_RUN",
             "METRICS_TEXTFILE",

@@ -394,3 +394,13 @@ def test_instagrapi_log_lines_keep_their_template_without_placeholders(capsys: p
     logging.getLogger("instagrapi").warning("Status %s: %d bytes, %(name)s", 408, 5)
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["event"] == "Status ...: ... bytes, ..." and "408" not in json.dumps(line)
+
+
+def test_accounts_disable_and_remove_refuse_a_name_target_accounts_lists(env: dict[str, str], tmp_path: Path) -> None:
+    env |= {"IG_USERNAME": "me", "TARGET_ACCOUNTS": "alice"}
+    assert run_cli("accounts", "add", "alice", env=env, cwd=tmp_path).code == 0
+    for command in ("disable", "remove"):
+        result = run_cli("accounts", command, "alice", env=env, cwd=tmp_path)
+        assert result.code == 78 and "TARGET_ACCOUNTS" in result.stderr, result.output
+    free = env | {"TARGET_ACCOUNTS": "bob"}
+    assert run_cli("accounts", "disable", "alice", env=free, cwd=tmp_path).code == 0

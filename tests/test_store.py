@@ -149,3 +149,14 @@ def test_database_files_are_owner_only(tmp_path: pytest.TempPathFactory) -> None
     assert path.stat().st_mode & 0o777 == 0o600
     assert path.parent.stat().st_mode & 0o777 == 0o700
     engine.dispose()
+
+
+def test_the_env_sync_never_takes_over_a_target_added_with_accounts_add(store: Store) -> None:
+    now = datetime.now(UTC)
+    assert store.add_target("me", "alice", now)
+    store.sync_targets("me", ["alice", "bob"], now)
+    store.sync_targets("me", ["bob"], now)  # alice left TARGET_ACCOUNTS: she was the CLI's, she stays
+    rows = {t.username: t for t in store.targets("me", enabled_only=False)}
+    assert (rows["alice"].managed_by, rows["alice"].enabled) == ("cli", True)
+    store.sync_targets("me", [], now)
+    assert not {t.username: t for t in store.targets("me", enabled_only=False)}["bob"].enabled

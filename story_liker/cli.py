@@ -83,9 +83,18 @@ class _Signals:
         signal.signal(signal.SIGINT, self)
 
 
+_JSON_ERRORS: list[bool] = [False]  # `status --json`: errors are a JSON object on stdout too
+
+
 def _fail(message: str, code: int) -> None:
-    typer.echo(f"story-liker: {message}", err=True)
+    _say_error(message, code)
     raise typer.Exit(code)
+
+
+def _say_error(message: str, code: int) -> None:
+    typer.echo(f"story-liker: {message}", err=True)
+    if _JSON_ERRORS[0]:
+        typer.echo(json.dumps({"error": message, "exit_code": code}))
 
 
 def _load_settings(*, output_on_stdout: bool = False, **overrides: Any) -> Settings:
@@ -190,12 +199,12 @@ def _execute(
         if settings.log_style == "text":  # a person at a terminal: the line below says it, once
             level = logging.DEBUG
         log.log(level, "run_failed", extra={"error": exc.message, "exit_code": code})
-        typer.echo(f"story-liker: {exc.message}", err=True)
+        _say_error(exc.message, code)
     except KeyboardInterrupt:
         code, outcome = Interrupted(signal.SIGINT).exit_code, "interrupted"
     except Exception as exc:
         log.exception("unexpected_error", extra={"error": type(exc).__name__})
-        typer.echo(f"story-liker: unexpected error {type(exc).__name__} (a bug; the log has details)", err=True)
+        _say_error(f"unexpected error {type(exc).__name__} (a bug; the log has details)", BUG)
     finally:
         duration = round(time.monotonic() - started, 3)
         if deps is not None:
@@ -445,6 +454,8 @@ def migrate() -> None:
 def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """Session, flags, cooldown, limit usage, targets and last runs. Never prints a secret."""
     from story_liker.report import status_data, status_text
+
+    _JSON_ERRORS[0] = as_json
 
     def run(d: Deps) -> Report:
         from story_liker.jobs.deps import Outcome, Report

@@ -85,6 +85,10 @@ def status_data(deps: Deps) -> dict[str, Any]:
             "next_window": _iso(planning.next_window(now, settings.active_hours, settings.zone)),
         },
         "story_recheck_hours": settings.story_recheck_hours,
+        "now": _iso(now),
+        "configured_not_synced": [
+            n for n in settings.named_targets or [] if n not in {t.username for t in targets}
+        ],  # listed in TARGET_ACCOUNTS, stored at the next run
         "targets": [_target(t, liked.get(t.user_pk or 0), settings, now) for t in targets],
         "last_runs": [
             {
@@ -120,13 +124,45 @@ def _target(t: Target, last_liked: datetime | None, settings: Settings, now: dat
     }
 
 
+TARGET_LINES = 20  # status lists this many targets (the ones needing attention first); --json has all
+
+
+def _when(iso: str | None, now: datetime) -> str:
+    """`2026-12-01T10:00:00+00:00` -> `2026-12-01 10:00 (3 h ago)` / `(in 29 min)`."""
+    if iso is None:
+        return "never"
+    at = datetime.fromisoformat(iso)
+    seconds = (at - now).total_seconds()
+    size = abs(seconds)
+    span = (
+        f"{size:.0f} s" if size < 90 else f"{size / 60:.0f} min" if size < 5400 else
+        f"{size / 3600:.0f} h" if size < 129600 else f"{size / 86400:.0f} days"
+    )  # fmt: skip
+    return f"{at:%Y-%m-%d %H:%M} ({'in ' + span if seconds > 0 else span + ' ago'})"
+
+
+def _problems(data: dict[str, Any]) -> list[str]:
+    found = []
+    if not data["session"]["stored"]:
+        found.append("no session stored: run `story-liker login` (runs exit 77 until then)")
+    if data["needs_human"]["flag"]:
+        found.append(f"needs a human: {data['needs_human']['reason']}")
+    if data["login"]["failures"]:
+        found.append(f"{data['login']['failures']} failed login(s) in a row (3 need a human)")
+    overdue = sum(t["stories_overdue"] for t in data["targets"])
+    if overdue:
+        found.append(f"{overdue} target(s) not checked for stories within {data['story_recheck_hours']:g} h (or never)")
+    return found
+
+
 def status_text(data: dict[str, Any]) -> str:
     session = data["session"]
+    now = datetime.fromisoformat(data["now"])
     lines = [
-        f"account      {data['account']} (pk {session['user_pk'] or '?'})",
+        f"account      {data['account']} (pk {session['user_pk'] or '? (known after the first login)'})",
         "session      "
         + (
-            f"stored {session['saved_at']}, "
+            f"stored {_when(session['saved_at'], now)}, "
             + ("encrypted" if session["encrypted"] else "stored unencrypted (set SESSION_ENCRYPTION_KEY)")
             if session["stored"]
             else "none: run `story-liker login`"
@@ -134,17 +170,24 @@ def status_text(data: dict[str, Any]) -> str:
         "needs human  " + (f"YES: {data['needs_human']['reason']}" if data["needs_human"]["flag"] else "no"),
         "cooldown     "
         + (
-            f"until {data['cooldown']['until']} ({data['cooldown']['reason']})"
+            f"until {_when(data['cooldown']['until'], now)} ({data['cooldown']['reason']})"
             if data["cooldown"]["active"]
             else "none"
         ),
-        f"keepalive    {data['keepalive']['last_success'] or 'never'}",
+        f"keepalive    {_when(data['keepalive']['last_success'], now)}",
         "lock         "
-        + (f"held by {data['lock']['command']} until {data['lock']['expires_at']}" if data["lock"] else "free"),
+        + (
+            f"held by {data['lock']['command']} until {_when(data['lock']['expires_at'], now)}"
+            if data["lock"]
+            else "free"
+        ),
     ]
+    problems = _problems(data)
+    lines.append("problems     " + ("none" if not problems else problems[0]))
+    lines += [f"             {p}" for p in problems[1:]]
     hours = data["active_hours"]
     if hours["ranges"]:
-        state = "now" if hours["active_now"] else f"not now; next window {hours['next_window']}"
+        state = "now" if hours["active_now"] else f"not now; next window {_when(hours['next_window'], now)}"
         lines.append(f"active hours {', '.join(hours['ranges'])} {hours['timezone']} ({state})")
     for kind, usage in data["limits"].items():
         lines.append(
@@ -153,11 +196,12 @@ def status_text(data: dict[str, Any]) -> str:
         )
         for why in usage["why_different"]:
             lines.append(f"             (configured {usage['per_hour']}/h, {usage['per_day']}/day; {why})")
-    lines.append(f"targets      {sum(t['enabled'] for t in data['targets'])} enabled of {len(data['targets'])}")
-    overdue = sum(t["stories_overdue"] for t in data["targets"])
-    if overdue:
-        lines.append(f"  {overdue} not checked for stories within {data['story_recheck_hours']:g} h (or never)")
-    for t in data["targets"]:
+    targets = data["targets"]
+    lines.append(f"targets      {sum(t['enabled'] for t in targets)} enabled of {len(targets)}")
+    if data["configured_not_synced"]:
+        lines.append(f"  in TARGET_ACCOUNTS, stored at the next run: {', '.join(data['configured_not_synced'])}")
+    attention = sorted(targets, key=lambda t: (not t["stories_overdue"], not t["not_checked_because"], t["username"]))
+    for t in attention[:TARGET_LINES]:
         state = "" if t["enabled"] else " (disabled)"
         flag = " OVERDUE" if t["stories_overdue"] else ""
         why = {
@@ -167,14 +211,21 @@ def status_text(data: dict[str, Any]) -> str:
         }.get(t["not_checked_because"] or "", "")
         error = f"  error: {t['last_error']}" if t["last_error"] and not why else ""
         lines.append(
-            f"  {t['username']:30}{state} pk={t['user_pk'] or '-'} checked {t['stories_checked_at'] or 'never'}"
-            f" liked {t['stories_last_liked_at'] or 'never'}{flag}{why}{error}"
+            f"  {t['username']:30}{state} pk={t['user_pk'] or '-'} checked {_when(t['stories_checked_at'], now)}"
+            f" liked {_when(t['stories_last_liked_at'], now)}{flag}{why}{error}"
         )
+    if len(targets) > TARGET_LINES:
+        lines.append(f"  ... and {len(targets) - TARGET_LINES} more (`status --json` lists all)")
+    if any(t["user_pk"] is None for t in targets):
+        lines.append("  (pk=-: the user id is not known yet; the next pass looks it up)")
     lines.append("last runs")
     for r in data["last_runs"]:
         counts = r["counts"] or {}
+        if r["finished_at"] is None:
+            lines.append(f"  {_when(r['started_at'], now)} {r['command']:12} running since {r['started_at']}")
+            continue
         lines.append(
-            f"  {r['started_at']} {r['command']:12} exit {r['exit_code']} {r['outcome']} "
+            f"  {_when(r['started_at'], now)} {r['command']:12} exit {r['exit_code']} {r['outcome']} "
             f"liked={counts.get('liked', 0)} requests={counts.get('requests', 0)}"
         )
     return "\n".join(lines)

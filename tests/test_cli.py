@@ -404,3 +404,15 @@ def test_accounts_disable_and_remove_refuse_a_name_target_accounts_lists(env: di
         assert result.code == 78 and "TARGET_ACCOUNTS" in result.stderr, result.output
     free = env | {"TARGET_ACCOUNTS": "bob"}
     assert run_cli("accounts", "disable", "alice", env=free, cwd=tmp_path).code == 0
+
+
+def test_status_json_on_a_configuration_error_is_a_json_object(tmp_path: Path) -> None:
+    result = run_cli("status", "--json", env={"IG_USERNAME": "me", "LOG_LEVEL": "LOUD"}, cwd=tmp_path)
+    assert result.code == 78
+    assert json.loads(result.stdout) == {"error": result.stderr.strip().removeprefix("story-liker: "), "exit_code": 78}
+
+
+def test_status_says_no_session_is_a_problem_and_lists_configured_targets(tmp_path: Path) -> None:
+    result = run_cli("status", env={"IG_USERNAME": "me", "TARGET_ACCOUNTS": "alice,bob"}, cwd=tmp_path)
+    assert result.code == 0
+    assert "problems     no session stored" in result.stdout and "alice, bob" in result.stdout

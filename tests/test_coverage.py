@@ -296,4 +296,19 @@ def test_status_shows_when_each_target_was_checked_and_liked_and_flags_the_overd
     assert rows["locked"]["not_checked_because"] == "private_not_followed" and not rows["locked"]["stories_overdue"]
     assert rows["ghost"]["not_checked_because"] == "unresolved"  # its lookup failed: retried daily
     text = status_text(data)
-    assert "1 not checked for stories within 6 h" in text and "private and not followed: rechecked daily" in text
+    assert (
+        "1 target(s) not checked for stories within 6 h" in text and "private and not followed: rechecked daily" in text
+    )
+
+
+def test_status_text_is_for_people_relative_times_problems_first_long_lists_capped(h: Harness) -> None:
+    from story_liker.report import status_data, status_text
+
+    names = [f"user{n:03d}" for n in range(30)]
+    h.overrides["target_accounts"] = ",".join(names)
+    ig = ScriptedInstagram(h.clock, followed=[UserRef(1000 + n, name, True) for n, name in enumerate(names)])
+    run_stories(h.deps(ig), dry_run=False, max_likes=None)
+    h.clock.advance(minutes=29)
+    text = status_text(status_data(h.deps(ScriptedInstagram(h.clock))))
+    assert "(29 min ago)" in text and "problems     none" in text
+    assert "... and 10 more (`status --json` lists all)" in text

@@ -414,6 +414,42 @@ def _read_sessionid(path: Path | None) -> str | None:
     return text.strip()
 
 
+@session_app.command("export")
+def session_export(
+    path: Annotated[Path, typer.Argument(help="A new file (written 0600); it holds your session: a secret.")],
+) -> None:
+    """Write the stored session as instagrapi settings JSON (to move hosts). No request."""
+    from story_liker.jobs.login import export_session
+
+    def run(d: Deps) -> Report:
+        report = export_session(d, path)
+        typer.echo(
+            f"session of {d.settings.account()} written to {path} (0600). It is as good as your password: "
+            "copy it only to where you import it, then delete it",
+            err=True,
+        )
+        return report
+
+    _execute("session-export", run)
+
+
+@session_app.command("import")
+def session_import(
+    path: Annotated[Path, typer.Argument(help="instagrapi settings JSON (`session export`, Client.dump_settings).")],
+) -> None:
+    """Store a session exported elsewhere (a laptop, another host); checked with one light request."""
+    from story_liker.jobs.login import login as job
+
+    def run(d: Deps) -> Report:
+        report = job(
+            d, settings_file=path, sessionid=None, password_prompt=None, code_prompt=None, challenge_prompt=None
+        )
+        typer.echo(f"session of {d.settings.account()} imported and verified; delete {path} now", err=True)
+        return report
+
+    _execute("session-import", run)
+
+
 @session_app.command("upgrade")
 def session_upgrade() -> None:
     """Move the stored session to instagrapi's current app version, keeping the device ids. No request."""

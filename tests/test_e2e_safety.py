@@ -110,3 +110,25 @@ def test_an_outdated_app_version_needs_a_human_and_session_upgrade_keeps_the_dev
     assert not store.account(ig.username).needs_human
     assert run_cli("keepalive", env=env, cwd=tmp_path).code == 0
     store.engine.dispose()
+
+
+def test_a_session_moves_hosts_by_export_and_import(ig: Any, env: dict[str, str], tmp_path: Path) -> None:
+    import stat
+
+    from tests.conftest import assert_no_secrets
+
+    login(ig, env, tmp_path)
+    exported = tmp_path / "exported.json"
+    out = run_cli("session", "export", str(exported), env=env, cwd=tmp_path)
+    assert out.code == 0 and "delete it" in out.stderr, out.output
+    assert stat.S_IMODE(exported.stat().st_mode) == 0o600
+    again = run_cli("session", "export", str(exported), env=env, cwd=tmp_path)
+    assert again.code == 78 and "exists" in again.stderr  # never overwrites a file
+
+    other_host = env | {"DATABASE_URL": f"sqlite:///{tmp_path / 'other' / 'stories.db'}"}
+    ig.reset_requests()
+    imported = run_cli("session", "import", str(exported), env=other_host, cwd=tmp_path)
+    assert imported.code == 0, imported.output
+    assert ig.count() == 1  # one light request proves it
+    assert run_cli("keepalive", env=other_host, cwd=tmp_path).code == 0
+    assert_no_secrets(ig, out, again, imported)

@@ -152,3 +152,26 @@ def upgrade_session(deps: Deps) -> Report:
             store.clear_needs_human(account)
         log.info("session_upgraded", extra={"app_version_before": before, "app_version_after": after})
         return Report(Outcome.OK, deps.counts, {"before": before, "after": after})
+
+
+def export_session(deps: Deps, path: Path) -> Report:
+    """`session export`: the stored session as instagrapi settings JSON, in a new owner-only (0600) file, to
+    carry it to another host (`session import` there). No request is sent."""
+    import os
+
+    settings, store = deps.settings, deps.store
+    account = settings.account()
+    state = store.account(account)
+    if state.settings is None or not state.has_session:
+        raise ConfigError(f"no Instagram session stored for {account}: nothing to export")
+    data = vault.decode(state.settings, state.settings_encrypted, settings.encryption_key)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ConfigError(f"{path} exists: export into a new file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        json.dump(data, file)
+    log.info("session_exported", extra={"path": str(path)})
+    return Report(Outcome.OK, deps.counts)

@@ -100,6 +100,7 @@ def _write_textfile(path: Path, registry: Any) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_to_textfile(str(path), registry)  # written beside the target, then renamed: atomic
+    path.chmod(0o644)  # node_exporter runs as another user; the metrics hold no secret (UMask=0077 gave 0600)
 
 
 def _push(url: str, registry: Any, labels: dict[str, str]) -> None:

@@ -211,3 +211,20 @@ def test_garbage_from_the_pushgateway_and_an_unwritable_textfile_leave_the_pass_
     assert "run_finished" in {e["event"] for e in result.events()}
     assert "s3cret" not in result.output  # neither URL (their paths are secrets) reaches a log line
     assert not {"unexpected_error", "monitoring_failed"} & {e["event"] for e in result.events()}
+
+
+def test_the_metrics_textfile_is_readable_by_node_exporter_under_a_strict_umask(
+    ig: Any, env: dict[str, str], tmp_path: Path
+) -> None:
+    import os
+    import stat
+
+    env |= {"TARGET_ACCOUNTS": "alice", "METRICS_TEXTFILE": str(tmp_path / "prom" / "story_liker.prom")}
+    login(ig, env, tmp_path)
+    old = os.umask(0o077)  # as the systemd unit's UMask=0077; the child inherits it
+    try:
+        assert run_cli("run-stories", env=env, cwd=tmp_path).code == 0
+    finally:
+        os.umask(old)
+    path = tmp_path / "prom" / "story_liker_run_stories.prom"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

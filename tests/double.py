@@ -103,6 +103,7 @@ import string
 import struct
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -215,6 +216,10 @@ class DUser:
     private: bool = False
     followed: bool = True
     full_name: str = ""
+    muted: bool = False  # followed, but muted: never in the tray (its stories can still be fetched)
+    in_tray: bool = True  # False: the tray leaves this user out (it is lossy), whatever else is true
+    gone_on_fetch: bool = False  # listed in the tray, but its reel is gone when fetched (expired in between)
+    live: bool = False  # broadcasting now: in the tray's ``broadcasts``
 
 
 @dataclass(eq=False)
@@ -224,6 +229,10 @@ class DStory:
     taken_at: int
     owner: InstagramDouble = field(repr=False)
     media_type: int = 1
+    audience: str | None = None  # "besties": close friends only
+    reshared: str | None = None  # the media id of the feed post this story reshares (``story_feed_media``)
+    segment_group: str | None = None  # one part of a long video split into several items
+    broken: int = 0  # the next N answers carrying this item carry it malformed (no ``taken_at``)
 
     @property
     def id(self) -> str:
@@ -255,6 +264,8 @@ class DPost:
     media_type: int = 1
     product_type: str = "feed"
     like_count: int = 0
+    pinned: bool = False  # pinned by its author: first in the author's feed, whatever its age
+    coauthors: tuple[DUser, ...] = ()  # a collab post: also in each coauthor's feed, authored by ``user``
 
     @property
     def id(self) -> str:
@@ -267,6 +278,27 @@ class DPost:
     @property
     def liked(self) -> bool:
         return self.id in self.owner.liked_media_ids
+
+
+@dataclass(frozen=True)
+class SeenRequest:
+    """One ``/api/v2/media/seen/`` request: ``reels`` as sent (``{"<pk>_<owner>_<source>": ["<taken>_<seen>"]}``,
+    in the order sent), where it is in ``InstagramDouble.requests``, and the double's clock when it came."""
+
+    index: int
+    reels: dict[str, list[str]]
+    received_at: float
+
+    def values(self) -> list[tuple[str, int, int]]:
+        """``(media id "<pk>_<owner>", taken_at, seen_at)`` per story, in the order sent; unparsable ones left out."""
+        found = []
+        for key, stamps in self.reels.items():
+            parts = str(key).split("_")
+            for stamp in stamps if isinstance(stamps, list) else [stamps]:
+                taken, _, seen = str(stamp).partition("_")
+                if len(parts) >= 2 and taken.isdigit() and seen.isdigit():
+                    found.append((f"{parts[0]}_{parts[1]}", int(taken), int(seen)))
+        return found
 
 
 @dataclass(frozen=True)
@@ -362,14 +394,36 @@ class InstagramDouble:
         own_pk: int = 57_283_910_446,
         totp_seed: str | None = None,
         rotate_cookies: bool = True,
+        tidy: bool = False,
+        tray_items: int | None = None,
+        tray_extras: bool | None = None,
+        tray_drop: float = 0.0,
+        lookup_friendship: bool | None = None,
     ) -> None:
+        """``tidy=True``: the answers the code would like (no extras, consistent types, full users everywhere,
+        a friendship status in ``usernameinfo``). By default the answers follow REAL_SHAPES.md; each trait
+        can also be set on its own:
+
+        - ``tray_items``: how many leading tray entries carry ``items`` (4; tidy 0), the rest metadata only;
+        - ``tray_extras``: the tray also holds the own reel, a hashtag and a location reel (``mas_reel``), an
+          injected ad reel, suggested reels (``suggestions``), a live broadcast and a post-live item (True);
+        - ``tray_drop``: the share of the followed users with stories that the tray leaves out (0.0; the
+          same users every time, see :meth:`tray_dropped`);
+        - ``lookup_friendship``: ``usernameinfo`` carries ``friendship_status`` (False; tidy True).
+        """
         self.username = username
         self.password = password
         self.own_pk = own_pk
         self.totp_seed = totp_seed
         self.rotate_cookies = rotate_cookies
+        self.tidy = tidy
+        self.tray_items = tray_items if tray_items is not None else (0 if tidy else 4)
+        self.tray_extras = tray_extras if tray_extras is not None else not tidy
+        self.tray_drop = tray_drop
+        self.lookup_friendship = lookup_friendship if lookup_friendship is not None else tidy
         self.url = ""
         self.requests: list[Rec] = []
+        self.seen_requests: list[SeenRequest] = []
         self.liked_story_ids: set[str] = set()
         self.liked_media_ids: set[str] = set()
         self.seen_story_ids: set[str] = set()
@@ -397,6 +451,7 @@ class InstagramDouble:
         self._thread: threading.Thread | None = None
         self._routes: list[_Route] = self._build_routes()
         self._new_session()
+        self._ambient = self._make_ambient()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -444,7 +499,15 @@ class InstagramDouble:
 
     # ------------------------------------------------------------------ state API
 
-    def add_user(self, username: str, *, pk: int | None = None, private: bool = False, followed: bool = True) -> DUser:
+    def add_user(
+        self,
+        username: str,
+        *,
+        pk: int | None = None,
+        private: bool = False,
+        followed: bool = True,
+        muted: bool = False,
+    ) -> DUser:
         with self._lock:
             user = DUser(
                 pk=pk if pk is not None else next(self._user_pks),
@@ -452,6 +515,7 @@ class InstagramDouble:
                 private=private,
                 followed=followed,
                 full_name=username.replace("_", " ").replace(".", " ").title(),
+                muted=muted,
             )
             self.users.append(user)
             return user
@@ -464,8 +528,11 @@ class InstagramDouble:
         liked: bool = False,
         seen: bool = False,
         media_type: int = 1,
+        close_friends: bool = False,
+        reshare: bool = False,
     ) -> DStory:
-        """A story; ``taken_at`` defaults to one minute ago (stories live 24 h)."""
+        """A story; ``taken_at`` defaults to one minute ago (stories live 24 h). ``close_friends``: for the
+        owner's close friends (``audience: "besties"``); ``reshare``: a feed post reshared (``story_feed_media``)."""
         with self._lock:
             story = DStory(
                 pk=next(self._media_pks),
@@ -473,13 +540,30 @@ class InstagramDouble:
                 taken_at=_ts(taken_at, int(time.time()) - 60),
                 owner=self,
                 media_type=media_type,
+                audience="besties" if close_friends else None,
             )
+            if reshare:
+                story.reshared = f"{next(self._media_pks)}_{next(self._user_pks)}"
             self.stories.append(story)
             if liked:
                 self.liked_story_ids.add(story.id)
             if seen:
                 self.seen_story_ids.add(story.id)
             return story
+
+    def add_segmented_video(
+        self, user: DUser, parts: int = 3, *, taken_at: int | float | datetime | None = None, same_second: bool = True
+    ) -> list[DStory]:
+        """A long video as the app posts it: ``parts`` video items sharing a ``segmented_video_group_id``, each
+        with its own pk, all taken in the same second (or one second apart)."""
+        start = _ts(taken_at, int(time.time()) - 60)
+        group = str(uuid.UUID(int=secrets.randbits(128)))
+        stories = []
+        for n in range(parts):
+            story = self.add_story(user, taken_at=start if same_second else start + n, media_type=2)
+            story.segment_group = group
+            stories.append(story)
+        return stories
 
     def add_post(
         self,
@@ -489,8 +573,11 @@ class InstagramDouble:
         media_type: int = 1,
         product_type: str = "feed",
         liked: bool = False,
+        pinned: bool = False,
+        coauthors: tuple[DUser, ...] | list[DUser] = (),
     ) -> DPost:
-        """A post: media_type 1 photo, 2 video (product_type "clips" = reel), 8 album."""
+        """A post: media_type 1 photo, 2 video (product_type "clips" = reel), 8 album. ``pinned``: first in
+        ``user``'s feed whatever its age; ``coauthors``: a collab post, in their feeds too, authored by ``user``."""
         with self._lock:
             post = DPost(
                 pk=next(self._media_pks),
@@ -500,12 +587,54 @@ class InstagramDouble:
                 media_type=media_type,
                 product_type=product_type,
                 like_count=7 + len(self.posts) % 5,
+                pinned=pinned,
+                coauthors=tuple(coauthors),
             )
             self.posts.append(post)
             if liked:
                 self.liked_media_ids.add(post.id)
                 post.like_count += 1
             return post
+
+    def break_story(self, story: DStory, times: int = 1) -> None:
+        """The next ``times`` answers carrying this story's item (reels_media, user story, media info) carry
+        it malformed: without ``taken_at``."""
+        with self._lock:
+            story.broken = times
+
+    def expire_on_fetch(self, user: DUser, gone: bool = True) -> None:
+        """The tray still lists ``user``'s reel, but ``reels_media`` leaves it out and the user's story feed
+        answers ``{"reel": null}``: the stories expired or were deleted between the tray and the fetch."""
+        with self._lock:
+            user.gone_on_fetch = gone
+
+    def tray_dropped(self) -> list[DUser]:
+        """The followed users with stories that the tray leaves out right now (``tray_drop``, ``in_tray``, muted)."""
+        with self._lock:
+            groups = self._live_groups()
+            return [u for u in self._tray_candidates(groups) if u not in self._tray_users(groups)]
+
+    @property
+    def extra_stories(self) -> list[DStory]:
+        """The stories of the tray's other entries (the own reel, the hashtag reel, the ad, the suggested reel):
+        no target's, never to be liked."""
+        with self._lock:
+            return list(self._ambient.stories)
+
+    def seen_values(self) -> list[tuple[str, int, int]]:
+        """Every ``(media id, taken_at, seen_at)`` sent in seen requests, in order."""
+        with self._lock:
+            return [value for request in self.seen_requests for value in request.values()]
+
+    def like_index(self, media_id: str) -> int | None:
+        """Where the (first) like request of this story or post is in ``requests`` (None: never sent)."""
+        with self._lock:
+            for index, rec in enumerate(self.requests):
+                if "story_like" in rec.path and str(rec.form.get("media_id", "")) == media_id:
+                    return index
+                if rec.path.endswith("/like/") and f"/media/{media_id}/" in rec.path:
+                    return index
+            return None
 
     def settings(self) -> JSON:
         """Complete instagrapi settings (``Client.get_settings()`` shape) logged in to this double.
@@ -561,6 +690,7 @@ class InstagramDouble:
     def reset_requests(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.seen_requests.clear()
 
     # ------------------------------------------------------------------ faults
 
@@ -1046,7 +1176,7 @@ class InstagramDouble:
     # ------------------------------------------------------------------ JSON shapes
 
     def _find_user(self, key: str) -> DUser | None:
-        for user in [self.me, *self.users]:
+        for user in [self.me, *self.users, *self._ambient.users]:
             if str(user.pk) == key or user.username.lower() == key.lower():
                 return user
         return None
@@ -1054,20 +1184,27 @@ class InstagramDouble:
     def _can_view(self, user: DUser) -> bool:
         return user is self.me or not user.private or user.followed
 
+    def _all_stories(self) -> list[DStory]:
+        return [*self.stories, *self._ambient.stories]
+
     def _live_stories(self, user: DUser, groups: dict[int, list[DStory]] | None = None) -> list[DStory]:
         if groups is not None:
             return groups.get(id(user), [])
-        stories = [s for s in self.stories if s.user is user and s.live]
+        stories = [s for s in self._all_stories() if s.user is user and s.live]
         return sorted(stories, key=lambda s: (s.taken_at, s.pk))
 
     def _live_groups(self) -> dict[int, list[DStory]]:
         """Live stories by ``id(user)``, oldest first: one pass for the batch endpoints."""
         groups: dict[int, list[DStory]] = {}
         now = time.time()
-        for story in sorted(self.stories, key=lambda s: (s.taken_at, s.pk)):
+        for story in sorted(self._all_stories(), key=lambda s: (s.taken_at, s.pk)):
             if story.expiring_at > now:
                 groups.setdefault(id(story.user), []).append(story)
         return groups
+
+    def _mixed(self, value: int, as_string: bool) -> int | str:
+        """Real answers carry ids as numbers in some places and strings in others; tidy answers: numbers."""
+        return str(value) if as_string and not self.tidy else value
 
     @staticmethod
     def _profile_pic(user: DUser) -> str:
@@ -1078,7 +1215,7 @@ class InstagramDouble:
             "following": user.followed,
             "followed_by": False,
             "blocking": False,
-            "muting": False,
+            "muting": user.muted,
             "is_private": user.private,
             "incoming_request": False,
             "outgoing_request": False,
@@ -1087,9 +1224,9 @@ class InstagramDouble:
             "is_feed_favorite": False,
         }
 
-    def _user_short(self, user: DUser) -> JSON:
+    def _user_short(self, user: DUser, *, pk_as_string: bool = False) -> JSON:
         return {
-            "pk": user.pk,
+            "pk": self._mixed(user.pk, pk_as_string),
             "pk_id": str(user.pk),
             "id": str(user.pk),
             "strong_id__": str(user.pk),
@@ -1104,9 +1241,13 @@ class InstagramDouble:
             "fbid_v2": str(17_841_400_000_000_000 + user.pk),
         }
 
-    def _user_full(self, user: DUser) -> JSON:
+    def _reel_user(self, user: DUser) -> JSON:
+        """The ``user`` of a tray entry or reel: a short user (a number pk for most, a string for some)."""
+        return {**self._user_short(user, pk_as_string=user.pk % 3 == 0), "friendship_status": self._friendship(user)}
+
+    def _user_full(self, user: DUser, *, friendship: bool = True) -> JSON:
         stories = self._live_stories(user) if self._can_view(user) else []
-        return {
+        full = {
             **self._user_short(user),
             "biography": "",
             "external_url": "",
@@ -1119,10 +1260,12 @@ class InstagramDouble:
             "has_highlight_reels": False,
             "latest_reel_media": stories[-1].taken_at if stories else 0,
             "hd_profile_pic_url_info": {"url": self._profile_pic(user), "width": 320, "height": 320},
-            "friendship_status": self._friendship(user),
             "total_igtv_videos": 0,
             "has_videos": any(p.user is user and p.media_type == 2 for p in self.posts),
         }
+        if friendship:
+            full["friendship_status"] = self._friendship(user)
+        return full
 
     def _account_json(self) -> JSON:
         return {
@@ -1152,15 +1295,22 @@ class InstagramDouble:
     def _video_versions(pk: int, width: int, height: int) -> list[JSON]:
         return [{"type": 101, "width": width, "height": height, "url": f"{CDN}/{pk}_video.mp4", "id": str(pk)}]
 
-    def _story_item(self, story: DStory) -> JSON:
+    def _story_item(self, story: DStory, *, fetched: bool = True) -> JSON:
+        """One story item. Real answers: the pk a string for some items and a number for others, the item's
+        ``user`` minimal (``{pk, is_private}``), plus ``audience``, ``story_feed_media``, segment fields.
+        ``fetched``: an answer that counts for :meth:`break_story` (not the tray's prefetched items)."""
+        if self.tidy:
+            user: JSON = {**self._user_short(story.user), "friendship_status": self._friendship(story.user)}
+        else:
+            user = {"pk": self._mixed(story.user.pk, story.pk % 4 == 1), "is_private": story.user.private}
         item: JSON = {
             "taken_at": story.taken_at,
-            "pk": str(story.pk),
+            "pk": str(story.pk) if self.tidy or story.pk % 2 == 0 else story.pk,
             "id": story.id,
             "media_type": story.media_type,
             "code": shortcode(story.pk),
             "caption": None,
-            "user": {**self._user_short(story.user), "friendship_status": self._friendship(story.user)},
+            "user": user,
             "image_versions2": self._image_versions(story.pk, 1080, 1920),
             "original_width": 1080,
             "original_height": 1920,
@@ -1177,16 +1327,43 @@ class InstagramDouble:
         }
         if story.media_type == 2:
             item["video_versions"] = self._video_versions(story.pk, 720, 1280)
-            item["video_duration"] = 9.5
+            item["video_duration"] = 15.0 if story.segment_group else 9.5
             item["has_audio"] = True
+        if story.audience:
+            item["audience"] = story.audience
+        if story.reshared:
+            item["story_feed_media"] = [
+                {
+                    "x": 0.5,
+                    "y": 0.5,
+                    "z": 0,
+                    "width": 0.8,
+                    "height": 0.55,
+                    "rotation": 0.0,
+                    "is_pinned": 0,
+                    "is_hidden": 0,
+                    "is_sticker": 1,
+                    "is_fb_sticker": 0,
+                    "media_id": story.reshared,
+                    "product_type": "feed",
+                    "media_code": shortcode(int(story.reshared.split("_")[0])),
+                }
+            ]
+        if story.segment_group:
+            group = [s for s in self._all_stories() if s.segment_group == story.segment_group]
+            item["segmented_video_group_id"] = story.segment_group
+            item["is_terminal_video_segment"] = story is group[-1]
+        if fetched and story.broken > 0:
+            story.broken -= 1
+            del item["taken_at"]
         return item
 
     def _seen_ts(self, stories: list[DStory]) -> int:
         return max((s.taken_at for s in stories if s.seen), default=0)
 
-    def _reel(self, user: DUser, stories: list[DStory]) -> JSON:
-        return {
-            "id": user.pk,
+    def _reel(self, user: DUser, stories: list[DStory], *, items: bool = True, fetched: bool = True) -> JSON:
+        reel: JSON = {
+            "id": self._mixed(user.pk, user.pk % 2 == 0),
             "strong_id__": str(user.pk),
             "latest_reel_media": stories[-1].taken_at,
             "expiring_at": stories[-1].expiring_at,
@@ -1196,16 +1373,23 @@ class InstagramDouble:
             "can_reshare": True,
             "reel_type": "user_reel",
             "is_sensitive_vertical_ad": False,
-            "user": {**self._user_short(user), "friendship_status": self._friendship(user)},
-            "items": [self._story_item(s) for s in stories],
+            "user": self._reel_user(user),
             "media_count": len(stories),
-            "media_ids": [s.pk for s in stories],
+            "media_ids": [s.pk if self.tidy else str(s.pk) for s in stories],
         }
+        if not self.tidy:
+            besties = [s.taken_at for s in stories if s.audience == "besties"]
+            reel |= {"prefetch_count": 0, "has_besties_media": bool(besties), "has_pride_media": False}
+            if besties:
+                reel["latest_besties_reel_media"] = float(max(besties))  # a float in real answers
+        if items:
+            reel["items"] = [self._story_item(s, fetched=fetched) for s in stories]
+        return reel
 
     def _post_item(self, post: DPost) -> JSON:
         item: JSON = {
             "taken_at": post.taken_at,
-            "pk": post.pk,
+            "pk": post.pk if self.tidy or post.pk % 2 else str(post.pk),
             "id": post.id,
             "media_type": post.media_type,
             "product_type": post.product_type if post.media_type != 8 else "carousel_container",
@@ -1223,6 +1407,11 @@ class InstagramDouble:
             "can_viewer_reshare": True,
             "like_and_view_counts_disabled": False,
         }
+        if not self.tidy:
+            item["timeline_pinned_user_ids"] = [post.user.pk] if post.pinned else []
+            item["clips_tab_pinned_user_ids"] = []
+        if post.coauthors:
+            item["coauthor_producers"] = [self._user_short(u) for u in post.coauthors]
         if post.media_type == 2:
             item["video_versions"] = self._video_versions(post.pk, 720, 1280)
             item["video_duration"] = 14.2
@@ -1246,11 +1435,188 @@ class InstagramDouble:
         return item
 
     def _find_media(self, pk: str) -> DStory | DPost | None:
-        medias: list[DStory | DPost] = [*self.stories, *self.posts]
+        medias: list[DStory | DPost] = [*self._all_stories(), *self.posts]
         for media in medias:
             if str(media.pk) == pk:
                 return media
         return None
+
+    # ------------------------------------------------------------------ the tray's other entries
+
+    def _make_ambient(self) -> _Ambient:
+        """What a real tray holds besides the followed users' reels (REAL_SHAPES.md, "The tray"): the own reel,
+        hashtag and location reels, an injected ad, suggested reels, a live broadcast and a post-live item.
+        Their users are not in ``users`` (never followed, never targets); their stories can be liked through
+        the double like any other, so a test sees it if the code ever does."""
+        pks = itertools.count(71_900_000_011, 1_000_033)
+
+        def someone(name: str) -> DUser:
+            return DUser(next(pks), name, followed=False, full_name=name.replace(".", " ").title())
+
+        hikers, sponsor, suggested, streamer, replay = (
+            someone("wander.jo"),
+            someone("brand.shop"),
+            someone("suggested.sam"),
+            someone("live.larry"),
+            someone("replay.rita"),
+        )
+        streamer.live = True
+        ambient = _Ambient(users=[hikers, sponsor, suggested, streamer, replay])
+        now = int(time.time())
+
+        def story(user: DUser, age: int) -> DStory:
+            made = DStory(next(self._media_pks), user, now - age, self)
+            ambient.stories.append(made)
+            return made
+
+        ambient.own = [story(self.me, 7200)]
+        ambient.hashtag = [story(hikers, 900), story(hikers, 300)]
+        ambient.ad = [story(sponsor, 60)]
+        ambient.suggested = [story(suggested, 1200)]
+        return ambient
+
+    def _broadcast(self, user: DUser, status: str) -> JSON:
+        started = int(time.time()) - 600
+        return {
+            "id": str(17_900_000_000_000_000 + user.pk),
+            "broadcast_status": status,
+            "broadcast_owner": self._user_short(user),
+            "cobroadcasters": [],
+            "published_time": started,
+            "media_id": f"{3_400_000_000_000_000_000 + user.pk}_{user.pk}",
+            "dash_playback_url": f"https://instagram.fxyz1-1.fna.fbcdn.net/hvideo-ash/{user.pk}.mpd",
+            "cover_frame_url": f"{CDN}/{user.pk}_cover.jpg",
+            "viewer_count": 12,
+            "organic_tracking_token": base64.b64encode(f"live:{user.pk}".encode()).decode(),
+            "can_reply": False,
+            "can_reshare": True,
+            "muted": False,
+            "ranked_position": 1,
+            "seen_ranked_position": 1,
+            "expire_at": started + STORY_TTL,
+            "last_seen_broadcast_ts": 0,
+            "hide_from_feed_unit": False,
+        }
+
+    def _extra_entries(self, groups: dict[int, list[DStory]]) -> tuple[list[JSON], list[JSON], JSON]:
+        """The hashtag, location and ad entries of the tray; the suggestions; the lives (broadcasts, post_live)."""
+        ambient = self._ambient
+        hashtag = self._live_stories(ambient.hashtag[0].user, groups)
+        entries: list[JSON] = []
+        if hashtag:
+            entries.append(
+                {
+                    "id": "tag:travel",
+                    "latest_reel_media": hashtag[-1].taken_at,
+                    "expiring_at": hashtag[-1].expiring_at,
+                    "seen": 0,
+                    "can_reply": False,
+                    "can_reshare": True,
+                    "reel_type": "mas_reel",
+                    "owner": {
+                        "type": 2,
+                        "pk": "17841563119107000",
+                        "name": "#travel",
+                        "profile_pic_url": f"{PROFILE_CDN}/travel.jpg",
+                        "profile_pic_username": ambient.hashtag[0].user.username,
+                    },
+                    "title": "#travel",
+                    "items": [self._story_item(s, fetched=False) for s in hashtag],
+                    "media_count": len(hashtag),
+                    "media_ids": [str(s.pk) for s in hashtag],
+                    "unique_integer_reel_id": "17841563119107000",
+                }
+            )
+            entries.append(
+                {
+                    "id": "loc:213385402",
+                    "latest_reel_media": hashtag[0].taken_at,
+                    "expiring_at": hashtag[0].expiring_at,
+                    "seen": 0,
+                    "can_reply": False,
+                    "can_reshare": True,
+                    "reel_type": "mas_reel",
+                    "owner": {
+                        "type": 1,
+                        "pk": "213385402",
+                        "name": "Berlin, Germany",
+                        "short_name": "Berlin",
+                        "lat": 52.5167,
+                        "lng": 13.3833,
+                        "profile_pic_url": f"{PROFILE_CDN}/berlin.jpg",
+                    },
+                    "location": {"pk": 213385402, "name": "Berlin, Germany", "lat": 52.5167, "lng": 13.3833},
+                    "media_count": 1,
+                    "media_ids": [str(hashtag[0].pk)],
+                }
+            )
+        ad = self._live_stories(ambient.ad[0].user, groups)
+        if ad:
+            sponsor = ambient.ad[0].user
+            injected = {
+                "label": "Sponsored",
+                "show_icon": True,
+                "hide_label": "Hide Ad",
+                "is_demo": False,
+                "view_tags": [],
+                "is_holdout": False,
+                "tracking_token": base64.b64encode(f"ad:{sponsor.pk}".encode()).decode(),
+                "show_ad_choices": False,
+                "ad_title": sponsor.full_name,
+                "ad_id": "23851093840410563",
+                "direct_share": False,
+            }
+            ad_reel = self._reel(sponsor, ad, fetched=False)
+            for item in ad_reel["items"]:
+                item["injected"] = injected
+            entries.append({**ad_reel, "id": sponsor.pk, "ad_id": "23851093840410563", "injected": injected})
+        suggested = self._live_stories(ambient.suggested[0].user, groups)
+        suggestions = []
+        if suggested:
+            suggestions.append(
+                {
+                    "tray": [self._reel(ambient.suggested[0].user, suggested, items=False)],
+                    "tray_title": "Suggested for you",
+                    "banner_title": "Suggested reels",
+                    "banner_subtitle": "",
+                    "suggestion_type": "suggested_reels",
+                }
+            )
+        lives: JSON = {
+            "broadcasts": [self._broadcast(u, "active") for u in [*self._ambient.users, *self.users] if u.live],
+            "post_live": {
+                "post_live_items": [
+                    {
+                        "pk": f"post_live_{ambient.users[-1].pk}",
+                        "user": self._user_short(ambient.users[-1]),
+                        "broadcasts": [self._broadcast(ambient.users[-1], "post_live")],
+                        "peak_viewer_count": 31,
+                        "last_seen_broadcast_ts": 0,
+                        "can_reply": False,
+                        "ranked_position": 1,
+                        "seen_ranked_position": 1,
+                        "muted": False,
+                        "can_reshare": True,
+                    }
+                ]
+            },
+        }
+        return entries, suggestions, lives
+
+    def _tray_candidates(self, groups: dict[int, list[DStory]]) -> list[DUser]:
+        """The followed users with live stories (what a lossless tray would list)."""
+        return [u for u in self.users if u.followed and self._live_stories(u, groups)]
+
+    def _tray_users(self, groups: dict[int, list[DStory]]) -> list[DUser]:
+        """The candidates the tray actually lists: muted ones never, those ``in_tray=False`` never, and the
+        share ``tray_drop`` of the others left out (always the same ones: ranked by a hash of their pk)."""
+        shown = [u for u in self._tray_candidates(groups) if u.in_tray and not u.muted]
+        drop = round(len(shown) * self.tray_drop)
+        if drop <= 0:
+            return shown
+        ranked = sorted(shown, key=lambda u: hashlib.sha256(f"tray:{u.pk}".encode()).digest())
+        dropped = set(map(id, ranked[:drop]))
+        return [u for u in shown if id(u) not in dropped]
 
     # ------------------------------------------------------------------ authed endpoints
 
@@ -1266,30 +1632,51 @@ class InstagramDouble:
         return _Reply(200, {"status": "ok"})
 
     def _reels_tray(self, rec: Rec, match: re.Match[str]) -> _Reply:
-        reels = []
+        """The tray as the app gets it: the own reel first, unseen reels before seen ones, an ad and hashtag
+        reels mixed in, only the first ``tray_items`` entries with items, at most ``page_size`` entries."""
         groups = self._live_groups()
-        for user in self.users:
-            stories = self._live_stories(user, groups)
-            if user.followed and stories:
-                reel = self._reel(user, stories)
-                del reel["items"]  # the tray only carries summaries
-                reels.append(reel)
+        reels = [self._reel(user, self._live_stories(user, groups), items=False) for user in self._tray_users(groups)]
         # unseen reels first, newest first (Instagram ranks; this is a stable approximation)
         reels.sort(key=lambda r: (r["seen"] >= r["latest_reel_media"], -r["latest_reel_media"]))
+        body: JSON = {"story_ranking_token": _rand(24), "broadcasts": [], "sticker_version": 0}
+        if self.tray_extras:
+            entries, suggestions, lives = self._extra_entries(groups)
+            hashtag_and_location, ad = entries[:2], entries[2:]
+            reels[1:1] = ad  # injected near the front
+            reels[4:4] = hashtag_and_location[:1]
+            reels += hashtag_and_location[1:]
+            own = self._live_stories(self.me, groups)
+            if own:
+                reels.insert(0, self._reel(self.me, own, items=False))
+            body |= {"suggestions": suggestions, **lives}
+        try:
+            page_size = int(rec.form.get("page_size") or 50)
+        except (TypeError, ValueError):
+            page_size = 50
+        if not self.tidy:
+            reels = reels[: max(page_size, 1)]
         for position, reel in enumerate(reels):
             reel["ranked_position"] = reel["seen_ranked_position"] = position + 1
-        return _Reply(
-            200,
-            {
-                "tray": reels,
-                "story_ranking_token": _rand(24),
-                "broadcasts": [],
-                "sticker_version": 0,
+            if position < self.tray_items and "items" not in reel:
+                user = self._find_user(str(reel.get("strong_id__", "")))
+                if user is not None:
+                    reel["items"] = [self._story_item(s, fetched=False) for s in self._live_stories(user, groups)]
+            elif position >= self.tray_items:
+                reel.pop("items", None)
+        body |= {
+            "tray": reels,
+            "face_filter_nux_version": 0,
+            "has_new_nux_story": False,
+            "stories_viewer_gestures_nux_eligible": False,
+            "status": "ok",
+        }
+        if self.tidy:
+            body = {k: body[k] for k in ("tray", "story_ranking_token", "broadcasts", "sticker_version")} | {
                 "face_filter_nux_version": 0,
                 "has_new_nux_story": False,
                 "status": "ok",
-            },
-        )
+            }
+        return _Reply(200, body)
 
     def _reels_media(self, rec: Rec, match: re.Match[str]) -> _Reply:
         raw = rec.form.get("user_ids", [])
@@ -1304,7 +1691,7 @@ class InstagramDouble:
         groups = self._live_groups()
         for key in (str(value).strip() for value in raw):
             user = self._find_user(key) if key.isdigit() else None
-            if user is None or user is self.me or not self._can_view(user):
+            if user is None or not self._can_view(user) or user.gone_on_fetch:
                 continue
             stories = self._live_stories(user, groups)
             if stories:
@@ -1317,9 +1704,17 @@ class InstagramDouble:
             return _Reply(404, dict(USER_NOT_FOUND_BODY))
         if not self._can_view(user):
             return _Reply(400, dict(NOT_AUTHORIZED_BODY))
-        stories = self._live_stories(user)
+        stories = [] if user.gone_on_fetch else self._live_stories(user)
         reel = self._reel(user, stories) if stories else None
-        return _Reply(200, {"broadcast": None, "reel": reel, "status": "ok"})
+        broadcast = self._broadcast(user, "active") if user.live else None
+        return _Reply(200, {"broadcast": broadcast, "reel": reel, "status": "ok"})
+
+    def _feed_posts(self, user: DUser) -> list[DPost]:
+        """A user's feed: their own posts and the collabs they are a coauthor of; pinned ones first."""
+        posts = [p for p in self.posts if p.user is user or user in p.coauthors]
+        if self.tidy:
+            return sorted(posts, key=lambda p: (-p.taken_at, -p.pk))
+        return sorted(posts, key=lambda p: (not (p.pinned and p.user is user), -p.taken_at, -p.pk))
 
     def _user_feed(self, rec: Rec, match: re.Match[str]) -> _Reply:
         user = self._find_user(match.group(1))
@@ -1327,7 +1722,7 @@ class InstagramDouble:
             return _Reply(404, dict(USER_NOT_FOUND_BODY))
         if not self._can_view(user):
             return _Reply(400, dict(NOT_AUTHORIZED_BODY))
-        posts = sorted((p for p in self.posts if p.user is user), key=lambda p: (-p.taken_at, -p.pk))
+        posts = self._feed_posts(user)
         try:
             count = int(rec.query.get("count") or 0)
         except ValueError:
@@ -1373,10 +1768,11 @@ class InstagramDouble:
         return _Reply(200, {"user": self._user_full(user), "status": "ok"})
 
     def _usernameinfo(self, rec: Rec, match: re.Match[str]) -> _Reply:
+        """Real answers carry no ``friendship_status``: they do not say whether you follow the user."""
         user = self._find_user(match.group(1))
         if user is None or match.group(1).isdigit():
             return _Reply(404, dict(USER_NOT_FOUND_BODY))
-        return _Reply(200, {"user": self._user_full(user), "status": "ok"})
+        return _Reply(200, {"user": self._user_full(user, friendship=self.lookup_friendship), "status": "ok"})
 
     def _following(self, rec: Rec, match: re.Match[str]) -> _Reply:
         followed = [u for u in reversed(self.users) if u.followed] if int(match.group(1)) == self.own_pk else []
@@ -1389,7 +1785,7 @@ class InstagramDouble:
         page = followed[start : start + count]
         more = start + count < len(followed)
         body: JSON = {
-            "users": [self._user_short(u) for u in page],
+            "users": [self._user_short(u, pk_as_string=True) for u in page],
             "big_list": more,
             "page_size": count,
             "has_more": more,
@@ -1407,7 +1803,9 @@ class InstagramDouble:
                 reels = json.loads(reels)
             except ValueError:
                 reels = {}
-        for key in reels if isinstance(reels, dict) else []:
+        reels = reels if isinstance(reels, dict) else {}
+        self.seen_requests.append(SeenRequest(len(self.requests) - 1, copy.deepcopy(reels), time.time()))
+        for key in reels:
             parts = str(key).split("_")
             if len(parts) >= 2:
                 story = self._find_media(parts[0])
@@ -1444,6 +1842,18 @@ class InstagramDouble:
             return _Reply(400, dict(MEDIA_UNAVAILABLE_BODY))
         item = self._story_item(media) if isinstance(media, DStory) else self._post_item(media)
         return _Reply(200, {"items": [item], "num_results": 1, "more_available": False, "status": "ok"})
+
+
+@dataclass
+class _Ambient:
+    """The tray's entries that are no followed user's reel (see ``InstagramDouble._make_ambient``)."""
+
+    users: list[DUser]
+    stories: list[DStory] = field(default_factory=list)
+    own: list[DStory] = field(default_factory=list)
+    hashtag: list[DStory] = field(default_factory=list)
+    ad: list[DStory] = field(default_factory=list)
+    suggested: list[DStory] = field(default_factory=list)
 
 
 def _decode_body(body: bytes) -> dict[str, Any]:

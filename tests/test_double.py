@@ -323,6 +323,18 @@ def test_server_threads_are_gone_after_exit() -> None:
 # --------------------------------------------------------------------------------- stories
 
 
+def user_reels(tray: list[dict[str, Any]], ig: InstagramDouble) -> list[dict[str, Any]]:
+    """The followed users' reels of a tray answer (not the own reel, no ad, no hashtag or location reel)."""
+    return [
+        reel
+        for reel in tray
+        if reel.get("reel_type") == "user_reel"
+        and "ad_id" not in reel
+        and "user" in reel
+        and int(reel["user"]["pk"]) != ig.own_pk
+    ]
+
+
 def test_tray_reels_media_seen_like_round_trip(ig: InstagramDouble, client: Client) -> None:
     now = int(time.time())
     alice = ig.add_user("alice")
@@ -338,10 +350,10 @@ def test_tray_reels_media_seen_like_round_trip(ig: InstagramDouble, client: Clie
     ig.add_story(dave)
     ig.add_story(erin, taken_at=now - 25 * 3600)
 
-    tray = client.get_reels_tray_feed()["tray"]
+    tray = user_reels(client.get_reels_tray_feed()["tray"], ig)
     assert [reel["user"]["username"] for reel in tray] == ["alice", "bob"]  # unseen first
     alice_reel = tray[0]
-    assert (alice_reel["id"], alice_reel["latest_reel_media"], alice_reel["seen"]) == (alice.pk, now - 300, 0)
+    assert (int(alice_reel["id"]), alice_reel["latest_reel_media"], alice_reel["seen"]) == (alice.pk, now - 300, 0)
     assert alice_reel["media_count"] == 2 and alice_reel["user"]["pk_id"] == str(alice.pk)
     assert tray[1]["seen"] == tray[1]["latest_reel_media"] == b1.taken_at
 
@@ -350,7 +362,7 @@ def test_tray_reels_media_seen_like_round_trip(ig: InstagramDouble, client: Clie
     items = reels[str(alice.pk)]["items"]
     assert [item["id"] for item in items] == [a1.id, a2.id]
     assert [item["has_liked"] for item in items] == [False, True]
-    assert items[0]["pk"] == str(a1.pk) and items[0]["expiring_at"] == a1.taken_at + 86400
+    assert str(items[0]["pk"]) == str(a1.pk) and items[0]["expiring_at"] == a1.taken_at + 86400
     assert ig.requests[-1].form["user_ids"] == [
         str(alice.pk),
         str(bob.pk),
@@ -362,7 +374,7 @@ def test_tray_reels_media_seen_like_round_trip(ig: InstagramDouble, client: Clie
     assert client.story_seen([a1.id, a2.id, c1.id])
     assert ig.seen_story_ids == {a1.id, a2.id, b1.id, c1.id}
     assert set(ig.requests[-1].form["reels"]) == {f"{s.id}_{s.user.pk}" for s in (a1, a2, c1)}
-    seen = {reel["id"]: reel["seen"] for reel in client.get_reels_tray_feed()["tray"]}
+    seen = {int(reel["id"]): reel["seen"] for reel in user_reels(client.get_reels_tray_feed()["tray"], ig)}
     assert seen == {alice.pk: a2.taken_at, bob.pk: b1.taken_at}
 
     ig.reset_requests()
@@ -371,6 +383,141 @@ def test_tray_reels_media_seen_like_round_trip(ig: InstagramDouble, client: Clie
     assert ig.requests[0].form["media_id"] == a1.id
     assert ig.liked_story_ids == {a1.id, a2.id} and a1.liked
     assert all(item["has_liked"] for item in reels_media(client, alice.pk)["reels"][str(alice.pk)]["items"])
+
+
+# ------------------------------------------------------------------ real shapes (REAL_SHAPES.md) and tidy ones
+
+
+def test_the_tray_has_other_entries_than_followed_users_reels(ig: InstagramDouble, client: Client) -> None:
+    users = [ig.add_user(f"friend_{n}") for n in range(6)]
+    for user in users:
+        ig.add_story(user)
+    answer = client.get_reels_tray_feed()
+    tray = answer["tray"]
+    assert tray[0]["user"]["username"] == ig.username and "items" in tray[0]  # the own reel first
+    ad = tray[2]  # injected after the first reels, with a user of its own (the sponsor)
+    assert "ad_id" in ad and ad["injected"]["label"] == "Sponsored" and ad["user"]["username"] == "brand.shop"
+    assert all("injected" in item for item in ad["items"])
+    hashtag = next(reel for reel in tray if reel["id"] == "tag:travel")
+    assert hashtag["reel_type"] == "mas_reel" and "user" not in hashtag and hashtag["owner"]["name"] == "#travel"
+    location = next(reel for reel in tray if str(reel["id"]).startswith("loc:"))
+    assert location["reel_type"] == "mas_reel" and location["owner"]["type"] == 1
+    assert [("items" in reel) for reel in tray] == [n < 4 for n in range(len(tray))]  # metadata beyond the first few
+    assert [reel["ranked_position"] for reel in tray] == list(range(1, len(tray) + 1))
+    assert {r["user"]["username"] for r in user_reels(tray, ig)} == {u.username for u in users}
+    assert answer["suggestions"][0]["tray"][0]["user"]["username"] == "suggested.sam"  # not in the tray itself
+    assert answer["broadcasts"][0]["broadcast_owner"]["username"] == "live.larry"
+    assert answer["post_live"]["post_live_items"][0]["broadcasts"][0]["broadcast_status"] == "post_live"
+    ids = [reel["id"] for reel in user_reels(tray, ig)]
+    assert {type(i) for i in ids} == {int, str}  # numbers in some places, strings in others
+    assert {type(r["user"]["pk"]) for r in user_reels(tray, ig)} == {int, str}
+    assert all(isinstance(m, str) for r in user_reels(tray, ig) for m in r["media_ids"])
+
+
+def test_the_tray_is_lossy_muted_and_dropped_users_never_appear() -> None:
+    with InstagramDouble(tray_drop=0.2) as ig:
+        client = new_client(ig)
+        users = [ig.add_user(f"friend_{n:02d}") for n in range(10)]
+        muted = ig.add_user("muted_mo", muted=True)
+        for user in [*users, muted]:
+            ig.add_story(user)
+        dropped = ig.tray_dropped()
+        assert len(dropped) == 3 and muted in dropped  # muted, and 20 % of the 10 others
+        listed = {r["user"]["username"] for r in user_reels(client.get_reels_tray_feed()["tray"], ig)}
+        assert listed == {u.username for u in users} - {u.username for u in dropped}
+        assert ig.tray_dropped() == dropped  # always the same users
+        reels = reels_media(client, *(u.pk for u in dropped))["reels"]
+        assert set(reels) == {str(u.pk) for u in dropped}  # their stories are there all the same
+
+
+def test_the_tray_answers_one_page(ig: InstagramDouble, client: Client) -> None:
+    for n in range(60):
+        ig.add_story(ig.add_user(f"friend_{n:02d}"))
+    assert ig.requests == [] and len(client.get_reels_tray_feed()["tray"]) == 50  # instagrapi asks page_size 50
+    assert ig.requests[-1].form["page_size"] == 50
+
+
+def test_real_story_items(ig: InstagramDouble, client: Client) -> None:
+    alice = ig.add_user("alice")
+    besties = ig.add_story(alice, taken_at=time.time() - 900, close_friends=True)
+    reshare = ig.add_story(alice, taken_at=time.time() - 600, reshare=True)
+    parts = ig.add_segmented_video(alice, 3, taken_at=time.time() - 300)
+    answer = reels_media(client, alice.pk)
+    items = answer["reels"][str(alice.pk)]["items"]
+    assert answer["reels_media"] == [answer["reels"][str(alice.pk)]]  # the same reels as a list too
+    assert [item["id"] for item in items] == [s.id for s in [besties, reshare, *parts]]
+    assert all(len(str(item["pk"])) == 19 and int(item["pk"]) > 2**53 for item in items)
+    assert {type(item["pk"]) for item in items} == {int, str}
+    assert all(set(item["user"]) == {"pk", "is_private"} for item in items)  # a minimal user
+    assert items[0]["audience"] == "besties" and "audience" not in items[1]
+    assert items[1]["story_feed_media"][0]["media_id"] == reshare.reshared
+    groups = {item.get("segmented_video_group_id") for item in items[2:]}
+    assert len(groups) == 1 and None not in groups and len({item["taken_at"] for item in items[2:]}) == 1
+    assert [item["is_terminal_video_segment"] for item in items[2:]] == [False, False, True]
+    reel = user_reels(client.get_reels_tray_feed()["tray"], ig)[0]
+    assert reel["has_besties_media"] and reel["latest_besties_reel_media"] == float(besties.taken_at)
+    assert isinstance(reel["latest_besties_reel_media"], float)
+
+
+def test_a_reel_gone_between_the_tray_and_the_fetch(ig: InstagramDouble, client: Client) -> None:
+    alice = ig.add_user("alice")
+    ig.add_story(alice)
+    ig.expire_on_fetch(alice)
+    assert [r["user"]["username"] for r in user_reels(client.get_reels_tray_feed()["tray"], ig)] == ["alice"]
+    assert reels_media(client, alice.pk)["reels"] == {}
+    assert client.private_request(f"feed/user/{alice.pk}/story/")["reel"] is None
+
+
+def test_a_broken_story_is_malformed_in_the_next_answers_only(ig: InstagramDouble, client: Client) -> None:
+    alice = ig.add_user("alice")
+    story = ig.add_story(alice)
+    ig.break_story(story, times=1)
+    client.get_reels_tray_feed()  # the tray's prefetched items do not count
+    assert "taken_at" not in reels_media(client, alice.pk)["reels"][str(alice.pk)]["items"][0]
+    assert reels_media(client, alice.pk)["reels"][str(alice.pk)]["items"][0]["taken_at"] == story.taken_at
+
+
+def test_seen_requests_are_recorded_with_their_values(ig: InstagramDouble, client: Client) -> None:
+    alice = ig.add_user("alice")
+    first, second = ig.add_story(alice, taken_at=time.time() - 600), ig.add_story(alice, taken_at=time.time() - 60)
+    assert client.story_seen([first.id, second.id])
+    [request] = ig.seen_requests
+    assert request.index == 0 and list(request.reels) == [f"{s.id}_{alice.pk}" for s in (first, second)]
+    values = request.values()
+    assert [media for media, _, _ in values] == [first.id, second.id]
+    # instagrapi's media_seen sends "<random begin>_<now>", the same end for every story, not the story's
+    # taken_at; the app (and dilame's story.service.ts) sends "<taken_at>_<seen_at>", rising story by story
+    assert len({seen for _, _, seen in values}) == 1
+    assert all(100 <= seen - begin <= 3000 and seen <= request.received_at for _, begin, seen in values)
+    assert ig.seen_values() == values
+
+
+def test_tidy_double_answers_the_way_the_code_would_like() -> None:
+    with InstagramDouble(tidy=True) as ig:
+        client = new_client(ig)
+        ig.add_user("alice", followed=False)
+        bob = ig.add_user("bob")
+        ig.add_story(bob)
+        answer = client.get_reels_tray_feed()
+        assert [r["user"]["username"] for r in answer["tray"]] == ["bob"] and "items" not in answer["tray"][0]
+        assert answer["broadcasts"] == [] and "suggestions" not in answer
+        [item] = reels_media(client, bob.pk)["reels"][str(bob.pk)]["items"]
+        assert isinstance(item["pk"], str) and item["user"]["username"] == "bob"
+        assert client.private_request("users/alice/usernameinfo/")["user"]["friendship_status"]["following"] is False
+
+
+def test_user_stories_v1_and_private_users(ig: InstagramDouble, client: Client) -> None:
+    alice = ig.add_user("alice")
+    dave = ig.add_user("dave", private=True, followed=False)
+    story = ig.add_story(alice, media_type=2)
+    stories = client.user_stories_v1(alice.pk)
+    # instagrapi takes the story's user from the item, which real answers keep minimal: no username
+    assert [(s.id, s.media_type, s.user.pk, s.user.username) for s in stories] == [(story.id, 2, str(alice.pk), None)]
+    assert client.private_request(f"feed/user/{ig.add_user('nobody-posts').pk}/story/")["reel"] is None
+    with pytest.raises(PrivateAccount):
+        client.user_stories_v1(dave.pk)
+    with pytest.raises(PrivateAccount):
+        client.user_medias_v1(dave.pk, amount=5)
 
 
 def test_story_like_default_marks_seen_with_three_requests(ig: InstagramDouble, client: Client) -> None:
@@ -393,19 +540,6 @@ def test_story_like_unknown_or_expired_is_unavailable(ig: InstagramDouble, clien
     assert ig.liked_story_ids == set()
 
 
-def test_user_stories_v1_and_private_users(ig: InstagramDouble, client: Client) -> None:
-    alice = ig.add_user("alice")
-    dave = ig.add_user("dave", private=True, followed=False)
-    story = ig.add_story(alice, media_type=2)
-    stories = client.user_stories_v1(alice.pk)
-    assert [(s.id, s.media_type, s.user.username) for s in stories] == [(story.id, 2, "alice")]
-    assert client.private_request(f"feed/user/{ig.add_user('nobody-posts').pk}/story/")["reel"] is None
-    with pytest.raises(PrivateAccount):
-        client.user_stories_v1(dave.pk)
-    with pytest.raises(PrivateAccount):
-        client.user_medias_v1(dave.pk, amount=5)
-
-
 # ------------------------------------------------------------------------------- users & posts
 
 
@@ -413,7 +547,7 @@ def test_user_lookups(ig: InstagramDouble, client: Client) -> None:
     alice = ig.add_user("alice", followed=False)
     user = client.user_info_by_username_v1("alice")
     assert (int(user.pk), user.username, user.is_private) == (alice.pk, "alice", False)
-    assert client.last_json["user"]["friendship_status"]["following"] is False
+    assert "friendship_status" not in client.last_json["user"]  # usernameinfo does not say whether you follow
     assert client.user_info_v1(alice.pk).username == "alice"
     with pytest.raises(UserNotFound):
         client.user_info_by_username_v1("ghost")
@@ -426,7 +560,8 @@ def test_following_paginates(ig: InstagramDouble, client: Client) -> None:
     ig.add_user("stranger", followed=False)
 
     page = client.private_request(f"friendships/{ig.own_pk}/following/", params={"count": 2})
-    assert len(page["users"]) == 2 and page["next_max_id"] == "2" and page["big_list"]
+    assert len(page["users"]) == 2 and page["next_max_id"] == "2" and page["big_list"] and page["page_size"] == 2
+    assert all(isinstance(user["pk"], str) for user in page["users"])  # pks as strings
     last = client.private_request(f"friendships/{ig.own_pk}/following/", params={"count": 2, "max_id": "4"})
     assert len(last["users"]) == 1 and "next_max_id" not in last
 
@@ -476,3 +611,19 @@ def test_user_medias_v1_swallows_throttling(ig: InstagramDouble, client: Client)
     ig.fail("feed/user/", status=429)
     with pytest.raises(ClientThrottledError):
         client.private_request(f"feed/user/{alice.pk}/", params={"count": 1})
+
+
+def test_feed_pinned_first_collabs_in_the_coauthors_feed(ig: InstagramDouble, client: Client) -> None:
+    alice, bob = ig.add_user("alice"), ig.add_user("bob")
+    now = int(time.time())
+    pinned = ig.add_post(alice, taken_at=now - 90 * 86400, pinned=True)
+    newest = ig.add_post(alice, taken_at=now - 60, media_type=2, product_type="clips")
+    collab = ig.add_post(bob, taken_at=now - 120, media_type=8, coauthors=[alice])
+    items = client.private_request(f"feed/user/{alice.pk}/", params={"count": 5})["items"]
+    assert [item["id"] for item in items] == [pinned.id, newest.id, collab.id]  # pinned first, whatever its age
+    assert items[0]["timeline_pinned_user_ids"] == [alice.pk] and items[1]["timeline_pinned_user_ids"] == []
+    assert int(items[2]["user"]["pk"]) == bob.pk and items[2]["coauthor_producers"][0]["username"] == "alice"
+    assert len(items[2]["carousel_media"]) == 2
+    medias = client.user_medias_v1(alice.pk, amount=5)  # instagrapi parses all of it
+    assert [m.id for m in medias] == [pinned.id, newest.id, collab.id]
+    assert medias[2].user.username == "bob" and [u.username for u in medias[2].coauthor_producers] == ["alice"]

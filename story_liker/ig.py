@@ -552,7 +552,8 @@ class Instagrapi:
             raw = self.client.get_reels_tray_feed("cold_start")  # builds the app's body, one private_request
         entries, bad = parse_tray(raw)
         self._skipped(bad)
-        return entries
+        own = self.user_pk  # the own reel comes first when the account has a story: never a followed account
+        return [entry for entry in entries if entry.user_pk != own]
 
     def reels_media(self, user_pks: Sequence[int]) -> dict[int, list[StoryItem]]:
         data = self.client.with_default_data({"user_ids": [str(pk) for pk in user_pks], "source": "reel_feed_timeline"})

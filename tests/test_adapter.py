@@ -269,6 +269,17 @@ def test_tray_with_non_finite_and_huge_numbers_and_non_user_reels(ig: InstagramD
     assert a.malformed == 4  # bob, carol, dave and the string; the hashtag reel and the ad are normal answers
 
 
+def test_the_own_reel_and_the_trays_other_entries_are_no_followed_reels(ig: InstagramDouble) -> None:
+    """The realistic tray: the own reel first, an injected ad with a user of its own, hashtag and location reels,
+    lives and suggestions beside it. Only the followed users' reels come out, none of them malformed."""
+    alice, bob = ig.add_user("alice"), ig.add_user("bob")
+    ig.add_story(alice)
+    ig.add_story(bob, close_friends=True)
+    a = adapter(ig)
+    assert sorted(e.username for e in a.reels_tray()) == ["alice", "bob"]
+    assert a.malformed == 0
+
+
 def test_story_of_another_user_inside_a_reel_is_never_liked_as_the_owners(ig: InstagramDouble) -> None:
     alice, mallory = ig.add_user("alice"), ig.add_user("mallory")
     mine, theirs = ig.add_story(alice), ig.add_story(mallory)
@@ -307,6 +318,8 @@ def test_following_pages_one_request_each(ig: InstagramDouble) -> None:
 def test_lookup_still_parses_usernameinfo(ig: InstagramDouble) -> None:
     alice = ig.add_user("Alice", private=True, followed=False)
     a = adapter(ig)
+    assert a.lookup("alice") == UserRef(alice.pk, "alice", None)  # usernameinfo does not say: unknown
+    ig.lookup_friendship = True  # an answer that does carry a friendship status is read
     assert a.lookup("alice") == UserRef(alice.pk, "alice", False)
 
 

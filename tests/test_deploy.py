@@ -1237,9 +1237,15 @@ def test_the_postgres_marker_selects_every_postgresql_case_and_nothing_else(tmp_
     assert selected.returncode == 0, selected.stdout + selected.stderr
     ids = [line for line in selected.stdout.splitlines() if "::" in line]
     assert len(ids) >= 20, selected.stdout  # the store, lock and end-to-end cases
-    assert all("[postgresql" in i or "postgres" in i.split("::")[-1] for i in ids), ids
+
+    def on_postgresql(test_id: str) -> bool:  # the database_url param: `[postgresql]`, `[x-postgresql-y]`
+        params = test_id.partition("[")[2].removesuffix("]")
+        return "postgresql" in params.split("-")
+
+    assert all(on_postgresql(i) or "postgres" in i.split("::")[-1].partition("[")[0] for i in ids), ids
     every = collect(pg=True)
-    on_pg = {line for line in every.stdout.splitlines() if "[postgresql" in line}
+    on_pg = {line for line in every.stdout.splitlines() if "::" in line and on_postgresql(line)}
+    assert on_pg
     assert on_pg <= set(ids)  # no PostgreSQL case escapes the marker
     without = collect("-m", "postgres", pg=False)  # no server: refused, not an empty green pass
     assert without.returncode == 4 and "TEST_DATABASE_URL" in without.stdout + without.stderr

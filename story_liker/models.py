@@ -156,3 +156,32 @@ class RunLock(SQLModel, table=True):
     command: str = Field(max_length=20)
     acquired_at: datetime = _time(nullable=False)
     expires_at: datetime = _time(nullable=False)
+
+
+class HealthState(SQLModel, table=True):
+    """The account's health as last told to the person (notify.py): changed, and notified, only when it changes."""
+
+    __tablename__ = "notify_state"
+
+    account: str = Field(primary_key=True, max_length=30)
+    state: str = Field(default="ok", max_length=20)  # ok, needs_human, session_outdated, action_blocked, long_cooldown
+    state_key: str | None = Field(default=None, max_length=40)  # which block or cooldown: its end
+    changed_at: datetime | None = _time()
+    digest_at: datetime | None = _time()  # NOTIFY_DIGEST=daily: when the last summary was queued
+
+
+class Notification(SQLModel, table=True):
+    """A message for the person, kept until every configured URL took it; the next runs retry the others."""
+
+    __table_args__ = (sa.Index("ix_notification_account_done", "account", "done_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account: str = Field(max_length=30)
+    event: str = Field(max_length=20)
+    title: str = Field(max_length=200)
+    body: str = Field(default="", sa_type=sa.Text)
+    created_at: datetime = _time(nullable=False)
+    delivered_to: str = Field(default="[]", sa_type=sa.Text)  # JSON list of URL fingerprints, never the URLs
+    attempts: int = 0
+    claimed_until: datetime | None = _time()  # a run delivering it now; another run leaves it alone until then
+    done_at: datetime | None = _time()

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, select
 
 from story_liker.db import unavailable_as_69
-from story_liker.models import Account, Action, LimitState, Post, Run, RunLock, Story, Target
+from story_liker.models import Account, Action, HealthState, LimitState, Notification, Post, Run, RunLock, Story, Target
 
 STORY_LIKE = "story_like"
 POST_LIKE = "post_like"
@@ -471,6 +471,183 @@ class Store:
     def lock_holder(self, account: str) -> RunLock | None:
         with self._tx() as session:
             return session.get(RunLock, account)
+
+    # --- notifications, report and history (issue 12) -----------------------------------------------------
+
+    def health_state(self, account: str) -> HealthState | None:
+        with self._tx() as session:
+            return session.get(HealthState, account)
+
+    def change_health(
+        self,
+        account: str,
+        *,
+        old: tuple[str, str | None],
+        new: tuple[str, str | None],
+        now: datetime,
+        message: tuple[str, str, str] | None,
+    ) -> bool:
+        """Move the account's notified health from ``old`` to ``new`` (state, key) and queue ``message`` (event,
+        title, body) in the same transaction. Only one of two runs that saw the same change moves it: the other
+        finds the state moved already and queues nothing. Returns whether this call moved it."""
+        with self._tx() as session:
+            self._insert_ignore(session, HealthState, [{"account": account, "state": "ok", "state_key": None}])
+            key = col(HealthState.state_key)
+            moved = session.execute(
+                sa.update(HealthState)
+                .where(
+                    col(HealthState.account) == account,
+                    col(HealthState.state) == old[0],
+                    key.is_(None) if old[1] is None else key == old[1],
+                )
+                .values(state=new[0], state_key=new[1], changed_at=now)
+            )
+            if not moved.rowcount:  # type: ignore[attr-defined]
+                return False
+            if message is not None:
+                self._queue(session, account, message, now)
+            return True
+
+    def queue_digest(
+        self, account: str, *, last: datetime | None, now: datetime, message: tuple[str, str, str]
+    ) -> bool:
+        """Queue the daily summary unless another run queued one since ``last`` (the digest_at it read)."""
+        with self._tx() as session:
+            self._insert_ignore(session, HealthState, [{"account": account, "state": "ok", "state_key": None}])
+            at = col(HealthState.digest_at)
+            moved = session.execute(
+                sa.update(HealthState)
+                .where(col(HealthState.account) == account, at.is_(None) if last is None else at == last)
+                .values(digest_at=now)
+            )
+            if not moved.rowcount:  # type: ignore[attr-defined]
+                return False
+            self._queue(session, account, message, now)
+            return True
+
+    @staticmethod
+    def _queue(session: Session, account: str, message: tuple[str, str, str], now: datetime) -> None:
+        event, title, body = message
+        session.add(Notification(account=account, event=event, title=title[:200], body=body, created_at=now))
+
+    def pending_notifications(self, account: str, *, since: datetime) -> list[Notification]:
+        """Messages not yet delivered to every URL, oldest first; older than ``since`` ones are given up."""
+        with self._tx() as session:
+            return list(
+                session.exec(
+                    select(Notification)
+                    .where(
+                        col(Notification.account) == account,
+                        col(Notification.done_at).is_(None),
+                        col(Notification.created_at) >= since,
+                    )
+                    .order_by(col(Notification.id))
+                ).all()
+            )
+
+    def give_up_notifications(self, account: str, *, before: datetime, now: datetime) -> int:
+        with self._tx() as session:
+            result = session.execute(
+                sa.update(Notification)
+                .where(
+                    col(Notification.account) == account,
+                    col(Notification.done_at).is_(None),
+                    col(Notification.created_at) < before,
+                )
+                .values(done_at=now)
+            )
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    def claim_notifications(self, ids: Sequence[int], *, now: datetime, until: datetime) -> list[int]:
+        """Take the messages for delivery by this run (another run delivering them leaves them alone)."""
+        claimed = []
+        with self._tx() as session:
+            for notification_id in ids:
+                result = session.execute(
+                    sa.update(Notification)
+                    .where(
+                        col(Notification.id) == notification_id,
+                        col(Notification.done_at).is_(None),
+                        sa.or_(col(Notification.claimed_until).is_(None), col(Notification.claimed_until) < now),
+                    )
+                    .values(claimed_until=until, attempts=col(Notification.attempts) + 1)
+                )
+                if result.rowcount:  # type: ignore[attr-defined]
+                    claimed.append(notification_id)
+        return claimed
+
+    def notification_delivered(
+        self, notification_id: int, *, delivered_to: Sequence[str], done: bool, now: datetime
+    ) -> None:
+        with self._tx() as session:
+            session.execute(
+                sa.update(Notification)
+                .where(col(Notification.id) == notification_id)
+                .values(
+                    delivered_to=json.dumps(sorted(set(delivered_to))),
+                    claimed_until=None,
+                    done_at=now if done else None,
+                )
+            )
+
+    @staticmethod
+    def _like_columns() -> list[tuple[str, Any, Any, Any, Any, Any, Any]]:
+        """(kind, pk, target user pk, liked_at, taken_at, account, skipped) of the story and the post table."""
+        return [
+            (
+                "story",
+                col(Story.story_pk),
+                col(Story.target_user_pk),
+                col(Story.liked_at),
+                col(Story.taken_at),
+                col(Story.account),
+                col(Story.skipped),
+            ),
+            (
+                "post",
+                col(Post.media_pk),
+                col(Post.target_user_pk),
+                col(Post.liked_at),
+                col(Post.taken_at),
+                col(Post.account),
+                col(Post.skipped),
+            ),
+        ]
+
+    def likes_between(self, account: str, since: datetime, until: datetime) -> list[tuple[str, str, int, datetime]]:
+        """(kind "story"/"post", pk, target user pk, liked_at) of every like recorded in [since, until)."""
+        found: list[tuple[str, str, int, datetime]] = []
+        with self._tx() as session:
+            for kind, pk, user, liked, _taken, owner, skipped in self._like_columns():
+                rows = session.execute(
+                    sa.select(pk, user, liked).where(
+                        owner == account, skipped.is_(False), liked >= since, liked < until
+                    )
+                ).all()
+                found.extend((kind, str(p), int(u), at) for p, u, at in rows)
+        return found
+
+    def liked_history(
+        self, account: str, *, target_user_pk: int | None, limit: int
+    ) -> list[tuple[str, str, int, datetime, datetime]]:
+        """The newest ``limit`` likes (kind, pk, target user pk, liked_at, taken_at), newest first."""
+        found: list[tuple[str, str, int, datetime, datetime]] = []
+        with self._tx() as session:
+            for kind, pk, user, liked, taken, owner, skipped in self._like_columns():
+                query = sa.select(pk, user, liked, taken).where(owner == account, skipped.is_(False))
+                if target_user_pk is not None:
+                    query = query.where(user == target_user_pk)
+                rows = session.execute(query.order_by(liked.desc(), pk.desc()).limit(limit)).all()
+                found.extend((kind, str(p), int(u), at, t) for p, u, at, t in rows)
+        found.sort(key=lambda row: (row[3], row[1]), reverse=True)
+        return found[:limit]
+
+    def runs_since(self, account: str | None, since: datetime) -> list[Run]:
+        with self._tx() as session:
+            query = select(Run).where(col(Run.started_at) >= since)
+            if account:
+                query = query.where(sa.or_(col(Run.account) == account, col(Run.account).is_(None)))
+            return list(session.exec(query.order_by(col(Run.started_at))).all())
 
 
 def liked_stories(items: Iterable[Any], *, skipped: bool = False) -> list[LikedStory]:

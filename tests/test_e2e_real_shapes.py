@@ -366,14 +366,6 @@ def test_a_real_posts_feed_pinned_first_a_carousel_and_a_clip(ig: Any, env: dict
     assert again.code == 0 and summary(again)["liked"] == 0 and ig.count("/like/") == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug in story_liker/jobs/posts.py: a collab post in a target's feed is authored by another user "
-        "(parse_post keeps item.user as PostItem.user_pk), and _like_all looks the author up in by_pk "
-        "(target = by_pk[post.user_pk]): KeyError, run-posts exits 1 after the first likes, the marker is not moved"
-    ),
-)
 def test_a_collab_post_in_a_targets_feed_by_an_account_that_is_no_target(
     ig: Any, env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -31,7 +31,8 @@ def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, likes:
     reachable = [t for t in targets if t.user_pk is not None]
     by_pk = {t.user_pk: t for t in reachable}
     updates: dict[int, dict[str, Any]] = {}  # written once at the end, also when the pass is cut short
-    new: dict[int, list[PostItem]] = {}
+    new: dict[int, list[PostItem]] = {}  # per target (feed owner) pk
+    owner: dict[str, Target] = {}  # post pk -> the target whose feed showed it (a collab post has another author)
     try:
         deps.progress.start(len(reachable), "checking posts")
         try:
@@ -50,14 +51,16 @@ def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, likes:
                 counts.posts_seen += len(posts)
                 updates[target.id] = {"post_checked_at": now, "last_error": None}
                 new[target.user_pk] = [p for p in posts if p.taken_at.timestamp() > (target.post_marker or 0)]
+                for post in new[target.user_pk]:
+                    owner.setdefault(post.pk, target)
         finally:
             deps.progress.stop()
         todo = _todo(deps, new, now - timedelta(days=settings.post_max_age_days), dry_run)
         chosen = planning.fair_share(todo, allowed)
         counts.skipped = len(todo) - len(chosen)
-        liked = _like_all(deps, ig, likes, by_pk, chosen)
+        liked = _like_all(deps, ig, likes, owner, chosen)
         if not dry_run:
-            left = {p.user_pk for p in todo if p.pk not in liked}
+            left = {owner[p.pk].user_pk for p in todo if p.pk not in liked}
             for pk, posts in new.items():
                 if posts and pk not in left:  # everything new of this target handled: move its marker
                     target = by_pk[pk]
@@ -95,9 +98,7 @@ def _todo(deps: Deps, new: dict[int, list[PostItem]], oldest: datetime, dry_run:
     return todo
 
 
-def _like_all(
-    deps: Deps, ig: Instagram, likes: Likes, by_pk: dict[int | None, Target], chosen: list[PostItem]
-) -> set[str]:
+def _like_all(deps: Deps, ig: Instagram, likes: Likes, owner: dict[str, Target], chosen: list[PostItem]) -> set[str]:
     """The chosen posts, target after target (the pause between targets between them). Returns the pks liked."""
     settings = deps.settings
     done: set[str] = set()
@@ -109,7 +110,7 @@ def _like_all(
             deps.pause(settings.target_delay_min_seconds, settings.target_delay_max_seconds)
         previous = post.user_pk
         deps.pause(settings.action_delay_min_seconds, settings.action_delay_max_seconds)
-        target = by_pk[post.user_pk]
+        target = owner[post.pk]
         if likes.one(
             {"target": target.username, "media_pk": post.pk, "media_type": post.media_type},
             send=lambda post=post: ig.like_post(post),  # type: ignore[misc]

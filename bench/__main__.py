@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench import cleanup, naive
+from bench import cleanup, naive, simulate
 from bench.common import (
     Population,
     Proc,
@@ -512,11 +512,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench.cleanups.append(cleanup.postgres(workdir, args.rows, args.pg_url))
         else:
             bench.notes.append(f"PostgreSQL cleanup rows skipped: {why}")
+        print("in-process simulations: the planner over a week, coverage over a day", flush=True)
+        sims = simulate.run_all(workdir)
     evaluate(bench)
     print()
     print(report(bench))
+    print()
+    print(sims.report())
     elapsed = time.perf_counter() - started
-    RESULTS.write_text(json.dumps(_as_json(bench, elapsed), indent=2, default=str) + "\n")
+    results = _as_json(bench, elapsed) | {"simulations": sims.as_json()}
+    RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"\n(bench took {elapsed:.0f} s; results written to {RESULTS})")
     return 0
 

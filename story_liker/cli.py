@@ -156,7 +156,8 @@ def _execute(
 
     monitored = command in ("run-stories", "run-posts", "cleanup", "keepalive")
 
-    settings = _load_settings(output_on_stdout=command == "status" or command.startswith("accounts-"), **overrides)
+    on_stdout = command in ("status", "report", "history") or command.startswith("accounts-")
+    settings = _load_settings(output_on_stdout=on_stdout, **overrides)
     run_id = uuid.uuid4().hex[:12]
     CONTEXT.set({"run_id": run_id, "command": command, "account": settings.ig_username or ""})
     started = time.monotonic()
@@ -189,7 +190,7 @@ def _execute(
             store.start_run(run_id, account=settings.ig_username, command=command, now=deps.clock())
             recorded = True
         if monitored:
-            monitor.ping(settings, "start")
+            monitor.ping(settings, "start", command=command, run_id=run_id)
         report = job(deps)
         code, outcome, extra = OK, report.outcome, report.extra
     except StoryLikerError as exc:
@@ -220,7 +221,16 @@ def _execute(
             if recorded and store is not None:
                 _finish_run(store, run_id, code, outcome, counts, duration)
             if monitored:
-                _after_run(settings, store, command=command, code=code, counts=counts, duration=duration)
+                _after_run(
+                    settings,
+                    store,
+                    command=command,
+                    code=code,
+                    counts=counts,
+                    duration=duration,
+                    run_id=run_id,
+                    outcome=outcome,
+                )
         except Interrupted as exc:  # a second signal: stop at once, as asked
             code = exc.exit_code
     raise typer.Exit(code)
@@ -614,6 +624,114 @@ def accounts_remove(username: str) -> None:
         return f"removed {name}"
 
     _accounts("remove", username, action)
+
+
+# --- telling the person: notifications, doctor, report, history (issue 12) --------------------------------
+
+notify_app = typer.Typer(help="Notifications (NOTIFY_URLS, NOTIFY_URLS_FILE, NOTIFY_CONFIG).", no_args_is_help=True)
+app.add_typer(notify_app, name="notify")
+AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+@notify_app.command("test")
+def notify_test() -> None:
+    """Send one test message to every configured notification URL and say which were delivered."""
+    from story_liker import notify
+    from story_liker.errors import CONFIG, DB_UNAVAILABLE
+
+    settings = _load_settings(output_on_stdout=True, log_level="WARNING")
+    if not settings.notifications_on:
+        _fail("no notification URL is set: NOTIFY_URLS, NOTIFY_URLS_FILE or NOTIFY_CONFIG", CONFIG)
+    outcomes, problems = notify.send_test(settings)
+    for outcome in outcomes:
+        typer.echo(f"{outcome.label}: " + ("delivered" if outcome.delivered else f"NOT delivered ({outcome.why})"))
+    for problem in problems:
+        typer.echo(problem)
+    delivered = bool(outcomes) and all(o.delivered for o in outcomes)
+    raise typer.Exit(CONFIG if problems else OK if delivered else DB_UNAVAILABLE)
+
+
+@app.command()
+def doctor(
+    as_json: AsJson = False,
+    online: Annotated[
+        bool, typer.Option("--online", help="Also send one light Instagram request (under the run lock).")
+    ] = False,
+) -> None:
+    """One preflight checklist: settings, database, session, flags, cooldown, lock, targets, notifications.
+
+    Exits 0 when all is well, else with the exit code of the first problem (78, 69, 77, 75)."""
+    from story_liker import doctor as checks
+    from story_liker import settings as settings_module
+
+    settings: Settings | None = None
+    error: StoryLikerError | None = None
+    try:
+        settings_module.load()
+    except StoryLikerError as exc:
+        error = exc
+    else:
+        settings = _load_settings(output_on_stdout=True, log_level="WARNING")
+        for handler in logging.getLogger().handlers:  # stdout is the checklist's
+            if isinstance(handler, logging.StreamHandler):
+                handler.setStream(sys.stderr)
+    try:
+        found = checks.run(settings, error, online=online)
+    except KeyboardInterrupt:
+        raise typer.Exit(Interrupted(signal.SIGINT).exit_code) from None
+    typer.echo(json.dumps(checks.as_json(found), indent=2) if as_json else checks.as_text(found))
+    raise typer.Exit(checks.exit_code(found))
+
+
+@app.command()
+def report(
+    since: Annotated[str, typer.Option("--since", help="How far back: 7d, 24h, 90m, 2w.")] = "7d",
+    as_json: AsJson = False,
+) -> None:
+    """Likes per day and per target, cooldowns, targets never liked or not checked, requests per day."""
+    from story_liker import activity
+
+    def run(d: Deps) -> Report:
+        from story_liker.jobs.deps import Outcome, Report
+
+        span, now = activity.parse_since(since), d.clock()
+        data = activity.report_data(d.store, d.settings, d.settings.account(), window=activity.Window(now - span, now))
+        if as_json:
+            typer.echo(json.dumps(data, indent=2))
+        elif sys.stdout.isatty():
+            from rich.console import Console
+
+            Console().print(activity.report_rich(data))
+        else:
+            typer.echo(activity.report_text(data, bars=False))
+        return Report(Outcome.OK, d.counts)
+
+    _execute("report", run, record=False, log_level="WARNING")
+
+
+@app.command()
+def history(
+    target: Annotated[str | None, typer.Option("--target", help="Only this target's likes.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10000, help="At most N items.")] = 20,
+    as_json: AsJson = False,
+) -> None:
+    """What was liked and when, newest first, with the Instagram link of each item."""
+    from story_liker import activity
+    from story_liker.settings import normalise_username
+
+    def run(d: Deps) -> Report:
+        from story_liker.errors import ConfigError
+        from story_liker.jobs.deps import Outcome, Report
+
+        try:
+            name = normalise_username(target) if target is not None else None
+        except ValueError as exc:
+            raise ConfigError(f"--target: {exc}") from None
+        items = activity.history_data(d.store, d.settings.account(), target=name, limit=limit)
+        typer.echo(json.dumps(items, indent=2) if as_json else activity.history_text(items))
+        return Report(Outcome.OK, d.counts)
+
+    _execute("history", run, record=False, log_level="WARNING")
 
 
 def main() -> None:

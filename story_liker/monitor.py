@@ -1,15 +1,21 @@
-"""Optional monitoring: Prometheus metrics (textfile or Pushgateway) and a dead-man's-switch ping.
+"""Optional monitoring: Prometheus metrics (textfile or Pushgateway), dead-man's-switch pings, notifications.
 
 Nothing here may fail a pass or hold it up for more than a few seconds: each step (textfile, Pushgateway,
-ping) runs on its own, and any error of one (a full disk, a garbage answer, a bug) is logged as a warning
-with the exception type only, never its text (it may quote a URL with credentials), and dropped.
+ping, notifications) runs on its own, and any error of one (a full disk, a garbage answer, a bug) is logged as
+a warning with the exception type only, never its text (it may quote a URL with credentials), and dropped.
+A ping, a push and a notification get a short bounded retry (stamina) of what may pass at once (a refused or
+reset connection, a 5xx); a timeout is not retried, so a hanging service costs one timeout.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import json
 import logging
+import re
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,14 +32,115 @@ PING_TIMEOUT = 3.0
 T = TypeVar("T")
 
 
-def ping(settings: Settings, suffix: str) -> None:
-    """healthchecks.io style: `<url>/start`, `<url>` on success, `<url>/<exit code>` on failure."""
+RETRY_WINDOW = 3.0  # seconds: no retry starts later than this after the first attempt
+_STEP: contextvars.ContextVar[str] = contextvars.ContextVar("story_liker_retry_step", default="")
+
+
+def run_uuid(run_id: str) -> str:
+    """The run id as healthchecks.io wants it (`rid`: a UUID in canonical form): the run's own 12 hex digits
+    are its last group, so a ping and the log lines of its run share them."""
+    if re.fullmatch(r"[0-9a-f]{12}", run_id):
+        return f"00000000-0000-4000-8000-{run_id}"
+    return str(uuid.uuid5(uuid.NAMESPACE_OID, run_id))
+
+
+def ping_suffix(code: int) -> str:
+    """healthchecks.io's conventions: success is the plain URL, `/log` records a 75 (a cooldown, a held lock: a
+    run that rightly did nothing) without counting it as a failure, `/<exit code>` is a failure."""
+    return "" if code == 0 else "log" if code == 75 else str(code)
+
+
+def ping(settings: Settings, suffix: str, *, command: str = "", run_id: str = "", body: str | None = None) -> None:
+    """`<url>/start`, `<url>` (success), `<url>/log`, `<url>/<exit code>`; `?rid=` pairs start and end. With a
+    body (the run summary) the ping is a POST, which healthchecks.io shows with the event."""
     if not settings.healthcheck_url:
         return
     import requests
 
-    url = settings.healthcheck_url + (f"/{suffix}" if suffix else "")
-    isolated("healthcheck_failed", lambda: requests.get(url, timeout=PING_TIMEOUT).close())
+    url = settings.healthcheck_url.replace("{command}", command) + (f"/{suffix}" if suffix else "")
+    params = {"rid": run_uuid(run_id)} if run_id else None
+
+    def send() -> None:
+        if body is None:
+            answer = requests.get(url, params=params, timeout=PING_TIMEOUT)
+        else:
+            answer = requests.post(url, params=params, data=body.encode(), timeout=PING_TIMEOUT)
+        with contextlib.closing(answer):
+            answer.raise_for_status()
+
+    isolated("healthcheck_failed", lambda: retried("healthcheck", send, on=_transient_http))
+
+
+def retried(step: str, call: Callable[[], T], *, on: Callable[[Exception], bool], window: float = RETRY_WINDOW) -> T:
+    """``call`` with a short bounded retry (stamina: up to 3 attempts, none started after ``window`` seconds)
+    of the errors ``on`` calls transient. Only for pings, pushes and notifications, never Instagram."""
+    import stamina
+
+    _quiet_retries()
+    token = _STEP.set(step)
+    try:
+        for attempt in stamina.retry_context(
+            on=on, attempts=3, timeout=window, wait_initial=0.2, wait_max=1.0, wait_jitter=0.2
+        ):
+            with attempt:
+                return call()
+    finally:
+        _STEP.reset(token)
+    raise AssertionError("unreachable: stamina re-raises the last error")
+
+
+_QUIET: list[bool] = []
+
+
+def _quiet_retries() -> None:
+    """stamina's own retry log lines carry the call's arguments and the error's text (URLs with tokens):
+    ours name the step and the exception type only."""
+    if _QUIET:
+        return
+    from stamina import instrumentation
+
+    def log_retry(details: Any) -> None:
+        log.info(
+            "retry_scheduled",
+            extra={
+                "step": _STEP.get(),
+                "retry": details.retry_num,
+                "error": type(details.caused_by).__name__,
+                "wait_s": round(details.wait_for, 2),
+            },
+        )
+
+    instrumentation.set_on_retry_hooks([log_retry])
+    _QUIET.append(True)
+
+
+def _transient_http(exc: Exception) -> bool:
+    """requests: a refused or reset connection or a 5xx/429 may pass at once; a timeout or a 4xx will not."""
+    import requests
+
+    if isinstance(exc, requests.Timeout):
+        return False
+    if isinstance(exc, requests.HTTPError):
+        status = exc.response.status_code if exc.response is not None else 0
+        return status >= 500 or status == 429
+    return isinstance(exc, requests.ConnectionError)
+
+
+def _transient_push(exc: Exception) -> bool:
+    """urllib (prometheus_client's push): the same rule."""
+    from urllib.error import HTTPError, URLError
+
+    if isinstance(exc, HTTPError):
+        return exc.code >= 500 or exc.code == 429
+    reason = exc.reason if isinstance(exc, URLError) else exc
+    return isinstance(reason, ConnectionRefusedError | ConnectionResetError | ConnectionAbortedError)
+
+
+def summary(command: str, code: int, outcome: str, counts: dict[str, Any], duration: float) -> str:
+    """The run summary a ping carries: what `run_finished` says, never a secret."""
+    return json.dumps(
+        {"command": command, "exit_code": code, "outcome": outcome, "duration_s": duration, **counts}, default=str
+    )
 
 
 def isolated(event: str, step: Callable[[], T], **fields: str) -> T | None:
@@ -92,7 +199,10 @@ def export(
         isolated("metrics_write_failed", lambda: _write_textfile(path, registry), path=str(path))
     if settings.pushgateway_url:
         url = settings.pushgateway_url
-        isolated("metrics_push_failed", lambda: _push(url, registry, labels))
+        isolated(
+            "metrics_push_failed",
+            lambda: retried("pushgateway", lambda: _push(url, registry, labels), on=_transient_push),
+        )
 
 
 def _write_textfile(path: Path, registry: Any) -> None:
@@ -159,10 +269,18 @@ def _kind(command: str) -> str:
 
 
 def after_run(
-    settings: Settings, store: Store | None, *, command: str, code: int, counts: dict[str, Any], duration: float
+    settings: Settings,
+    store: Store | None,
+    *,
+    command: str,
+    code: int,
+    counts: dict[str, Any],
+    duration: float,
+    run_id: str = "",
+    outcome: str = "",
 ) -> None:
-    """Metrics and the dead-man's-switch ping at the end of a run; what a failed database can no longer
-    tell (last success, budget, cooldown) is left out."""
+    """Metrics, the dead-man's-switch ping and the notifications at the end of a run; what a failed database can
+    no longer tell (last success, budget, cooldown, the account's health) is left out."""
     from story_liker.report import limits_usage
 
     state: dict[str, Any] = {"last_success": None, "budget": {}, "cooldown_until": None}
@@ -191,4 +309,17 @@ def after_run(
         "metrics_failed",
         lambda: export(settings, command=command, exit_code=code, duration=duration, counts=counts, **state),
     )
-    ping(settings, "" if code == 0 else str(code))
+    ping(
+        settings,
+        ping_suffix(code),
+        command=command,
+        run_id=run_id,
+        body=summary(command, code, outcome, counts, duration),
+    )
+    if store is not None and settings.notifications_on:
+        from story_liker import notify
+
+        isolated(
+            "notify_failed",
+            lambda: notify.after_run(settings, store, command=command, code=code, counts=counts),
+        )

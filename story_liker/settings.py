@@ -184,6 +184,45 @@ class Settings(BaseSettings):
     healthcheck_url: str | None = None  # dead-man's switch: pinged on start, success and failure
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] | None = None  # default: text on a terminal, JSON lines otherwise
+    # notifications (issue 12): Apprise URLs, one message per change of the account's health, a daily digest
+    notify_urls: SecretStr | None = None  # Apprise URLs, comma- or space-separated (they carry tokens)
+    notify_urls_file: Path | None = None
+    notify_config: Path | None = None  # an Apprise configuration file (TEXT or YAML)
+    notify_cooldown_hours: float = Field(6.0, gt=0, le=1000)  # a cooldown longer than this is worth a message
+    notify_digest: Literal["off", "daily"] = "off"
+
+    @field_validator("notify_digest", mode="before")
+    @classmethod
+    def _digest(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _notify(self) -> Settings:
+        """NOTIFY_URLS_FILE read like the other secret files; every URL `scheme://...` (never echoed: a token)."""
+        if self.notify_urls is None and self.notify_urls_file is not None:
+            try:
+                text = Path(self.notify_urls_file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(f"NOTIFY_URLS_FILE: cannot read {self.notify_urls_file}: {exc.strerror}") from None
+            if not text:
+                raise ValueError(f"NOTIFY_URLS_FILE: {self.notify_urls_file} is empty")
+            self.notify_urls = SecretStr(text)
+        for number, url in enumerate(self.notify_url_list, start=1):
+            if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://\S", url):
+                raise ValueError(
+                    f"NOTIFY_URLS: entry {number} is not an Apprise URL (like ntfy://topic or tgram://token/chat_id)"
+                )
+        if self.notify_config is not None and not Path(self.notify_config).is_file():
+            raise ValueError(f"NOTIFY_CONFIG: {self.notify_config} is not a readable file")
+        return self
+
+    @property
+    def notify_url_list(self) -> list[str]:
+        return split_notify_urls(self.notify_urls.get_secret_value()) if self.notify_urls else []
+
+    @property
+    def notifications_on(self) -> bool:
+        return bool(self.notify_url_list or self.notify_config)
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
@@ -392,3 +431,10 @@ def describe(exc: ValidationError) -> str:
     if message.startswith(name):
         return message
     return f"{name}: {message}"
+
+
+def split_notify_urls(text: str) -> list[str]:
+    """Apprise URLs separated by commas or blanks; a comma inside a URL (`mailto://...?to=a@x,b@y`) stays,
+    since a new URL starts only where a `scheme://` follows the separator."""
+    parts = re.split(r"[\s,]+(?=[A-Za-z][A-Za-z0-9+.-]*://)", text.strip())
+    return [part.strip(" \t\r\n,") for part in parts if part.strip(" \t\r\n,")]

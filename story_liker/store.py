@@ -642,6 +642,19 @@ class Store:
         found.sort(key=lambda row: (row[3], row[1]), reverse=True)
         return found[:limit]
 
+    def liked_target_pks(self, account: str) -> set[int]:
+        """The user pks of the targets with at least one like on record (stories within their retention)."""
+        found: set[int] = set()
+        with self._tx() as session:
+            for _kind, _pk, user, _liked, _taken, owner, skipped in self._like_columns():
+                found.update(
+                    int(u)
+                    for u in session.execute(
+                        sa.select(user).where(owner == account, skipped.is_(False)).distinct()
+                    ).scalars()
+                )
+        return found
+
     def runs_since(self, account: str | None, since: datetime) -> list[Run]:
         with self._tx() as session:
             query = select(Run).where(col(Run.started_at) >= since)

@@ -2,66 +2,42 @@
 
 from __future__ import annotations
 
+import json
+import re
 import socket
 import socketserver
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from story_liker.monitor import textfile_path
+from story_liker.monitor import ping_suffix, run_uuid, textfile_path
 from tests.conftest import login, run_cli
+from tests.receiver import BoundedHTTPServer as _BoundedHTTPServer
+from tests.receiver import BoundedTCPServer as _BoundedTCPServer
 
 pytestmark = pytest.mark.slow
-
-MAX_THREADS = 4  # handler threads per test server: a misbehaving client cannot pile up threads
-
-
-class _Bounded(socketserver.ThreadingMixIn):
-    """At most MAX_THREADS handler threads at once; further connections wait in the listen backlog."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.slots = threading.BoundedSemaphore(MAX_THREADS)
-        super().__init__(*args, **kwargs)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        self.slots.acquire()
-        try:
-            super().process_request(request, client_address)  # type: ignore[misc]
-        except BaseException:
-            self.slots.release()
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)  # type: ignore[misc]
-        finally:
-            self.slots.release()
-
-
-class _BoundedHTTPServer(_Bounded, ThreadingHTTPServer):
-    pass
-
-
-class _BoundedTCPServer(_Bounded, socketserver.TCPServer):
-    pass
 
 
 class _Recorder(BaseHTTPRequestHandler):
     calls: list[tuple[str, str, bytes]]
     hold: threading.Event | None = None  # set: answer only once the test sets it (a gateway that hangs)
+    statuses: list[int]  # the status codes of the next answers (then 200); a failed one is not recorded
 
     def _record(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         if self.hold is not None:
             self.hold.wait(60)
+        status = self.statuses.pop(0) if self.statuses else 200
+        if status != 200:
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         self.calls.append((self.command, self.path, body))
         self.send_response(200)
         self.send_header("Content-Length", "0")
@@ -75,7 +51,7 @@ class _Recorder(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def recorder() -> Iterator[tuple[str, list[tuple[str, str, bytes]], type[_Recorder]]]:
-    handler = type("Handler", (_Recorder,), {"calls": [], "hold": None})
+    handler = type("Handler", (_Recorder,), {"calls": [], "hold": None, "statuses": []})
     server = _BoundedHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -157,12 +133,28 @@ def test_textfile_metrics_after_a_pass(ig: Any, env: dict[str, str], tmp_path: P
     assert not list((tmp_path / "prom").glob("*.prom.*"))  # no temporary file left behind
 
 
+def _pings(calls: list[tuple[str, str, bytes]]) -> list[tuple[str, str, str, bytes]]:
+    """(method, path, rid, body) of every healthcheck ping."""
+    found = []
+    for method, path, body in calls:
+        if path.startswith("/ping/"):
+            bare, _, query = path.partition("?")
+            rid = dict(part.split("=", 1) for part in query.split("&") if part).get("rid", "")
+            found.append((method, bare, rid, body))
+    return found
+
+
 def test_pushgateway_and_healthcheck(recorder: Any, tmp_path: Path) -> None:
     url, calls, _ = recorder
     env = {"DATABASE_URL": f"sqlite:///{tmp_path}/m.db", "PUSHGATEWAY_URL": url, "HEALTHCHECK_URL": f"{url}/ping/abc"}
-    assert run_cli("cleanup", env=env, cwd=tmp_path).code == 0
-    paths = [(method, path) for method, path, _ in calls]
-    assert ("GET", "/ping/abc/start") in paths and ("GET", "/ping/abc") in paths
+    ok = run_cli("cleanup", env=env, cwd=tmp_path)
+    assert ok.code == 0
+    pings = _pings(calls)
+    assert [(m, p) for m, p, _, _ in pings] == [("GET", "/ping/abc/start"), ("POST", "/ping/abc")]
+    run_id = ok.event("run_finished")["run_id"]
+    assert {rid for _, _, rid, _ in pings} == {run_uuid(run_id)}  # start and end pair up, by this run's id
+    summary = json.loads(pings[1][3])  # success carries the run summary
+    assert summary["command"] == "cleanup" and summary["exit_code"] == 0 and "requests" in summary
     pushes = [(path, body) for method, path, body in calls if method == "PUT"]
     assert pushes and pushes[0][0].startswith("/metrics/job/story_liker")
     assert "command/cleanup" in pushes[0][0]
@@ -170,7 +162,67 @@ def test_pushgateway_and_healthcheck(recorder: Any, tmp_path: Path) -> None:
     calls.clear()
     failing = run_cli("cleanup", "--older-than", "1", env=env, cwd=tmp_path)
     assert failing.code == 78
-    assert ("GET", "/ping/abc/78") in [(m, p) for m, p, _ in calls]
+    assert [(m, p) for m, p, _, _ in _pings(calls)] == [("GET", "/ping/abc/start"), ("POST", "/ping/abc/78")]
+
+
+def test_run_ids_are_canonical_uuids_ending_in_the_run_id() -> None:
+    rid = run_uuid("44f79cc086c8")
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", rid)
+    assert rid.endswith("-44f79cc086c8")
+    import uuid
+
+    assert str(uuid.UUID(rid)) == rid  # the canonical text form healthchecks.io insists on
+    assert run_uuid("not-hex") != run_uuid("other") and str(uuid.UUID(run_uuid("not-hex"))) == run_uuid("not-hex")
+
+
+@pytest.mark.parametrize(("code", "suffix"), [(0, ""), (75, "log"), (77, "77"), (78, "78"), (69, "69"), (1, "1")])
+def test_every_exit_code_has_its_ping(code: int, suffix: str) -> None:
+    assert ping_suffix(code) == suffix
+
+
+def test_a_75_is_logged_not_failed_and_a_77_fails(recorder: Any, ig: Any, env: dict[str, str], tmp_path: Path) -> None:
+    url, calls, _ = recorder
+    user = ig.add_user("alice")
+    ig.add_story(user)
+    env |= {"TARGET_ACCOUNTS": "alice", "HEALTHCHECK_URL": f"{url}/ping/{{command}}"}
+    no_session = run_cli("keepalive", env=env, cwd=tmp_path)
+    assert no_session.code == 77
+    assert [(m, p) for m, p, _, _ in _pings(calls)] == [
+        ("GET", "/ping/keepalive/start"),
+        ("POST", "/ping/keepalive/77"),
+    ]
+    calls.clear()
+    login(ig, env, tmp_path)
+    ig.fail("reels_tray", status=429)
+    throttled = run_cli("run-stories", env=env, cwd=tmp_path)
+    assert throttled.code == 75
+    assert [(m, p) for m, p, _, _ in _pings(calls)] == [
+        ("GET", "/ping/run-stories/start"),
+        ("POST", "/ping/run-stories/log"),  # {command}: one check per command
+    ]
+    assert json.loads(_pings(calls)[1][3])["outcome"] == "throttled"
+
+
+def test_a_ping_answered_5xx_is_retried_briefly(recorder: Any, tmp_path: Path) -> None:
+    url, calls, handler = recorder
+    handler.statuses.extend([503, 502])  # the first two attempts of the start ping fail, the third goes through
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path}/m.db", "HEALTHCHECK_URL": f"{url}/ping/abc"}
+    result = run_cli("cleanup", env=env, cwd=tmp_path)
+    assert result.code == 0
+    assert [(m, p) for m, p, _, _ in _pings(calls)] == [("GET", "/ping/abc/start"), ("POST", "/ping/abc")]
+    retries = [e for e in result.events() if e["event"] == "retry_scheduled"]
+    assert [(e["step"], e["error"]) for e in retries] == [("healthcheck", "HTTPError")] * 2
+    assert "healthcheck_failed" not in {e["event"] for e in result.events()}
+
+
+def test_a_ping_that_keeps_failing_gives_up_after_three_attempts(recorder: Any, tmp_path: Path) -> None:
+    url, calls, handler = recorder
+    handler.statuses.extend([500] * 3)
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path}/m.db", "HEALTHCHECK_URL": f"{url}/ping/abc"}
+    result = run_cli("cleanup", env=env, cwd=tmp_path)
+    assert result.code == 0  # a failed ping never fails a run
+    assert [e["error"] for e in result.events() if e["event"] == "healthcheck_failed"] == ["HTTPError"]
+    assert [(m, p) for m, p, _, _ in _pings(calls)] == [("POST", "/ping/abc")]  # the end ping is its own
 
 
 def test_dead_or_hanging_monitoring_never_fails_or_holds_up_a_pass(recorder: Any, tmp_path: Path) -> None:
@@ -203,8 +255,8 @@ def test_garbage_from_the_pushgateway_and_an_unwritable_textfile_leave_the_pass_
     }
     result = run_cli("cleanup", env=env, cwd=tmp_path)
     assert result.code == 0, result.output
-    paths = [(method, path) for method, path, _ in calls]
-    assert paths == [("GET", "/ping/hc-s3cret-uuid/start"), ("GET", "/ping/hc-s3cret-uuid")]  # the success ping
+    paths = [(method, path) for method, path, _, _ in _pings(calls)]
+    assert paths == [("GET", "/ping/hc-s3cret-uuid/start"), ("POST", "/ping/hc-s3cret-uuid")]  # the success ping
     warnings = {e["event"]: e for e in result.events() if e["level"] == "warning"}
     assert warnings["metrics_write_failed"]["error"] == "FileExistsError"
     assert ("metrics_push_failed" in warnings) is GARBAGE[request.node.callspec.params["garbage"]][1], result.output

@@ -1,0 +1,402 @@
+"""Tell the person: one message per change of the account's health, an optional daily digest, via Apprise.
+
+After each run the account's health is derived from the database (the account row: needs-human, cooldown,
+session) and the exit code, and compared with the health last notified (table ``notify_state``). Only a change
+is queued (table ``notification``, in the same transaction as the new state), so a run that exits 77 every hour
+for a day sends one message. The queue is then delivered to every configured URL; a URL that failed gets the
+message again at the next run, one that took it never twice.
+
+Nothing here changes the exit code (each step is isolated, see ``monitor.isolated``), holds a run up for more
+than DEADLINE seconds (every URL is sent to from a daemon thread that is given up on after that), or prints a
+URL (they carry tokens): a URL is named by its position and service (``#2 ntfy``), and Apprise's own log lines,
+which quote URLs and answers, are dropped. Apprise is imported only when a message is actually sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from story_liker.logging import redact, register_secret
+from story_liker.models import Account
+from story_liker.monitor import isolated, retried
+from story_liker.settings import Settings
+from story_liker.store import Store
+
+log = logging.getLogger(__name__)
+
+OK = "ok"
+NEEDS_HUMAN = "needs_human"
+SESSION_OUTDATED = "session_outdated"
+ACTION_BLOCKED = "action_blocked"
+LONG_COOLDOWN = "long_cooldown"
+RECOVERED = "recovered"
+DIGEST = "digest"
+TEST = "test"
+# The commands whose clean exit says the account works: they talked to Instagram.
+INSTAGRAM_COMMANDS = frozenset({"run-stories", "run-posts", "keepalive"})
+DEADLINE = 5.0  # seconds a run waits for all its deliveries together
+TEST_DEADLINE = 15.0  # `notify test`: a person waits for the answer
+SOCKET_TIMEOUT = 3.0  # connect and read timeout of each request Apprise sends
+GIVE_UP_AFTER = timedelta(days=3)  # a message still not delivered by then is dropped (logged)
+CLAIM = timedelta(minutes=2)  # a run delivering a message keeps other runs off it for this long
+
+
+@dataclass(frozen=True)
+class Health:
+    """The account's health as far as the person is concerned; ``key`` tells two blocks apart (their end)."""
+
+    state: str = OK
+    key: str | None = None
+    reason: str = ""
+
+    @property
+    def ident(self) -> tuple[str, str | None]:
+        return self.state, self.key
+
+
+def assess(
+    account: Account,
+    *,
+    code: int,
+    command: str,
+    requests: int,
+    now: datetime,
+    long_cooldown: timedelta,
+    previous: Health,
+) -> Health | None:
+    """The account's health after a run, or None when the run says nothing new about it (a held lock, a short
+    cooldown, a run that did not reach Instagram): then whatever was notified last still holds."""
+    if account.needs_human:
+        reason = account.needs_human_reason or "a challenge or a 2FA prompt"
+        return Health(SESSION_OUTDATED if "needs_upgrade" in reason else NEEDS_HUMAN, None, reason)
+    if code == 77:  # needs a human without the flag: no session, and no password to log in with
+        if account.login_failures >= 3:
+            return Health(NEEDS_HUMAN, None, f"{account.login_failures} login attempts failed in a row")
+        if not account.has_session:
+            return Health(NEEDS_HUMAN, None, "no live Instagram session, and no IG_PASSWORD for a login")
+        return Health(NEEDS_HUMAN, None, "Instagram wants a person to look")
+    until = account.cooldown_until
+    if until is not None and until > now:
+        key = until.isoformat(timespec="seconds")
+        reason = str(account.cooldown_reason or "throttled")
+        if reason == "feedback_required":
+            return Health(ACTION_BLOCKED, key, reason)
+        if previous.ident == (LONG_COOLDOWN, key):
+            return previous
+        if until - now > long_cooldown:
+            return Health(LONG_COOLDOWN, key, reason)
+        return None  # a short cooldown: routine
+    if code == 0 and command in INSTAGRAM_COMMANDS and requests > 0:
+        return Health(OK)
+    return None
+
+
+def _when(value: str | None, settings: Settings) -> str:
+    if not value:
+        return "?"
+    return datetime.fromisoformat(value).astimezone(settings.zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def message(new: Health, previous: Health, settings: Settings, account: str, *, command: str) -> tuple[str, str, str]:
+    """(event, title, body) of a change of health. Names no secret: our own words, the reasons we stored."""
+    if new.state == NEEDS_HUMAN:
+        return (
+            NEEDS_HUMAN,
+            f"story-liker: {account} needs you",
+            f"{new.reason}.\nRuns exit 77 and send nothing to Instagram until you run `story-liker login`.",
+        )
+    if new.state == SESSION_OUTDATED:
+        return (
+            SESSION_OUTDATED,
+            f"story-liker: the session of {account} is outdated",
+            "Instagram rejects the app version of the stored session.\n"
+            "Run `story-liker session upgrade`, then `story-liker keepalive`. Runs exit 77 until then.",
+        )
+    if new.state == ACTION_BLOCKED:
+        return (
+            ACTION_BLOCKED,
+            f"story-liker: Instagram blocked likes for {account}",
+            f"An action block (feedback_required): no likes until {_when(new.key, settings)}.\n"
+            "Runs exit 75 without a request until then; nothing to do. Liking less "
+            "(*_LIKES_PER_HOUR/_PER_DAY) makes the next one less likely.",
+        )
+    if new.state == LONG_COOLDOWN:
+        return (
+            LONG_COOLDOWN,
+            f"story-liker: {account} is cooling down until {_when(new.key, settings)}",
+            f"Instagram throttled the account ({new.reason}); runs exit 75 without a request until "
+            f"{_when(new.key, settings)}. Nothing to do.",
+        )
+    was = {
+        NEEDS_HUMAN: "needing a human",
+        SESSION_OUTDATED: "an outdated session",
+        ACTION_BLOCKED: "an action block",
+        LONG_COOLDOWN: "a long cooldown",
+    }.get(previous.state, previous.state)
+    return (
+        RECOVERED,
+        f"story-liker: {account} is running again",
+        f"`{command}` went well after {was}.",
+    )
+
+
+def after_run(settings: Settings, store: Store, *, command: str, code: int, counts: dict[str, Any]) -> None:
+    """At the end of a run: queue a change of health, the daily digest when due, then deliver what is queued.
+    Each step on its own: a failing one is logged and the next still runs."""
+    account = settings.ig_username
+    if not account or not settings.notifications_on:
+        return
+    now = datetime.now(UTC)
+    requests = int(counts.get("requests", 0) or 0)
+    isolated(
+        "notify_state_failed",
+        lambda: record_change(settings, store, account, command=command, code=code, requests=requests, now=now),
+    )
+    if settings.notify_digest == "daily":
+        isolated("notify_digest_failed", lambda: queue_digest(settings, store, account, now=now))
+    isolated("notify_delivery_failed", lambda: deliver(settings, store, account, now=now))
+
+
+def record_change(
+    settings: Settings, store: Store, account: str, *, command: str, code: int, requests: int, now: datetime
+) -> bool:
+    """Compare the health after this run with the one last notified; queue a message only when it changed."""
+    row = store.health_state(account)
+    previous = Health(row.state, row.state_key) if row else Health()
+    new = assess(
+        store.account(account),
+        code=code,
+        command=command,
+        requests=requests,
+        now=now,
+        long_cooldown=timedelta(hours=settings.notify_cooldown_hours),
+        previous=previous,
+    )
+    if new is None or new.ident == previous.ident:
+        return False
+    event, title, body = message(new, previous, settings, account, command=command)
+    moved = store.change_health(
+        account, old=previous.ident, new=new.ident, now=now, message=(event, redact(title), redact(body))
+    )
+    if moved:
+        log.info("notification_queued", extra={"notify_event": event, "was": previous.state})
+    return moved
+
+
+def queue_digest(settings: Settings, store: Store, account: str, *, now: datetime) -> bool:
+    """NOTIFY_DIGEST=daily: at the first run of a day (in TIMEZONE), a summary since the last one."""
+    from story_liker import activity
+
+    row = store.health_state(account)
+    last = row.digest_at if row else None
+    zone = settings.zone
+    if last is not None and last.astimezone(zone).date() >= now.astimezone(zone).date():
+        return False
+    since = max(last or now - timedelta(days=1), now - timedelta(days=7))
+    data = activity.report_data(store, settings, account, window=activity.Window(since, now))
+    title = f"story-liker: {account} daily summary"
+    queued = store.queue_digest(
+        account, last=last, now=now, message=(DIGEST, title, redact(activity.digest_text(data)))
+    )
+    if queued:
+        log.info("notification_queued", extra={"notify_event": DIGEST})
+    return queued
+
+
+# --- delivery ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Destination:
+    """One configured Apprise URL: named without its secrets, told apart by a fingerprint (a hash)."""
+
+    label: str
+    fingerprint: str
+    plugin: Any
+
+
+@dataclass(frozen=True)
+class Outcome:
+    label: str
+    delivered: bool
+    why: str = ""  # when not delivered: "refused", "timed out", the exception type
+
+
+def fingerprint(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+def destinations(settings: Settings) -> tuple[list[Destination], list[str]]:
+    """The URLs of NOTIFY_URLS (or NOTIFY_URLS_FILE) and NOTIFY_CONFIG as Apprise plugins, and a line for each
+    entry Apprise could not use. Imports Apprise."""
+    import apprise
+
+    _mute_apprise()
+    asset = apprise.AppriseAsset(async_mode=False)
+    found: list[Destination] = []
+    problems: list[str] = []
+    for number, url in enumerate(settings.notify_url_list, start=1):
+        register_secret(url)
+        scheme = url.split("://", 1)[0].lower()
+        plugin = apprise.Apprise.instantiate(url, asset=asset, suppress_exceptions=True)
+        if not plugin:
+            problems.append(f"#{number} ({scheme}://): not a URL Apprise can use")
+            continue
+        found.append(Destination(_label(number, plugin, scheme), fingerprint(url), _bounded(plugin)))
+    if settings.notify_config is not None:
+        config = apprise.AppriseConfig(asset=asset)
+        config.add(str(settings.notify_config))
+        plugins: list[Any] = list(config.services())
+        if not plugins:
+            problems.append(f"NOTIFY_CONFIG ({settings.notify_config}): no URL in it Apprise can use")
+        for plugin in plugins:
+            url = plugin.url()
+            register_secret(url)
+            number = len(found) + len(problems) + 1
+            scheme = url.split("://", 1)[0].lower()
+            found.append(
+                Destination(_label(number, plugin, scheme) + " from NOTIFY_CONFIG", fingerprint(url), _bounded(plugin))
+            )
+    return found, problems
+
+
+def _label(number: int, plugin: Any, scheme: str) -> str:
+    return f"#{number} {getattr(plugin, 'service_name', None) or scheme} ({scheme}://)"
+
+
+def _bounded(plugin: Any) -> Any:
+    """Every request Apprise sends for this URL waits at most SOCKET_TIMEOUT to connect and to read."""
+    for name in ("socket_connect_timeout", "socket_read_timeout"):
+        if isinstance(getattr(plugin, name, None), int | float):
+            setattr(plugin, name, min(getattr(plugin, name), SOCKET_TIMEOUT))
+    return plugin
+
+
+def _mute_apprise() -> None:
+    """Apprise logs URLs, topics and the services' answers: none of its lines reach ours."""
+    muted = logging.getLogger("apprise")
+    muted.setLevel(logging.CRITICAL + 1)
+    muted.propagate = False
+
+
+class Undelivered(Exception):
+    """Apprise said the service did not take the message."""
+
+
+def send(jobs: Sequence[tuple[Destination, tuple[str, str, str]]], *, deadline: float) -> list[Outcome]:
+    """Send each (destination, (event, title, body)) from its own daemon thread, all at once, with a short
+    bounded retry each; whatever has not answered after ``deadline`` seconds counts as not delivered (and is
+    left behind: a daemon thread never keeps the process alive)."""
+    results: list[Outcome | None] = [None] * len(jobs)
+
+    def one(index: int, target: Destination, note: tuple[str, str, str]) -> None:
+        try:
+            retried(
+                "notification",
+                lambda: _notify_once(target.plugin, note),
+                on=lambda exc: isinstance(exc, Undelivered),
+                window=max(0.0, min(deadline - SOCKET_TIMEOUT, 3.0)),
+            )
+            results[index] = Outcome(target.label, True)
+        except Undelivered:
+            results[index] = Outcome(target.label, False, "refused")
+        except Exception as exc:  # an Apprise plugin that raised: this URL failed, the others go on
+            results[index] = Outcome(target.label, False, type(exc).__name__)
+
+    threads = [
+        threading.Thread(target=one, args=(index, target, note), name=f"notify-{index}", daemon=True)
+        for index, (target, note) in enumerate(jobs)
+    ]
+    for thread in threads:
+        thread.start()
+    end = time.monotonic() + deadline
+    for thread in threads:
+        thread.join(max(0.0, end - time.monotonic()))
+    return [
+        result if result is not None else Outcome(target.label, False, "timed out")
+        for result, (target, _) in zip(list(results), jobs, strict=True)
+    ]
+
+
+def _notify_once(plugin: Any, note: tuple[str, str, str]) -> None:
+    event, title, body = note
+    kind = {RECOVERED: "success", DIGEST: "info", TEST: "info"}.get(event, "failure")
+    if not plugin.notify(body=body, title=title, notify_type=kind):
+        raise Undelivered
+
+
+def _combined(notes: Sequence[Any]) -> tuple[str, str, str]:
+    """Several messages one URL still lacks go out as one: the latest's title, all bodies oldest first."""
+    if len(notes) == 1:
+        return notes[0].event, notes[0].title, notes[0].body
+    latest = notes[-1]
+    body = "\n\n".join(f"{n.title}\n{n.body}" for n in notes)
+    return latest.event, f"{latest.title} (+{len(notes) - 1} earlier)", body
+
+
+def deliver(settings: Settings, store: Store, account: str, *, now: datetime) -> list[Outcome]:
+    """Send every queued message to each URL that has not taken it yet; a message every URL took is done."""
+    dropped = store.give_up_notifications(account, before=now - GIVE_UP_AFTER, now=now)
+    if dropped:
+        log.warning("notifications_given_up", extra={"count": dropped, "after_days": GIVE_UP_AFTER.days})
+    pending = store.pending_notifications(account, since=now - GIVE_UP_AFTER)
+    if not pending:
+        return []  # the usual case: Apprise is not even imported
+    claimed = set(store.claim_notifications([n.id for n in pending if n.id is not None], now=now, until=now + CLAIM))
+    pending = [n for n in pending if n.id in claimed]
+    if not pending:
+        return []
+    targets, problems = destinations(settings)
+    for problem in problems:
+        log.warning("notify_url_unusable", extra={"url": problem})
+    delivered = {n.id: set(json.loads(n.delivered_to or "[]")) for n in pending}
+    jobs, owed = [], []
+    for target in targets:
+        todo = [n for n in pending if target.fingerprint not in delivered[n.id]]
+        if todo:
+            jobs.append((target, _combined(todo)))
+            owed.append(todo)
+    outcomes = send(jobs, deadline=DEADLINE)
+    for (target, _), todo, outcome in zip(jobs, owed, outcomes, strict=True):
+        fields = {"target": target.label, "messages": len(todo)}
+        if outcome.delivered:
+            for n in todo:
+                delivered[n.id].add(target.fingerprint)
+            log.info("notification_sent", extra=fields)
+        else:
+            log.warning("notification_failed", extra=fields | {"error": outcome.why, "retry": "next run"})
+    wanted = {t.fingerprint for t in targets}
+    for n in pending:
+        assert n.id is not None
+        done = bool(wanted) and wanted <= delivered[n.id]
+        store.notification_delivered(n.id, delivered_to=sorted(delivered[n.id]), done=done, now=now)
+    return outcomes
+
+
+def send_test(settings: Settings) -> tuple[list[Outcome], list[str]]:
+    """`notify test`: one test message to every configured URL; which took it, and the entries Apprise cannot use."""
+    targets, problems = destinations(settings)
+    who = settings.ig_username or "this host"
+    note = (
+        TEST,
+        "story-liker: test message",
+        f"A test from story-liker for {who}: its notifications reach you here.",
+    )
+    return send([(t, note) for t in targets], deadline=TEST_DEADLINE), problems
+
+
+def health_now(settings: Settings, store: Store, account: str) -> Health:
+    """The health last notified (for `doctor`)."""
+    row = store.health_state(account)
+    return Health(row.state, row.state_key) if row else Health()
+
+
+Step = Callable[[], object]

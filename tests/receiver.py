@@ -1,0 +1,130 @@
+"""A small, bounded local HTTP receiver for the tests: it records every request and answers as told.
+
+At most MAX_THREADS handler threads at once (a misbehaving client cannot pile up threads); `hold` keeps every
+answer back until the test sets it (a service that hangs); `statuses` scripts the next answers' status codes.
+"""
+
+from __future__ import annotations
+
+import json
+import socketserver
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+MAX_THREADS = 4
+
+
+class Bounded(socketserver.ThreadingMixIn):
+    """At most MAX_THREADS handler threads at once; further connections wait in the listen backlog."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.slots = threading.BoundedSemaphore(MAX_THREADS)
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.slots.acquire()
+        try:
+            super().process_request(request, client_address)  # type: ignore[misc]
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)  # type: ignore[misc]
+        finally:
+            self.slots.release()
+
+
+class BoundedHTTPServer(Bounded, ThreadingHTTPServer):
+    pass
+
+
+class BoundedTCPServer(Bounded, socketserver.TCPServer):
+    pass
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Receiver:
+    url: str
+    calls: list[Call] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)  # the next answers' status codes (then 200)
+    hold: threading.Event | None = None
+    arrived: threading.Event = field(default_factory=threading.Event)  # set by every request, held or not
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def messages(self) -> list[dict[str, Any]]:
+        """The Apprise `json://` messages that were answered 2xx (title, message, type)."""
+        return [c.json() for c in self.calls if c.method == "POST" and c.path.startswith("/notify")]
+
+    def text(self) -> str:
+        return "".join(c.path + c.body.decode(errors="replace") for c in self.calls)
+
+
+@contextmanager
+def receiver(port: int = 0) -> Iterator[Receiver]:
+    """A receiver on 127.0.0.1 (``port``, or a free one), stopped at the end; a held answer is let go first."""
+    state: dict[str, Receiver] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            rec = state["r"]
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            rec.arrived.set()
+            if rec.hold is not None:
+                rec.hold.wait(60)
+            status = rec.statuses.pop(0) if rec.statuses else 200
+            if 200 <= status < 300:
+                rec.calls.append(Call(self.command, self.path, body))
+            payload = b"OK"
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_PUT = do_HEAD = _answer
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = BoundedHTTPServer(("127.0.0.1", port), Handler)
+    state["r"] = Receiver(f"http://127.0.0.1:{server.server_address[1]}")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state["r"]
+    finally:
+        if state["r"].hold is not None:
+            state["r"].hold.set()
+        server.shutdown()
+        server.server_close()
+
+
+def free_port() -> int:
+    """A port nothing listens on (bound once, then closed): connections to it are refused."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -63,6 +63,7 @@ def plan_story_reads(
     *,
     recheck: timedelta,
     batch_size: int,
+    horizon: timedelta = timedelta(0),
 ) -> ReadPlan:
     """Every enabled target is checked at least every ``recheck``, whatever the tray says.
 
@@ -93,7 +94,8 @@ def plan_story_reads(
         if skip is not None:
             skipped[target.id] = skip
         elif target.followed is True:
-            (due if is_due(target.story_checked_at, now, recheck) else spare).append(target)
+            # due now, or overdue before the next pass (``horizon``: about the time since the last one)
+            (due if is_due(target.story_checked_at, now + horizon, recheck) else spare).append(target)
         else:
             per_user.append(pk)
     never = now - timedelta(days=36500)
@@ -153,20 +155,24 @@ class Likeable(Protocol):
 L = TypeVar("L", bound=Likeable)
 
 
-def fair_share(todo: Sequence[L], allowed: int) -> list[L]:
+def fair_share(todo: Sequence[L], allowed: int, last_liked: Mapping[int, datetime] | None = None) -> list[L]:
     """Share a short budget round-robin across the targets with something new: each round takes the
-    oldest story (closest to expiry) of each target, targets in the order of their oldest story. Returns the
-    chosen stories grouped by target (targets in that order, each target's stories oldest first)."""
+    oldest story (closest to expiry) of each target. Targets go in the order of their last like (never or
+    longest ago first: fairness across passes, so a busy account cannot take a slot in every pass), then of
+    their oldest story. Returns the chosen stories grouped by target (in that order, oldest first)."""
+    last_liked = last_liked or {}
     queues: dict[int, list[L]] = {}
     for item in sorted(todo, key=lambda s: (s.taken_at, s.pk)):
         queues.setdefault(item.user_pk, []).append(item)
-    chosen: dict[int, list[L]] = {pk: [] for pk in queues}
+    never = datetime.min.replace(tzinfo=UTC)
+    order = sorted(queues, key=lambda pk: (last_liked.get(pk, never), queues[pk][0].taken_at, pk))
+    chosen: dict[int, list[L]] = {pk: [] for pk in order}
     left = max(0, allowed)
     depth = 0
     while left and any(len(q) > depth for q in queues.values()):
-        for pk, queue in queues.items():
-            if left and len(queue) > depth:
-                chosen[pk].append(queue[depth])
+        for pk in order:
+            if left and len(queues[pk]) > depth:
+                chosen[pk].append(queues[pk][depth])
                 left -= 1
         depth += 1
     return [item for items in chosen.values() for item in items]
@@ -216,3 +222,13 @@ def newest_per_target(todo: Sequence[L], cap: int | None) -> tuple[list[L], list
         kept += items[-cap:]
         dropped += items[:-cap]
     return kept, dropped
+
+
+def pass_horizon(targets: Sequence[Target], now: datetime, recheck: timedelta) -> timedelta:
+    """How long until the next pass, guessed from the last one (the newest check time of any target: every
+    pass checks at least the tray's targets), with a quarter more for the scheduler's random delay. A target
+    that would be overdue by then is checked now, so the recheck interval holds between passes too."""
+    last = max((t.story_checked_at for t in targets if t.story_checked_at is not None), default=None)
+    if last is None or last >= now:
+        return timedelta(0)
+    return min((now - last) * 1.25, recheck)

@@ -388,6 +388,16 @@ class Store:
             ).all()
             return {int(pk): at for pk, at in rows if at is not None}
 
+    def last_post_likes(self, account: str) -> dict[int, datetime]:
+        """When each author (by user pk) last had a post recorded as liked; one grouped query."""
+        with self._tx() as session:
+            rows = session.exec(
+                select(Post.target_user_pk, sa.func.max(Post.liked_at))
+                .where(col(Post.account) == account, col(Post.skipped).is_(False))
+                .group_by(col(Post.target_user_pk))
+            ).all()
+            return {int(pk): at for pk, at in rows if at is not None}
+
     def recent_actions(self, account: str, kind: str, now: datetime) -> list[datetime]:
         with self._tx() as session:
             return list(

@@ -312,3 +312,44 @@ def test_status_text_is_for_people_relative_times_problems_first_long_lists_capp
     text = status_text(status_data(h.deps(ScriptedInstagram(h.clock))))
     assert "(29 min ago)" in text and "problems     none" in text
     assert "... and 10 more (`status --json` lists all)" in text
+
+
+def test_fair_share_remembers_earlier_passes() -> None:
+    busy = [StoryItem(f"a{n}", 1, NOW - timedelta(hours=20 - n), False) for n in range(5)]
+    quiet = [StoryItem("z0", 26, NOW - timedelta(hours=1), False)]
+    assert [s.pk for s in planning.fair_share([*busy, *quiet], 1)] == ["a0"]  # no history: the oldest story
+    liked_lately = {1: NOW - timedelta(minutes=50)}
+    assert [s.pk for s in planning.fair_share([*busy, *quiet], 1, liked_lately)] == ["z0"]
+
+
+def test_a_busy_target_does_not_take_a_slot_in_every_pass(h: Harness) -> None:
+    h.overrides |= {"target_accounts": "busy,quiet1,quiet2,quiet3", "story_likes_per_hour": 1}
+    names = {1: "busy", 2: "quiet1", 3: "quiet2", 4: "quiet3"}
+    reels = {1: [story(1, n, at=h.clock()) for n in range(10, 30)]} | {
+        pk: [story(pk, 1, at=h.clock())] for pk in (2, 3, 4)
+    }
+    liked: list[str] = []
+    for _ in range(4):  # one like per hourly pass
+        tray = [
+            TrayEntry(pk, names[pk], int(max(s.taken_at for s in items).timestamp())) for pk, items in reels.items()
+        ]
+        ig = ScriptedInstagram(h.clock, tray=tray, reels=reels, followed=[])
+        run_stories(h.deps(ig), dry_run=False, max_likes=None)
+        liked += ig.liked
+        h.clock.advance(hours=1)
+    assert {pk[0] for pk in liked} == {"1", "2", "3", "4"}, liked  # every target within four passes
+
+
+def test_the_recheck_interval_holds_between_passes_too(h: Harness) -> None:
+    """Passes every 3 h 20 min: a target the tray never lists is never left unchecked for more than 6 h."""
+    h.overrides["target_accounts"] = "alice,carol"
+    followed = [UserRef(101, "alice", True), UserRef(103, "carol", True)]
+    checks = []
+    for _ in range(12):
+        tray = [TrayEntry(101, "alice", 1)]
+        ig = ScriptedInstagram(h.clock, tray=tray, reels={}, followed=followed)
+        run_stories(h.deps(ig), dry_run=False, max_likes=None)
+        if any(c.name == "reels_media" and 103 in c.arg for c in ig.calls):
+            checks.append(h.clock())
+        h.clock.advance(hours=3, minutes=20)
+    assert max(b - a for a, b in itertools.pairwise(checks)) <= SIX_HOURS

@@ -56,7 +56,9 @@ def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, likes:
         finally:
             deps.progress.stop()
         todo = _todo(deps, new, now - timedelta(days=settings.post_max_age_days), dry_run)
-        chosen = planning.fair_share(todo, allowed)
+        chosen = planning.fair_share(
+            todo, allowed, store.last_post_likes(settings.account()) if allowed < len(todo) else None
+        )
         counts.skipped = len(todo) - len(chosen)
         liked = _like_all(deps, ig, likes, owner, chosen)
         if not dry_run:

@@ -39,6 +39,7 @@ def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, likes:
         now,
         recheck=settings.story_recheck,
         batch_size=settings.reels_batch_size,
+        horizon=planning.pass_horizon(targets, now, settings.story_recheck),
     )
     for target_id, why in plan.skipped.items():
         log.debug("target_not_checked", extra={"target_id": target_id, "reason": str(why)})
@@ -56,7 +57,7 @@ def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, likes:
     todo = [s for s in items if s.pk not in handled]
     todo, left_out = _leave_out(deps, todo, dry_run)
     handled |= {s.pk for s in left_out}
-    chosen = planning.fair_share(todo, allowed)
+    chosen = planning.fair_share(todo, allowed, store.last_story_likes(account) if allowed < len(todo) else None)
     counts.skipped = len(todo) - len(chosen)
     if counts.skipped:
         log.info("budget_used_up", extra={"planned": len(chosen), "left_for_later": counts.skipped})

@@ -74,6 +74,8 @@ def ping(settings: Settings, suffix: str, *, command: str = "", run_id: str = ""
 def retried(step: str, call: Callable[[], T], *, on: Callable[[Exception], bool], window: float = RETRY_WINDOW) -> T:
     """``call`` with a short bounded retry (stamina: up to 3 attempts, none started after ``window`` seconds)
     of the errors ``on`` calls transient. Only for pings, pushes and notifications, never Instagram."""
+    if window <= 0:
+        return call()  # no time left for a second attempt
     import stamina
 
     _quiet_retries()

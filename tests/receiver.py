@@ -75,7 +75,13 @@ class Receiver:
 
     def messages(self) -> list[dict[str, Any]]:
         """The Apprise `json://` messages that were answered 2xx (title, message, type)."""
-        return [c.json() for c in self.calls if c.method == "POST" and c.path.startswith("/notify")]
+        found = []
+        for call in self.calls:
+            if call.method == "POST" and call.body.startswith(b"{"):
+                message = call.json()
+                if isinstance(message, dict) and "title" in message:
+                    found.append(message)
+        return found
 
     def text(self) -> str:
         return "".join(c.path + c.body.decode(errors="replace") for c in self.calls)

@@ -11,6 +11,38 @@ tests exercise instagrapi's own request building, response parsing and exception
         assert ig.liked_story_ids == {story.id}
         assert ig.count("send_story_like") == 1
 
+Real shapes by default, tidy ones on request
+--------------------------------------------
+The default answers follow /work/shared/REAL_SHAPES.md and the interfaces generated from captured answers
+(dilame/instagram-private-api ``src/responses/*.ts`` and ``src/services/story.service.ts``;
+marciopronin/instagram-private-test ``src/Response/{ReelsTrayFeedResponse,Model/StoryTray,Reel,Owner,
+Injected,Broadcast,PostLive,PostLiveItem,TraySuggestions}.php``):
+
+- tray (``feed/reels_tray/``): the own reel first; items on the first ``tray_items`` entries only, the
+  rest metadata (``latest_reel_media``, ``seen``, ``expiring_at``, ``media_count``, ``media_ids`` as
+  strings, ``ranked_position``, ``muted``, ``has_besties_media``, ``latest_besties_reel_media`` as a
+  float); an injected ad reel (``ad_id``, ``injected``, a sponsor ``user``), a hashtag reel
+  (``mas_reel``, ``id`` "tag:travel", an ``owner``, no ``user``) and a location reel; ``suggestions``
+  with their own ``tray``; ``broadcasts`` and ``post_live.post_live_items``; at most ``page_size``
+  entries; muted users never, ``tray_drop`` of the followed users with stories left out (lossy);
+- ids: reel ``id`` and ``user.pk`` numbers for some users and strings for others, item pks 19 digits
+  (beyond 2^53) as strings or numbers, following pks as strings;
+- reels (``feed/reels_media/``, ``feed/user/{pk}/story/``): ``reels`` keyed by string pk plus the same
+  reels as a ``reels_media`` list; minimal item users (``{pk, is_private}``); ``audience: "besties"``,
+  ``story_feed_media``, ``segmented_video_group_id``; ``{"reel": null}`` when empty, 400 "Not authorized
+  to view user" for a private account not followed; :meth:`InstagramDouble.expire_on_fetch` (listed in
+  the tray, gone when fetched), :meth:`InstagramDouble.break_story` (the next answers carry it malformed);
+- ``usernameinfo`` without ``friendship_status``; the following list with ``next_max_id``, ``big_list``,
+  ``page_size``;
+- posts (``feed/user/{pk}/``): pinned first whatever their age (``timeline_pinned_user_ids``), carousels,
+  clips, collabs (``coauthor_producers``, in each coauthor's feed, authored by the poster);
+- every seen request is kept in ``seen_requests`` (``reels`` as sent, its place in ``requests``).
+
+``InstagramDouble(tidy=True)`` answers the way code would like it (no extras, no metadata-only entries,
+one type per field, full users with a friendship status, ``usernameinfo`` with ``friendship_status``);
+``tray_items``, ``tray_extras``, ``tray_drop`` and ``lookup_friendship`` switch single traits (also as
+attributes at run time).
+
 Pointing a client at the double (what :func:`point_client` does)
 ------------------------------------------------------------------
 ``Client(private_transport="requests", with_challenge_flow=False)``, then, in this order:

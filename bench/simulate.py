@@ -273,7 +273,7 @@ def week_world(seed: int) -> WeekWorld:
 def alphabetical(names: dict[int, str]) -> Any:
     """Today's (old) selection: the budget goes to the stories sorted by (target username, taken_at)."""
 
-    def select(todo: Sequence[Any], allowed: int) -> list[Any]:
+    def select(todo: Sequence[Any], allowed: int, _last_liked: Any = None) -> list[Any]:
         return sorted(todo, key=lambda s: (names[s.user_pk], s.taken_at, s.pk))[: max(0, allowed)]
 
     return select

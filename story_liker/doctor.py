@@ -96,6 +96,16 @@ def run(settings: Settings | None, error: StoryLikerError | None, *, online: boo
     store, database = _database(settings)
     checks.append(database)
     if store is None:
+        if database.status == NOTE:  # no database yet: nothing stored, so no session either
+            checks.append(problem("session", f"none stored yet for {account}: run `story-liker login`", NEEDS_HUMAN))
+            if not settings.named_targets and not settings.follow_everyone:
+                checks.append(
+                    problem("targets", "none: set TARGET_ACCOUNTS or `story-liker accounts add NAME`", CONFIG)
+                )
+            else:
+                checks.append(
+                    ok("targets", f"{len(settings.named_targets or [])} in TARGET_ACCOUNTS; none checked yet")
+                )
         checks.extend(_endpoints(settings))
         return checks
     now = datetime.now(UTC)
@@ -291,9 +301,9 @@ def _endpoints(settings: Settings) -> list[Check]:
         if not url:
             continue
         parts = urlsplit(url.replace("{command}", "x"))
-        host = parts.hostname or ""
-        why = _reachable(host, parts.port or (443 if parts.scheme == "https" else 80))
-        where = f"{parts.scheme}://{host}"  # the host only: the path of a ping URL is its secret
+        host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+        why = _reachable(host, port)
+        where = f"{parts.scheme}://{host}:{port}"  # the host only: the path of a ping URL is its secret
         if why:
             checks.append(problem(name, f"{where} not reachable ({why})", DB_UNAVAILABLE))
         else:

@@ -1,0 +1,201 @@
+"""`report` and `history`: their numbers against what the database holds, and the links of what was liked."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from story_liker import activity
+from story_liker.db import make_engine, migrate
+from story_liker.errors import ConfigError
+from story_liker.store import LikedPost, LikedStory, Store
+from tests.conftest import Terminal, run_cli
+from tests.double import shortcode
+
+ME = "liker"
+PKS = {"alice": 101, "bob": 102, "carol": 103, "dave": 104}
+
+
+@pytest.fixture
+def seeded(database_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """A week of likes and runs, some older than the window, one skipped story; the CLI's environment."""
+    engine = make_engine(database_url)
+    migrate(engine)
+    store = Store(engine)
+    now = datetime.now(UTC).replace(microsecond=0)
+    store.sync_targets(ME, ["alice", "bob", "carol", "dave"], now - timedelta(days=9))
+    store.set_target_enabled(ME, "dave", False)
+    ids = {t.username: t.id for t in store.targets(ME, enabled_only=False)}
+    checked = {"alice": now - timedelta(hours=1), "bob": now - timedelta(hours=10), "carol": None, "dave": None}
+    store.update_targets(
+        {ids[n]: {"user_pk": PKS[n], "story_checked_at": checked[n]} for n in ("alice", "bob", "carol", "dave")}
+    )
+
+    def story(pk: int, user: str, hours: float, skipped: bool = False) -> None:
+        at = now - timedelta(hours=hours)
+        store.record_stories(ME, [LikedStory(str(pk), PKS[user], at - timedelta(hours=1), skipped)], at, counted=True)
+
+    def post(pk: int, user: str, hours: float) -> None:
+        at = now - timedelta(hours=hours)
+        store.record_posts(ME, [LikedPost(str(pk), PKS[user], "photo", at - timedelta(hours=2))], at, counted=True)
+
+    story(3_500_000_000_000_000_001, "alice", 1)
+    story(3_500_000_000_000_000_002, "alice", 2)
+    story(3_500_000_000_000_000_003, "alice", 26)
+    story(3_500_000_000_000_000_004, "alice", 3, skipped=True)  # left deliberately: never counted as liked
+    post(3_400_000_000_000_000_001, "alice", 50)
+    post(3_400_000_000_000_000_002, "alice", 5)
+    post(3_400_000_000_000_000_003, "bob", 24 * 8)  # outside a 7-day window, but bob was liked
+    runs = [  # (hours ago, command, outcome, requests)
+        (1, "run-stories", "ok", 5),
+        (2, "run-stories", "ok", 4),
+        (26, "run-stories", "throttled", 3),
+        (27, "run-stories", "cooling_down", 0),
+        (50, "run-posts", "ok", 7),
+        (24 * 8, "run-posts", "ok", 100),  # outside
+    ]
+    for number, (hours, command, outcome, requests) in enumerate(runs):
+        started = now - timedelta(hours=hours)
+        store.start_run(f"run{number}", account=ME, command=command, now=started)
+        code = {"ok": 0, "throttled": 75, "cooling_down": 75}[outcome]
+        store.finish_run(
+            f"run{number}",
+            exit_code=code,
+            outcome=outcome,
+            counts={"requests": requests},
+            now=started + timedelta(minutes=1),
+        )
+    env = {"IG_USERNAME": ME, "DATABASE_URL": database_url, "TIMEZONE": "UTC"}
+    yield {"store": store, "now": now, "env": env, "runs": runs, "cwd": tmp_path}
+    engine.dispose()
+
+
+def cli(seeded: dict[str, Any], *args: str) -> Any:
+    return run_cli(*args, env=seeded["env"], cwd=seeded["cwd"])
+
+
+def counted(store: Store, table: str, since: datetime) -> Counter[str]:
+    """Likes per UTC day straight from the database, to hold the report against."""
+    with store.engine.connect() as connection:
+        rows = connection.execute(
+            sa.text(f"SELECT liked_at FROM {table} WHERE account = :me AND NOT skipped"),  # noqa: S608  # fixed names
+            {"me": ME},
+        ).all()
+    days: Counter[str] = Counter()
+    for (at,) in rows:
+        at = at if isinstance(at, datetime) else datetime.fromisoformat(str(at))
+        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+        if at >= since:
+            days[at.date().isoformat()] += 1
+    return days
+
+
+def test_report_numbers_match_the_database(seeded: dict[str, Any]) -> None:
+    result = cli(seeded, "report", "--since", "7d", "--json")
+    assert result.code == 0, result.output
+    data = json.loads(result.stdout)
+    since = datetime.fromisoformat(data["since"])
+    stories, posts = counted(seeded["store"], "story", since), counted(seeded["store"], "post", since)
+    assert data["story_likes"] == sum(stories.values()) == 3
+    assert data["post_likes"] == sum(posts.values()) == 2
+    assert {d["date"]: d["story_likes"] for d in data["per_day"] if d["story_likes"]} == dict(stories)
+    assert {d["date"]: d["post_likes"] for d in data["per_day"] if d["post_likes"]} == dict(posts)
+    assert len(data["per_day"]) in (7, 8)  # every day of the window, empty ones too
+    requests: Counter[str] = Counter()
+    for hours, _command, _outcome, count in seeded["runs"]:
+        started = seeded["now"] - timedelta(hours=hours)
+        if started >= since:
+            requests[started.date().isoformat()] += count
+    assert {d["date"]: d["requests"] for d in data["per_day"] if d["requests"]} == dict(requests)
+    assert data["requests"] == 19 and data["runs"] == 5
+    per_target = {t["username"]: (t["story_likes"], t["post_likes"]) for t in data["per_target"]}
+    assert per_target == {"alice": (3, 2), "bob": (0, 0), "carol": (0, 0)}  # dave is disabled
+    assert [b["command"] for b in data["cooldowns"]["started"]] == ["run-stories"]
+    assert data["cooldowns"]["runs_that_waited"] == 1
+    assert data["never_liked"] == ["carol"]  # bob was liked, before the window
+    assert {t["username"]: t["why"] for t in data["not_checked"]} == {
+        "bob": "not checked within 6 h",
+        "carol": "never checked",
+    }
+
+
+def test_a_shorter_window_counts_less(seeded: dict[str, Any]) -> None:
+    data = json.loads(cli(seeded, "report", "--since", "24h", "--json").stdout)
+    assert (data["story_likes"], data["post_likes"], data["requests"]) == (2, 1, 9)
+    assert data["cooldowns"]["started"] == []
+
+
+def test_report_text_and_its_bar_chart_on_a_terminal(seeded: dict[str, Any]) -> None:
+    plain = cli(seeded, "report")
+    assert plain.code == 0, plain.output
+    assert "3 story likes, 2 post likes, 19 requests in 5 runs" in plain.stdout
+    assert "█" not in plain.stdout  # no terminal: no chart
+    assert "never liked  carol" in plain.stdout
+    assert "carol (never checked)" in plain.stdout
+    term = Terminal(["report"], seeded["env"], seeded["cwd"])
+    term.read_until(b"per target")
+    assert term.wait() == 0
+    assert "█".encode() in term.screen
+
+
+@pytest.mark.parametrize("since", ["0d", "lots", "400d", "-1h"])
+def test_a_bad_since_is_78(seeded: dict[str, Any], since: str) -> None:
+    result = cli(seeded, "report", "--since", since)
+    assert result.code in (2, 78) and ("--since" in result.output or "Usage" in result.output)
+
+
+def test_history_newest_first_with_links(seeded: dict[str, Any]) -> None:
+    result = cli(seeded, "history", "--json")
+    assert result.code == 0, result.output
+    items = json.loads(result.stdout)
+    liked = [i["liked_at"] for i in items]
+    assert liked == sorted(liked, reverse=True) and len(items) == 6  # the skipped story is not a like
+    newest = items[0]
+    assert newest["kind"] == "story" and newest["target"] == "alice"
+    assert newest["url"] == "https://www.instagram.com/stories/alice/3500000000000000001/"
+    posts = [i for i in items if i["kind"] == "post"]
+    assert [p["url"] for p in posts] == [f"https://www.instagram.com/p/{shortcode(int(p['pk']))}/" for p in posts]
+    assert posts[-1]["target"] == "bob"
+
+
+def test_history_of_one_target_and_a_limit(seeded: dict[str, Any]) -> None:
+    bob = json.loads(cli(seeded, "history", "--target", "@Bob", "--json").stdout)
+    assert [(i["kind"], i["pk"]) for i in bob] == [("post", "3400000000000000003")]
+    two = json.loads(cli(seeded, "history", "--limit", "2", "--json").stdout)
+    assert [i["pk"] for i in two] == ["3500000000000000001", "3500000000000000002"]
+    text = cli(seeded, "history", "--limit", "1")
+    assert text.stdout.strip().endswith("https://www.instagram.com/stories/alice/3500000000000000001/")
+    assert cli(seeded, "history", "--target", "zed").code == 78
+    assert cli(seeded, "history", "--target", "not a name!").code == 78
+    assert json.loads(cli(seeded, "history", "--target", "carol", "--json").stdout) == []
+
+
+def test_shortcode_matches_instagram() -> None:
+    for pk in (1, 63, 64, 3_400_000_000_000_000_001, 2_847_123_456_789_012_345):
+        assert activity.shortcode(pk) == shortcode(pk)
+    assert activity.link("post", "3400000000000000001_101", None) == (
+        f"https://www.instagram.com/p/{shortcode(3_400_000_000_000_000_001)}/"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "span"),
+    [
+        ("7d", timedelta(days=7)),
+        ("24h", timedelta(hours=24)),
+        ("90m", timedelta(minutes=90)),
+        ("2w", timedelta(weeks=2)),
+        ("3", timedelta(days=3)),
+    ],
+)
+def test_since_durations(text: str, span: timedelta) -> None:
+    assert activity.parse_since(text) == span
+    with pytest.raises(ConfigError):
+        activity.parse_since("yesterday")

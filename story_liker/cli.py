@@ -367,14 +367,14 @@ def login(
     from story_liker.jobs.login import login as job
 
     tty = sys.stdin.isatty()
-    if sessionid is not None:
-        typer.echo(
-            "story-liker: warning: --sessionid puts the secret in ps and your shell history; "
-            "use --sessionid-file FILE (or - for stdin)",
-            err=True,
-        )
 
     def run(d: Deps) -> Report:
+        if sessionid is not None:  # after the settings were found valid: an error stays one line
+            typer.echo(
+                "story-liker: warning: --sessionid puts the secret in ps and your shell history; "
+                "use --sessionid-file FILE (or - for stdin)",
+                err=True,
+            )
         report = job(
             d,
             settings_file=settings_file,

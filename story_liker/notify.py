@@ -19,7 +19,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -391,12 +391,3 @@ def send_test(settings: Settings) -> tuple[list[Outcome], list[str]]:
         f"A test from story-liker for {who}: its notifications reach you here.",
     )
     return send([(t, note) for t in targets], deadline=TEST_DEADLINE), problems
-
-
-def health_now(settings: Settings, store: Store, account: str) -> Health:
-    """The health last notified (for `doctor`)."""
-    row = store.health_state(account)
-    return Health(row.state, row.state_key) if row else Health()
-
-
-Step = Callable[[], object]

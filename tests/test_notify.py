@@ -458,3 +458,28 @@ def test_deliveries_are_recorded_by_fingerprint_never_the_url(store: Store, rec:
             [list(r) for r in connection.execute(sa.text("SELECT * FROM notification")).all()], default=str
         )
     assert "s3cret" not in dumped and notify.fingerprint(json_url(rec, "s3cret-topic")) in dumped
+
+
+def test_help_imports_neither_apprise_nor_stamina() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from typer.testing import CliRunner; from story_liker.cli import app;"
+        "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output;"
+        "print([m for m in ('apprise', 'stamina', 'requests') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_a_hanging_notification_service_does_not_hold_the_run(
+    ig: Any, env: dict[str, str], tmp_path: Path, rec: Receiver
+) -> None:
+    rec.hold = threading.Event()  # accepts the message and never answers while the run lasts
+    env |= {"NOTIFY_URLS": json_url(rec)}
+    result = run_cli("keepalive", env=env, cwd=tmp_path, timeout=50)  # no session: 77; a run that waited would hang
+    assert result.code == 77
+    assert rec.arrived.is_set() and rec.calls == []  # sent, and the run was over before any answer came
+    assert result.event("notification_failed")["retry"] == "next run"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 from collections.abc import Callable
@@ -18,6 +19,9 @@ from story_liker.store import Store
 
 if TYPE_CHECKING:
     from story_liker.jobs.lease import Lease
+
+
+log = logging.getLogger(__name__)
 
 
 class Outcome(StrEnum):
@@ -122,3 +126,16 @@ class Report:
     outcome: Outcome
     counts: Counts
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def outside_active_hours(deps: Deps) -> Report | None:
+    """ACTIVE_HOURS: outside them a command that talks to Instagram ends at once with exit 0 and no request,
+    naming when the next window opens; inside them None."""
+    from story_liker import planning
+
+    settings, now = deps.settings, deps.clock()
+    if planning.is_active(now, settings.active_hours, settings.zone):
+        return None
+    opens = planning.next_window(now, settings.active_hours, settings.zone)
+    log.info("outside_active_hours", extra={"next_window": opens.isoformat(timespec="minutes")})
+    return Report(Outcome.OUTSIDE_ACTIVE_HOURS, deps.counts, {"next_window": opens.isoformat()})

@@ -11,7 +11,7 @@ from typing import Any
 from story_liker import health, planning, ratelimit
 from story_liker.errors import BadResponse, DatabaseUnavailable, Throttled, ThrottleKind
 from story_liker.ig import Instagram
-from story_liker.jobs.deps import Deps, Outcome, Report
+from story_liker.jobs.deps import Deps, Outcome, Report, outside_active_hours
 from story_liker.jobs.lease import lease
 from story_liker.jobs.session import check_account, with_instagram
 from story_liker.jobs.targets import sync_targets
@@ -99,10 +99,9 @@ def like_pass(
     ``body`` gets the targets, how many likes it may send and the like step, and returns the outcome.
     """
     account, settings = deps.settings.account(), deps.settings
-    if not planning.is_active(deps.clock(), settings.active_hours, settings.zone):
-        opens = planning.next_window(deps.clock(), settings.active_hours, settings.zone)
-        log.info("outside_active_hours", extra={"next_window": opens.isoformat(timespec="minutes")})
-        return Report(Outcome.OUTSIDE_ACTIVE_HOURS, deps.counts, {"next_window": opens.isoformat()})
+    closed = outside_active_hours(deps)
+    if closed is not None:
+        return closed
     with lease(deps):
         state = deps.store.account(account)
         check_account(deps, state)

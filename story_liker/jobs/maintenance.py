@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from story_liker import planning
 from story_liker.errors import ConfigError
-from story_liker.jobs.deps import Deps, Outcome, Report
+from story_liker.jobs.deps import Deps, Outcome, Report, outside_active_hours
 from story_liker.jobs.lease import lease
 from story_liker.jobs.session import with_instagram
 
@@ -35,11 +34,10 @@ def cleanup(deps: Deps, *, older_than_hours: float | None, dry_run: bool, force:
 
 def keepalive(deps: Deps) -> Report:
     """One authenticated request the app itself makes, then the refreshed cookies are saved."""
-    counts, settings = deps.counts, deps.settings
-    if not planning.is_active(deps.clock(), settings.active_hours, settings.zone):
-        opens = planning.next_window(deps.clock(), settings.active_hours, settings.zone)
-        log.info("outside_active_hours", extra={"next_window": opens.isoformat(timespec="minutes")})
-        return Report(Outcome.OUTSIDE_ACTIVE_HOURS, counts, {"next_window": opens.isoformat()})
+    counts = deps.counts
+    closed = outside_active_hours(deps)
+    if closed is not None:
+        return closed
     with lease(deps):
         with_instagram(deps, lambda ig: ig.ping())
         deps.store.record_keepalive(deps.settings.account(), deps.clock())

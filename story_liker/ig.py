@@ -59,6 +59,7 @@ class PostItem:
     taken_at: datetime
     media_type: str  # photo, video, album or reel
     has_liked: bool
+    coauthors: tuple[int, ...] = ()  # a collab post's other authors (``coauthor_producers``), by user pk
 
     @property
     def id(self) -> str:
@@ -99,6 +100,12 @@ class Instagram(Protocol):
 
     def like_story(self, story: StoryItem) -> None: ...
     def user_posts(self, user_pk: int, count: int) -> list[PostItem]: ...
+    def timeline_page(self, max_id: str | None) -> tuple[list[PostItem], str | None]:
+        """One page of the home feed (``feed/timeline/``): its organic posts (ads, suggested users, end-of-feed
+        markers and other non-post entries left out, not counted as malformed) and the ``max_id`` of the next
+        page (None: no more)."""
+        ...
+
     def like_post(self, post: PostItem) -> None: ...
     def ping(self) -> None: ...
     def relogin(self) -> None:

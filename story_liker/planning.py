@@ -1,10 +1,11 @@
-"""Pure planning: which targets a story pass reads and how, where a target's marker moves, when a viewer
+"""Pure planning: which targets a story or post pass reads and how, where a target's marker moves, when a viewer
 marks stories seen. Functions of (targets, what Instagram said, now, settings, rng); nothing here sends,
 sleeps or reads the clock.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -107,6 +108,51 @@ def plan_story_reads(
         wanted += [t.user_pk for t in spare[:free] if t.user_pk is not None]
     batches = [wanted[i : i + batch_size] for i in range(0, len(wanted), batch_size)]
     return ReadPlan(batches, per_user, settled, skipped)
+
+
+@dataclass(frozen=True)
+class PostPlan:
+    """How one post pass learns what is new: the home feed for the followed targets (``timeline``), then the
+    own feeds of ``sweep`` (one request each, in this order)."""
+
+    timeline: bool = False
+    sweep: list[int] = field(default_factory=list)  # user pks: not followed first, then oldest-checked
+    skipped: dict[int, Skip] = field(default_factory=dict)  # keyed by target id
+
+
+def plan_post_reads(targets: Sequence[Target], now: datetime, *, recheck: timedelta, timeline_pages: int) -> PostPlan:
+    """The home feed shows the followed targets' new posts for one or two requests, but it is ranked and
+    lossy; the sweep reads each target's own feed at least every ``recheck`` so nothing is missed for long
+    (a post is liked while younger than POST_MAX_AGE_DAYS, which is longer than ``recheck``).
+
+    - Not followed, or follow state unknown: never in the home feed, so its own feed every pass.
+    - Followed: its share of the rotation. A pass reads ``ceil(n * gap / recheck)`` of the n followed targets,
+      oldest-checked (or never checked) first, where ``gap`` is the time since the last pass (the newest
+      check time): with a 3-hour timer 1/8 of them, so each is read about every ``recheck``. Never checked or
+      overdue ones are read whatever the share.
+    - Unresolved, private-not-followed or missing: as for stories (retried daily).
+    """
+    followed: list[Target] = []
+    others: list[int] = []
+    skipped: dict[int, Skip] = {}
+    for target in targets:
+        assert target.id is not None
+        skip = Skip.UNRESOLVED if target.user_pk is None else unavailable_skip(target, now)
+        if skip is not None:
+            skipped[target.id] = skip
+        elif target.followed is True:
+            followed.append(target)
+        else:
+            assert target.user_pk is not None
+            others.append(target.user_pk)
+    never = now - timedelta(days=36500)
+    followed.sort(key=lambda t: (t.post_checked_at or never, t.id or 0))
+    last = max((t.post_checked_at for t in targets if t.post_checked_at is not None), default=None)
+    gap = timedelta(0) if last is None or last >= now else now - last
+    share = len(followed) if gap >= recheck else math.ceil(len(followed) * (gap / recheck))
+    overdue = sum(1 for t in followed if is_due(t.post_checked_at, now, recheck))
+    sweep = others + [t.user_pk for t in followed[: max(share, overdue)] if t.user_pk is not None]
+    return PostPlan(timeline_pages > 0 and bool(followed), sweep, skipped)
 
 
 def new_marker(

@@ -160,6 +160,9 @@ class Settings(BaseSettings):
     post_feed_count: int = Field(6, ge=1, le=50)
     reels_batch_size: int = Field(20, ge=1, le=50)
     story_recheck_hours: float = Field(6.0, gt=0, le=24)  # every target checked at least this often
+    # posts (issue 14): the home feed first, every target's own feed at least every POST_RECHECK_HOURS
+    post_timeline_pages: int = Field(2, ge=0, le=10)  # 0: no home feed, the sweep alone
+    post_recheck_hours: float = Field(24.0, gt=0, le=168)
     # the planner (issue 11): fairness, a human day, adaptive limits
     target_exclude: Annotated[list[str], NoDecode] = []  # left out of TARGET_ACCOUNTS=*
     story_max_per_target: int | None = Field(None, ge=1, le=1000)  # like at most the newest N per target
@@ -340,6 +343,12 @@ class Settings(BaseSettings):
                     f"{kind.upper()}_DELAY_MIN_SECONDS ({low}) is greater than "
                     f"{kind.upper()}_DELAY_MAX_SECONDS ({high})"
                 )
+        if self.post_recheck_hours > self.post_max_age_days * 24:
+            raise ValueError(
+                f"POST_RECHECK_HOURS ({self.post_recheck_hours:g}) is longer than POST_MAX_AGE_DAYS "
+                f"({self.post_max_age_days:g} days): a post the home feed missed would age out before its "
+                "profile is read"
+            )
         if self.session_encryption_key is not None:
             for part in self.session_encryption_key.get_secret_value().split(","):
                 try:
@@ -396,6 +405,10 @@ class Settings(BaseSettings):
     @property
     def story_recheck(self) -> timedelta:
         return timedelta(hours=self.story_recheck_hours)
+
+    @property
+    def post_recheck(self) -> timedelta:
+        return timedelta(hours=self.post_recheck_hours)
 
     @property
     def is_sqlite(self) -> bool:

@@ -57,6 +57,7 @@ class ScriptedInstagram:
     reels: dict[int, list[StoryItem]] = field(default_factory=dict)
     users: dict[str, UserRef] = field(default_factory=dict)
     posts: dict[int, list[PostItem]] = field(default_factory=dict)
+    timeline: list[list[PostItem]] = field(default_factory=list)  # home feed pages
     followed: list[UserRef] = field(default_factory=list)
     script: dict[str, list[Any]] = field(default_factory=dict)
     always: dict[str, Exception] = field(default_factory=dict)
@@ -124,6 +125,12 @@ class ScriptedInstagram:
     def user_posts(self, user_pk: int, count: int) -> list[PostItem]:
         self._call("user_posts", user_pk)
         return list(self.posts.get(user_pk, []))[:count]
+
+    def timeline_page(self, max_id: str | None) -> tuple[list[PostItem], str | None]:
+        self._call("timeline_page", max_id)
+        index = int(max_id or 0)
+        page = list(self.timeline[index]) if index < len(self.timeline) else []
+        return page, str(index + 1) if index + 1 < len(self.timeline) else None
 
     def like_post(self, post: PostItem) -> None:
         self._call("like_post", post.pk)

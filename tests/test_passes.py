@@ -315,9 +315,9 @@ def test_post_pass_reads_are_paced_too(store: Store) -> None:
     )
     h.store_session()
     ig = ScriptedInstagram(h.clock, followed=[UserRef(101, "alice", True), UserRef(102, "bob", True)])
-    assert run_posts(h.deps(ig), dry_run=False, max_likes=None).outcome is Outcome.OK
-    assert ig.names() == ["following_page", "user_posts", "user_posts"]
-    assert [(b.at - a.at).total_seconds() for a, b in zip(ig.calls, ig.calls[1:], strict=False)] == [2, 2]
+    assert run_posts(h.deps(ig), dry_run=False, max_likes=None).outcome is Outcome.NOTHING_NEW
+    assert ig.names() == ["following_page", "timeline_page", "user_posts", "user_posts"]
+    assert [(b.at - a.at).total_seconds() for a, b in zip(ig.calls, ig.calls[1:], strict=False)] == [2, 2, 2]
 
 
 # --- markers --------------------------------------------------------------------------------------------

@@ -75,6 +75,9 @@ class Paced:
     def user_posts(self, user_pk: int, count: int) -> list[PostItem]:
         return self._send(lambda: self.ig.user_posts(user_pk, count))
 
+    def timeline_page(self, max_id: str | None) -> tuple[list[PostItem], str | None]:
+        return self._send(lambda: self.ig.timeline_page(max_id))
+
     def like_post(self, post: PostItem) -> None:
         self._send(lambda: self.ig.like_post(post))
 

@@ -1,9 +1,11 @@
-"""One `run-posts` pass: the first feed page of each target, then likes for the eligible new posts, shared
-fairly across the targets when the budget is short."""
+"""One `run-posts` pass: the first pages of the home feed for the followed targets, then the own feeds of this
+pass's share of the rotating sweep (and of the targets not followed), then likes for the eligible new posts,
+shared fairly across the targets when the budget is short."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,67 +26,135 @@ def run_posts(deps: Deps, *, dry_run: bool, max_likes: int | None) -> Report:
     return like_pass(deps, POST_LIKE, limits, _pass, dry_run=dry_run, max_likes=max_likes)
 
 
+@dataclass(frozen=True)
+class Found:
+    post: PostItem
+    target: Target  # whose post it is for us: the feed's owner, or the target among a collab post's authors
+    via: str  # "timeline" or "profile"
+
+
 def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, likes: Likes) -> Outcome:
     counts, store, settings, dry_run = deps.counts, deps.store, deps.settings, likes.dry_run
     resolve_targets(deps, ig, targets, {}, counts)
     now = deps.clock()
-    reachable = [t for t in targets if t.user_pk is not None]
-    by_pk = {t.user_pk: t for t in reachable}
+    by_pk = {t.user_pk: t for t in targets if t.user_pk is not None}
+    plan = planning.plan_post_reads(
+        targets, now, recheck=settings.post_recheck, timeline_pages=settings.post_timeline_pages
+    )
+    for target_id, why in plan.skipped.items():
+        log.debug("target_not_checked", extra={"target_id": target_id, "reason": str(why)})
     updates: dict[int, dict[str, Any]] = {}  # written once at the end, also when the pass is cut short
-    new: dict[int, list[PostItem]] = {}  # per target (feed owner) pk
-    owner: dict[str, Target] = {}  # post pk -> the target whose feed showed it (a collab post has another author)
+    found: dict[str, Found] = {}  # by post pk: a post both in the home feed and a profile is one post
     try:
-        deps.progress.start(len(reachable), "checking posts")
-        try:
-            for index, target in enumerate(reachable):
-                assert target.id is not None and target.user_pk is not None
-                if index:
-                    deps.pause(settings.target_delay_min_seconds, settings.target_delay_max_seconds)
-                deps.progress.advance(target.username)
-                try:
-                    posts = ig.user_posts(target.user_pk, settings.post_feed_count)
-                except (TargetUnavailable, BadResponse) as exc:
-                    counts.errors += 1
-                    log.warning("target_skipped", extra={"target": target.username, "reason": exc.message})
-                    updates[target.id] = {"post_checked_at": now, "last_error": exc.message[:200], "last_error_at": now}
-                    continue
-                counts.posts_seen += len(posts)
-                updates[target.id] = {"post_checked_at": now, "last_error": None}
-                new[target.user_pk] = [p for p in posts if p.taken_at.timestamp() > (target.post_marker or 0)]
-                for post in new[target.user_pk]:
-                    owner.setdefault(post.pk, target)
-        finally:
-            deps.progress.stop()
-        todo = _todo(deps, new, now - timedelta(days=settings.post_max_age_days), dry_run)
+        if plan.timeline:
+            _timeline(deps, ig, by_pk, found)
+        swept = _sweep(deps, ig, plan.sweep, by_pk, found, updates)
+        via = {"timeline": 0, "profile": 0}
+        for item in found.values():
+            via[item.via] += 1
+        log.info("posts_found", extra={"new": len(found), "from_timeline": via["timeline"], "profiles": len(swept)})
+        todo = _todo(deps, [f.post for f in found.values()], now - timedelta(days=settings.post_max_age_days), dry_run)
         chosen = planning.fair_share(
             todo, allowed, store.last_post_likes(settings.account()) if allowed < len(todo) else None
         )
         counts.skipped = len(todo) - len(chosen)
-        liked = _like_all(deps, ig, likes, owner, chosen)
+        liked = _like_all(deps, ig, likes, found, chosen)
         if not dry_run:
-            left = {owner[p.pk].user_pk for p in todo if p.pk not in liked}
-            for pk, posts in new.items():
-                if posts and pk not in left:  # everything new of this target handled: move its marker
-                    target = by_pk[pk]
+            pending = {p.pk for p in todo if p.pk not in liked}
+            for target, posts in swept:  # everything new in its feed handled: move its marker
+                if posts and not any(p.pk in pending for p in posts):
                     assert target.id is not None
                     updates[target.id]["post_marker"] = int(max(p.taken_at.timestamp() for p in posts))
     finally:
-        store.update_targets(updates)
+        if not dry_run:  # a dry run leaves check times and markers alone: the next real pass does the same
+            store.update_targets(updates)
     if counts.skipped:
         log.info("budget_used_up", extra={"left_for_later": counts.skipped})
     if dry_run:
         return Outcome.DRY_RUN
-    return Outcome.BUDGET_USED_UP if counts.skipped else Outcome.OK
+    if counts.skipped:
+        return Outcome.BUDGET_USED_UP
+    return Outcome.OK if found else Outcome.NOTHING_NEW
 
 
-def _todo(deps: Deps, new: dict[int, list[PostItem]], oldest: datetime, dry_run: bool) -> list[PostItem]:
+def _is_new(post: PostItem, target: Target) -> bool:
+    return post.taken_at.timestamp() > (target.post_marker or 0)
+
+
+def _timeline(deps: Deps, ig: Instagram, by_pk: dict[int, Target], found: dict[str, Found]) -> None:
+    """Up to POST_TIMELINE_PAGES pages of the home feed, scrolled like a person; the new posts of targets (by
+    author, or by a co-author of a collab post) are kept, everything else there is ignored."""
+    settings, counts = deps.settings, deps.counts
+    max_id: str | None = None
+    for page in range(settings.post_timeline_pages):
+        if page:
+            deps.pause(settings.target_delay_min_seconds, settings.target_delay_max_seconds)
+        try:
+            posts, max_id = ig.timeline_page(max_id)
+        except BadResponse as exc:  # the sweep still reads the due profiles
+            counts.errors += 1
+            log.warning("timeline_skipped", extra={"reason": exc.message, "page": page + 1})
+            return
+        counts.posts_seen += len(posts)
+        for post in posts:
+            target = next((by_pk[pk] for pk in (post.user_pk, *post.coauthors) if pk in by_pk), None)
+            if target is not None and _is_new(post, target):
+                found.setdefault(post.pk, Found(post, target, "timeline"))
+        if not max_id:
+            return
+
+
+def _sweep(
+    deps: Deps,
+    ig: Instagram,
+    sweep: list[int],
+    by_pk: dict[int, Target],
+    found: dict[str, Found],
+    updates: dict[int, dict[str, Any]],
+) -> list[tuple[Target, list[PostItem]]]:
+    """The first page of each swept target's own feed. Returns each target read with its new posts."""
+    counts, settings, now = deps.counts, deps.settings, deps.clock()
+    swept: list[tuple[Target, list[PostItem]]] = []
+    deps.progress.start(len(sweep), "checking posts")
+    try:
+        for index, pk in enumerate(sweep):
+            target = by_pk[pk]
+            assert target.id is not None
+            if index:
+                deps.pause(settings.target_delay_min_seconds, settings.target_delay_max_seconds)
+            deps.progress.advance(target.username)
+            try:
+                posts = ig.user_posts(pk, settings.post_feed_count)
+            except TargetUnavailable as exc:  # a normal state, not an error: looked at again in a day
+                unavailable = "private" if exc.reason == "private" else "not_found"
+                log.info("target_unavailable", extra={"target": target.username, "reason": unavailable})
+                updates[target.id] = {
+                    "post_checked_at": now, "unavailable": unavailable,
+                    "last_error": exc.message[:200], "last_error_at": now,
+                }  # fmt: skip
+                continue
+            except BadResponse as exc:
+                counts.errors += 1
+                log.warning("target_skipped", extra={"target": target.username, "reason": exc.message})
+                updates[target.id] = {"post_checked_at": now, "last_error": exc.message[:200], "last_error_at": now}
+                continue
+            counts.posts_seen += len(posts)
+            updates[target.id] = {"post_checked_at": now, "last_error": None, "unavailable": None}
+            new = [p for p in posts if _is_new(p, target)]
+            for post in new:
+                found.setdefault(post.pk, Found(post, target, "profile"))
+            swept.append((target, new))
+    finally:
+        deps.progress.stop()
+    return swept
+
+
+def _todo(deps: Deps, new: list[PostItem], oldest: datetime, dry_run: bool) -> list[PostItem]:
     """The eligible new posts not liked yet; those liked elsewhere are recorded, those beyond
     POST_MAX_PER_TARGET (the newest N are kept) recorded as skipped."""
     counts, settings, store = deps.counts, deps.settings, deps.store
     account, now = settings.account(), deps.clock()
-    eligible = [
-        p for posts in new.values() for p in posts if p.taken_at >= oldest and p.media_type in settings.post_media_types
-    ]
+    eligible = [p for p in new if p.taken_at >= oldest and p.media_type in settings.post_media_types]
     recorded = store.liked_post_pks(account, [p.pk for p in eligible]) if eligible else set()
     liked_elsewhere = [p for p in eligible if p.has_liked and p.pk not in recorded]
     counts.already_liked += len(recorded) + len(liked_elsewhere)
@@ -100,7 +170,7 @@ def _todo(deps: Deps, new: dict[int, list[PostItem]], oldest: datetime, dry_run:
     return todo
 
 
-def _like_all(deps: Deps, ig: Instagram, likes: Likes, owner: dict[str, Target], chosen: list[PostItem]) -> set[str]:
+def _like_all(deps: Deps, ig: Instagram, likes: Likes, found: dict[str, Found], chosen: list[PostItem]) -> set[str]:
     """The chosen posts, target after target (the pause between targets between them). Returns the pks liked."""
     settings = deps.settings
     done: set[str] = set()
@@ -112,9 +182,9 @@ def _like_all(deps: Deps, ig: Instagram, likes: Likes, owner: dict[str, Target],
             deps.pause(settings.target_delay_min_seconds, settings.target_delay_max_seconds)
         previous = post.user_pk
         deps.pause(settings.action_delay_min_seconds, settings.action_delay_max_seconds)
-        target = owner[post.pk]
+        where = found[post.pk]
         if likes.one(
-            {"target": target.username, "media_pk": post.pk, "media_type": post.media_type},
+            {"target": where.target.username, "media_pk": post.pk, "media_type": post.media_type, "via": where.via},
             send=lambda post=post: ig.like_post(post),  # type: ignore[misc]
             record=lambda post=post: deps.store.record_posts(  # type: ignore[misc]
                 settings.account(), liked_posts([post]), deps.clock(), counted=True

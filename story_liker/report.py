@@ -51,6 +51,7 @@ def status_data(deps: Deps) -> dict[str, Any]:
     limits = limits_usage(store, settings, account, now)
     targets = store.targets(account, enabled_only=False)
     liked = store.last_story_likes(account)
+    posts_liked = store.last_post_likes(account)
     lock = store.lock_holder(account)
     cooling = state.cooldown_until is not None and state.cooldown_until > now
     return {
@@ -89,7 +90,11 @@ def status_data(deps: Deps) -> dict[str, Any]:
         "configured_not_synced": [
             n for n in settings.named_targets or [] if n not in {t.username for t in targets}
         ],  # listed in TARGET_ACCOUNTS, stored at the next run
-        "targets": [_target(t, liked.get(t.user_pk or 0), settings, now) for t in targets],
+        "post_recheck_hours": settings.post_recheck_hours,
+        "posts_in_use": store.last_success(account, "run-posts") is not None,  # else no post flag is raised
+        "targets": [
+            _target(t, liked.get(t.user_pk or 0), posts_liked.get(t.user_pk or 0), settings, now) for t in targets
+        ],
         "last_runs": [
             {
                 "command": r.command,
@@ -104,10 +109,14 @@ def status_data(deps: Deps) -> dict[str, Any]:
     }
 
 
-def _target(t: Target, last_liked: datetime | None, settings: Settings, now: datetime) -> dict[str, Any]:
+def _target(
+    t: Target, last_liked: datetime | None, post_liked: datetime | None, settings: Settings, now: datetime
+) -> dict[str, Any]:
     """One target's coverage: when it was last checked and liked, and why it is not checked when it is not."""
     why = "unresolved" if t.user_pk is None else planning.unavailable_skip(t, now)
     overdue = t.enabled and why is None and planning.is_due(t.story_checked_at, now, settings.story_recheck)
+    # the sweep reads a profile about every POST_RECHECK_HOURS, give or take a pass: a quarter more is late
+    posts_overdue = t.enabled and why is None and planning.is_due(t.post_checked_at, now, settings.post_recheck * 1.25)
     return {
         "username": t.username,
         "enabled": t.enabled,
@@ -118,7 +127,9 @@ def _target(t: Target, last_liked: datetime | None, settings: Settings, now: dat
         "stories_last_liked_at": _iso(last_liked),
         "stories_overdue": overdue,  # not checked within STORY_RECHECK_HOURS (or never) although it should be
         "not_checked_because": str(why) if why else None,
-        "posts_checked_at": _iso(t.post_checked_at),
+        "posts_checked_at": _iso(t.post_checked_at),  # its own feed (the sweep); the home feed is not per target
+        "posts_last_liked_at": _iso(post_liked),
+        "posts_overdue": posts_overdue,  # own feed not read within POST_RECHECK_HOURS and a quarter (or never)
         "last_error": t.last_error,
         "last_error_at": _iso(t.last_error_at),
     }
@@ -152,6 +163,10 @@ def _problems(data: dict[str, Any]) -> list[str]:
     overdue = sum(t["stories_overdue"] for t in data["targets"])
     if overdue:
         found.append(f"{overdue} target(s) not checked for stories within {data['story_recheck_hours']:g} h (or never)")
+    late = sum(t["posts_overdue"] for t in data["targets"])
+    if late and data["posts_in_use"]:
+        hours = data["post_recheck_hours"] * 1.25
+        found.append(f"{late} target(s) whose posts were not read within {hours:g} h (or never)")
     return found
 
 
@@ -200,10 +215,14 @@ def status_text(data: dict[str, Any]) -> str:
     lines.append(f"targets      {sum(t['enabled'] for t in targets)} enabled of {len(targets)}")
     if data["configured_not_synced"]:
         lines.append(f"  in TARGET_ACCOUNTS, stored at the next run: {', '.join(data['configured_not_synced'])}")
-    attention = sorted(targets, key=lambda t: (not t["stories_overdue"], not t["not_checked_because"], t["username"]))
+    attention = sorted(
+        targets,
+        key=lambda t: (not t["stories_overdue"], not t["posts_overdue"], not t["not_checked_because"], t["username"]),
+    )
     for t in attention[:TARGET_LINES]:
         state = "" if t["enabled"] else " (disabled)"
         flag = " OVERDUE" if t["stories_overdue"] else ""
+        posts = f" posts read {_when(t['posts_checked_at'], now)}" if t["posts_checked_at"] else ""
         why = {
             "private_not_followed": "  private and not followed: rechecked daily",
             "not_found": "  not found: rechecked daily",
@@ -212,7 +231,7 @@ def status_text(data: dict[str, Any]) -> str:
         error = f"  error: {t['last_error']}" if t["last_error"] and not why else ""
         lines.append(
             f"  {t['username']:30}{state} pk={t['user_pk'] or '-'} checked {_when(t['stories_checked_at'], now)}"
-            f" liked {_when(t['stories_last_liked_at'], now)}{flag}{why}{error}"
+            f" liked {_when(t['stories_last_liked_at'], now)}{flag}{posts}{why}{error}"
         )
     if len(targets) > TARGET_LINES:
         lines.append(f"  ... and {len(targets) - TARGET_LINES} more (`status --json` lists all)")

@@ -1,11 +1,12 @@
-"""In-process simulations for `make bench`: the like planner over a week (issue #11) and story coverage over
-a day (issue #10).
+"""In-process simulations for `make bench`: the like planner over a week (issue #11), story coverage over a day
+(issue #10) and posts over a week (issue #14).
 
-Both drive the real passes (``story_liker.jobs.stories.run_stories``) with the real planner, store and limits
-on SQLite in a temporary directory, against ``tests.fake.ScriptedInstagram`` (the Protocol fake) on a
-``FakeClock``: every pause of a pass (the default ACTION/TARGET/REQUEST delays) advances the fake clock, nothing
-sleeps. A `World` decides who posts what and when; before each read it rebuilds the fake's tray and reels from
-the stories live at that moment (a story vanishes 24 h after it was taken).
+All drive the real passes (``story_liker.jobs.stories.run_stories``, ``story_liker.jobs.posts.run_posts``) with
+the real planner, store and limits on SQLite in a temporary directory, against ``tests.fake.ScriptedInstagram``
+(the Protocol fake) on a ``FakeClock``: every pause of a pass (the default ACTION/TARGET/REQUEST delays) advances
+the fake clock, nothing sleeps. A `World` decides who posts what and when; before each read it rebuilds the
+fake's tray and reels from the stories live at that moment (a story vanishes 24 h after it was taken). A
+`PostWorld` does the same for posts: a profile's first page and a ranked, lossy home feed at that moment.
 
 Runnable alone: ``python -m bench.simulate`` (prints the tables; ``--json FILE`` writes the figures).
 """
@@ -29,15 +30,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from unittest import mock
 
 import bench.common  # noqa: F401  # puts the repository root on sys.path, for tests.fake
 from story_liker import planning, ratelimit
 from story_liker.db import make_engine, migrate
 from story_liker.errors import StoryLikerError, Throttled, ThrottleKind
-from story_liker.ig import StoryItem, TrayEntry, UserRef
+from story_liker.ig import PostItem, StoryItem, TrayEntry, UserRef
 from story_liker.jobs import likes as likes_job
+from story_liker.jobs.deps import Deps, Report
+from story_liker.jobs.posts import run_posts
 from story_liker.jobs.stories import run_stories
 from story_liker.models import Account
 from story_liker.settings import Settings, parse_active_hours
@@ -198,6 +201,10 @@ def default_delays() -> dict[str, float]:
     return {name: float(Settings.model_fields[name].default) for name in DELAYS}
 
 
+class Runner(Protocol):
+    def __call__(self, deps: Deps, *, dry_run: bool, max_likes: int | None) -> Report: ...
+
+
 @dataclass
 class PassLog:
     started: datetime
@@ -207,12 +214,12 @@ class PassLog:
     calls: int
 
 
-def one_pass(h: Harness, ig: ScriptedInstagram, rng: random.Random) -> PassLog:
+def one_pass(h: Harness, ig: ScriptedInstagram, rng: random.Random, run: Runner = run_stories) -> PassLog:
     first, started = len(ig.calls), h.clock()
     deps = h.deps(ig)
     deps.rng = random.Random(rng.getrandbits(64))
     try:
-        outcome = run_stories(deps, dry_run=False, max_likes=None).outcome.value
+        outcome = run(deps, dry_run=False, max_likes=None).outcome.value
     except StoryLikerError as exc:  # throttled, cooling_down, ...: the scheduler would see 75
         outcome = exc.outcome
     return PassLog(started, h.clock(), outcome, first, len(ig.calls) - first)
@@ -440,7 +447,7 @@ def _when(iso: str | None) -> str:
     if iso is None:
         return "-"
     at = datetime.fromisoformat(iso)
-    return f"day {int((at - SIM_START) / timedelta(days=1)) + 1} {at:%H:%M}"
+    return f"day {math.floor((at - SIM_START) / timedelta(days=1)) + 1} {at:%H:%M}"
 
 
 PLANNER_NAMES = {"old": "old (alphabetical)", "new": "new (fair)", "new, no block": "new, no block"}
@@ -738,6 +745,409 @@ def coverage_report(results: Sequence[CoverageResult]) -> list[str]:
     return out
 
 
+# --- 3. posts over a week (issue #14) ---------------------------------------------------------------------
+
+POST_SIZES = (50, 500)
+POST_EVERY = (1, 3)  # hours between passes
+POST_RATES: tuple[tuple[float, float], ...] = (
+    (2.0, 0.05),
+    (0.5, 0.25),
+    (0.3, 0.35),
+    (0.1, 0.35),
+)  # posts a day, share of the targets
+POST_TYPES: tuple[tuple[str, float], ...] = (
+    ("photo", 0.45),
+    ("album", 0.25),
+    ("reel", 0.2),
+    ("video", 0.1),
+)  # media types, how often
+PINNED_SHARE = 0.2  # of the targets keep 1-3 old posts pinned at the top of their profile
+OTHERS_PER_TARGET = 0.5  # followed accounts that are not targets (~1 post a day each), per target
+OTHERS_RATE = 1.0
+FEED_WINDOW = timedelta(hours=36)  # the home feed ranks the followed accounts' posts of about this long
+FEED_SHOWN = 0.6  # each of them is in one load of the home feed with this chance (drawn per load)
+FEED_JITTER_H = 6.0  # the ranking: newest first, give or take this many hours (a normal spread)
+FEED_PAGE = 8  # entries per page
+FEED_PAGES = 10  # pages a load of the home feed holds (a pass reads POST_TIMELINE_PAGES of them)
+FEED_SUGGESTED_EVERY = 5  # every 5th entry is a suggested post of an account nobody here follows
+POST_NO_LIMITS = {"post_likes_per_hour": 1000, "post_likes_per_day": 10000}  # likes out of the way
+POST_BACKLOG = timedelta(days=3)  # the targets posted this long before the first pass too
+DAY = timedelta(days=1)
+
+
+def post_times(rng: random.Random, per_day: float, start: datetime, days: int) -> list[datetime]:
+    """When one account posts: ``per_day`` posts a day on average, at hours weighted like HOUR_WEIGHTS."""
+    times: list[datetime] = []
+    for day in range(days):
+        for _ in range(_poisson(rng, per_day)):
+            hour = rng.choices(range(24), weights=HOUR_WEIGHTS)[0]
+            times.append(start + timedelta(days=day, hours=hour, seconds=rng.randrange(3600)))
+    return sorted(times)
+
+
+class PostWorld:
+    """The targets' posts, the followed non-targets' and strangers' posts, and what the fake Instagram shows of
+    them at each moment: a profile's first page (pinned posts first, then the newest), and the home feed, built
+    afresh at the first page of each pass (``new_load``): the followed accounts' posts of the last FEED_WINDOW,
+    each shown with FEED_SHOWN chance, ranked newest-ish first, with suggested posts of strangers in between."""
+
+    def __init__(self, targets: int, rng: random.Random, start: datetime, days: int) -> None:
+        self.rng = rng
+        self.names = {7000 + n: f"poster{n:03d}" for n in range(targets)}
+        self.others = [70000 + n for n in range(round(targets * OTHERS_PER_TARGET))]  # followed, not targets
+        rates, weights = zip(*POST_RATES, strict=True)
+        types, type_weights = zip(*POST_TYPES, strict=True)
+        self.rate: dict[int, float] = {}
+        self.posts: dict[int, list[PostItem]] = {}  # by author, oldest first
+        self.pinned: dict[int, list[PostItem]] = {}
+        self.by_pk: dict[str, PostItem] = {}
+        for pk in [*self.names, *self.others]:
+            rate = rng.choices(rates, weights=weights)[0] if pk in self.names else OTHERS_RATE
+            self.rate[pk] = rate
+            own = [
+                PostItem(f"{pk}{n:05d}", pk, at, rng.choices(types, weights=type_weights)[0], False)
+                for n, at in enumerate(post_times(rng, rate, start, days))
+            ]
+            self.posts[pk] = own
+            if pk in self.names and rng.random() < PINNED_SHARE:
+                old = [start - timedelta(days=rng.uniform(20, 400)) for _ in range(rng.randint(1, 3))]
+                self.pinned[pk] = [
+                    PostItem(f"{pk}9{n:04d}", pk, at, "photo", False) for n, at in enumerate(sorted(old, reverse=True))
+                ]
+            for post in [*own, *self.pinned.get(pk, [])]:
+                self.by_pk[post.pk] = post
+        self.taken = {pk: [p.taken_at for p in own] for pk, own in self.posts.items()}
+        self.followed_posts = sorted((p for own in self.posts.values() for p in own), key=lambda p: p.taken_at)
+        self.followed_taken = [p.taken_at for p in self.followed_posts]
+        self.liked: set[str] = set()
+        self._liked_seen = 0
+        self.load: list[list[PostItem]] | None = None  # this pass's home feed, made at its first page
+        self.suggested = 0
+
+    def target_posts(self) -> list[PostItem]:
+        return [p for pk in self.names for p in self.posts[pk]]
+
+    def followed(self) -> list[UserRef]:
+        names = self.names | {pk: f"other{pk}" for pk in self.others}
+        return [UserRef(pk, name, True) for pk, name in names.items()]
+
+    def _sync_liked(self, ig: ScriptedInstagram) -> None:
+        self.liked.update(ig.liked[self._liked_seen :])
+        self._liked_seen = len(ig.liked)
+
+    def _shown(self, post: PostItem) -> PostItem:
+        return replace(post, has_liked=post.pk in self.liked)
+
+    def profile(self, ig: ScriptedInstagram, user_pk: int, count: int) -> list[PostItem]:
+        """The first page of a profile's feed at this moment: pinned posts, then the newest, newest first."""
+        self._sync_liked(ig)
+        high = bisect.bisect_right(self.taken.get(user_pk, []), ig.clock())
+        newest = self.posts.get(user_pk, [])[max(0, high - count) : high][::-1]
+        return [self._shown(p) for p in [*self.pinned.get(user_pk, []), *newest]][:count]
+
+    def home_feed(self, now: datetime) -> list[list[PostItem]]:
+        low = bisect.bisect_left(self.followed_taken, now - FEED_WINDOW)
+        high = bisect.bisect_right(self.followed_taken, now)
+        shown = [p for p in self.followed_posts[low:high] if self.rng.random() < FEED_SHOWN]
+        jitter = FEED_JITTER_H * 3600
+        ranked = sorted(shown, key=lambda p: p.taken_at.timestamp() + self.rng.gauss(0, jitter), reverse=True)
+        entries: list[PostItem] = []
+        for post in ranked:
+            if len(entries) % FEED_SUGGESTED_EVERY == FEED_SUGGESTED_EVERY - 1:
+                entries.append(self._suggestion(now))
+            entries.append(self._shown(post))
+            if len(entries) >= FEED_PAGE * FEED_PAGES:
+                break
+        return [entries[i : i + FEED_PAGE] for i in range(0, len(entries), FEED_PAGE)]
+
+    def _suggestion(self, now: datetime) -> PostItem:
+        """A post of an account nobody here follows (a suggestion, a paid partnership): never to be liked."""
+        self.suggested += 1
+        author = 900000 + self.rng.randrange(5000)
+        at = now - timedelta(hours=self.rng.uniform(1, 72))
+        post = PostItem(f"9{self.suggested:08d}", author, at, "reel", False)
+        self.by_pk[post.pk] = post
+        return post
+
+    def before(self, ig: ScriptedInstagram, name: str) -> None:
+        if name == "timeline_page":
+            if self.load is None:
+                self._sync_liked(ig)
+                self.load = self.home_feed(ig.clock())
+            ig.timeline = self.load
+
+
+@dataclass
+class LiveInstagram(ScriptedInstagram):
+    """The Protocol fake with each profile read answered from the world at the moment of the request (the
+    ``before`` hook does not know whose feed is asked for)."""
+
+    world: PostWorld | None = None
+
+    def user_posts(self, user_pk: int, count: int) -> list[PostItem]:
+        assert self.world is not None
+        self.posts[user_pk] = self.world.profile(self, user_pk, count)
+        return super().user_posts(user_pk, count)
+
+
+@dataclass
+class PostWeekResult:
+    targets: int
+    every_hours: int
+    passes: int
+    outcomes: dict[str, int]
+    posts_per_day: float  # the targets', during the week
+    requests_per_day: list[int]  # UTC days 1-7
+    by_kind_per_day: dict[str, list[int]]  # timeline / profiles / likes / other
+    eligible: int  # target posts taken during the week that aged out (POST_MAX_AGE_DAYS) before it ended
+    liked_in_time: int  # of those, liked while younger than POST_MAX_AGE_DAYS
+    missed: list[str]  # the ones that aged out unliked: "name taken_at (pinned n, ...)"
+    young_at_end: int  # target posts taken in the last POST_MAX_AGE_DAYS of the week
+    young_liked: int
+    young_unliked_older_than_recheck: int  # of those not liked yet, the ones older than the recheck + a gap
+    backlog: int  # target posts younger than POST_MAX_AGE_DAYS at the first pass
+    backlog_liked: int
+    worst_delay_h: float  # posting -> like, over the posts taken during the week
+    median_delay_h: float
+    via_timeline: int
+    via_sweep: int
+    steady_profile_reads: list[int]  # per pass from 24 h after the first pass on
+    steady_timeline_reads: list[int]
+    second_pass_profile_reads: int  # the pass right after the first (its gap: the first pass's length)
+    goal_reads: int  # POST_TIMELINE_PAGES + ceil(n / 8)
+    non_target_likes: int
+    longest_unread_h: float  # the longest a target went without a profile read (to the end of the week)
+    first_pass: int
+    first_pass_by_kind: dict[str, int]
+    first_pass_minutes: float
+    wall_s: float
+
+    @property
+    def steady_reads(self) -> list[int]:
+        return [a + b for a, b in zip(self.steady_profile_reads, self.steady_timeline_reads, strict=True)]
+
+
+POST_KINDS = {"timeline_page": "timeline", "user_posts": "profiles", "like_post": "likes"}
+
+
+def posts_week(targets: int, every_hours: int, *, workdir: Path, seed: int) -> PostWeekResult:
+    """A week of run-posts passes every ``every_hours`` (at the hour + 0-20 min) from the first one, on a new
+    database, at midnight of day 1; the targets posted for POST_BACKLOG before it as well."""
+    started = time.perf_counter()
+    rng = random.Random(seed)
+    end = SIM_START + timedelta(days=WEEK_DAYS)
+    world = PostWorld(targets, rng, SIM_START - POST_BACKLOG, WEEK_DAYS + POST_BACKLOG.days)
+    store = fresh_store(workdir / f"posts-{targets}-{every_hours}.db")
+    overrides = {"target_accounts": ",".join(world.names.values()), "timezone": "UTC"}
+    h = Harness(store, FakeClock(SIM_START), overrides | POST_NO_LIMITS | default_delays())
+    h.store_session()
+    settings = h.settings()
+    max_age, recheck = timedelta(days=settings.post_max_age_days), settings.post_recheck
+    ig = LiveInstagram(h.clock, followed=world.followed(), before=world.before, world=world)
+    passes: list[PassLog] = []
+    from_timeline: set[str] = set()
+    for hour in range(0, WEEK_DAYS * 24, every_hours):
+        start_at(h, rng, SIM_START + timedelta(hours=hour))
+        if h.clock() >= end:
+            break
+        world.load = None
+        log = one_pass(h, ig, rng, run_posts)
+        passes.append(log)
+        calls = ig.calls[log.first_call : log.first_call + log.calls]
+        pages: list[list[PostItem]] = world.load or []
+        served = {
+            p.pk
+            for c in calls
+            if c.name == "timeline_page" and int(c.arg or 0) < len(pages)
+            for p in pages[int(c.arg or 0)]
+        }
+        from_timeline |= {str(c.arg) for c in calls if c.name == "like_post" and c.arg in served}
+    h.clock.now = max(h.clock.now, end)
+    store.engine.dispose()
+
+    likes = [c for c in ig.calls if c.name == "like_post"]
+    liked_at = {str(c.arg): c.at for c in likes}
+    first_start = passes[0].started
+    own = world.target_posts()
+    eligible = [p for p in own if p.taken_at >= SIM_START and p.taken_at + max_age <= end]
+    in_time = [p for p in eligible if p.pk in liked_at and liked_at[p.pk] < p.taken_at + max_age]
+    young = [p for p in own if end - max_age < p.taken_at <= end]
+    overdue = end - recheck - timedelta(hours=every_hours, seconds=SCHEDULE_DELAY)
+    backlog = [p for p in own if first_start - max_age < p.taken_at <= first_start]
+    delays = [
+        (liked_at[p.pk] - p.taken_at) / timedelta(hours=1) for p in own if p.taken_at >= SIM_START and p.pk in liked_at
+    ]
+    reads: dict[int, list[datetime]] = {pk: [] for pk in world.names}
+    for c in ig.calls:
+        if c.name == "user_posts":
+            reads[int(c.arg)].append(c.at)
+    unread = max(
+        max(b - a for a, b in zip([first_start, *times], [*times, end], strict=True)) for times in reads.values()
+    )
+    kinds = [*POST_KINDS.values(), "other"]
+    by_kind = {k: _per_day([c.at for c in ig.calls if POST_KINDS.get(c.name, "other") == k]) for k in kinds}
+    steady = [ig.calls[p.first_call : p.first_call + p.calls] for p in passes if p.started >= first_start + DAY]
+    second = ig.calls[passes[1].first_call : passes[1].first_call + passes[1].calls]
+    first_calls = ig.calls[passes[0].first_call : passes[0].first_call + passes[0].calls]
+    week_posts = sum(1 for p in own if SIM_START <= p.taken_at < end)
+    return PostWeekResult(
+        targets=targets,
+        every_hours=every_hours,
+        passes=len(passes),
+        outcomes=dict(Counter(p.outcome for p in passes)),
+        posts_per_day=week_posts / WEEK_DAYS,
+        requests_per_day=_per_day([c.at for c in ig.calls]),
+        by_kind_per_day=by_kind,
+        eligible=len(eligible),
+        liked_in_time=len(in_time),
+        missed=[_missed(world, p, liked_at) for p in eligible if p not in in_time],
+        young_at_end=len(young),
+        young_liked=sum(1 for p in young if p.pk in liked_at),
+        young_unliked_older_than_recheck=sum(1 for p in young if p.pk not in liked_at and p.taken_at < overdue),
+        backlog=len(backlog),
+        backlog_liked=sum(1 for p in backlog if p.pk in liked_at),
+        worst_delay_h=max(delays, default=0.0),
+        median_delay_h=statistics.median(delays) if delays else 0.0,
+        via_timeline=len(from_timeline),
+        via_sweep=len(likes) - len(from_timeline),
+        steady_profile_reads=[sum(1 for c in calls if c.name == "user_posts") for calls in steady],
+        steady_timeline_reads=[sum(1 for c in calls if c.name == "timeline_page") for calls in steady],
+        second_pass_profile_reads=sum(1 for c in second if c.name == "user_posts"),
+        goal_reads=settings.post_timeline_pages + math.ceil(targets / 8),
+        non_target_likes=sum(1 for c in likes if world.by_pk[str(c.arg)].user_pk not in world.names),
+        longest_unread_h=unread / timedelta(hours=1),
+        first_pass=passes[0].calls,
+        first_pass_by_kind=dict(Counter(c.name for c in first_calls)),
+        first_pass_minutes=(passes[0].ended - passes[0].started) / timedelta(minutes=1),
+        wall_s=time.perf_counter() - started,
+    )
+
+
+def _missed(world: PostWorld, post: PostItem, liked_at: Mapping[str, datetime]) -> str:
+    author = post.user_pk
+    when = _when(post.taken_at.isoformat())
+    late = f", liked {_when(liked_at[post.pk].isoformat())}" if post.pk in liked_at else ""
+    pinned = len(world.pinned.get(author, []))
+    return f"{world.names[author]} (~{world.rate[author]:g}/day, {pinned} pinned) {post.media_type} of {when}{late}"
+
+
+def _med_max(values: Sequence[float]) -> str:
+    return f"{statistics.median(values):g} / {max(values):g}" if values else "-"
+
+
+def posts_report(results: Sequence[PostWeekResult]) -> list[str]:
+    pages = int(Settings.model_fields["post_timeline_pages"].default)
+    out = [
+        "7. Posts over a simulated week (issue #14): in-process, fake clock, the Protocol fake, the real run-posts,",
+        "   store and limits on SQLite; a pass every 1 or 3 h + 0-20 min from midnight of day 1 on a new database;",
+        f"   POST_TIMELINE_PAGES={pages}, POST_RECHECK_HOURS=24, POST_MAX_AGE_DAYS=3, POST_FEED_COUNT=6, every target",
+        "   followed; the home feed a ranked, lossy selection (see the notes)",
+    ]
+    rows: list[list[object]] = []
+    for r in results:
+        likes = r.via_timeline + r.via_sweep
+        rows.append(
+            [
+                r.targets,
+                f"{r.every_hours} h",
+                r.passes,
+                f"{r.posts_per_day:.0f}",
+                f"{r.liked_in_time}/{r.eligible}",
+                f"{r.median_delay_h:.1f} / {r.worst_delay_h:.1f} h",
+                f"{r.via_timeline / likes:.0%} / {r.via_sweep / likes:.0%}" if likes else "-",
+                f"{r.longest_unread_h:.1f} h",
+                r.non_target_likes,
+            ]
+        )
+    headers = [
+        "targets",
+        "passes every",
+        "passes",
+        "posts/day",
+        "liked before aged out",
+        "post->like med/worst",
+        "likes via timeline/sweep",
+        "longest unread",
+        "non-target likes",
+    ]
+    out.append(table(headers, rows, "rrrrrrrrr"))
+    out.append("")
+    rows = []
+    for r in results:
+        total = sorted(r.requests_per_day)
+        split = " / ".join(f"{statistics.median(r.by_kind_per_day[k]):g}" for k in (*POST_KINDS.values(), "other"))
+        rows.append(
+            [
+                r.targets,
+                f"{r.every_hours} h",
+                f"{statistics.median(total):g} / {total[-1]}",
+                split,
+                _med_max(r.steady_profile_reads),
+                _med_max(r.steady_reads),
+                r.goal_reads if r.every_hours == 3 else "",
+            ]
+        )
+    headers = [
+        "targets",
+        "passes every",
+        "requests/day med/max",
+        "per day (med) timeline/profiles/likes/other",
+        "steady pass: profile reads med/max",
+        "+ timeline med/max",
+        "goal",
+    ]
+    out.append(table(headers, rows, "rrrrrrr"))
+    for r in results:
+        if r.every_hours == POST_EVERY[0]:
+            out.append(
+                f"  first pass, {r.targets} targets: {r.first_pass} requests ({_kinds(r.first_pass_by_kind)}),"
+                f" {r.first_pass_minutes:.0f} min with the default delays; liked {r.backlog_liked} of the"
+                f" {r.backlog} posts younger than 3 days"
+                + (" (the others were past the first page of their profile)" if r.backlog_liked < r.backlog else "")
+            )
+    for r in results:
+        outcomes = ", ".join(f"{k} {v}" for k, v in sorted(r.outcomes.items()))
+        out.append(
+            f"  {r.targets} targets every {r.every_hours} h: {r.passes} passes ({outcomes}); requests per day"
+            f" {' '.join(map(str, r.requests_per_day))}; posted in the last 3 days: {r.young_liked}/{r.young_at_end}"
+            f" liked so far ({r.young_unliked_older_than_recheck} unliked older than 24 h + a gap); the pass after"
+            f" the first read {r.second_pass_profile_reads} profiles"
+        )
+        for line in r.missed[:5]:
+            out.append(f"    aged out unliked: {line}")
+        if len(r.missed) > 5:
+            out.append(f"    ... and {len(r.missed) - 5} more")
+    rates = ", ".join(f"{share:.0%} post ~{rate:g}/day" for rate, share in POST_RATES)
+    types = ", ".join(f"{kind} {share:.0%}" for kind, share in POST_TYPES)
+    out += [
+        "  Notes",
+        f"  - the targets (seeded): {rates}; posting hours weighted as for stories;",
+        f"    {PINNED_SHARE:.0%} of them keep 1-3 old posts pinned at the top of their profile (they take places of",
+        f"    its first page); media types {types} (every type eligible: POST_MEDIA_TYPES",
+        f"    as shipped); {OTHERS_PER_TARGET:g} followed non-target per target, posting ~{OTHERS_RATE:g}/day.",
+        "    Everybody posted for 3 days before the first pass too.",
+        "  - the home feed, made afresh at the first page of each pass: the followed accounts' posts (targets and",
+        f"    not) of the last {FEED_WINDOW / timedelta(hours=1):g} h, each in it with a {FEED_SHOWN:.0%} chance,",
+        f"    ranked newest first give or take {FEED_JITTER_H:g} h (normal); every {FEED_SUGGESTED_EVERY}th entry a",
+        f"    suggested post of an account nobody follows; {FEED_PAGE} entries a page. A profile read answers its",
+        "    first page at that moment: pinned posts, then the newest, 6 in all.",
+        "  - liked before aged out: the targets' posts taken during the week whose 3 days ended before it did,",
+        "    liked while younger than 3 days (goal: all). post->like: from taken_at to the like, over every post",
+        "    taken during the week that was liked. via timeline/sweep: the like's post was on a home-feed page",
+        "    this pass read (run-posts logs it as via=timeline), else found in a profile. requests/day: UTC days",
+        "    1-7 (day 1 holds the first pass); other = the daily following walk (one page in the fake).",
+        "  - steady: the passes from 24 h after the first pass on (the one right after the first reads the share",
+        "    of a gap as long as the first pass took; listed above). profile reads = user_posts requests;",
+        "    +timeline adds the timeline_page requests; goal (3 h timer): POST_TIMELINE_PAGES + ceil(n / 8). The",
+        "    timer's random 0-20 min makes a gap of 2 h 40 to 3 h 20 and a pass reads ceil(n x gap / 24 h)",
+        "    profiles: the median is the 3-hour pass, the max one after a longer gap. longest unread: the longest",
+        "    a target went without a profile read, from the first pass to the end of the week.",
+        "  - likes out of the way (POST_LIKES_PER_HOUR/DAY 1000/10000), the default delays on the fake clock;",
+        "    non-target likes: likes of a post whose author is not a target (suggestions, followed non-targets).",
+    ]
+    return out
+
+
 # --- both -------------------------------------------------------------------------------------------------
 
 
@@ -746,6 +1156,7 @@ class Simulations:
     week_world: dict[str, Any]
     week: list[WeekResult]
     coverage: list[CoverageResult]
+    posts: list[PostWeekResult]
     wall_s: float
     budget_per_day: int = 100
     lines: list[str] = field(default_factory=list)
@@ -759,6 +1170,7 @@ class Simulations:
             "wall_s": round(self.wall_s, 1),
             "planner_week": {"world": self.week_world, "planners": week},
             "coverage_day": [asdict(r) for r in self.coverage],
+            "posts_week": [asdict(r) | {"steady_reads": r.steady_reads} for r in self.posts],
         }
 
 
@@ -780,6 +1192,11 @@ def run_all(workdir: Path | None = None, seed: int = 11) -> Simulations:
                 for targets in COVERAGE_SIZES
                 for every in COVERAGE_EVERY
             ]
+            posts = [
+                posts_week(targets, every, workdir=sims, seed=seed + 3 * targets + every)
+                for targets in POST_SIZES
+                for every in POST_EVERY
+            ]
             budget = int(Settings.model_fields["story_likes_per_day"].default)
     elapsed = time.perf_counter() - started
     world_figures = {
@@ -787,11 +1204,12 @@ def run_all(workdir: Path | None = None, seed: int = 11) -> Simulations:
         "stories_per_day": {kind: rate for kind, _, rate in WEEK_TARGETS},
         "stories_taken_per_day": round(world.per_day, 1),
     }
-    result = Simulations(world_figures, week, coverage, elapsed, budget)
-    result.lines = [*week_report(world, week, budget), "", *coverage_report(coverage)]
+    result = Simulations(world_figures, week, coverage, posts, elapsed, budget)
+    result.lines = [*week_report(world, week, budget), "", *coverage_report(coverage), "", *posts_report(posts)]
     result.lines.append(f"\n  (simulations took {elapsed:.1f} s: " + ", ".join(
         [f"week {r.planner} {r.wall_s:.1f} s" for r in week]
         + [f"coverage {r.targets}/{r.every_hours} h {r.wall_s:.1f} s" for r in coverage]
+        + [f"posts {r.targets}/{r.every_hours} h {r.wall_s:.1f} s" for r in posts]
     ) + ")")  # fmt: skip
     return result
 

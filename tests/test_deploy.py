@@ -28,9 +28,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, get_args
 
 import pytest
+from pydantic import SecretStr
+
+from story_liker.settings import Settings
 
 
 def under_ci() -> bool:
@@ -65,36 +68,15 @@ EXPOSURE_MAX = 1.5
 # ReadWriteOncePod (GA 1.29), podFailurePolicy (beta and on by default since 1.26).
 KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
 
-# Every setting the app reads (the CLI contract), for the example environment file.
-KNOWN_SETTINGS = {
-    "IG_USERNAME",
-    "IG_PASSWORD",
-    "IG_PASSWORD_FILE",
-    "IG_TOTP_SEED",
-    "IG_TOTP_SEED_FILE",
-    "IG_PROXY",
-    "SESSION_ENCRYPTION_KEY",
-    "SESSION_ENCRYPTION_KEY_FILE",
-    "DATABASE_URL",
-    "TARGET_ACCOUNTS",
-    "STORY_LIKES_PER_HOUR",
-    "STORY_LIKES_PER_DAY",
-    "POST_LIKES_PER_HOUR",
-    "POST_LIKES_PER_DAY",
-    "ACTION_DELAY_MIN_SECONDS",
-    "ACTION_DELAY_MAX_SECONDS",
-    "TARGET_DELAY_MIN_SECONDS",
-    "TARGET_DELAY_MAX_SECONDS",
-    "STORY_RETENTION_HOURS",
-    "POST_MAX_AGE_DAYS",
-    "LOG_LEVEL",
-    "LOG_FORMAT",
-    "DRY_RUN",
-    "METRICS_TEXTFILE",
-    "PUSHGATEWAY_URL",
-    "HEALTHCHECK_URL",
+# Every setting the app reads (the CLI contract), from the Settings model itself, and the secret ones
+# (SecretStr: IG_PASSWORD, IG_TOTP_SEED, SESSION_ENCRYPTION_KEY, NOTIFY_URLS), which never go in an
+# environment variable or the env file, only in a file named by their *_FILE variant.
+KNOWN_SETTINGS = {name.upper() for name in Settings.model_fields}
+SECRET_SETTINGS = {
+    name.upper() for name, field in Settings.model_fields.items() if SecretStr in get_args(field.annotation)
 }
-SECRET_SETTINGS = {"IG_PASSWORD", "IG_TOTP_SEED", "SESSION_ENCRYPTION_KEY"}
+# The secret files a deployment may pass: each secret's *_FILE, and libpq's PGPASSFILE (PostgreSQL).
+SECRET_FILES = {f"{name}_FILE" for name in SECRET_SETTINGS} | {"PGPASSFILE"}
 METRICS = {
     "story_liker_last_success_timestamp_seconds",
     "story_liker_last_run_duration_seconds",
@@ -233,7 +215,7 @@ def test_systemd_service_is_hardened() -> None:
     expected = {
         "DynamicUser": "yes",
         "User": "story-liker",
-        "StateDirectory": "story-liker",
+        "StateDirectory": "%p",  # story-liker, or story-liker-ACCOUNT for a second account's copy
         "UMask": "0077",
         "ProtectSystem": "strict",
         "ProtectHome": "yes",
@@ -263,17 +245,42 @@ def test_systemd_service_is_hardened() -> None:
     assert "MemoryDenyWriteExecute" in SERVICE.read_text()
 
 
-def test_systemd_service_settings_and_password() -> None:
+def test_systemd_service_settings_and_no_required_secret() -> None:
     unit = parse_unit(SERVICE)
     env = dict(v.split("=", 1) for v in values(unit, "Service", "Environment"))
-    assert env["DATABASE_URL"] == "sqlite:///%S/story-liker/stories.db"  # %S = /var/lib
-    assert env["IG_PASSWORD_FILE"] == "%d/ig_password"
-    assert not SECRET_SETTINGS & env.keys(), "a secret in Environment="
-    assert one(unit, "Service", "EnvironmentFile") == "/etc/story-liker/story-liker.env"
-    assert one(unit, "Service", "LoadCredential") == "ig_password:/etc/story-liker/credentials/ig_password"
-    text = SERVICE.read_text()
-    assert re.search(r"^#LoadCredentialEncrypted=ig_password:/etc/story-liker/\S+$", text, re.M)
-    assert one(unit, "Service", "WorkingDirectory") == "%S/story-liker"
+    # Every path is named after the prefix %p: story-liker@ -> /etc/story-liker, /var/lib/story-liker.
+    assert env["DATABASE_URL"] == "sqlite:///%S/%p/stories.db"  # %S = /var/lib
+    assert one(unit, "Service", "EnvironmentFile") == "/etc/%p/story-liker.env"
+    assert one(unit, "Service", "WorkingDirectory") == "%S/%p"
+    # No secret is required (a session from `login --sessionid-file` or `session import` needs none):
+    # each comes with its optional drop-in.
+    assert not (SECRET_SETTINGS | SECRET_FILES) & env.keys()
+    assert not [k for k, _ in unit["Service"] if k.startswith(("LoadCredential", "SetCredential", "ImportCredential"))]
+
+
+OPTIONAL = SYSTEMD_DIR / "optional"
+# The secret file each optional drop-in passes, by credential name (as the admin helper does too).
+CREDENTIALS = {
+    "ig_password": "IG_PASSWORD_FILE",
+    "ig_totp_seed": "IG_TOTP_SEED_FILE",
+    "session_encryption_key": "SESSION_ENCRYPTION_KEY_FILE",
+    "notify_urls": "NOTIFY_URLS_FILE",
+    "pgpass": "PGPASSFILE",
+}
+
+
+def test_systemd_optional_drop_ins_pass_one_secret_each() -> None:
+    assert set(CREDENTIALS.values()) == SECRET_FILES  # every secret the app reads from a file has its drop-in
+    assert sorted(p.name for p in OPTIONAL.iterdir()) == sorted(f"{n.replace('_', '-')}.conf" for n in CREDENTIALS)
+    for name, variable in CREDENTIALS.items():
+        path = OPTIONAL / f"{name.replace('_', '-')}.conf"
+        dropin = parse_unit(path)
+        assert set(dropin) == {"Service"}, path.name
+        assert one(dropin, "Service", "LoadCredential") == f"{name}:/etc/%p/credentials/{name}"
+        assert one(dropin, "Service", "Environment") == f"{variable}=%d/{name}"
+        assert f"deploy/systemd/optional/{path.name} /etc/systemd/system/story-liker@.service.d/" in path.read_text()
+    text = (OPTIONAL / "ig-password.conf").read_text()
+    assert re.search(r"^#LoadCredentialEncrypted=ig_password:/etc/%p/credentials/ig_password\.cred$", text, re.M)
 
 
 @pytest.mark.parametrize("command", ["cleanup", "keepalive"])
@@ -297,6 +304,33 @@ def test_systemd_timer(command: str) -> None:
     assert "Next elapse:" in result.stdout
 
 
+ACCOUNT_TIMERS = {command: SYSTEMD_DIR / f"story-liker-{command}@.timer" for command in COMMANDS}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_systemd_account_timer_is_the_plain_timer_for_another_account(command: str) -> None:
+    """story-liker-COMMAND@ACCOUNT.timer starts story-liker-ACCOUNT@COMMAND.service on the same schedule."""
+    plain, account = parse_unit(TIMERS[command]), parse_unit(ACCOUNT_TIMERS[command])
+    assert one(account, "Timer", "Unit") == f"story-liker-%i@{command}.service"
+    assert [kv for kv in account["Timer"] if kv[0] != "Unit"] == [kv for kv in plain["Timer"] if kv[0] != "Unit"]
+    assert account["Install"] == plain["Install"]
+    assert "%i" in one(account, "Unit", "Description")
+
+
+def account_layout(units: Path, account: str, dropins: list[str]) -> None:
+    """What the README's "Two accounts on one host" installs: the template as story-liker-ACCOUNT@.service,
+    the short limits of cleanup and keepalive, and the optional drop-ins this account needs."""
+    shutil.copy(units / SERVICE.name, units / f"story-liker-{account}@.service")
+    for command in ("cleanup", "keepalive"):
+        shutil.copytree(
+            units / f"story-liker@{command}.service.d", units / f"story-liker-{account}@{command}.service.d"
+        )
+    target = units / f"story-liker-{account}@.service.d"
+    target.mkdir(exist_ok=True)
+    for name in dropins:
+        shutil.copy(OPTIONAL / name, target / name)
+
+
 @pytest.fixture
 def verify_dir(tmp_path: Path) -> Path:
     """The units, with the app's path swapped for a binary that exists here (verify checks it)."""
@@ -318,6 +352,23 @@ def test_systemd_analyze_verify_prints_nothing(verify_dir: Path, unit: str) -> N
     # verify exits 0 even on unknown keys: any output at all is a finding.
     result = run(["systemd-analyze", "verify", "--man=no", str(verify_dir / unit)])
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+@pytest.mark.parametrize("dropin", sorted(p.name for p in OPTIONAL.glob("*.conf")))
+def test_systemd_analyze_verify_accepts_each_optional_drop_in(verify_dir: Path, dropin: str) -> None:
+    (verify_dir / "story-liker@.service.d").mkdir()
+    shutil.copy(OPTIONAL / dropin, verify_dir / "story-liker@.service.d" / dropin)
+    for command in COMMANDS:
+        result = run(["systemd-analyze", "verify", "--man=no", str(verify_dir / f"story-liker@{command}.service")])
+        assert (result.returncode, result.stdout + result.stderr) == (0, ""), command
+
+
+def test_systemd_analyze_verify_accepts_a_second_account(verify_dir: Path) -> None:
+    account_layout(verify_dir, "second.account", sorted(p.name for p in OPTIONAL.glob("*.conf")))
+    for command in COMMANDS:
+        for unit in (f"story-liker-second.account@{command}.service", f"story-liker-{command}@second.account.timer"):
+            result = run(["systemd-analyze", "verify", "--man=no", str(verify_dir / unit)])
+            assert (result.returncode, result.stdout + result.stderr) == (0, ""), unit
 
 
 def test_systemd_analyze_verify_catches_a_typo(verify_dir: Path) -> None:
@@ -377,6 +428,9 @@ cp -a "$P/etc/." "$R/etc/"
 mkdir -p "$R/opt/story-liker/bin"
 cp "$P/story-liker" "$R/opt/story-liker/bin/story-liker"
 chmod 0755 "$R/opt/story-liker" "$R/opt/story-liker/bin" "$R/opt/story-liker/bin/story-liker"
+mkdir -p "$R/usr/local/sbin"
+cp "$P/story-liker-admin" "$R/usr/local/sbin/story-liker-admin"
+chmod 0755 "$R/usr/local/sbin/story-liker-admin"
 cd "$R"
 mkdir -p .oldroot
 pivot_root . .oldroot
@@ -501,7 +555,14 @@ check("uid", os.getuid)
 check("status", status)
 check("env", lambda: {k: os.environ.get(k) for k in (
     "DATABASE_URL", "IG_USERNAME", "TARGET_ACCOUNTS", "IG_PASSWORD", "IG_PASSWORD_FILE", "LOG_FORMAT")})
-check("password", lambda: open(os.environ["IG_PASSWORD_FILE"]).read())
+check("password", lambda: open(os.environ["IG_PASSWORD_FILE"]).read() if "IG_PASSWORD_FILE" in os.environ else None)
+check("secrets", lambda: {v: open(os.environ[v]).read() for v in (
+    "IG_PASSWORD_FILE", "IG_TOTP_SEED_FILE", "SESSION_ENCRYPTION_KEY_FILE", "NOTIFY_URLS_FILE", "PGPASSFILE")
+    if v in os.environ})
+check("argv", lambda: sys.argv[1:])
+check("imported", lambda: open(sys.argv[3]).read() if sys.argv[1:3] == ["session", "import"] else None)
+check("stdin_tty", lambda: os.isatty(0))
+check("state_directory", lambda: state)
 check("password_in_environ", lambda: any("s3cret" in v for v in os.environ.values()))
 check("database_mode", database)
 check("cffi_callback", cffi_callback)
@@ -514,6 +575,7 @@ check("setpriority_errno", lambda: errno_of(lambda: os.setpriority(os.PRIO_PROCE
 check("tmp_write", lambda: open("/tmp/probe", "w").write("x"))
 with open(os.path.join(state, f"probe-{cmd}.json"), "w") as f:
     json.dump(report, f)
+print(json.dumps(report))  # one line; the admin helper passes it on
 sys.exit(1 if report["errors"] else 0)
 """
 
@@ -574,7 +636,7 @@ def cgroup2_dir() -> Path | None:
 def sandbox_payload(root: Path) -> Path:
     payload = root / "payload"
     units = payload / "etc" / "systemd" / "system"
-    shutil.copytree(SYSTEMD_DIR, units)
+    shutil.copytree(SYSTEMD_DIR, units, ignore=shutil.ignore_patterns("optional", "story-liker-admin"))
     (units / "story-liker-test.target").write_text(
         "[Unit]\nDescription=story-liker test boot target\nDefaultDependencies=no\n"
     )
@@ -586,14 +648,29 @@ def sandbox_payload(root: Path) -> Path:
     dropin = ["[Service]", "RestartSec=1s", "BindReadOnlyPaths=" + " ".join(python_dirs)]
     if any(d.startswith(("/root", "/home", "/run/user")) for d in python_dirs):
         dropin.append("ProtectHome=tmpfs")
+    # The default account logs in by password: its drop-in, as the README installs it.
     (units / "story-liker@.service.d").mkdir(exist_ok=True)
-    (units / "story-liker@.service.d" / "zz-test.conf").write_text("\n".join(dropin) + "\n")
-    config = payload / "etc" / "story-liker"
-    (config / "credentials").mkdir(parents=True)
-    (config / "story-liker.env").write_text("IG_USERNAME=probe_user\nTARGET_ACCOUNTS=a,b\n")
-    password = config / "credentials" / "ig_password"
-    password.write_text(PASSWORD)
-    password.chmod(0o600)
+    shutil.copy(OPTIONAL / "ig-password.conf", units / "story-liker@.service.d" / "ig-password.conf")
+    # Two more accounts: alice with no secret at all (a sessionid login or an imported session), bob with all.
+    account_layout(units, "alice", [])
+    account_layout(units, "bob", sorted(p.name for p in OPTIONAL.glob("*.conf")))
+    for prefix in ("story-liker", "story-liker-alice", "story-liker-bob"):
+        (units / f"{prefix}@.service.d" / "zz-test.conf").write_text("\n".join(dropin) + "\n")
+        # the admin helper's transient unit reads drop-ins too: the same view of this Python
+        (units / f"{prefix}-admin.service.d").mkdir()
+        (units / f"{prefix}-admin.service.d" / "zz-test.conf").write_text("\n".join(dropin) + "\n")
+    for prefix, username, secrets in (
+        ("story-liker", "probe_user", {"ig_password": PASSWORD}),
+        ("story-liker-alice", "alice", {}),
+        ("story-liker-bob", "bob", {name: f"{name} of bob" for name in CREDENTIALS}),
+    ):
+        config = payload / "etc" / prefix
+        (config / "credentials").mkdir(parents=True)
+        (config / "story-liker.env").write_text(f"IG_USERNAME={username}\nTARGET_ACCOUNTS=a,b\n")
+        for name, secret in secrets.items():
+            (config / "credentials" / name).write_text(secret)
+            (config / "credentials" / name).chmod(0o600)
+    shutil.copy(SYSTEMD_DIR / "story-liker-admin", payload / "story-liker-admin")
     app = payload / "story-liker"
     app.write_text(f"#!{sys.executable}\n{PROBE}")
     app.chmod(0o755)
@@ -710,6 +787,7 @@ def test_sandboxed_run_under_real_systemd(nested_systemd: NestedSystemd) -> None
         "LOG_FORMAT": "json",
     }
     assert report["password"] == PASSWORD  # the credential arrived, readable by the dynamic user
+    assert report["secrets"] == {"IG_PASSWORD_FILE": PASSWORD}  # from optional/ig-password.conf, nothing else
     assert report["password_in_environ"] is False
     assert report["database_mode"] == "0o600"  # UMask=0077 in the state directory
     assert report["cffi_callback"] == [1, 3, 5, 9]
@@ -723,20 +801,24 @@ def test_sandboxed_run_under_real_systemd(nested_systemd: NestedSystemd) -> None
 
 
 def test_encrypted_credential_variant_under_real_systemd(nested_systemd: NestedSystemd) -> None:
-    """The commented LoadCredentialEncrypted= line of the unit, with a host-key credential."""
-    line = re.search(r"^#(LoadCredentialEncrypted=ig_password:(\S+))$", SERVICE.read_text(), re.M)
+    """The commented LoadCredentialEncrypted= line of the password drop-in, with a host-key credential."""
+    line = re.search(
+        r"^#(LoadCredentialEncrypted=ig_password:(\S+))$", (OPTIONAL / "ig-password.conf").read_text(), re.M
+    )
     assert line
     encrypted = "pw-s3cret-encrypted"
     made = nested_systemd.run(
         "sh",
         "-c",
         f"systemd-creds setup && printf %s {encrypted} "
-        f"| systemd-creds encrypt --with-key=host --name=ig_password - {line.group(2)}",
+        f"| systemd-creds encrypt --with-key=host --name=ig_password - {line.group(2).replace('%p', 'story-liker')}",
     )
     assert made.returncode == 0, made.stderr
     dropin = "/run/systemd/system/story-liker@encrypted.service.d"
     setup = nested_systemd.run(
-        "sh", "-c", f"mkdir -p {dropin} && printf '[Service]\\nLoadCredential=\\n{line.group(1)}\\n' > {dropin}/x.conf"
+        "sh",
+        "-c",
+        f"mkdir -p {dropin} && printf '%s\\n' '[Service]' LoadCredential= '{line.group(1)}' > {dropin}/x.conf",
     )
     assert setup.returncode == 0, setup.stderr
     assert nested_systemd.systemctl("daemon-reload").returncode == 0
@@ -744,6 +826,156 @@ def test_encrypted_credential_variant_under_real_systemd(nested_systemd: NestedS
     report = json.loads(nested_systemd.read(f"{STATE}/probe-encrypted.json") or "{}")
     assert started.returncode == 0, (started.stderr, report)
     assert report["password"] == encrypted
+
+
+def probe_report(nested: NestedSystemd, prefix: str, command: str) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads(nested.read(f"/var/lib/private/{prefix}/probe-{command}.json") or "{}")
+    return report
+
+
+def test_second_account_without_any_secret_under_real_systemd(nested_systemd: NestedSystemd) -> None:
+    """A copy of the template as story-liker-alice@.service, with no drop-in: it starts without a password
+    (a session from `login --sessionid-file` or `session import`), with its own settings and database."""
+    started = nested_systemd.systemctl("start", "story-liker-alice@run-stories.service")
+    report = probe_report(nested_systemd, "story-liker-alice", "run-stories")
+    assert started.returncode == 0, (started.stderr, report)
+    assert report["errors"] == {}
+    assert report["env"] == {
+        "DATABASE_URL": "sqlite:////var/lib/story-liker-alice/stories.db",
+        "IG_USERNAME": "alice",  # from /etc/story-liker-alice/story-liker.env
+        "TARGET_ACCOUNTS": "a,b",
+        "IG_PASSWORD": None,
+        "IG_PASSWORD_FILE": None,
+        "LOG_FORMAT": "json",
+    }
+    assert report["secrets"] == {}
+    assert report["state_directory"] == "/var/lib/story-liker-alice"
+    assert report["database_mode"] == "0o600"
+    assert report["uid"] != 0
+
+
+def test_second_account_with_every_optional_secret_under_real_systemd(nested_systemd: NestedSystemd) -> None:
+    """story-liker-bob@.service with every drop-in of optional/: each secret of /etc/story-liker-bob/credentials/
+    arrives as a credential, named by its *_FILE variable; the copied short limit of keepalive holds too."""
+    unit = "story-liker-bob@keepalive.service"
+    started = nested_systemd.systemctl("start", unit)
+    report = probe_report(nested_systemd, "story-liker-bob", "keepalive")
+    assert started.returncode == 0, (started.stderr, report)
+    assert report["errors"] == {}
+    assert report["secrets"] == {variable: f"{name} of bob" for name, variable in CREDENTIALS.items()}
+    assert report["env"]["IG_PASSWORD_FILE"] == f"/run/credentials/{unit}/ig_password"
+    assert report["password_in_environ"] is False
+    assert nested_systemd.show(unit, "TimeoutStartUSec")["TimeoutStartUSec"] == "5min"
+
+
+def test_account_timers_under_real_systemd(nested_systemd: NestedSystemd) -> None:
+    timers = [f"story-liker-{c}@alice.timer" for c in COMMANDS]
+    started = nested_systemd.systemctl("start", *timers)
+    assert started.returncode == 0, started.stderr
+    for command, timer in zip(COMMANDS, timers, strict=True):
+        props = nested_systemd.show(timer, "ActiveState", "Unit", "NextElapseUSecRealtime")
+        assert props["ActiveState"] == "active"
+        assert props["Unit"] == f"story-liker-alice@{command}.service"
+        assert props["NextElapseUSecRealtime"] not in ("", "n/a")
+        assert nested_systemd.show(props["Unit"], "LoadState")["LoadState"] == "loaded"
+
+
+# ---------------------------------------------------------------------------- systemd: the admin helper
+
+
+@pytest.fixture
+def system_bus(nested_systemd: NestedSystemd) -> NestedSystemd:
+    """`systemd-run --wait` (the helper) talks to the manager over D-Bus: start the nested system's bus."""
+    if shutil.which("dbus-daemon") is None:
+        missing("dbus-daemon is not installed (apt-get install -y dbus): systemd-run --wait needs the system bus")
+    started = nested_systemd.systemctl("start", "dbus.socket")
+    assert started.returncode == 0, started.stderr
+    return nested_systemd
+
+
+def admin(nested: NestedSystemd, *args: str, tty: bool = False) -> subprocess.CompletedProcess[str]:
+    """The installed /usr/local/sbin/story-liker-admin, with no terminal (pipe mode) or under `script` (a pty)."""
+    command = ["story-liker-admin", *args]
+    if tty:
+        command = ["script", "-qec", " ".join(command), "/dev/null"]
+    return run(["nsenter", "-t", str(nested.pid), "-a", *command], stdin=subprocess.DEVNULL, timeout=60)
+
+
+def reported(stdout: str) -> dict[str, Any]:
+    """The probe's report, the one JSON line it prints (through a pty: CRLF, and an echoed NUL, "^@", first)."""
+    lines = [line[line.index('{"errors"') :].strip() for line in stdout.splitlines() if '{"errors"' in line]
+    assert len(lines) == 1, stdout
+    report: dict[str, Any] = json.loads(lines[0])
+    return report
+
+
+def test_admin_helper_runs_a_command_as_the_timer_runs_do(system_bus: NestedSystemd) -> None:
+    result = admin(system_bus, "status")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # the timer runs get the password too (its drop-in): no warning
+    report = reported(result.stdout)  # --pipe: the command's output comes back
+    assert report["errors"] == {}
+    assert report["uid"] != 0
+    assert report["state_directory"] == "/var/lib/story-liker"  # the timer runs' database
+    assert report["env"]["DATABASE_URL"] == "sqlite:////var/lib/story-liker/stories.db"
+    assert report["env"]["IG_USERNAME"] == "probe_user"
+    assert report["env"]["IG_PASSWORD_FILE"] == "/run/credentials/story-liker-admin.service/ig_password"
+    assert report["secrets"] == {"IG_PASSWORD_FILE": PASSWORD}  # what exists in /etc/story-liker/credentials
+    assert report["stdin_tty"] is False
+    assert admin(system_bus, "exit-13").returncode == 13  # the command's exit code is the helper's
+    bad = admin(system_bus, "--account", "No-Such", "status")
+    assert bad.returncode == 2 and "not an Instagram username" in bad.stderr
+
+
+def test_admin_helper_passes_every_secret_and_a_root_only_session_file(system_bus: NestedSystemd) -> None:
+    session = '{"uuids": {}, "cookies": {}}'
+    made = system_bus.run("sh", "-c", f"umask 077 && printf %s '{session}' > /root/session.json")
+    assert made.returncode == 0, made.stderr
+    result = admin(system_bus, "--account", "bob", "session", "import", "/root/session.json")
+    assert result.returncode == 0, result.stderr
+    report = reported(result.stdout)
+    assert report["errors"] == {}
+    credentials = "/run/credentials/story-liker-bob-admin.service"
+    assert report["argv"] == ["session", "import", f"{credentials}/input_1"]
+    assert report["imported"] == session  # read by the dynamic user, though the file is root's, 0600
+    assert report["secrets"] == {variable: f"{name} of bob" for name, variable in CREDENTIALS.items()}
+    assert report["env"]["IG_USERNAME"] == "bob"
+    assert report["state_directory"] == "/var/lib/story-liker-bob"
+    result = admin(system_bus, "--account", "bob", "login", "--sessionid-file", "/root/session.json")
+    assert reported(result.stdout)["argv"] == ["login", "--sessionid-file", f"{credentials}/input_1"]
+    missing_file = admin(system_bus, "--account", "bob", "session", "import", "/root/nothing.json")
+    assert missing_file.returncode == 2 and "cannot read /root/nothing.json" in missing_file.stderr
+
+
+def test_admin_helper_gives_a_terminal_to_a_terminal(system_bus: NestedSystemd) -> None:
+    tool("script", "apt-get install -y bsdutils")
+    result = admin(system_bus, "login", tty=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = reported(result.stdout)
+    assert report["stdin_tty"] is True  # --pty: the 2FA prompt reaches the person
+    assert report["secrets"] == {"IG_PASSWORD_FILE": PASSWORD}
+
+
+def test_admin_helper_warns_about_a_secret_the_timer_runs_lack(system_bus: NestedSystemd) -> None:
+    key = "/etc/story-liker-alice/credentials/session_encryption_key"
+    assert system_bus.run("sh", "-c", f"umask 077 && echo key-of-alice > {key}").returncode == 0
+    try:
+        result = admin(system_bus, "--account", "alice", "status")
+    finally:
+        system_bus.run("rm", "-f", key)
+    assert result.returncode == 0, result.stderr
+    assert reported(result.stdout)["secrets"] == {"SESSION_ENCRYPTION_KEY_FILE": "key-of-alice\n"}
+    assert "install deploy/systemd/optional/session-encryption-key.conf" in result.stderr
+    assert "/etc/systemd/system/story-liker-alice@.service.d/" in result.stderr
+
+
+def test_admin_helper_and_the_drop_ins_pass_the_same_secrets() -> None:
+    text = (SYSTEMD_DIR / "story-liker-admin").read_text()
+    pairs = re.search(r"^for pair in (.+?); do$", text, re.M | re.S)
+    assert pairs
+    assert dict(p.split(":") for p in pairs.group(1).replace("\\\n", " ").split()) == CREDENTIALS
+    assert run(["bash", "-n", str(SYSTEMD_DIR / "story-liker-admin")]).returncode == 0
+    assert os.access(SYSTEMD_DIR / "story-liker-admin", os.X_OK)
 
 
 @pytest.mark.parametrize(
@@ -899,7 +1131,7 @@ def kubernetes_validate() -> list[str]:
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
-@pytest.mark.parametrize("layout", [*LAYOUTS, "login"])
+@pytest.mark.parametrize("layout", [*LAYOUTS, "login", "single-node"])
 def test_kubernetes_manifests_validate_strictly(layout: str, version: str) -> None:
     files = sorted(str(p) for p in (K8S / layout).glob("*.yaml"))
     result = run([*kubernetes_validate(), "--strict", "-k", version, *files])
@@ -992,13 +1224,70 @@ def test_kubernetes_cronjobs(layout: str) -> None:
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_kubernetes_login_pod(layout: str) -> None:
+def test_kubernetes_login_pod_migrates_then_waits_for_kubectl_exec(layout: str) -> None:
+    """The login runs by `kubectl exec -it` into a pod that waits, so its prompts reach the terminal (an attach
+    came too late for them), after the same migrate as the CronJobs (a fresh PostgreSQL database has no schema)."""
     (pod,) = yaml.safe_load_all((K8S / "login" / f"{layout}.yaml").read_text())
     assert pod["kind"] == "Pod"
-    (container,) = pod["spec"]["containers"]
-    assert container["args"] == ["login"]
-    assert container["stdin"] is True and container["tty"] is True
-    check_pod(pod["spec"], layout)
+    spec = pod["spec"]
+    assert [(c["name"], c["args"]) for c in spec["initContainers"]] == [("migrate", ["migrate"])]
+    (container,) = spec["containers"]
+    assert container["command"][:2] == ["sh", "-c"] and "sleep 3600" in container["command"][2]
+    assert "args" not in container and "stdin" not in container and "tty" not in container
+    check_pod(spec, layout)
+    # A session exported elsewhere comes in through an optional Secret (the pod starts without it).
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["session"]["secret"] == {"secretName": "story-liker-session", "optional": True, "defaultMode": 0o440}
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert mounts["session"] == {"name": "session", "mountPath": "/run/secrets/story-liker-session", "readOnly": True}
+    text = (K8S / "login" / f"{layout}.yaml").read_text()
+    assert "exec -it story-liker-login -- story-liker login\n" in text
+    assert "story-liker session import /run/secrets/story-liker-session/session.json\n" in text
+    readme = (ROOT / "README.md").read_text()
+    assert "kubectl -n story-liker exec -it story-liker-login -- story-liker login\n" in readme
+    assert "kubectl -n story-liker attach" not in readme  # too late for the first prompt
+
+
+def test_kubernetes_login_pod_waits_and_ends_at_once_on_sigterm() -> None:
+    """The waiting command itself, run here: still there after a moment, gone with 0 right after a TERM (what
+    `kubectl delete pod` sends), not after the grace period."""
+    (pod,) = yaml.safe_load_all((K8S / "login" / "sqlite.yaml").read_text())
+    command = pod["spec"]["containers"][0]["command"]
+    process = subprocess.Popen(command, start_new_session=True)
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            process.wait(timeout=1)
+        began = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=5) == 0
+        assert time.monotonic() - began < 2
+        assert pod["spec"]["terminationGracePeriodSeconds"] <= 30
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # the sleep it left behind
+        process.wait()
+
+
+def test_kubernetes_the_cronjobs_can_be_left_out_until_the_login() -> None:
+    """The README applies `-l '!app.kubernetes.io/component'` first: everything but the CronJobs."""
+    for layout in LAYOUTS:
+        for doc in k8s_documents(layout):
+            labelled = "app.kubernetes.io/component" in doc["metadata"].get("labels", {})
+            assert labelled == (doc["kind"] == "CronJob"), (layout, doc["kind"])
+    readme = (ROOT / "README.md").read_text()
+    assert "kubectl apply -f deploy/kubernetes/$LAYOUT/ -l '!app.kubernetes.io/component'" in readme
+
+
+def test_kubernetes_single_node_claim_is_the_sqlite_claim_with_read_write_once() -> None:
+    (claim,) = yaml.safe_load_all((K8S / "single-node" / "30-pvc.yaml").read_text())
+    (shipped,) = yaml.safe_load_all((K8S / "sqlite" / "30-pvc.yaml").read_text())
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert claim["spec"]["storageClassName"] == "local-path"  # k3s' default provisioner
+    assert claim["metadata"] == shipped["metadata"]  # the same claim, which every pod mounts
+    rest = {k: v for k, v in claim["spec"].items() if k not in ("accessModes", "storageClassName")}
+    assert rest == {k: v for k, v in shipped["spec"].items() if k != "accessModes"}
+    readme = (ROOT / "README.md").read_text()
+    assert "cp deploy/kubernetes/single-node/30-pvc.yaml deploy/kubernetes/sqlite/30-pvc.yaml" in readme
 
 
 def test_kubernetes_sqlite_layout_uses_one_read_write_once_pod_volume() -> None:
@@ -1157,18 +1446,69 @@ def test_license_is_an_spdx_expression() -> None:
     assert project["license"] == "MIT"
 
 
-def test_environment_example_has_known_keys_and_no_secret() -> None:
-    keys = []
-    for line in (DEPLOY / "story-liker.env.example").read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
+ENV_EXAMPLE = DEPLOY / "story-liker.env.example"
+
+
+def env_example_lines() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(active KEY=value lines, commented-out `# KEY=value` lines) of the example environment file."""
+    active, commented = [], []
+    for raw in ENV_EXAMPLE.read_text().splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        match = re.fullmatch(r"#\s?([A-Z][A-Z0-9_]*)=(\S.*)", line)
+        if match:
+            commented.append((match.group(1), match.group(2)))
+            continue
+        if line.startswith("#"):
             continue
         key, sep, value = line.partition("=")
         assert sep and value and value == value.strip(), line
-        keys.append(key)
-    assert set(keys) <= KNOWN_SETTINGS
-    assert not set(keys) & (SECRET_SETTINGS | {"IG_PASSWORD_FILE", "DATABASE_URL"})
+        active.append((key, value))
+    return active, commented
+
+
+def test_environment_example_has_known_keys_and_no_secret() -> None:
+    active, commented = env_example_lines()
+    keys = [k for k, _ in active]
+    assert {k for k, _ in active + commented} <= KNOWN_SETTINGS
+    assert not {k for k, _ in active + commented} & SECRET_SETTINGS  # not even as an example to uncomment
+    assert not set(keys) & (SECRET_FILES | {"DATABASE_URL"})  # each deployment sets those itself
     assert {"IG_USERNAME", "TARGET_ACCOUNTS"} <= set(keys)
+
+
+def test_environment_example_shows_every_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every variable of Settings (NOTIFY_* included) is in the example: a line to set or uncomment, or, for a
+    secret and the test-only IG_API_URL, named in a comment (a secret only ever as a file)."""
+    active, commented = env_example_lines()
+    shown = {k for k, _ in active + commented}
+    named = set(re.findall(r"\b[A-Z][A-Z0-9_]+\b", ENV_EXAMPLE.read_text()))
+    assert named >= KNOWN_SETTINGS, sorted(KNOWN_SETTINGS - named)
+    only_named = SECRET_SETTINGS | {
+        "IG_PASSWORD_FILE",
+        "IG_TOTP_SEED_FILE",
+        "SESSION_ENCRYPTION_KEY_FILE",
+        "IG_API_URL",
+    }
+    assert KNOWN_SETTINGS - only_named <= shown, sorted(KNOWN_SETTINGS - only_named - shown)
+    assert {"NOTIFY_URLS_FILE", "NOTIFY_CONFIG", "NOTIFY_COOLDOWN_HOURS", "NOTIFY_DIGEST"} <= shown
+    for name in KNOWN_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    # A commented line is the default, or an example where the default is "not set" (or, for these, where the
+    # comment says what the default is); each is a valid value.
+    examples = {"DRY_RUN", "NOTIFY_DIGEST", "DATABASE_URL"}
+    defaults = Settings(_env_file=None)  # type: ignore[call-arg]  # a pydantic-settings init option
+    for key, value in commented:
+        if key in ("NOTIFY_URLS_FILE", "NOTIFY_CONFIG"):  # files of the deployment, absent here
+            continue
+        with monkeypatch.context() as env:  # read as the app reads it: a string in the environment
+            env.setenv(key, value)
+            loaded = Settings(_env_file=None)  # type: ignore[call-arg]  # a pydantic-settings init option
+        default = getattr(defaults, key.lower())
+        if default in (None, []) or key in examples:
+            assert getattr(loaded, key.lower()) != default, key
+        else:
+            assert getattr(loaded, key.lower()) == default, key
 
 
 # ---------------------------------------------------------------------------- Prometheus

@@ -289,3 +289,12 @@ def test_status_shows_when_each_profile_was_read_and_liked_and_flags_the_late_on
     data = report.status_data(h.deps(ig))
     assert sorted(t["username"] for t in data["targets"] if t["posts_overdue"]) == ["bob", "carol"]
     assert "2 target(s) whose posts were not read within 30 h" in report.status_text(data)
+
+
+def test_a_home_feed_showing_only_posts_liked_before_is_nothing_new(h: Harness) -> None:
+    steady(h)
+    new = post(ALICE, 1)
+    assert posts(h, instagram(h, timeline=[[new]])) is Outcome.OK
+    h.clock.advance(hours=3)
+    again = instagram(h, timeline=[[new, post(BOB, 2, has_liked=True)]])
+    assert posts(h, again) is Outcome.NOTHING_NEW and again.liked == []

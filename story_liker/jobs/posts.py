@@ -44,6 +44,7 @@ def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, likes:
     for target_id, why in plan.skipped.items():
         log.debug("target_not_checked", extra={"target_id": target_id, "reason": str(why)})
     updates: dict[int, dict[str, Any]] = {}  # written once at the end, also when the pass is cut short
+    todo: list[PostItem] = []
     found: dict[str, Found] = {}  # by post pk: a post both in the home feed and a profile is one post
     try:
         if plan.timeline:
@@ -74,7 +75,7 @@ def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, likes:
         return Outcome.DRY_RUN
     if counts.skipped:
         return Outcome.BUDGET_USED_UP
-    return Outcome.OK if found else Outcome.NOTHING_NEW
+    return Outcome.OK if todo else Outcome.NOTHING_NEW  # nothing to like: the home feed shows old likes again
 
 
 def _is_new(post: PostItem, target: Target) -> bool:

@@ -36,12 +36,28 @@ Injected,Broadcast,PostLive,PostLiveItem,TraySuggestions}.php``):
   ``page_size``;
 - posts (``feed/user/{pk}/``): pinned first whatever their age (``timeline_pinned_user_ids``), carousels,
   clips, collabs (``coauthor_producers``, in each coauthor's feed, authored by the poster);
+- the home feed (``POST feed/timeline/``; dilame ``src/responses/timeline.feed.response.ts`` and
+  ``src/feeds/timeline.feed.ts``, marciopronin ``src/Response/TimelineFeedResponse.php``,
+  ``Model/FeedItem.php``, ``src/Request/Timeline.php``; the caught-up demarcator as masuvern/barinsta
+  ``app/src/main/java/awais/instagrabber/webservices/FeedService.java`` and sbertix/Swiftagram read it):
+  ``feed_items`` of ``{"media_or_ad": media}``, the shown followed users' posts (and collabs of theirs) newest
+  first, ``timeline_page_size`` per page, ``next_max_id``/``more_available``; mixed in: a sponsored post on
+  every page (``injected``, ``ad_id``, ``ad_action``, ``dr_ad_type``, ``ad_metadata``, ``link``...), and on the
+  first a ``stories_netego`` card, a "Suggested for you" post of an account not followed (``explore``), a
+  ``suggested_users`` card and a ``clips_netego`` card holding a reel (its inner shape a stand-in); where the
+  posts of the last ``timeline_recent_days`` end, an ``end_of_feed_demarcator`` whose
+  ``group_set.groups[id="past_posts"]`` carries the next older posts and the cursor to the rest, while the
+  answer's own ``next_max_id`` is ``feed_recs_head_load`` (one page of suggested posts, then no more); lossy:
+  ``timeline_drop`` of the followed users with posts and those ``in_timeline=False`` never appear
+  (:meth:`InstagramDouble.timeline_dropped`, :meth:`InstagramDouble.timeline_posts`,
+  :attr:`InstagramDouble.extra_posts`). It answers instagrapi's own ``get_timeline_feed`` (a JSON body) too;
 - every seen request is kept in ``seen_requests`` (``reels`` as sent, its place in ``requests``).
 
 ``InstagramDouble(tidy=True)`` answers the way code would like it (no extras, no metadata-only entries,
-one type per field, full users with a friendship status, ``usernameinfo`` with ``friendship_status``);
-``tray_items``, ``tray_extras``, ``tray_drop`` and ``lookup_friendship`` switch single traits (also as
-attributes at run time).
+one type per field, full users with a friendship status, ``usernameinfo`` with ``friendship_status``, a home
+feed of posts only, lossless, without a demarcator); ``tray_items``, ``tray_extras``, ``tray_drop``,
+``lookup_friendship``, ``timeline_page_size``, ``timeline_extras``, ``timeline_drop`` and
+``timeline_recent_days`` switch single traits (also as attributes at run time).
 
 Pointing a client at the double (what :func:`point_client` does)
 ------------------------------------------------------------------
@@ -128,6 +144,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import math
 import re
 import secrets
 import socket
@@ -250,6 +267,7 @@ class DUser:
     full_name: str = ""
     muted: bool = False  # followed, but muted: never in the tray (its stories can still be fetched)
     in_tray: bool = True  # False: the tray leaves this user out (it is lossy), whatever else is true
+    in_timeline: bool = True  # False: the home feed never shows this user's posts (it is ranked and lossy)
     gone_on_fetch: bool = False  # listed in the tray, but its reel is gone when fetched (expired in between)
     live: bool = False  # broadcasting now: in the tray's ``broadcasts``
 
@@ -337,9 +355,9 @@ class SeenRequest:
 class Rec:
     """One request as the double received it.
 
-    ``form`` is the decoded ``signed_body`` JSON when present, else the JSON body (feed/timeline
-    sends raw JSON), else the url-encoded fields (single values). ``headers`` has lower-cased
-    names. ``target`` is the raw request target (path and query).
+    ``form`` is the decoded ``signed_body`` JSON when present, else the JSON body (instagrapi's own
+    ``get_timeline_feed`` sends raw JSON), else the url-encoded fields (single values). ``headers`` has lower-cased
+    names. ``target`` is the raw request target (path and query), ``body`` the raw body.
     """
 
     method: str
@@ -349,6 +367,7 @@ class Rec:
     host: str
     headers: dict[str, str] = field(default_factory=dict, repr=False)
     target: str = ""
+    body: bytes = field(default=b"", repr=False)
 
 
 @dataclass
@@ -431,6 +450,10 @@ class InstagramDouble:
         tray_extras: bool | None = None,
         tray_drop: float = 0.0,
         lookup_friendship: bool | None = None,
+        timeline_page_size: int = 8,
+        timeline_extras: bool | None = None,
+        timeline_drop: float | None = None,
+        timeline_recent_days: float | None = None,
     ) -> None:
         """``tidy=True``: the answers the code would like (no extras, consistent types, full users everywhere,
         a friendship status in ``usernameinfo``). By default the answers follow REAL_SHAPES.md; each trait
@@ -441,7 +464,15 @@ class InstagramDouble:
           injected ad reel, suggested reels (``suggestions``), a live broadcast and a post-live item (True);
         - ``tray_drop``: the share of the followed users with stories that the tray leaves out (0.0; the
           same users every time, see :meth:`tray_dropped`);
-        - ``lookup_friendship``: ``usernameinfo`` carries ``friendship_status`` (False; tidy True).
+        - ``lookup_friendship``: ``usernameinfo`` carries ``friendship_status`` (False; tidy True);
+        - ``timeline_page_size``: the followed users' posts per home-feed page (8);
+        - ``timeline_extras``: the home feed also holds ads, a suggested-users card, story and reel cards and
+          suggested posts of accounts not followed (True; tidy False);
+        - ``timeline_drop``: the share of the followed users with posts that the home feed leaves out (0.25; tidy
+          0.0; the same users every time, see :meth:`timeline_dropped`);
+        - ``timeline_recent_days``: posts older than this come after the "You're all caught up" demarcator, inside
+          its ``past_posts`` group and the pages after it, while the answer's own cursor leads to suggested posts
+          (2.0; tidy ``math.inf``: no demarcator).
         """
         self.username = username
         self.password = password
@@ -453,6 +484,12 @@ class InstagramDouble:
         self.tray_extras = tray_extras if tray_extras is not None else not tidy
         self.tray_drop = tray_drop
         self.lookup_friendship = lookup_friendship if lookup_friendship is not None else tidy
+        self.timeline_page_size = timeline_page_size
+        self.timeline_extras = timeline_extras if timeline_extras is not None else not tidy
+        self.timeline_drop = timeline_drop if timeline_drop is not None else (0.0 if tidy else 0.25)
+        if timeline_recent_days is None:
+            timeline_recent_days = math.inf if tidy else 2.0
+        self.timeline_recent_days = timeline_recent_days
         self.url = ""
         self.requests: list[Rec] = []
         self.seen_requests: list[SeenRequest] = []
@@ -646,6 +683,27 @@ class InstagramDouble:
             groups = self._live_groups()
             return [u for u in self._tray_candidates(groups) if u not in self._tray_users(groups)]
 
+    def timeline_dropped(self) -> list[DUser]:
+        """The followed users with posts whose posts the home feed leaves out right now (``timeline_drop``,
+        ``in_timeline``). A collab post still shows when one of its other authors is shown."""
+        with self._lock:
+            shown = self._timeline_users()
+            return [u for u in self._timeline_candidates() if u not in shown]
+
+    def timeline_posts(self) -> list[DPost]:
+        """The followed users' posts the home feed shows, in its order (newest first), whatever the page size: what
+        a walk of all its pages yields besides the extras (ads, cards, suggested posts: :attr:`extra_posts`)."""
+        with self._lock:
+            return self._timeline_order()
+
+    @property
+    def extra_posts(self) -> list[DPost]:
+        """The home feed's posts that are no followed user's: the ads, the suggested posts (in the feed and after the
+        end-of-feed demarcator), the reel in the reels card. Never to be liked; the double likes them like any other
+        post, so a test sees it if the code ever does."""
+        with self._lock:
+            return list(self._ambient.posts)
+
     @property
     def extra_stories(self) -> list[DStory]:
         """The stories of the tray's other entries (the own reel, the hashtag reel, the ad, the suggested reel):
@@ -813,6 +871,7 @@ class InstagramDouble:
             host=headers.get("host", ""),
             headers=headers,
             target=target,
+            body=body,
         )
         with self._lock:
             self.requests.append(rec)
@@ -1467,7 +1526,7 @@ class InstagramDouble:
         return item
 
     def _find_media(self, pk: str) -> DStory | DPost | None:
-        medias: list[DStory | DPost] = [*self._all_stories(), *self.posts]
+        medias: list[DStory | DPost] = [*self._all_stories(), *self.posts, *self._ambient.posts]
         for media in medias:
             if str(media.pk) == pk:
                 return media
@@ -1477,9 +1536,10 @@ class InstagramDouble:
 
     def _make_ambient(self) -> _Ambient:
         """What a real tray holds besides the followed users' reels (REAL_SHAPES.md, "The tray"): the own reel,
-        hashtag and location reels, an injected ad, suggested reels, a live broadcast and a post-live item.
-        Their users are not in ``users`` (never followed, never targets); their stories can be liked through
-        the double like any other, so a test sees it if the code ever does."""
+        hashtag and location reels, an injected ad, suggested reels, a live broadcast and a post-live item; and
+        what the home feed holds besides the followed users' posts: a sponsored post, suggested posts, a reel in a
+        reels card. Their users are not in ``users`` (never followed, never targets); their stories and posts can
+        be liked through the double like any other, so a test sees it if the code ever does."""
         pks = itertools.count(71_900_000_011, 1_000_033)
 
         def someone(name: str) -> DUser:
@@ -1505,6 +1565,18 @@ class InstagramDouble:
         ambient.hashtag = [story(hikers, 900), story(hikers, 300)]
         ambient.ad = [story(sponsor, 60)]
         ambient.suggested = [story(suggested, 1200)]
+
+        post_pks = itertools.count(3_498_100_000_000_000_023, 1_000_000_009)  # apart from the test's media pks
+
+        def post(user: DUser, age: int, media_type: int = 1, product_type: str = "feed") -> DPost:
+            made = DPost(next(post_pks), user, now - age, self, media_type, product_type, like_count=40)
+            ambient.posts.append(made)
+            return made
+
+        ambient.ad_post = post(sponsor, 3 * 86400)
+        ambient.suggested_post = post(suggested, 5 * 3600, 8)
+        ambient.reel_card = post(hikers, 2 * 3600, 2, "clips")
+        ambient.recs = [post(suggested, 9 * 3600), post(replay, 30 * 3600, 2, "clips")]
         return ambient
 
     def _broadcast(self, user: DUser, status: str) -> JSON:
@@ -1778,20 +1850,226 @@ class InstagramDouble:
             body["next_max_id"] = page[-1].id
         return _Reply(200, body)
 
-    def _timeline(self, rec: Rec, match: re.Match[str]) -> _Reply:
-        posts = sorted(
-            (p for p in self.posts if p.user.followed and self._can_view(p.user)), key=lambda p: -p.taken_at
-        )[:10]
-        return _Reply(
-            200,
-            {
-                "feed_items": [{"media_or_ad": self._post_item(p)} for p in posts],
-                "num_results": len(posts),
-                "more_available": False,
-                "is_direct_v2_enabled": True,
-                "status": "ok",
+    # ------------------------------------------------------------------ the home feed
+
+    def _timeline_candidates(self) -> list[DUser]:
+        """The followed users with posts (their own or collabs): what a lossless home feed would show."""
+        authors = {id(a) for p in self.posts for a in (p.user, *p.coauthors)}
+        return [u for u in self.users if u.followed and id(u) in authors]
+
+    def _timeline_users(self) -> list[DUser]:
+        """The candidates the home feed shows: not those ``in_timeline=False``, and the share ``timeline_drop`` of the
+        others left out (always the same ones: ranked by a hash of their pk)."""
+        shown = [u for u in self._timeline_candidates() if u.in_timeline]
+        drop = round(len(shown) * self.timeline_drop)
+        if drop <= 0:
+            return shown
+        ranked = sorted(shown, key=lambda u: hashlib.sha256(f"timeline:{u.pk}".encode()).digest())
+        dropped = set(map(id, ranked[:drop]))
+        return [u for u in shown if id(u) not in dropped]
+
+    def _timeline_order(self) -> list[DPost]:
+        shown = set(map(id, self._timeline_users()))
+        posts = [
+            p for p in self.posts if self._can_view(p.user) and any(id(a) in shown for a in (p.user, *p.coauthors))
+        ]
+        return sorted(posts, key=lambda p: (-p.taken_at, -p.pk))
+
+    @staticmethod
+    def _timeline_cursor(offset: int) -> str:
+        return "QVFE" + base64.urlsafe_b64encode(f"timeline:{offset}".encode()).decode()
+
+    @staticmethod
+    def _timeline_offset(cursor: str) -> int | None:
+        try:
+            kind, _, offset = base64.urlsafe_b64decode(cursor.removeprefix("QVFE")).decode().partition(":")
+            return int(offset) if kind == "timeline" else None
+        except ValueError:
+            return None
+
+    def _feed_media(self, post: DPost) -> JSON:
+        return {"media_or_ad": self._post_item(post)}
+
+    def _ad_entry(self, page: int) -> JSON:
+        """A sponsored post as real answers carry it (dilame ``timeline.feed.response.ts``: ``injected``, ``ad_id``,
+        ``ad_action``, ``link``, ``ad_metadata``, ``dr_ad_type``, ``android_links``...)."""
+        ad = self._ambient.ad_post
+        assert ad is not None
+        ad_id = f"2385109384041{page:04d}"
+        item = self._post_item(ad)
+        item |= {
+            "injected": {
+                "label": "Sponsored",
+                "show_icon": True,
+                "hide_label": "Hide ad",
+                "invalidation": None,
+                "is_demo": False,
+                "view_tags": [],
+                "is_holdout": False,
+                "tracking_token": base64.b64encode(f"ad:{ad_id}".encode()).decode(),
+                "show_ad_choices": False,
+                "ad_title": ad.user.full_name,
+                "about_ad_params": "",
+                "direct_share": True,
+                "ad_id": ad_id,
+                "display_viewability_eligible": False,
+                "lead_gen_form_id": 0,
+                "is_leadgen_native_eligible": False,
+                "hide_reasons_v2": [{"text": "It's not relevant", "reason": "not_relevant"}],
+                "hide_flow_type": 1,
+                "cookies": [],
             },
-        )
+            "collapse_comments": True,
+            "ad_metadata": [{"value": "ad", "type": 1}],
+            "link": "https://brand.example/shop",
+            "link_text": "Shop Now",
+            "ad_action": "Shop Now",
+            "link_hint_text": "brand.example",
+            "ad_link_type": 2,
+            "ad_header_style": 0,
+            "dr_ad_type": 1,
+            "android_links": [{"linkType": 1, "webUri": "https://brand.example/shop", "callToActionTitle": "Shop Now"}],
+            "ad_id": ad_id,
+        }
+        return {"media_or_ad": item}
+
+    def _suggested_entry(self, post: DPost) -> JSON:
+        """A post of an account not followed, recommended ("Suggested for you")."""
+        item = self._post_item(post)
+        item["explore"] = {
+            "explanation": "Suggested for you",
+            "actor_id": str(post.user.pk),
+            "source_token": base64.b64encode(f"explore:{post.pk}".encode()).decode(),
+        }
+        return {"media_or_ad": item}
+
+    def _timeline_cards(self) -> list[tuple[int, JSON]]:
+        """The first page's other entries and where they go: the stories card, a suggested post, the suggested-users
+        card (a friendship suggestion with a user of its own) and a reels card (a reel of someone not followed)."""
+        ambient = self._ambient
+        assert ambient.suggested_post is not None and ambient.reel_card is not None
+        someone = ambient.users[2]
+        stories: JSON = {
+            "stories_netego": {
+                "tracking_token": base64.b64encode(b"stories_netego").decode(),
+                "hide_unit_if_seen": "False",
+                "id": 17_913_000_000_000_001,
+            }
+        }
+        suggested_users: JSON = {
+            "suggested_users": {
+                "type": 2,
+                "suggestions": [
+                    {
+                        "user": self._user_short(someone),
+                        "algorithm": "chaining_refill_algorithm",
+                        "social_context": "Suggested for you",
+                        "icon": "",
+                        "caption": "",
+                        "media_ids": [],
+                        "thumbnail_urls": [],
+                        "large_urls": [],
+                        "media_infos": [],
+                        "value": 1.0,
+                        "is_new_suggestion": False,
+                        "uuid": str(uuid.UUID(int=someone.pk)),
+                    }
+                ],
+                "landing_site_type": "suggested_user",
+                "title": "Suggested for you",
+                "view_all_text": "See all",
+                "landing_site_title": "Discover people",
+                "netego_type": "suggested_users",
+                "id": 17_913_000_000_000_002,
+                "tracking_token": base64.b64encode(b"suggested_users").decode(),
+            }
+        }
+        reels: JSON = {  # a stand-in for the reels unit: its media inside the card, never a post of the feed
+            "clips_netego": {
+                "id": 17_913_000_000_000_003,
+                "title": "Suggested reels",
+                "netego_type": "clips",
+                "clips_items": [{"media": self._post_item(ambient.reel_card)}],
+                "tracking_token": base64.b64encode(b"clips_netego").decode(),
+            }
+        }
+        return [(1, stories), (3, self._suggested_entry(ambient.suggested_post)), (5, suggested_users), (7, reels)]
+
+    def _demarcator(self, older: list[DPost], cursor: str | None) -> JSON:
+        """ "You're all caught up": the followed users' older posts go on in the ``past_posts`` group, with a cursor of
+        their own; the answer's ``next_max_id`` is then ``feed_recs_head_load`` (suggested posts)."""
+        group: JSON = {
+            "id": "past_posts",
+            "title": "Older posts",
+            "show_group_text": "View older posts",
+            "feed_items": [self._feed_media(p) for p in older],
+        }
+        if cursor is not None:
+            group["next_max_id"] = cursor
+        return {
+            "end_of_feed_demarcator": {
+                "id": "end_of_feed_demarcator",
+                "title": "You're all caught up",
+                "subtitle": f"You've seen all new posts from the past {self.timeline_recent_days:g} days.",
+                "pause": True,
+                "group_set": {"id": "feed_group_set", "active_group_id": "past_posts", "groups": [group]},
+            }
+        }
+
+    def _timeline(self, rec: Rec, match: re.Match[str]) -> _Reply:
+        """The home feed: the shown followed users' posts newest first, ``timeline_page_size`` of them per page, with
+        ads and cards mixed in, the end-of-feed demarcator where the recent posts end, ``next_max_id`` /
+        ``more_available``. Also answers instagrapi's own login-flow request (a JSON body)."""
+        posts = self._timeline_order()
+        size = max(self.timeline_page_size, 1)
+        max_id = str(rec.form.get("max_id") or "")
+        entries: list[JSON] = []
+        cursor: str | None = None
+        start = self._timeline_offset(max_id) if max_id else 0
+        if max_id == "feed_recs_head_load":  # past the demarcator, into recommendations: no followed user's posts
+            entries = [self._suggested_entry(p) for p in self._ambient.recs]
+            more = False
+            page = -1
+        elif start is None:  # a cursor this double never gave
+            return _Reply(200, {"num_results": 0, "more_available": False, "feed_items": [], "status": "ok"})
+        else:
+            page = start // size
+            end = min(start + size, len(posts))
+            cutoff = time.time() - self.timeline_recent_days * 86400
+            recent = next((n for n, p in enumerate(posts) if p.taken_at < cutoff), len(posts))
+            caught_up = start <= recent and (recent < end or recent == end == len(posts))  # the recent ones end here
+            if math.isfinite(self.timeline_recent_days) and caught_up:
+                past = self._timeline_cursor(end) if end < len(posts) else None
+                entries = [self._feed_media(p) for p in posts[start:recent]]
+                entries.append(self._demarcator(posts[recent:end], past))
+                cursor, more = "feed_recs_head_load", True
+            else:
+                entries = [self._feed_media(p) for p in posts[start:end]]
+                more = end < len(posts)
+                cursor = self._timeline_cursor(end) if more else None
+        if self.timeline_extras:
+            if page == 0:
+                for at, card in self._timeline_cards():
+                    entries.insert(min(at, len(entries)), card)
+            entries.insert(min(2, len(entries)), self._ad_entry(page + 1))
+        body: JSON = {"num_results": len(entries), "more_available": more, "feed_items": entries}
+        if cursor is not None:
+            body["next_max_id"] = cursor
+        if not self.tidy:
+            body |= {
+                "auto_load_more_enabled": True,
+                "is_direct_v2_enabled": True,
+                "pagination_info": {"source": None, "group_id": None},
+                "view_state_version": str(uuid.UUID(int=secrets.randbits(128))),
+                "client_feed_changelist_applied": False,
+                "feed_pill_text": "New posts",
+                "client_session_id": str(rec.form.get("session_id") or ""),
+                "client_gap_enforcer_matrix": [{"list": [1, 2, 3]}],
+                "request_id": str(rec.form.get("request_id") or ""),
+                "preload_distance": 6,
+            }
+        body["status"] = "ok"
+        return _Reply(200, body)
 
     def _user_info(self, rec: Rec, match: re.Match[str]) -> _Reply:
         user = self._find_user(match.group(1))
@@ -1878,7 +2156,7 @@ class InstagramDouble:
 
 @dataclass
 class _Ambient:
-    """The tray's entries that are no followed user's reel (see ``InstagramDouble._make_ambient``)."""
+    """The tray's and the home feed's entries that are no followed user's (see ``InstagramDouble._make_ambient``)."""
 
     users: list[DUser]
     stories: list[DStory] = field(default_factory=list)
@@ -1886,6 +2164,11 @@ class _Ambient:
     hashtag: list[DStory] = field(default_factory=list)
     ad: list[DStory] = field(default_factory=list)
     suggested: list[DStory] = field(default_factory=list)
+    posts: list[DPost] = field(default_factory=list)  # every post below
+    ad_post: DPost | None = None  # the sponsored post injected in every home-feed page
+    suggested_post: DPost | None = None  # "Suggested for you" among the first page's posts
+    reel_card: DPost | None = None  # the reel inside the first page's reels card
+    recs: list[DPost] = field(default_factory=list)  # the suggested posts after the end-of-feed demarcator
 
 
 def _decode_body(body: bytes) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -627,3 +628,145 @@ def test_feed_pinned_first_collabs_in_the_coauthors_feed(ig: InstagramDouble, cl
     medias = client.user_medias_v1(alice.pk, amount=5)  # instagrapi parses all of it
     assert [m.id for m in medias] == [pinned.id, newest.id, collab.id]
     assert medias[2].user.username == "bob" and [u.username for u in medias[2].coauthor_producers] == ["alice"]
+
+
+# ------------------------------------------------------------------------------- the home feed
+
+
+def timeline(client: Client, max_id: str | None = None) -> dict[str, Any]:
+    """One home-feed page as the adapter asks for it: unsigned form fields."""
+    data = {"reason": "pagination" if max_id else "cold_start_fetch", "_uuid": client.uuid, "is_pull_to_refresh": "0"}
+    if max_id:
+        data["max_id"] = max_id
+    result: dict[str, Any] = client.private_request("feed/timeline/", data, with_signature=False)
+    return result
+
+
+def kinds(answer: dict[str, Any]) -> list[str]:
+    """What each entry of a home-feed page is: a post's id, "ad", "suggested:<id>" or the card's key."""
+    found = []
+    for entry in answer["feed_items"]:
+        media = entry.get("media_or_ad")
+        if media is None:
+            found.append(next(iter(entry)))
+        elif "injected" in media:
+            found.append("ad")
+        elif "explore" in media:
+            found.append(f"suggested:{media['id']}")
+        else:
+            found.append(media["id"])
+    return found
+
+
+def test_home_feed_pages_with_the_real_extras(ig: InstagramDouble, client: Client) -> None:
+    alice, bob, carol = ig.add_user("alice"), ig.add_user("bob"), ig.add_user("carol", followed=False)
+    now = int(time.time())
+    photo = ig.add_post(alice, taken_at=now - 100, liked=True)
+    album = ig.add_post(bob, taken_at=now - 200, media_type=8)
+    clip = ig.add_post(alice, taken_at=now - 300, media_type=2, product_type="clips")
+    collab = ig.add_post(carol, taken_at=now - 400, coauthors=[bob])  # carol is not followed, bob is
+    ig.add_post(carol, taken_at=now - 50)  # not followed: never in the home feed
+    older = [ig.add_post(bob, taken_at=now - 500 - n) for n in range(3)]
+    ig.timeline_page_size = 4
+    suggested, reel = ig.extra_posts[1], ig.extra_posts[2]
+
+    first = timeline(client)
+    assert kinds(first) == [
+        photo.id, "stories_netego", "ad", album.id, f"suggested:{suggested.id}", clip.id, "suggested_users",
+        collab.id, "clips_netego",
+    ]  # fmt: skip
+    assert first["more_available"] is True and first["num_results"] == 9
+    items = {
+        entry["media_or_ad"]["id"]: entry["media_or_ad"] for entry in first["feed_items"] if "media_or_ad" in entry
+    }
+    assert items[photo.id]["has_liked"] is True and items[album.id]["carousel_media_count"] == 2
+    assert items[clip.id]["product_type"] == "clips" and items[clip.id]["media_type"] == 2
+    assert [u["pk"] for u in items[collab.id]["coauthor_producers"]] == [bob.pk]
+    assert items[collab.id]["user"]["pk"] == carol.pk
+    [ad] = [m for m in items.values() if "injected" in m]
+    assert ad["ad_id"] == ad["injected"]["ad_id"] and ad["ad_action"] and ad["dr_ad_type"] == 1
+    assert first["feed_items"][-1]["clips_netego"]["clips_items"][0]["media"]["id"] == reel.id
+
+    second = timeline(client, first["next_max_id"])
+    assert ig.requests[-1].form["max_id"] == first["next_max_id"]
+    # every post is recent: after the last one, "You're all caught up", with no older posts to go on with
+    assert kinds(second) == [older[0].id, older[1].id, "ad", older[2].id, "end_of_feed_demarcator"]
+    assert second["next_max_id"] == "feed_recs_head_load" and second["more_available"] is True
+    [group] = second["feed_items"][-1]["end_of_feed_demarcator"]["group_set"]["groups"]
+    assert group["feed_items"] == [] and "next_max_id" not in group
+    assert [p.id for p in ig.timeline_posts()] == [photo.id, album.id, clip.id, collab.id, *(p.id for p in older)]
+
+
+def test_home_feed_caught_up_goes_on_in_past_posts(ig: InstagramDouble, client: Client) -> None:
+    """Where the recent posts end: a demarcator whose past_posts group holds the next older posts and their cursor;
+    the answer's own cursor (feed_recs_head_load) leads to suggested posts of accounts not followed, then no more."""
+    alice = ig.add_user("alice")
+    now = int(time.time())
+    recent = [ig.add_post(alice, taken_at=now - 3600 * (n + 1)) for n in range(2)]
+    old = [ig.add_post(alice, taken_at=now - 86400 * (n + 3)) for n in range(5)]
+    ig.timeline_page_size, ig.timeline_extras = 3, False
+
+    first = timeline(client)
+    assert kinds(first) == [recent[0].id, recent[1].id, "end_of_feed_demarcator"]
+    assert first["next_max_id"] == "feed_recs_head_load" and first["more_available"] is True
+    demarcator = first["feed_items"][-1]["end_of_feed_demarcator"]
+    [group] = demarcator["group_set"]["groups"]
+    assert group["id"] == "past_posts" and [e["media_or_ad"]["id"] for e in group["feed_items"]] == [old[0].id]
+    second = timeline(client, group["next_max_id"])
+    assert kinds(second) == [p.id for p in old[1:4]] and second["more_available"] is True
+    third = timeline(client, second["next_max_id"])
+    assert kinds(third) == [old[4].id] and third["more_available"] is False
+
+    recs = timeline(client, "feed_recs_head_load")
+    assert kinds(recs) == [f"suggested:{p.id}" for p in ig.extra_posts[3:]] and recs["more_available"] is False
+    assert timeline(client, "bm90IGEgY3Vyc29y")["feed_items"] == []  # a cursor the double never gave
+
+
+def test_home_feed_is_lossy(ig: InstagramDouble, client: Client) -> None:
+    users = [ig.add_user(name) for name in ("alice", "bob", "carol", "dave")]
+    posts = {u.username: ig.add_post(u) for u in users}
+    [dropped] = ig.timeline_dropped()  # a quarter of the followed users with posts, always the same one
+    shown = [p.id for p in ig.timeline_posts()]
+    assert posts[dropped.username].id not in shown and len(shown) == 3
+    collab = ig.add_post(dropped, coauthors=[u for u in users if u is not dropped][:1])
+    assert collab.id in [p.id for p in ig.timeline_posts()]  # a shown coauthor brings it
+    quiet = next(u for u in users if u is not dropped)
+    quiet.in_timeline = False
+    assert quiet in ig.timeline_dropped() and posts[quiet.username].id not in [p.id for p in ig.timeline_posts()]
+    ig.timeline_page_size, ig.timeline_recent_days = 20, math.inf
+    assert [k for k in kinds(timeline(client)) if k in {p.id for p in ig.posts}] == [p.id for p in ig.timeline_posts()]
+    ig.timeline_drop = 0.0
+    assert ig.timeline_dropped() == [quiet]
+
+
+def test_tidy_home_feed_is_posts_only_and_lossless() -> None:
+    with InstagramDouble(tidy=True) as ig:
+        client = new_client(ig)
+        users = [ig.add_user(name) for name in ("alice", "bob", "carol", "dave")]
+        now = int(time.time())
+        posts = [ig.add_post(u, taken_at=now - 86400 * (n * 3 + 1)) for n, u in enumerate(users)]
+        answer = timeline(client)
+        assert kinds(answer) == [p.id for p in posts] and answer["more_available"] is False
+        assert set(answer) == {"feed_items", "num_results", "more_available", "status"}
+
+
+def test_home_feed_posts_and_ads_can_be_liked(ig: InstagramDouble, client: Client) -> None:
+    alice = ig.add_user("alice")
+    post = ig.add_post(alice)
+    answer = timeline(client)
+    ad = next(e["media_or_ad"] for e in answer["feed_items"] if "injected" in e.get("media_or_ad", {}))
+    assert client.media_like(post.id) and client.media_like(ad["id"])
+    assert ig.liked_media_ids == {post.id, ad["id"]}  # so a test sees it when code likes an ad
+    assert ad["id"] in {p.id for p in ig.extra_posts}
+    assert next(e for e in timeline(client)["feed_items"] if e.get("media_or_ad", {}).get("id") == post.id)[
+        "media_or_ad"
+    ]["has_liked"]
+
+
+def test_instagrapi_get_timeline_feed_still_answered(ig: InstagramDouble, client: Client) -> None:
+    """instagrapi's own request (the login flow sends it): one JSON string as the body, not form fields."""
+    alice = ig.add_user("alice")
+    post = ig.add_post(alice)
+    answer = client.get_timeline_feed()
+    assert post.id in kinds(answer) and ig.count("feed/timeline/") == 1
+    assert ig.requests[-1].body.startswith(b"{") and ig.requests[-1].form["reason"] == "pull_to_refresh"

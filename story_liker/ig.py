@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import math
 import re
+import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -237,7 +239,25 @@ def parse_post(item: Any, feed_pk: int) -> PostItem:
     if not isinstance(raw_type, int) or isinstance(raw_type, bool) or raw_type not in MEDIA_TYPES:
         raise Malformed(f"unknown media_type {_short(raw_type)}")
     media_type = "reel" if raw_type == 2 and item.get("product_type") == "clips" else MEDIA_TYPES[raw_type]
-    return PostItem(pk, owner, _timestamp(item.get("taken_at")), media_type, item.get("has_liked") is True)
+    taken_at, liked = _timestamp(item.get("taken_at")), item.get("has_liked") is True
+    return PostItem(pk, owner, taken_at, media_type, liked, _coauthors(item.get("coauthor_producers"), owner))
+
+
+def _coauthors(raw: Any, author: int) -> tuple[int, ...]:
+    """A collab post's other authors (``coauthor_producers``: user objects), in order, without the author. A list
+    that names nobody usable makes the post malformed: it would be attributed to the wrong accounts."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise Malformed("coauthor_producers is not a list")
+    found: list[int] = []
+    for user in raw:
+        pk = _owner_pk(user)
+        if pk is None:
+            raise Malformed("coauthor without a pk")
+        if pk != author and pk not in found:
+            found.append(pk)
+    return tuple(found)
 
 
 def _items(parse: Callable[[Any, int], Any], raw: Any, owner: int, what: str) -> tuple[list[Any], int]:
@@ -420,6 +440,133 @@ def parse_user_feed(raw: Any, user_pk: int) -> tuple[list[PostItem], int]:
     return _items(parse_post, items, user_pk, "user_posts")
 
 
+# What marks a home-feed media as an ad (dilame ``timeline.feed.response.ts``: ``injected``, ``ad_id``, ``ad_action``,
+# ``dr_ad_type``, ``ad_link_type``, ``ad_metadata``, ``ad_header_style``; the PHP ``FeedItem``: ``ad4ad``,
+# ``ad_link_type`` on the entry itself). Paid partnerships (``sponsor_tags``) are organic posts and stay.
+_AD_MARKERS = (
+    "injected",
+    "ad_id",
+    "ad_action",
+    "dr_ad_type",
+    "ad_link_type",
+    "ad_metadata",
+    "ad_header_style",
+    "ad4ad",
+)
+_MEDIA_KEYS = ("pk", "id", "media_type", "taken_at")  # an entry of an ``items`` answer is the media itself
+# At "You're all caught up" the answer's cursor leads into suggested posts, and the followed accounts' older posts
+# go on in the demarcator's ``past_posts`` group, with a cursor of their own (Barinsta FeedService, Swiftagram).
+_RECS_CURSOR = "feed_recs_head_load"
+_CARDS = ("suggested_users", "stories_netego", "clips_netego", "bump", "explore_story", "end_of_feed_demarcator")
+
+
+def _is_ad(item: dict[str, Any]) -> bool:
+    return any(item.get(key) is not None for key in _AD_MARKERS)
+
+
+def _cursor(value: Any) -> str | None:
+    """An opaque ``next_max_id``: None when there is none, Malformed when it is unusable."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**25:
+        return str(value)
+    if isinstance(value, str) and _MAX_ID.fullmatch(value):
+        return value
+    raise Malformed(f"bad next_max_id {_short(value)}")
+
+
+def _timeline_post(media: Any) -> PostItem:
+    if not isinstance(media, dict):
+        raise Malformed("media_or_ad is not an object")
+    author = _owner_pk(media.get("user"))
+    if author is None:
+        raise Malformed("timeline post without an author")
+    return parse_post(media, author)
+
+
+def _card_kind(entry: dict[str, Any]) -> str:
+    """What a home-feed entry that is no post is, for the logs: a known card, else its first key."""
+    known = next((key for key in _CARDS if entry.get(key) is not None), None)
+    return known or str(next(iter(entry), "empty"))[:40]
+
+
+def _feed_entries(entries: list[Any], *, top: bool) -> tuple[list[PostItem], str | None, int]:
+    """The organic posts among home-feed entries, the ``past_posts`` cursor of an end-of-feed demarcator among them
+    (only at the top: a demarcator inside a demarcator is a card like any other) and how many were malformed."""
+    posts: list[PostItem] = []
+    past: str | None = None
+    bad = 0
+    for entry in entries:
+        try:
+            if not isinstance(entry, dict):
+                raise Malformed("feed entry is not an object")
+            media = entry.get("media_or_ad")
+            card = any(entry.get(key) is not None for key in _CARDS)
+            if media is None and not card and any(key in entry for key in _MEDIA_KEYS):
+                media = entry
+            if media is not None:
+                if isinstance(media, dict) and (_is_ad(media) or _is_ad(entry)):
+                    log.debug("timeline_entry_skipped", extra={"kind": "ad"})
+                    continue
+                posts.append(_timeline_post(media))
+                continue
+            if top and isinstance(entry.get("end_of_feed_demarcator"), dict):
+                older, past, skipped = _past_posts(entry["end_of_feed_demarcator"])
+                posts += older
+                bad += skipped
+                continue
+            log.debug("timeline_entry_skipped", extra={"kind": _card_kind(entry)})
+        except Malformed as exc:
+            bad += 1
+            log.warning("malformed_item", extra={"reason": f"timeline: {exc}"[:200]})
+    return posts, past, bad
+
+
+def _past_posts(demarcator: dict[str, Any]) -> tuple[list[PostItem], str | None, int]:
+    """``end_of_feed_demarcator.group_set.groups[id="past_posts"]``: the first older posts, the cursor to the rest."""
+    group_set = demarcator.get("group_set")
+    groups = group_set.get("groups") if isinstance(group_set, dict) else None
+    for group in groups if isinstance(groups, list) else []:
+        if not isinstance(group, dict) or group.get("id") != "past_posts":
+            continue
+        items = group.get("feed_items")
+        posts: list[PostItem] = []
+        bad = 0
+        if isinstance(items, list):
+            posts, _, bad = _feed_entries(items, top=False)
+        elif items is not None:
+            bad += 1
+            log.warning("malformed_item", extra={"reason": "timeline: past_posts feed_items is not a list"})
+        try:
+            return posts, _cursor(group.get("next_max_id")), bad
+        except Malformed as exc:
+            log.warning("malformed_item", extra={"reason": f"timeline: past_posts {exc}"[:200]})
+            return posts, None, bad + 1
+    return [], None, 0
+
+
+def parse_timeline(raw: Any) -> tuple[list[PostItem], str | None, int]:
+    """``feed/timeline/``: the organic posts of one page of the home feed (ads, suggested users, story and reel
+    cards, end-of-feed markers left out; suggested posts of accounts not followed kept: they are posts), the
+    ``max_id`` of the next page (None: no more) and how many items were malformed."""
+    answer = _object(raw, "timeline")
+    entries = answer.get("feed_items")
+    if not isinstance(entries, list):
+        entries = answer.get("items")  # older answers: a flat list of media
+    if not isinstance(entries, list):
+        raise BadResponse("timeline: no feed_items list in the answer")
+    posts, past, bad = _feed_entries(entries, top=True)
+    cursor = None
+    if answer.get("more_available") is not False:
+        raw_cursor = answer.get("next_max_id")
+        try:
+            cursor = past if raw_cursor == _RECS_CURSOR else _cursor(raw_cursor)
+        except Malformed as exc:
+            bad += 1
+            log.warning("malformed_response", extra={"reason": f"timeline: {exc}"[:200]})
+    return posts, cursor, bad
+
+
 # --- the adapter ------------------------------------------------------------------------------------------
 
 
@@ -447,6 +594,9 @@ class Instagrapi:
         self.conn = conn
         self.requests_sent = 0
         self._malformed = 0
+        self._started_ms = str(int(time.time() * 1000))  # the "app" starts with the run
+        self._timeline_load = ""  # request_id of the home-feed load being paged (the first page makes a new one)
+        self._timeline_seen: list[str] = []  # ids of the posts of that load's pages so far (``seen_posts``)
         client = Client(
             proxy=conn.proxy,
             with_challenge_flow=challenge_prompt is not None,
@@ -546,10 +696,18 @@ class Instagrapi:
             raise BadResponse(f"unexpected answer from {what}: {type(exc).__name__}") from None
 
     def _request(
-        self, what: str, endpoint: str, data: Any = None, *, params: Any = None, target: str | None = None
+        self,
+        what: str,
+        endpoint: str,
+        data: Any = None,
+        *,
+        params: Any = None,
+        target: str | None = None,
+        headers: dict[str, str] | None = None,
+        signed: bool = True,
     ) -> dict[str, Any]:
         with self._call(what, target=target):
-            result = self.client.private_request(endpoint, data, params=params)
+            result = self.client.private_request(endpoint, data, params=params, headers=headers, with_signature=signed)
         return _object(result, what)
 
     # --- reads ---
@@ -593,6 +751,67 @@ class Instagrapi:
         posts, bad = parse_user_feed(raw, user_pk)
         self._skipped(bad)
         return posts
+
+    def timeline_page(self, max_id: str | None) -> tuple[list[PostItem], str | None]:
+        """``POST feed/timeline/``, one request: the fields of instagrapi's ``get_timeline_feed`` (its newest capture of
+        the app), but sent the way the app, dilame's ``timeline.feed.ts`` and the PHP client send them: unsigned form
+        fields (instagrapi sends one JSON string with a form content type). ``cold_start_fetch`` for the first page;
+        ``pagination`` with ``max_id`` and the posts already shown (``seen_posts``) for the next, without the view
+        telemetry instagrapi makes up (every post "viewed" 1 ms; the PHP client sends none when paginating). One
+        ``request_id`` per load, not instagrapi's stored one that never changes; no random charging or sound state
+        per request."""
+        client = self.client
+        if not max_id:
+            self._timeline_load, self._timeline_seen = str(uuid.uuid4()), []
+        now_ms = str(int(time.time() * 1000))
+        data: dict[str, str] = {
+            "app_start_time": self._started_ms,
+            "has_camera_permission": "1",
+            "client_recorded_request_time_ms": now_ms,
+            "client_seen_store_media_list": "",
+            "client_view_state_media_list": "[]",
+            "device_timezone_name": str(client.timezone_name),
+            "feed_reshare_info": "",
+            "phone_id": client.phone_id,
+            "reason": "pagination" if max_id else "cold_start_fetch",
+            "battery_level": "100",
+            "timezone_offset": str(client.timezone_offset),
+            "device_id": client.uuid,
+            "include_attribution_ui_data": "true",
+            "push_disabled": "true" if client.push_disabled else "false",
+            "request_id": self._timeline_load,
+            "request_build_time": now_ms,
+            "_uuid": client.uuid,
+            "is_charging": "1",
+            "is_dark_mode": "1",
+            "will_sound_on": "0",
+            "session_id": client.client_session_id,
+            "bloks_versioning_id": client.bloks_versioning_id,
+            "is_pull_to_refresh": "0",
+        }
+        signals = getattr(client, "_timeline_session_level_signals_json", None)
+        if callable(signals):
+            data["session_level_signals"] = str(signals())
+        if max_id:
+            data |= {
+                "max_id": max_id,
+                "organic_realtime_information": "[]",
+                "pagination_source": "feed_recs",
+                "triggered_by_visible_spinner": "false",
+            }
+            if self._timeline_seen:
+                data["seen_posts"] = ",".join(self._timeline_seen)
+        else:
+            data["feed_view_info"] = "[]"
+        headers = {"X-Ads-Opt-Out": "0", "X-DEVICE-ID": client.uuid, "X-CM-Bandwidth-KBPS": "-1.000"}
+        headers["X-CM-Latency"] = "-1.000"
+        if client.advertising_id:
+            headers["X-Google-AD-ID"] = client.advertising_id
+        raw = self._request("timeline", "feed/timeline/", data, headers=headers, signed=False)
+        posts, next_max_id, bad = parse_timeline(raw)
+        self._skipped(bad)
+        self._timeline_seen = [*self._timeline_seen, *(post.id for post in posts)][-200:]
+        return posts, next_max_id
 
     # --- writes: full "<pk>_<user pk>" ids, so instagrapi never looks a media up first ---
 

@@ -30,6 +30,7 @@ from story_liker.ig import (
     UserRef,
     parse_following,
     parse_reels,
+    parse_timeline,
     parse_tray,
     parse_user_feed,
     parse_user_info,
@@ -110,6 +111,7 @@ CALLS: dict[str, tuple[str, Callable[[Instagrapi, InstagramDouble], Any]]] = {
     "following_page": ("/following/", lambda a, ig: a.following_page(None)),
     "lookup": ("usernameinfo", lambda a, ig: a.lookup("alice")),
     "user_posts": ("feed/user/", lambda a, ig: a.user_posts(ig.users[0].pk, 5)),
+    "timeline_page": ("feed/timeline/", lambda a, ig: a.timeline_page(None)),
     "mark_seen": (
         "media/seen",
         lambda a, ig: a.mark_seen([StoryItem("3512004000000000017", 1, datetime.now(UTC), False)], [NOW]),
@@ -323,6 +325,152 @@ def test_lookup_still_parses_usernameinfo(ig: InstagramDouble) -> None:
     assert a.lookup("alice") == UserRef(alice.pk, "alice", False)
 
 
+# --- the home feed end to end ---------------------------------------------------------------------------------
+
+
+def walk(a: Instagrapi, *, limit: int = 20) -> tuple[list[list[PostItem]], list[str | None]]:
+    """Every page of the home feed, as the posts pass scrolls it: the posts of each page and the cursors followed."""
+    pages: list[list[PostItem]] = []
+    cursors: list[str | None] = [None]
+    while len(pages) < limit:
+        posts, cursor = a.timeline_page(cursors[-1])
+        pages.append(posts)
+        if cursor is None:
+            return pages, cursors
+        cursors.append(cursor)
+    raise AssertionError("the home feed never ended")
+
+
+def test_timeline_page_is_one_request_as_the_app_sends_it(ig: InstagramDouble, sleeps: list[float]) -> None:
+    alice = ig.add_user("alice")
+    now = int(time.time())
+    for n in range(5):
+        ig.add_post(alice, taken_at=now - 3600 * (n + 1))
+    ig.timeline_page_size = 3
+    a = adapter(ig)
+    client = a.client
+    first, cursor = a.timeline_page(None)
+    assert ig.count() == a.requests_sent == 1 and waited(sleeps) == []
+    rec = ig.requests[0]
+    assert (rec.method, rec.path, rec.query) == ("POST", "/api/v1/feed/timeline/", {})
+    # form fields as the app sends them (instagrapi's get_timeline_feed sends the same as one JSON string)
+    assert rec.headers["content-type"].startswith("application/x-www-form-urlencoded") and rec.body[:1] != b"{"
+    assert "signed_body" not in rec.form and rec.headers["authorization"].startswith("Bearer IGT:2:")
+    form = rec.form
+    assert (form["reason"], form["is_pull_to_refresh"], form["feed_view_info"]) == ("cold_start_fetch", "0", "[]")
+    assert form["_uuid"] == form["device_id"] == client.uuid and form["phone_id"] == client.phone_id
+    assert form["session_id"] == client.client_session_id and form["timezone_offset"] == str(client.timezone_offset)
+    assert form["bloks_versioning_id"] == client.bloks_versioning_id and form["battery_level"] == "100"
+    assert "max_id" not in form and "seen_posts" not in form
+    assert (rec.headers["x-ads-opt-out"], rec.headers["x-device-id"]) == ("0", client.uuid)
+    assert rec.headers["x-google-ad-id"] == client.advertising_id
+
+    a.timeline_page(cursor)
+    form2 = ig.requests[1].form
+    assert (form2["reason"], form2["max_id"], form2["is_pull_to_refresh"]) == ("pagination", cursor, "0")
+    assert form2["seen_posts"] == ",".join(p.id for p in first) and "feed_view_info" not in form2
+    assert form2["request_id"] == form["request_id"]  # one load, paged
+    a.timeline_page(None)  # a fresh load: a new request id, nothing seen yet
+    assert ig.requests[2].form["request_id"] != form["request_id"] and "seen_posts" not in ig.requests[2].form
+    assert ig.count() == a.requests_sent == 3 and waited(sleeps) == []
+
+
+def test_a_real_home_feed_gives_only_the_organic_posts(ig: InstagramDouble) -> None:
+    """Ads, the stories, suggested-users and reels cards and the end-of-feed demarcator are left out and not
+    malformed; the followed users' posts (and a collab of theirs) come out right; a suggested post of an account
+    not followed is a post (the pass keeps only its targets' posts anyway)."""
+    alice, bob, carol = ig.add_user("alice"), ig.add_user("bob"), ig.add_user("carol", followed=False)
+    ig.timeline_drop = 0.0
+    now = int(time.time())
+    photo = ig.add_post(alice, taken_at=now - 100, liked=True)
+    album = ig.add_post(bob, taken_at=now - 200, media_type=8)
+    clip = ig.add_post(alice, taken_at=now - 300, media_type=2, product_type="clips")
+    igtv = ig.add_post(bob, taken_at=now - 400, media_type=2, product_type="igtv")
+    collab = ig.add_post(carol, taken_at=now - 500, coauthors=[alice, bob])
+    ig.add_post(carol, taken_at=now - 50)  # carol is not followed: not in the home feed
+    a = adapter(ig)
+    [posts], cursors = walk(a)
+    answer = a.client.last_json
+    markers = [next(iter(entry)) for entry in answer["feed_items"]]
+    assert {"stories_netego", "suggested_users", "clips_netego", "end_of_feed_demarcator"} <= set(markers)
+    assert any("injected" in entry.get("media_or_ad", {}) for entry in answer["feed_items"])  # the ad was there
+    assert answer["next_max_id"] == "feed_recs_head_load" and cursors == [None]  # caught up, no older posts
+
+    ad, suggested, reel = ig.extra_posts[:3]
+    assert [p.pk for p in posts] == [str(p.pk) for p in (photo, album, suggested, clip, igtv, collab)]
+    assert str(ad.pk) not in {p.pk for p in posts} and str(reel.pk) not in {p.pk for p in posts}
+    by_pk = {p.pk: p for p in posts}
+    assert by_pk[str(photo.pk)] == PostItem(str(photo.pk), alice.pk, _dt(photo.taken_at), "photo", True)
+    assert (by_pk[str(album.pk)].user_pk, by_pk[str(album.pk)].media_type) == (bob.pk, "album")
+    assert (by_pk[str(clip.pk)].media_type, by_pk[str(igtv.pk)].media_type) == ("reel", "video")
+    assert by_pk[str(collab.pk)].user_pk == carol.pk and by_pk[str(collab.pk)].coauthors == (alice.pk, bob.pk)
+    assert by_pk[str(suggested.pk)].user_pk == suggested.user.pk and by_pk[str(album.pk)].coauthors == ()
+    assert all(not p.has_liked for p in posts if p.pk != str(photo.pk))
+    assert a.malformed == 0
+    a.like_post(by_pk[str(album.pk)])  # a post from the home feed is liked like any other: one request
+    assert ig.liked_media_ids == {photo.id, album.id} and ig.count("/like/") == 1
+
+
+def test_timeline_pages_through_the_caught_up_demarcator_into_past_posts(ig: InstagramDouble) -> None:
+    """Paged by max_id to the end (None), one request a page; after "You're all caught up" the walk goes on with the
+    followed users' older posts (the demarcator's past_posts cursor), never into the suggested posts."""
+    users = [ig.add_user(name) for name in ("alice", "bob")]
+    ig.timeline_drop, ig.timeline_page_size = 0.0, 3
+    now = int(time.time())
+    for n in range(7):
+        ig.add_post(users[n % 2], taken_at=now - 3600 * (n + 1))
+    for n in range(5):
+        ig.add_post(users[n % 2], taken_at=now - 86400 * (n + 3), media_type=8)
+    a = adapter(ig)
+    pages, cursors = walk(a)
+    assert len(pages) == ig.count("feed/timeline/") == a.requests_sent == len(cursors) == 4
+    followed = {u.pk for u in users}
+    got = [p.pk for page in pages for p in page if p.user_pk in followed]
+    # all of them, newest first, none twice: the 8th and 9th only come in the third page's demarcator
+    assert got == [str(p.pk) for p in ig.timeline_posts()]
+    assert [p.pk for page in pages for p in page if p.user_pk not in followed] == [str(ig.extra_posts[1].pk)]
+    assert all(rec.form.get("max_id") != "feed_recs_head_load" for rec in ig.requests)
+    assert cursors[1:] == [rec.form["max_id"] for rec in ig.requests[1:]] and a.malformed == 0
+
+
+def test_a_malformed_timeline_item_is_skipped_and_counted(ig: InstagramDouble) -> None:
+    good = {"pk": 3512004000000000060, "taken_at": NOW, "media_type": 1, "user": _user(ALICE, "alice")}
+    broken = {**good, "pk": 3512004000000000061, "taken_at": None}
+    no_author = {key: value for key, value in good.items() if key != "user"} | {"pk": 3512004000000000062}
+    bad_coauthors = {**good, "pk": 3512004000000000063, "coauthor_producers": [{"username": "who"}]}
+    ad = {**good, "pk": 3512004000000000064, "injected": {"label": "Sponsored"}}
+    feed_items = [{"media_or_ad": m} for m in (good, broken, no_author, bad_coauthors, ad)] + ["garbage"]
+    answer = {"feed_items": feed_items, "more_available": True, "next_max_id": "two words", "status": "ok"}
+    ig.raw("feed/timeline/", json.dumps(answer))
+    a = adapter(ig)
+    posts, cursor = a.timeline_page(None)
+    assert [p.pk for p in posts] == ["3512004000000000060"] and cursor is None
+    assert a.malformed == 5 and ig.count() == 1  # broken, no author, bad coauthors, the string, the cursor
+
+
+@pytest.mark.parametrize(
+    "body", ["[]", '"ok"', "null", '{"status": "ok"}', '{"feed_items": {"0": {}}, "status": "ok"}']
+)
+def test_a_timeline_answer_without_a_list_is_bad_response(ig: InstagramDouble, body: str) -> None:
+    ig.raw("feed/timeline/", body)
+    a = adapter(ig)
+    with pytest.raises(BadResponse):
+        a.timeline_page(None)
+    assert ig.count() == a.requests_sent == 1 and a.malformed == 0
+
+
+def test_collab_posts_in_a_users_feed_carry_their_coauthors(ig: InstagramDouble) -> None:
+    alice, bob = ig.add_user("alice"), ig.add_user("bob")
+    collab = ig.add_post(bob, coauthors=[alice])
+    own = ig.add_post(alice, taken_at=collab.taken_at - 60)
+    a = adapter(ig)
+    posts = a.user_posts(alice.pk, 5)
+    assert [(p.pk, p.user_pk, p.coauthors) for p in posts] == [
+        (str(collab.pk), bob.pk, (alice.pk,)),
+        (str(own.pk), alice.pk, ()),
+    ]
+
+
 # --- parsers: realistic answers, then mutated ------------------------------------------------------------------
 
 
@@ -430,10 +578,91 @@ FEED: dict[str, Any] = {
     "status": "ok",
 }
 
+CAROL = 31400000099  # not followed: a collab's author, a suggested post's
+
+
+def _media(pk: int | str, user_pk: int | str, media_type: int = 1, **extra: Any) -> dict[str, Any]:
+    return {
+        "taken_at": NOW - 3600,
+        "pk": pk,
+        "id": f"{pk}_{user_pk}",
+        "media_type": media_type,
+        "code": "DA1x",
+        "user": _user(user_pk, "someone"),
+        "has_liked": False,
+        "like_count": 3,
+        "caption": None,
+        "organic_tracking_token": "eyJ2ZXJzaW9uIjo1fQ==",
+        **extra,
+    }
+
+
+# A home-feed page as dilame's timeline.feed.response.ts and the PHP FeedItem describe it, with the caught-up
+# demarcator as Barinsta and Swiftagram read it: the answer's cursor leads to suggestions, past_posts goes on.
+TIMELINE: dict[str, Any] = {
+    "num_results": 10,
+    "more_available": True,
+    "auto_load_more_enabled": True,
+    "is_direct_v2_enabled": True,
+    "feed_items": [
+        {"media_or_ad": _media(3512004000000000040, ALICE, has_liked=True)},
+        {"stories_netego": {"tracking_token": "c3Rvcmllcw==", "hide_unit_if_seen": "False", "id": 17913}},
+        {
+            "media_or_ad": _media(
+                3512004000000000041,
+                17841000003,
+                injected={"label": "Sponsored", "ad_id": "2385", "show_icon": True},
+                ad_id="2385",
+                ad_action="Shop Now",
+                link="https://brand.example",
+                dr_ad_type=1,
+                ad_metadata=[{"value": "x", "type": 1}],
+            )
+        },
+        {
+            "media_or_ad": _media(
+                "3512004000000000042", BOB, 8, carousel_media_count=2, carousel_media=[{"pk": 1, "media_type": 1}]
+            )
+        },
+        {"suggested_users": {"type": 2, "suggestions": [{"user": _user(CAROL, "carol"), "algorithm": "chaining"}]}},
+        {"media_or_ad": _media(3512004000000000043, ALICE, 2, product_type="clips", video_duration=14.2)},
+        {
+            "media_or_ad": _media(
+                3512004000000000044, CAROL, coauthor_producers=[_user(ALICE, "alice"), _user(CAROL, "carol")]
+            )
+        },
+        {"media_or_ad": _media(3512004000000000045, CAROL, 8, explore={"explanation": "Suggested for you"})},
+        {"clips_netego": {"id": 17914, "clips_items": [{"media": _media(3512004000000000046, CAROL, 2)}]}},
+        {
+            "end_of_feed_demarcator": {
+                "title": "You're all caught up",
+                "pause": True,
+                "group_set": {
+                    "active_group_id": "past_posts",
+                    "groups": [
+                        {
+                            "id": "past_posts",
+                            "title": "Older posts",
+                            "feed_items": [{"media_or_ad": _media(3512004000000000047, BOB, 2, product_type="igtv")}],
+                            "next_max_id": "QVFEcGFzdF9wb3N0cw==",
+                        }
+                    ],
+                },
+            }
+        },
+    ],
+    "next_max_id": "feed_recs_head_load",
+    "pagination_info": {"source": None, "group_id": None},
+    "status": "ok",
+}
+AD_MARKERS = ["injected", "ad_id", "ad_action", "dr_ad_type", "ad_link_type", "ad_metadata", "ad_header_style", "ad4ad"]
+
 _PK = re.compile(r"[1-9][0-9]*")
 _NAME = re.compile(r"[a-z0-9._]{1,30}")
 KEYS = ["pk", "id", "user", "items", "tray", "reels", "reel", "users", "username", "taken_at", "latest_reel_media"]
 KEYS += ["media_type", "has_liked", "next_max_id", "reel_type", "owner", "injected", "reels_media", "pk_id"]
+KEYS += ["feed_items", "media_or_ad", "more_available", "coauthor_producers", "end_of_feed_demarcator", "ad_id"]
+KEYS += ["group_set", "groups", "suggested_users", "explore"]
 
 scalars = (
     st.none()
@@ -553,7 +782,22 @@ def test_the_realistic_answers_parse_as_expected() -> None:
     assert parse_user_info(USERNAMEINFO, "Alice") == UserRef(ALICE, "alice", None)
     posts, bad = parse_user_feed(FEED, ALICE)
     assert [(p.media_type, p.user_pk) for p in posts] == [("album", ALICE), ("reel", ALICE), ("photo", int(BOB))]
-    assert bad == 0
+    assert [p.coauthors for p in posts] == [(), (), (ALICE,)] and bad == 0
+    posts, cursor, bad = parse_timeline(TIMELINE)
+    assert [(p.pk[-2:], p.user_pk, p.media_type, p.has_liked, p.coauthors) for p in posts] == [
+        ("40", ALICE, "photo", True, ()),
+        ("42", int(BOB), "album", False, ()),
+        ("43", ALICE, "reel", False, ()),
+        ("44", CAROL, "photo", False, (ALICE,)),  # a collab: its author, and the other authors
+        ("45", CAROL, "album", False, ()),  # a suggested post is a post
+        ("47", int(BOB), "video", False, ()),  # in the demarcator's past_posts (IGTV)
+    ]
+    assert cursor == "QVFEcGFzdF9wb3N0cw==" and bad == 0  # past_posts' cursor, not the one into suggestions
+    items = {**TIMELINE, "items": TIMELINE["feed_items"]}
+    del items["feed_items"]
+    assert parse_timeline(items) == (posts, cursor, 0)
+    flat = [entry.get("media_or_ad", entry) for entry in TIMELINE["feed_items"]]  # older answers: media, unwrapped
+    assert parse_timeline({"items": flat, "more_available": False, "next_max_id": "x"}) == (posts, None, 0)
 
 
 @FUZZ
@@ -632,6 +876,105 @@ def test_parse_user_feed_never_crashes(raw: Any) -> None:
     check_malformed(bad)
     for post in posts:
         check_post(post)
+
+
+def _pks_of_ads(value: Any) -> set[str]:
+    """The media pks of every object in ``value`` that carries an ad marker (by ``pk`` or by its ``id``)."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        if any(value.get(key) is not None for key in AD_MARKERS):
+            found |= {str(value.get("pk")), str(value.get("id")).split("_")[0]}
+            media = value.get("media_or_ad")
+            if isinstance(media, dict):  # a marker on the entry makes its media an ad
+                found |= {str(media.get("pk")), str(media.get("id")).split("_")[0]}
+        for child in value.values():
+            found |= _pks_of_ads(child)
+    elif isinstance(value, list):
+        for child in value:
+            found |= _pks_of_ads(child)
+    return found
+
+
+@FUZZ
+@given(mutated(TIMELINE))
+def test_parse_timeline_never_crashes_nor_returns_an_ad(raw: Any) -> None:
+    try:
+        posts, cursor, bad = parse_timeline(raw)
+    except BadResponse:
+        return
+    check_malformed(bad)
+    assert cursor is None or (isinstance(cursor, str) and re.fullmatch(r"[\x21-\x7e]{1,500}", cursor))
+    ads = _pks_of_ads(raw)
+    for post in posts:
+        check_post(post)
+        assert post.pk not in ads
+        assert all(isinstance(pk, int) and pk > 0 and pk != post.user_pk for pk in post.coauthors)
+
+
+CARDS: dict[str, Any] = {
+    "suggested_users": {"type": 2, "suggestions": [{"user": _user(CAROL, "carol")}]},
+    "stories_netego": {"tracking_token": "t", "hide_unit_if_seen": "False", "id": 17913},
+    "clips_netego": {"id": 1, "clips_items": [{"media": _media(3512004000000000199, CAROL, 2)}]},
+    "end_of_feed_demarcator": {"title": "You're all caught up", "pause": True},
+    "explore_story": {"media": _media(3512004000000000198, CAROL)},
+    "bump": {"id": "bump"},
+    "bloks_netego": {"id": 3},  # a card this code has never seen
+}
+AD_VALUES: dict[str, Any] = {
+    "injected": {"label": "Sponsored", "ad_id": "1"},
+    "ad_id": "23851",
+    "ad_action": "Shop Now",
+    "dr_ad_type": 1,
+    "ad_link_type": 2,
+    "ad_metadata": [{"value": "x", "type": 1}],
+    "ad_header_style": 0,
+    "ad4ad": {"title": "Ads"},
+}
+
+
+@st.composite
+def home_feeds(draw: st.DrawFn) -> tuple[dict[str, Any], list[tuple[str, int, str, bool, tuple[int, ...]]]]:
+    """A home-feed answer made of organic posts, ads (any marker, on the media or its entry) and cards, wrapped
+    (``feed_items`` of ``media_or_ad``) or not (older ``items``), and the organic posts it must give, in order."""
+    key = draw(st.sampled_from(["feed_items", "items"]))
+    entries: list[Any] = []
+    expected = []
+    for n in range(draw(st.integers(0, 10))):
+        kind = draw(st.sampled_from(["post", "post", "ad", "card"]))
+        if kind == "card":
+            name = draw(st.sampled_from(sorted(CARDS)))
+            entries.append({name: CARDS[name]})
+            continue
+        pk = 3512004000000000100 + n
+        author = draw(st.sampled_from([ALICE, int(BOB), CAROL]))
+        media_type = draw(st.sampled_from([1, 2, 8]))
+        liked = draw(st.booleans())
+        media = _media(draw(st.sampled_from([pk, str(pk)])), author, media_type, has_liked=liked)
+        if media_type == 2 and draw(st.booleans()):
+            media["product_type"] = "clips"
+        wrapped = key == "feed_items" or draw(st.booleans())
+        entry = {"media_or_ad": media} if wrapped else media
+        if kind == "post":
+            coauthors = draw(st.lists(st.sampled_from([ALICE, int(BOB), CAROL]), max_size=2, unique=True))
+            if coauthors or draw(st.booleans()):
+                media["coauthor_producers"] = [_user(c, "co") for c in coauthors]
+            shown = "reel" if media.get("product_type") == "clips" else {1: "photo", 2: "video", 8: "album"}[media_type]
+            expected.append((str(pk), author, shown, liked, tuple(c for c in coauthors if c != author)))
+        else:
+            for marker in draw(st.lists(st.sampled_from(AD_MARKERS), min_size=1, max_size=3, unique=True)):
+                (entry if wrapped and draw(st.booleans()) else media)[marker] = AD_VALUES[marker]
+        entries.append(entry)
+    answer = {key: entries, "more_available": draw(st.booleans()), "next_max_id": "QVFE", "status": "ok"}
+    return answer, expected
+
+
+@FUZZ
+@given(home_feeds())
+def test_parse_timeline_gives_exactly_the_organic_posts(case: tuple[dict[str, Any], list[Any]]) -> None:
+    answer, expected = case
+    posts, cursor, bad = parse_timeline(json.loads(json.dumps(answer)))
+    assert [(p.pk, p.user_pk, p.media_type, p.has_liked, p.coauthors) for p in posts] == expected
+    assert bad == 0 and cursor == ("QVFE" if answer["more_available"] else None)
 
 
 @FUZZ

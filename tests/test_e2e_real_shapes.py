@@ -382,3 +382,48 @@ def test_a_collab_post_in_a_targets_feed_by_an_account_that_is_no_target(
     assert {p.id for p in own} <= ig.liked_media_ids <= {collab.id, *(p.id for p in own)}
     assert summary(result)["errors"] == 0
     assert targets(env, ig)["alice"].post_marker is not None
+
+
+def test_the_home_feed_first_then_the_sweep_likes_what_the_feed_left_out_and_never_an_ad(
+    ig: Any, env: dict[str, str], tmp_path: Path
+) -> None:
+    """Issue #14 end to end: the real home feed (ads, suggested posts and users, story and reel cards, ranked
+    and lossy) through the real instagrapi. The first pass reads it and every profile; a pass three hours
+    later reads the home feed and only its share of the profiles, and likes a new post the feed shows without
+    opening that profile; a post the feed never shows is liked once its profile comes round in the sweep."""
+    names = ["alice", "bob", "carol", "dave"]
+    users = {name: ig.add_user(name) for name in names}
+    eve = ig.add_user("eve")  # followed, no target: her posts are in the home feed and never liked
+    users["dave"].in_timeline = False  # the ranked feed never shows dave's posts
+    ig.timeline_drop = 0.0
+    now = int(datetime.now(UTC).timestamp())
+    first_posts = [ig.add_post(user, taken_at=now - 5 * 3600) for user in users.values()]
+    ig.add_post(eve, taken_at=now - 3600)
+    env["TARGET_ACCOUNTS"] = ",".join(names)
+    login(ig, env, tmp_path)
+
+    first = run_cli("run-posts", env=env, cwd=tmp_path)
+    assert first.code == 0, first.output
+    assert ig.liked_media_ids == {p.id for p in first_posts}
+    assert ig.count("feed/user/") == 4 and ig.count("feed/timeline/") in (1, 2)
+
+    ig.reset_requests()
+    move_back(env, ig, timedelta(hours=3), "post_checked_at")  # three hours later
+    fresh = ig.add_post(users["carol"], taken_at=now - 600)  # shown by the home feed
+    missed = ig.add_post(users["dave"], taken_at=now - 300)  # never in the home feed
+    second = run_cli("run-posts", env=env, cwd=tmp_path)
+    assert second.code == 0, second.output
+    assert fresh.liked and not missed.liked
+    profiles = [p.split(" ")[1].split("?")[0] for p in ig.paths() if "feed/user/" in p]
+    assert profiles == [f"/api/v1/feed/user/{users['alice'].pk}/"]  # ceil(4 x 3 h / 24 h) = 1, the first in line
+    assert ig.count("feed/timeline/") <= 2 and ig.count("/like/") == 1  # POST_TIMELINE_PAGES; each like once
+    assert not ig.liked_media_ids & {p.id for p in ig.extra_posts}  # no ad, no suggested post
+    assert not any(p.liked for p in ig.posts if p.user is eve)
+
+    passes = 0
+    while not missed.liked and passes < 8:  # at most a day of 3-hourly passes until dave's profile is read
+        move_back(env, ig, timedelta(hours=3), "post_checked_at")
+        assert run_cli("run-posts", env=env, cwd=tmp_path).code == 0
+        passes += 1
+    assert missed.liked and passes == 3  # bob, carol, then dave: oldest-checked first
+    assert targets(env, ig)["dave"].post_marker == missed.taken_at

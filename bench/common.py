@@ -216,6 +216,7 @@ def login(double: InstagramDouble, env: dict[str, str], workdir: Path) -> None:
 
 _KINDS = (
     ("feed/reels_tray/", "tray"),
+    ("feed/timeline/", "timeline"),
     ("accounts/current_user/", "current_user"),
     ("feed/reels_media/", "reels"),
     ("/media/seen/", "seen"),

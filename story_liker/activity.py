@@ -113,7 +113,7 @@ def report_data(store: Store, settings: Settings, account: str, *, window: Windo
             per_target.setdefault(t.username, Counter())
     liked_ever = store.liked_target_pks(account)
     enabled = [t for t in targets if t.enabled]
-    state = store.account(account)
+    state = store.account(account, create=False)
     cooling = state.cooldown_until is not None and state.cooldown_until > window.end
     return {
         "account": account,

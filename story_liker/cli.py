@@ -148,9 +148,13 @@ def _execute(
     *,
     record: bool = True,
     account: bool = True,
+    read_only: bool = False,
     **overrides: Any,
 ) -> None:
-    """Settings, logging, database, signals, run record, summary line, exit code: once for all commands."""
+    """Settings, logging, database, signals, run record, summary line, exit code: once for all commands.
+
+    ``read_only``: the command only reads (status, report, history, accounts list): the database is opened
+    read-only (db.make_engine), so it works where the database cannot be written and never writes to it."""
     from story_liker import monitor
     from story_liker.logging import CONTEXT
 
@@ -168,14 +172,12 @@ def _execute(
     try:
         if account:
             settings.account()  # fail fast, before touching the database
-        from story_liker.db import check_schema, make_engine
+        from story_liker.db import open_engine
         from story_liker.ig import Instagrapi
         from story_liker.jobs.deps import Deps, database_clock
         from story_liker.store import Store
 
-        opened = Store(make_engine(settings.database_url))
-        check_schema(opened.engine, auto_migrate=settings.is_sqlite)
-        store = opened
+        store = Store(open_engine(settings.database_url, read_only=read_only, auto_migrate=settings.is_sqlite))
         deps = Deps(
             settings=settings,
             store=store,
@@ -379,7 +381,7 @@ def login(
             d,
             settings_file=settings_file,
             sessionid=sessionid if sessionid is not None else _read_sessionid(sessionid_file),
-            password_prompt=(lambda: _ask("Instagram password: ", secret=True)) if tty else None,
+            password_prompt=_password_prompt if tty else None,
             code_prompt=(lambda: _ask("2FA code: ")) if tty else None,
             challenge_prompt=(lambda choice: _ask(f"Security code sent by {choice}: ")) if tty else None,
             replace_undecryptable=replace_undecryptable,
@@ -390,25 +392,40 @@ def login(
     _execute("login", run)
 
 
-def _ask(label: str, *, secret: bool = False) -> str:
-    """A prompt a person can leave: Ctrl-C ends the command at once (130), Ctrl-D or nothing typed is 2."""
+def _password_prompt(attempt: int) -> str:
+    """The password, typed without echo; asked again (attempt 2, 3) only after Instagram rejected it."""
+    from story_liker.health import LOGIN_PROMPT_TRIES
+
+    again = f"Instagram rejected the password; try {attempt} of {LOGIN_PROMPT_TRIES}. " if attempt > 1 else ""
+    return _ask(f"{again}Instagram password: ", secret=True, name="Instagram password")
+
+
+def _ask(label: str, *, secret: bool = False, name: str | None = None) -> str:
+    """A prompt a person can leave: Ctrl-C ends the command at once (130), Ctrl-D or nothing typed is 2.
+
+    A secret answer is registered for redaction at once: no log line can carry it."""
     import getpass
 
     from story_liker.errors import NoInput
+    from story_liker.logging import register_secret
+
+    what = (name or label.strip(": ")).lower()
 
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # the pass handler would wait for input
     try:
         answer = getpass.getpass(label) if secret else input(label)
     except EOFError:
         sys.stderr.write("\n")
-        raise NoInput(f"no {label.strip(': ').lower()} given") from None
+        raise NoInput(f"no {what} given") from None
     except KeyboardInterrupt:
         sys.stderr.write("\n")
         raise Interrupted(signal.SIGINT) from None
     finally:
         signal.signal(signal.SIGINT, previous)
+    if secret:
+        register_secret(answer)
     if not answer.strip():
-        raise NoInput(f"no {label.strip(': ').lower()} given")
+        raise NoInput(f"no {what} given")
     return answer.strip() if not secret else answer
 
 
@@ -510,7 +527,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
         typer.echo(json.dumps(data, indent=2, default=str) if as_json else status_text(data))
         return Report(Outcome.OK, d.counts)
 
-    _execute("status", run, record=False, log_level="WARNING")
+    _execute("status", run, record=False, read_only=True, log_level="WARNING")
 
 
 @app.command()
@@ -521,7 +538,9 @@ def keygen() -> None:
     typer.echo(Fernet.generate_key().decode())
 
 
-def _accounts(command: str, username: str | None, action: Callable[[Deps, str | None], str]) -> None:
+def _accounts(
+    command: str, username: str | None, action: Callable[[Deps, str | None], str], *, read_only: bool = False
+) -> None:
     from story_liker.settings import normalise_username
 
     def run(d: Deps) -> Report:
@@ -538,7 +557,7 @@ def _accounts(command: str, username: str | None, action: Callable[[Deps, str | 
         typer.echo(action(d, name))
         return Report(Outcome.OK, d.counts)
 
-    _execute(f"accounts-{command}", run, record=False, log_level="WARNING")
+    _execute(f"accounts-{command}", run, record=False, read_only=read_only, log_level="WARNING")
 
 
 @accounts_app.command("list")
@@ -554,7 +573,7 @@ def accounts_list() -> None:
         ]
         return "\n".join(lines) or "no targets"
 
-    _accounts("list", None, action)
+    _accounts("list", None, action, read_only=True)
 
 
 @accounts_app.command("add")
@@ -706,7 +725,7 @@ def report(
             typer.echo(activity.report_text(data, bars=False))
         return Report(Outcome.OK, d.counts)
 
-    _execute("report", run, record=False, log_level="WARNING")
+    _execute("report", run, record=False, read_only=True, log_level="WARNING")
 
 
 @app.command()
@@ -731,7 +750,7 @@ def history(
         typer.echo(json.dumps(items, indent=2) if as_json else activity.history_text(items))
         return Report(Outcome.OK, d.counts)
 
-    _execute("history", run, record=False, log_level="WARNING")
+    _execute("history", run, record=False, read_only=True, log_level="WARNING")
 
 
 def main() -> None:

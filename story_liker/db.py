@@ -1,21 +1,28 @@
-"""Engine factory (SQLite pragmas, owner-only files), schema check and Alembic migrations."""
+"""Engine factory (SQLite pragmas, owner-only files, read-only opening), schema check and Alembic migrations."""
 
 from __future__ import annotations
 
+import errno
 import os
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-from story_liker.errors import ConfigError, DatabaseUnavailable, SchemaOutdated
+from story_liker.errors import ConfigError, DatabaseReadOnly, DatabaseUnavailable, SchemaOutdated
 
 # The Alembic head this code needs; tests assert it matches migrations/versions.
 SCHEMA_REVISION = "0003"
 MIGRATIONS = Path(__file__).with_name("migrations")
+READ_ONLY_COMMANDS = "status, report, history, accounts list and doctor"  # the commands that never write
+_NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+_SQLITE_READONLY, _SQLITE_CANTOPEN = 8, 14  # primary result codes (the low byte of an extended one)
+_READ_ONLY_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 def safe_url(url: str) -> str:
@@ -24,17 +31,98 @@ def safe_url(url: str) -> str:
 
 @contextmanager
 def unavailable_as_69(engine: Engine) -> Iterator[None]:
-    """A database that cannot be reached, read or written becomes DatabaseUnavailable (exit 69)."""
+    """A database that cannot be reached, read or written becomes DatabaseUnavailable (exit 69); one that is
+    read-only to this process, when the command writes, DatabaseReadOnly (78: it will not fix itself).
+
+    A write refused on a read-only engine (make_engine) stays what it is: a bug in a command that only reads."""
     try:
         yield
-    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]
+    except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.InternalError) as exc:
+        orig = getattr(exc, "orig", exc)
+        if engine in _READ_ONLY_ENGINES:
+            if _write_refused(engine, orig):
+                raise
+        elif _write_refused(engine, orig) or _cannot_open_read_only(engine, orig):
+            raise _read_only_error(engine) from None
+        if isinstance(exc, sa.exc.InternalError):
+            raise
+        reason = str(orig).strip().splitlines()[0][:200]
         raise DatabaseUnavailable(f"database unavailable ({safe_url(str(engine.url))}): {reason}") from None
 
 
-def make_engine(url: str) -> Engine:
+def _write_refused(engine: Engine, orig: Any) -> bool:
+    """The driver says the database is read-only (SQLITE_READONLY; PostgreSQL's read_only_sql_transaction)."""
+    if engine.dialect.name == "postgresql":
+        return getattr(orig, "sqlstate", None) == "25006"
+    code = getattr(orig, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF == _SQLITE_READONLY
+
+
+def _cannot_open_read_only(engine: Engine, orig: Any) -> bool:
+    """SQLite could not open an existing database that this process may not write (its -wal or -shm file)."""
+    code = getattr(orig, "sqlite_errorcode", None)
+    path = _sqlite_file(engine.url.database) if engine.dialect.name == "sqlite" else None
+    if not isinstance(code, int) or code & 0xFF != _SQLITE_CANTOPEN or path is None:
+        return False
+    return path.exists() and not _writable(path)
+
+
+def _read_only_error(engine: Engine) -> DatabaseReadOnly:
+    path = _sqlite_file(engine.url.database) if engine.dialect.name == "sqlite" else None
+    if path is None:
+        return DatabaseReadOnly(
+            f"the database {safe_url(str(engine.url))} is read-only (a standby, or default_transaction_read_only "
+            f"is on): this command writes to it; only {READ_ONLY_COMMANDS} work read-only"
+        )
+    return _read_only(path, _why_not_writable(path))
+
+
+def _read_only(path: Path, why: str) -> DatabaseReadOnly:
+    return DatabaseReadOnly(
+        f"the SQLite database {path} is read-only ({why}): this command writes to it; make the file and its "
+        f"directory writable by this user, or set DATABASE_URL (only {READ_ONLY_COMMANDS} work read-only)"
+    )
+
+
+def _writable(path: Path) -> bool:
+    """The file can be written, and so can its directory (where SQLite makes and removes its -wal and -shm
+    files) or else those two files, made beforehand."""
+
+    def can(file: Path) -> bool:
+        return os.access(file, os.W_OK, effective_ids=os.access in os.supports_effective_ids)
+
+    companions = [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm")]
+    return can(path) and (can(path.parent) or all(f.exists() and can(f) for f in companions))
+
+
+def _why_not_writable(path: Path) -> str:
+    try:
+        if os.statvfs(path.parent).f_flag & os.ST_RDONLY:
+            return os.strerror(errno.EROFS)
+    except OSError:
+        pass
+    return os.strerror(errno.EACCES)
+
+
+def _sqlite_file(database: str | None) -> Path | None:
+    """The file of a SQLite database given as a path; None for :memory: and file: URIs."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def make_engine(url: str, *, read_only: bool = False) -> Engine:
+    """The engine for DATABASE_URL. ``read_only``: a connection that cannot write, so a command that only reads
+    works where the database cannot be written (a read-only directory, mount or file) and never writes by
+    mistake: SQLite opened with mode=ro, PostgreSQL with read-only transactions. A SQLite database that does
+    not exist yet is created either way (there is nothing to read)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        path = _sqlite_file(parsed.database)
+        if read_only and path is not None and path.is_file():
+            return _read_only_sqlite(url, path)
+        if path is not None and path.is_file() and not _writable(path):
+            raise _read_only(path, _why_not_writable(path))  # every command that writes, before it starts
         _prepare_sqlite_file(parsed.database)
         engine = sa.create_engine(url, connect_args={"timeout": 10})
 
@@ -55,14 +143,62 @@ def make_engine(url: str) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return sa.create_engine(url, connect_args={"connect_timeout": 5}, pool_pre_ping=False)
+    connect_args: dict[str, Any] = {"connect_timeout": 5}
+    if read_only:  # added to the URL's own options (a search_path, say), which connect_args would replace
+        given = parsed.query.get("options")
+        given = " ".join(given) if isinstance(given, tuple) else given
+        connect_args["options"] = f"{given or ''} -c default_transaction_read_only=on".strip()
+    engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=False)
+    if read_only:
+        _READ_ONLY_ENGINES.add(engine)
+    return engine
+
+
+def _read_only_sqlite(url: str, path: Path) -> Engine:
+    import sqlite3
+
+    location = quote(os.path.abspath(path))
+
+    def connect() -> sqlite3.Connection:
+        connection = sqlite3.connect(f"file:{location}?mode=ro", uri=True, timeout=10, check_same_thread=False)
+        try:
+            connection.execute("PRAGMA schema_version")  # opens the file and its -shm (connect itself is lazy)
+            return connection
+        except sqlite3.OperationalError:
+            connection.close()
+            wal = path.with_name(path.name + "-wal")
+            if wal.exists() and wal.stat().st_size > 0:
+                raise  # changes not yet in the file itself: reading it alone would show an older state
+            # A WAL database whose directory this process cannot write: SQLite cannot make the -shm file it
+            # reads through. With no -wal beside it, every change is in the file itself, and a writer would
+            # need that directory first: read the file as it is.
+            return sqlite3.connect(
+                f"file:{location}?mode=ro&immutable=1", uri=True, timeout=10, check_same_thread=False
+            )
+
+    engine = sa.create_engine(url, creator=connect)
+
+    @sa.event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA query_only=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(connection: sa.Connection) -> None:
+        connection.exec_driver_sql("BEGIN")  # a read transaction: one consistent snapshot, no write lock
+
+    _READ_ONLY_ENGINES.add(engine)
+    return engine
 
 
 def _prepare_sqlite_file(database: str | None) -> None:
     """Create the directory (0700) and the file (0600) before SQLite does with the umask's modes."""
-    if not database or database == ":memory:" or database.startswith("file:"):
+    path = _sqlite_file(database)
+    if path is None:
         return
-    path = Path(database)
     if path.is_dir():
         raise ConfigError(f"DATABASE_URL: {path} is a directory, not a SQLite database file")
     try:
@@ -73,7 +209,29 @@ def _prepare_sqlite_file(database: str | None) -> None:
             if not file.exists():
                 os.close(os.open(file, os.O_CREAT | os.O_WRONLY, 0o600))
     except OSError as exc:
+        if exc.errno in _NOT_WRITABLE and path.exists():
+            raise _read_only(path, exc.strerror or "not writable") from None
+        if exc.errno in _NOT_WRITABLE:
+            raise DatabaseReadOnly(
+                f"cannot create the SQLite database {path}: {exc.strerror}; make its directory writable by this "
+                "user, or set DATABASE_URL"
+            ) from None
         raise DatabaseUnavailable(f"cannot create the SQLite database {path}: {exc.strerror}") from None
+
+
+def open_engine(url: str, *, read_only: bool, auto_migrate: bool) -> Engine:
+    """The engine a command works with, its schema checked (check_schema). ``read_only``: see make_engine; a
+    SQLite database with no schema yet is still migrated on the spot, as for any command (it is written then)."""
+    engine = make_engine(url, read_only=read_only)
+    try:
+        if read_only and auto_migrate and current_revision(engine) is None:
+            engine.dispose()
+            engine = make_engine(url)
+        check_schema(engine, auto_migrate=auto_migrate)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
 
 
 def current_revision(engine: Engine) -> str | None:

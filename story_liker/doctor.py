@@ -1,7 +1,8 @@
 """`doctor`: one preflight checklist, each item ok, a note, or a problem with the exit code it means.
 
 Read-only but for `--online` (one light Instagram request through the normal session guard, under the run
-lock): no schema is created, no target synced, no notification or ping sent (URLs are only connected to).
+lock): the database is opened read-only (it may be read-only: the checklist still runs), no schema is
+created, no target synced, no notification or ping sent (URLs are only connected to).
 Never prints a secret: names of variables, never their values; URLs by position and service.
 """
 
@@ -93,7 +94,7 @@ def run(settings: Settings | None, error: StoryLikerError | None, *, online: boo
         checks.append(problem("account", "IG_USERNAME is not set: the Instagram account that likes", CONFIG))
         return checks
     account = settings.ig_username
-    store, database = _database(settings)
+    store, database = _database(settings, read_only=not online)
     checks.append(database)
     if store is None:
         if database.status == NOTE:  # no database yet: nothing stored, so no session either
@@ -117,7 +118,7 @@ def run(settings: Settings | None, error: StoryLikerError | None, *, online: boo
     return checks
 
 
-def _database(settings: Settings) -> tuple[Store | None, Check]:
+def _database(settings: Settings, *, read_only: bool) -> tuple[Store | None, Check]:
     from sqlalchemy.engine import make_url
 
     from story_liker.db import SCHEMA_REVISION, current_revision, make_engine, safe_url
@@ -130,7 +131,7 @@ def _database(settings: Settings) -> tuple[Store | None, Check]:
         if path and path != ":memory:" and not path.startswith("file:") and not Path(path).exists():
             return None, note("database", f"{shown}: no database yet; the first run creates it")
     try:
-        engine = make_engine(url)
+        engine = make_engine(url, read_only=read_only)
         revision = current_revision(engine)
     except StoryLikerError as exc:
         return None, problem("database", exc.message, exc.exit_code)
@@ -166,7 +167,7 @@ def _account(settings: Settings, store: Store, account: str, now: datetime) -> l
     from story_liker import vault
     from story_liker.report import limits_usage
 
-    state = store.account(account)
+    state = store.account(account, create=False)
     checks: list[Check] = []
     if state.settings is None:
         checks.append(problem("session", f"no session stored for {account}: run `story-liker login`", NEEDS_HUMAN))

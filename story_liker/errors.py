@@ -47,6 +47,11 @@ class SchemaOutdated(ConfigError):
     pass
 
 
+class DatabaseReadOnly(ConfigError):
+    """The command writes to the database, and the database is read-only to this process (a read-only file,
+    directory or mount; a PostgreSQL standby). It will not fix itself: 78, never retried."""
+
+
 class UndecryptableSession(ConfigError):
     """The stored session cannot be read with the configured key (lost or rotated away) or is corrupt."""
 
@@ -98,6 +103,19 @@ class Throttled(TryLater):
 
 class NeedsHuman(StoryLikerError):
     exit_code = NEEDS_HUMAN
+
+
+class PasswordRejected(NeedsHuman):
+    """Instagram answered a password login with its definite "wrong password" (instagrapi's BadPassword). At a
+    terminal `login` may ask for the password again (health.login_retry); anywhere else a human must look."""
+
+
+def is_password_rejected(exc: StoryLikerError) -> bool:
+    """PasswordRejected, or the NeedsHuman ig.py makes of BadPassword ("login failed: BadPassword") as long as
+    it does not raise PasswordRejected itself."""
+    return isinstance(exc, PasswordRejected) or (
+        isinstance(exc, NeedsHuman) and exc.message == "login failed: BadPassword"
+    )
 
 
 class SessionExpired(StoryLikerError):

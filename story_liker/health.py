@@ -17,6 +17,7 @@ from story_liker.errors import ThrottleKind
 BREAKER_THRESHOLD = 3  # likes answered with a 4xx in a row before a pass stops
 LOGIN_MAX_FAILURES = 3  # failed logins in a row before a human must look
 LOGIN_BACKOFF = timedelta(hours=1)  # wait after the first failed login; doubles with each failure
+LOGIN_PROMPT_TRIES = 3  # passwords a person may type in one `story-liker login` at a terminal
 
 
 class Event(StrEnum):
@@ -70,7 +71,12 @@ def login_exhausted(failures: int) -> bool:
 
 
 def login_gate(failures: int, last_attempt_at: datetime | None, now: datetime) -> LoginGate:
-    """Never a loop of logins: after a failure the next attempt waits, after three a human decides."""
+    """Never a loop of logins: after a failure the next attempt waits, after three a human decides.
+
+    This gates the unattended runs (their one login with IG_PASSWORD). `story-liker login` is that human
+    deciding: its first try always goes (it is how a backoff or three failures end), its further tries only
+    as login_retry allows. Either way every try counts here: its attempt is recorded before it is sent, a
+    failure adds to ``failures``, a success clears them."""
     if login_exhausted(failures):
         return LoginGate(allowed=False, exhausted=True)
     if failures == 0 or last_attempt_at is None:
@@ -79,6 +85,24 @@ def login_gate(failures: int, last_attempt_at: datetime | None, now: datetime) -
     if now < next_attempt:
         return LoginGate(allowed=False, next_attempt=next_attempt)
     return LoginGate(allowed=True)
+
+
+class LoginFailure(StrEnum):
+    """How a password login failed, as far as trying again at once is concerned."""
+
+    PASSWORD_REJECTED = "password_rejected"  # noqa: S105  # a name, no password: Instagram said "wrong password"
+    OTHER = "other"  # anything else: network, 5xx, throttling, a challenge, 2FA, an answer we cannot use
+
+
+def login_retry(tries: int, failure: LoginFailure, *, typed: bool) -> bool:
+    """`story-liker login` after its ``tries``-th password login failed: ask for the password and try again now?
+
+    Only when the password was typed at a terminal (one from IG_PASSWORD or its file would only be sent
+    again) and Instagram rejected it: a definite answer about what was typed, which another password can
+    change. A network failure, throttling or a challenge is no such answer, and trying again at once would
+    repeat it: that login ends with its error, and the next one waits as login_gate says. At most
+    LOGIN_PROMPT_TRIES tries in all, however the backoff stands: each is one a person typed, not a loop."""
+    return typed and failure is LoginFailure.PASSWORD_REJECTED and tries < LOGIN_PROMPT_TRIES
 
 
 _MONTHS = {m: n for n, m in enumerate(

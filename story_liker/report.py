@@ -22,7 +22,7 @@ def limits_usage(store: Store, settings: Settings, account: str, now: datetime) 
     limits beside the effective ones (adaptive, warm-up, daily variation) and why they differ."""
     from story_liker.jobs.likes import limits_in_force
 
-    state = store.account(account)
+    state = store.account(account, create=False)
     usage = {}
     for kind, per_hour, per_day in (
         (STORY_LIKE, settings.story_likes_per_hour, settings.story_likes_per_day),
@@ -47,7 +47,7 @@ def status_data(deps: Deps) -> dict[str, Any]:
     settings, store = deps.settings, deps.store
     account = settings.account()
     now = deps.clock()
-    state = store.account(account)
+    state = store.account(account, create=False)
     limits = limits_usage(store, settings, account, now)
     targets = store.targets(account, enabled_only=False)
     liked = store.last_story_likes(account)

@@ -93,9 +93,13 @@ class Store:
 
     # --- the own account: session, flags, cooldown ---------------------------------------------
 
-    def account(self, username: str) -> Account:
+    def account(self, username: str, *, create: bool = True) -> Account:
+        """The own account's row, inserted when missing. ``create=False`` (the commands that only read, on a
+        database that may be read-only): never writes; a missing row is an unsaved one with the defaults."""
         with self._tx() as session:
             found = session.get(Account, username)
+            if found is None and not create:
+                return Account(username=username)
             if found is None:
                 self._insert_ignore(session, Account, [{"username": username}])
                 found = session.get(Account, username)

@@ -345,6 +345,142 @@ def test_ctrl_d_and_ctrl_c_at_the_password_prompt_end_at_once_without_a_tracebac
         assert double.count() == 0
 
 
+def _login_on_a_terminal(double: Any, env: dict[str, str], tmp_path: Path, **extra: str) -> Terminal:
+    return Terminal(["login"], {"IG_USERNAME": double.username, "IG_API_URL": double.url} | _db(env) | extra, tmp_path)
+
+
+def _login_state(env: dict[str, str], username: str) -> Any:
+    store = Store(make_engine(env["DATABASE_URL"]))
+    try:
+        return store.account(username, create=False)
+    finally:
+        store.engine.dispose()
+
+
+WRONG = ("wrong-horse-1", "wrong-horse-2", "wrong-horse-3")
+
+
+def test_a_wrong_password_on_a_terminal_is_asked_again_and_the_right_one_logs_in(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    from tests.double import InstagramDouble
+
+    with InstagramDouble() as double:
+        terminal = _login_on_a_terminal(double, env, tmp_path)
+        terminal.read_until(b"Instagram password")
+        terminal.type_secret(WRONG[0])
+        terminal.read_until(b"Instagram rejected the password; try 2 of 3. Instagram password: ")
+        terminal.type_secret(double.password)
+        terminal.read_until(b"session stored")
+        code = terminal.wait()
+        screen = terminal.screen.decode(errors="replace")
+        assert code == 0, screen
+        assert double.count("send_login_request") == 2  # two logins: the wrong password, then the right one
+        assert double.count("accounts/login") == 1  # Instagram's "wrong password" comes from there
+        assert "try 3 of 3" not in screen and "Traceback" not in screen
+        for secret in (WRONG[0], double.password, double.sessionid):
+            assert secret not in screen  # typed without echo, never logged
+        state = _login_state(env, double.username)
+        assert state.has_session and state.login_failures == 0 and not state.needs_human  # the success cleared it
+
+
+def test_three_wrong_passwords_on_a_terminal_give_up_with_the_error_and_count_for_the_runs(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    from tests.double import InstagramDouble
+
+    with InstagramDouble() as double:
+        terminal = _login_on_a_terminal(double, env, tmp_path)
+        terminal.read_until(b"Instagram password")
+        terminal.type_secret(WRONG[0])
+        for attempt, wrong in ((2, WRONG[1]), (3, WRONG[2])):
+            terminal.read_until(f"try {attempt} of 3. Instagram password: ".encode())
+            terminal.type_secret(wrong)
+        code = terminal.wait()
+        screen = terminal.screen.decode(errors="replace")
+        assert code == 77, screen
+        errors = [line for line in screen.splitlines() if line.startswith("story-liker:")]
+        assert errors == ["story-liker: login failed: BadPassword"], screen  # the one line, as for one try
+        assert double.count("send_login_request") == 3 and double.count("accounts/login") == 3  # never a 4th
+        assert "try 4" not in screen and "Traceback" not in screen
+        database = Path(env["DATABASE_URL"].removeprefix("sqlite:///"))
+        for secret in WRONG:
+            assert secret not in screen
+            assert not database.is_file() or secret.encode() not in database.read_bytes()
+        state = _login_state(env, double.username)
+        assert state.login_failures == 3 and not state.has_session and state.login_attempt_at is not None
+        # the tries count like any login: an unattended run with IG_PASSWORD now needs a human, no request sent
+        double.reset_requests()
+        run = run_cli(
+            "run-stories",
+            env={"IG_USERNAME": double.username, "IG_API_URL": double.url, "IG_PASSWORD": double.password}
+            | _db(env)
+            | {"TARGET_ACCOUNTS": "alice"},
+            cwd=tmp_path,
+        )
+        assert run.code == 77 and "3 login attempts failed in a row" in run.stderr, run.output
+        assert double.count() == 0
+
+
+def test_ctrl_c_at_the_second_password_prompt_ends_with_130(env: dict[str, str], tmp_path: Path) -> None:
+    import os
+    import termios
+    import time
+
+    from tests.double import InstagramDouble
+
+    with InstagramDouble() as double:
+        terminal = _login_on_a_terminal(double, env, tmp_path)
+        terminal.read_until(b"Instagram password")
+        terminal.type_secret(WRONG[0])
+        terminal.read_until(b"try 2 of 3. Instagram password: ")
+        deadline = time.monotonic() + 10
+        while termios.tcgetattr(terminal.fd)[3] & termios.ECHO:  # the prompt is reading, echo off
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        os.write(terminal.fd, b"\x03")
+        code = terminal.wait()
+        screen = terminal.screen.decode(errors="replace")
+        assert code == 130, screen
+        assert "Traceback" not in screen and WRONG[0] not in screen
+        assert double.count("send_login_request") == 1  # only the first, rejected, try
+        assert _login_state(env, double.username).login_failures == 1
+
+
+def test_a_password_from_the_environment_is_never_asked_again(env: dict[str, str], tmp_path: Path) -> None:
+    """IG_PASSWORD (or its file) is the configuration's: sent again it would only be rejected again, terminal
+    or not."""
+    from tests.double import InstagramDouble
+
+    with InstagramDouble() as double:
+        plain = {"IG_USERNAME": double.username, "IG_API_URL": double.url, "IG_PASSWORD": WRONG[0]} | _db(env)
+        result = run_cli("login", env=plain, cwd=tmp_path)
+        assert result.code == 77 and result.stderr.strip().endswith("story-liker: login failed: BadPassword")
+        assert double.count("send_login_request") == 1
+        terminal = _login_on_a_terminal(double, env, tmp_path, IG_PASSWORD=WRONG[0])
+        code = terminal.wait()
+        assert code == 77 and b"Instagram password" not in terminal.screen, terminal.screen
+        assert double.count("send_login_request") == 2  # one more, not three
+        assert _login_state(env, double.username).login_failures == 2
+
+
+def test_a_network_failure_at_a_typed_login_is_not_asked_again(env: dict[str, str], tmp_path: Path) -> None:
+    """Not Instagram's answer about the password: trying again at once would only repeat it."""
+    from tests.double import InstagramDouble
+
+    with InstagramDouble() as double:
+        double.fail("bloks/", status=503, times=None)
+        double.fail("accounts/login", status=503, times=None)
+        terminal = _login_on_a_terminal(double, env, tmp_path)
+        terminal.read_until(b"Instagram password")
+        terminal.type_secret(double.password)
+        code = terminal.wait()
+        screen = terminal.screen.decode(errors="replace")
+        assert code == 75, screen
+        assert "try 2 of 3" not in screen and double.password not in screen
+        assert _login_state(env, double.username).login_failures == 1
+
+
 def test_login_reads_the_sessionid_from_a_file_and_warns_about_the_flag(
     ig: Any, env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -65,3 +65,45 @@ def test_login_gate_never_allows_more_than_three_failures_nor_an_attempt_inside_
         assert not gate.allowed and gate.next_attempt is not None and gate.next_attempt > NOW + timedelta(seconds=after)
     else:
         assert gate.allowed
+
+
+def test_a_login_at_a_terminal_asks_again_only_after_a_rejected_typed_password_and_three_tries_at_most() -> None:
+    rejected, other = health.LoginFailure.PASSWORD_REJECTED, health.LoginFailure.OTHER
+    assert [health.login_retry(n, rejected, typed=True) for n in (1, 2, 3, 4)] == [True, True, False, False]
+    assert not health.login_retry(1, other, typed=True)  # network, throttling, a challenge: no answer to retype
+    assert not health.login_retry(1, rejected, typed=False)  # IG_PASSWORD would only be sent again
+    assert health.LOGIN_PROMPT_TRIES == 3
+
+
+@given(
+    answers=st.lists(st.sampled_from(list(health.LoginFailure)), min_size=1, max_size=20),
+    typed=st.booleans(),
+    failures=st.integers(0, 50),
+)
+def test_the_tries_of_one_login_are_never_a_loop(
+    answers: list[health.LoginFailure], typed: bool, failures: int
+) -> None:
+    """However Instagram answers and whatever the backoff says: at most 3 tries, a further try only after a
+    rejected password that was typed, one try without a terminal."""
+    tries = 0
+    for answer in answers:  # each try fails with the next answer
+        tries += 1
+        failures += 1
+        if not health.login_retry(tries, answer, typed=typed):
+            break
+    assert tries <= health.LOGIN_PROMPT_TRIES
+    assert typed or tries == 1
+    assert all(a is health.LoginFailure.PASSWORD_REJECTED for a in answers[: tries - 1])
+    if tries < len(answers) and tries < health.LOGIN_PROMPT_TRIES:
+        assert answers[tries - 1] is health.LoginFailure.OTHER or not typed
+    assert health.login_gate(failures, NOW, NOW).allowed is (failures == 0)  # they all count for the runs' gate
+
+
+def test_only_bad_password_is_a_rejected_password() -> None:
+    from story_liker.errors import NeedsHuman, NetworkError, PasswordRejected, is_password_rejected
+
+    assert is_password_rejected(PasswordRejected("login failed: BadPassword"))
+    assert is_password_rejected(NeedsHuman("login failed: BadPassword"))  # as ig.py reports it today
+    for other in ("login failed: BadCredentials", "login failed: ProxyAddressIsBlocked", "Instagram wants a human"):
+        assert not is_password_rejected(NeedsHuman(other))
+    assert not is_password_rejected(NetworkError("login failed: BadPassword"))

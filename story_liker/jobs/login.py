@@ -8,13 +8,24 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from story_liker import vault
-from story_liker.errors import ConfigError, NeedsHuman, UndecryptableSession
+from story_liker import health, vault
+from story_liker.errors import (
+    ConfigError,
+    Interrupted,
+    NeedsHuman,
+    NoInput,
+    StoryLikerError,
+    UndecryptableSession,
+    is_password_rejected,
+)
 from story_liker.jobs.deps import Deps, Outcome, Report
 from story_liker.jobs.lease import lease
 from story_liker.jobs.session import connection_for
+
+if TYPE_CHECKING:
+    from story_liker.ig import Instagrapi
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +45,16 @@ def login(
     *,
     settings_file: Path | None,
     sessionid: str | None,
-    password_prompt: Callable[[], str] | None,
+    password_prompt: Callable[[int], str] | None,
     code_prompt: Callable[[], str] | None,
     challenge_prompt: Callable[[str], str] | None,
     replace_undecryptable: bool = False,
 ) -> Report:
-    """One login attempt, never a loop. The stored session is replaced only after Instagram accepted the new one.
+    """Log in once and store the session; the stored one is replaced only after Instagram accepted the new one.
 
-    A person runs this, so no login backoff applies; a success clears needs-human and the failed logins.
+    A person runs this, so no login backoff applies to its first try; a password they typed at the terminal
+    (``password_prompt``, given the try's number) and Instagram rejected may be asked again as
+    health.login_retry says. A success clears needs-human and the failed logins.
     """
     from story_liker.ig import Instagrapi
 
@@ -55,30 +68,35 @@ def login(
     with lease(deps, timedelta(minutes=15)):
         state = store.account(account)
         stored = None if imported else _stored(state.settings, state.settings_encrypted, key, replace_undecryptable)
+        method = None
         try:
             conn = connection_for(settings, account, imported or stored)
-            if not imported and not sessionid and not conn.password:
+            typed = not imported and not sessionid and not conn.password
+            if typed:
                 if password_prompt is None:
                     raise ConfigError("IG_PASSWORD (or IG_PASSWORD_FILE) is not set and there is no terminal to ask")
-                conn = replace(conn, password=password_prompt())
+                conn = replace(conn, password=password_prompt(1))
             ig = Instagrapi(conn, challenge_prompt=challenge_prompt)
             if imported:
                 ig.ping()  # one light request proves the imported session
+                counts.requests = ig.requests_sent
                 method = "settings_file"
             else:
                 if stored is None:  # a new device: stored before its first login attempt, never made twice
                     _save(deps, ig.dump_settings(), key, has_session=False, user_pk=None)
                 if sessionid:
                     ig.login_by_sessionid(sessionid)
+                    counts.requests = ig.requests_sent
                     method = "sessionid"
                 else:
-                    store.record_login_attempt(account, deps.clock())
-                    if code_prompt is None:
-                        ig.relogin()
-                    else:
-                        ig.login_with_code(code_prompt)
                     method = "password"
-            counts.requests = ig.requests_sent
+                    device = conn.settings if conn.settings is not None else ig.dump_settings()
+                    tries = _Tries(deps, state.login_failures, ig, typed=typed)
+                    while not tries.one(code_prompt):
+                        assert password_prompt is not None  # login_retry: only a typed password is asked again
+                        retry = replace(conn, settings=device, password=password_prompt(tries.made + 1))
+                        tries.ig = Instagrapi(retry, challenge_prompt=challenge_prompt)  # the same device
+                    ig = tries.ig
             if not _save(deps, ig.dump_settings(), key, has_session=True, user_pk=ig.user_pk):
                 raise ConfigError("another run took the lock while logging in: the new session was not stored")
             if imported:  # an existing account's session: its limits are in force at once
@@ -88,8 +106,49 @@ def login(
             log.info("login_succeeded", extra={"method": method, "user_pk": ig.user_pk})
             return Report(Outcome.OK, counts, {"method": method})
         except NeedsHuman:
-            log.warning("login_failed", extra={"reason": "needs a human"})
+            if method != "password":  # a password login's failures are logged with their count (_Tries)
+                log.warning("login_failed", extra={"reason": "needs a human"})
             raise
+
+
+class _Tries:
+    """The password logins of one `login`: each one counted like any login (the attempt recorded before it is
+    sent, a failure added to the failed logins) and another one only as health.login_retry allows."""
+
+    def __init__(self, deps: Deps, failures: int, ig: Instagrapi, *, typed: bool) -> None:
+        self.deps, self.failures, self.ig, self.typed = deps, failures, ig, typed
+        self.made = 0
+
+    def one(self, code_prompt: Callable[[], str] | None) -> bool:
+        """One try with ``self.ig``: True when logged in, False when the password may be typed again; else the
+        login's error."""
+        deps, account = self.deps, self.deps.settings.account()
+        deps.keep_lease()  # a person may take their time at a prompt: still this run's lock?
+        self.made += 1
+        deps.store.record_login_attempt(account, deps.clock())
+        sent = deps.counts.requests
+        try:
+            if code_prompt is None:
+                self.ig.relogin()
+            else:
+                self.ig.login_with_code(code_prompt)
+            return True
+        except (Interrupted, NoInput):  # the person left the 2FA prompt: no answer from Instagram to count
+            raise
+        except StoryLikerError as exc:
+            self.failures += 1
+            deps.store.set_login_failures(account, self.failures)
+            failure = health.LoginFailure.PASSWORD_REJECTED if is_password_rejected(exc) else health.LoginFailure.OTHER
+            again = health.login_retry(self.made, failure, typed=self.typed)
+            log.warning(
+                "login_failed",
+                extra={"reason": exc.message, "failures": self.failures, "try": self.made, "asked_again": again},
+            )
+            if not again:
+                raise
+            return False
+        finally:
+            deps.counts.requests = sent + self.ig.requests_sent
 
 
 def _stored(text: str | None, encrypted: bool, key: str | None, replace_undecryptable: bool) -> dict[str, Any] | None:

@@ -812,7 +812,8 @@ class PostWorld:
             if pk in self.names and rng.random() < PINNED_SHARE:
                 old = [start - timedelta(days=rng.uniform(20, 400)) for _ in range(rng.randint(1, 3))]
                 self.pinned[pk] = [
-                    PostItem(f"{pk}9{n:04d}", pk, at, "photo", False) for n, at in enumerate(sorted(old, reverse=True))
+                    PostItem(f"{pk}9{n:04d}", pk, at, "photo", False, pinned=True)
+                    for n, at in enumerate(sorted(old, reverse=True))
                 ]
             for post in [*own, *self.pinned.get(pk, [])]:
                 self.by_pk[post.pk] = post
@@ -884,10 +885,11 @@ class LiveInstagram(ScriptedInstagram):
 
     world: PostWorld | None = None
 
-    def user_posts(self, user_pk: int, count: int) -> list[PostItem]:
+    def user_posts(self, user_pk: int, count: int, max_id: str | None = None) -> tuple[list[PostItem], str | None]:
         assert self.world is not None
-        self.posts[user_pk] = self.world.profile(self, user_pk, count)
-        return super().user_posts(user_pk, count)
+        if max_id is None:  # the feed as it is now, as deep as a pass may scroll it (the fake pages through it)
+            self.posts[user_pk] = self.world.profile(self, user_pk, count * planning.PROFILE_PAGES + 1)
+        return super().user_posts(user_pk, count, max_id)
 
 
 @dataclass

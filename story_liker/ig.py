@@ -62,6 +62,7 @@ class PostItem:
     media_type: str  # photo, video, album or reel
     has_liked: bool
     coauthors: tuple[int, ...] = ()  # a collab post's other authors (``coauthor_producers``), by user pk
+    pinned: bool = False  # pinned to the top of the feed it was read from (whatever its age)
 
     @property
     def id(self) -> str:
@@ -101,7 +102,11 @@ class Instagram(Protocol):
         ...
 
     def like_story(self, story: StoryItem) -> None: ...
-    def user_posts(self, user_pk: int, count: int) -> list[PostItem]: ...
+    def user_posts(self, user_pk: int, count: int, max_id: str | None = None) -> tuple[list[PostItem], str | None]:
+        """One page of a user's own feed (pinned posts first on the first page) and the ``max_id`` of the next
+        (None: no more)."""
+        ...
+
     def timeline_page(self, max_id: str | None) -> tuple[list[PostItem], str | None]:
         """One page of the home feed (``feed/timeline/``): its organic posts (ads, suggested users, end-of-feed
         markers and other non-post entries left out, not counted as malformed) and the ``max_id`` of the next
@@ -240,7 +245,16 @@ def parse_post(item: Any, feed_pk: int) -> PostItem:
         raise Malformed(f"unknown media_type {_short(raw_type)}")
     media_type = "reel" if raw_type == 2 and item.get("product_type") == "clips" else MEDIA_TYPES[raw_type]
     taken_at, liked = _timestamp(item.get("taken_at")), item.get("has_liked") is True
-    return PostItem(pk, owner, taken_at, media_type, liked, _coauthors(item.get("coauthor_producers"), owner))
+    coauthors = _coauthors(item.get("coauthor_producers"), owner)
+    return PostItem(pk, owner, taken_at, media_type, liked, coauthors, _pinned(item, feed_pk))
+
+
+def _pinned(item: dict[str, Any], feed_pk: int) -> bool:
+    """Pinned to the top of ``feed_pk``'s feed (``timeline_pinned_user_ids``; garbage there reads as not pinned)."""
+    pinned = item.get("timeline_pinned_user_ids")
+    if not isinstance(pinned, list):
+        return False
+    return any(str(pk) == str(feed_pk) for pk in pinned if isinstance(pk, int | str) and not isinstance(pk, bool))
 
 
 def _coauthors(raw: Any, author: int) -> tuple[int, ...]:
@@ -432,12 +446,22 @@ def parse_user_info(raw: Any, username: str) -> UserRef:
     return UserRef(pk, name, following if isinstance(following, bool) else None)
 
 
-def parse_user_feed(raw: Any, user_pk: int) -> tuple[list[PostItem], int]:
-    """``feed/user/{pk}/``: the newest posts (pinned ones first, whatever their age)."""
-    items = _object(raw, "user_posts").get("items")
+def parse_user_feed(raw: Any, user_pk: int) -> tuple[list[PostItem], str | None, int]:
+    """``feed/user/{pk}/``: the newest posts (pinned ones first, whatever their age), the ``max_id`` of the next
+    page (None: no more, or an unusable cursor, counted as malformed) and how many items were malformed."""
+    answer = _object(raw, "user_posts")
+    items = answer.get("items")
     if not isinstance(items, list):
         raise BadResponse("user_posts: items is not a list")
-    return _items(parse_post, items, user_pk, "user_posts")
+    posts, bad = _items(parse_post, items, user_pk, "user_posts")
+    cursor = None
+    if answer.get("more_available") is not False:
+        try:
+            cursor = _cursor(answer.get("next_max_id"))
+        except Malformed as exc:
+            bad += 1
+            log.warning("malformed_item", extra={"reason": f"user_posts: {exc}"[:200], "user_pk": user_pk})
+    return posts, cursor, bad
 
 
 # What marks a home-feed media as an ad (dilame ``timeline.feed.response.ts``: ``injected``, ``ad_id``, ``ad_action``,
@@ -745,12 +769,14 @@ class Instagrapi:
         raw = self._request("lookup", f"users/{username}/usernameinfo/", target=username)
         return parse_user_info(raw, username)
 
-    def user_posts(self, user_pk: int, count: int) -> list[PostItem]:
-        params = {"count": count, "rank_token": self.client.rank_token, "ranked_content": "true"}
+    def user_posts(self, user_pk: int, count: int, max_id: str | None = None) -> tuple[list[PostItem], str | None]:
+        params: dict[str, Any] = {"count": count, "rank_token": self.client.rank_token, "ranked_content": "true"}
+        if max_id:
+            params["max_id"] = max_id
         raw = self._request("user_posts", f"feed/user/{user_pk}/", params=params, target=str(user_pk))
-        posts, bad = parse_user_feed(raw, user_pk)
+        posts, cursor, bad = parse_user_feed(raw, user_pk)
         self._skipped(bad)
-        return posts
+        return posts, cursor
 
     def timeline_page(self, max_id: str | None) -> tuple[list[PostItem], str | None]:
         """``POST feed/timeline/``, one request: the fields of instagrapi's ``get_timeline_feed`` (its newest capture of

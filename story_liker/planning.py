@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from typing import Protocol, TypeVar
 
-from story_liker.ig import StoryItem
+from story_liker.ig import PostItem, StoryItem
 from story_liker.models import Target
 from story_liker.ratelimit import unit_hash
 
@@ -153,6 +153,20 @@ def plan_post_reads(targets: Sequence[Target], now: datetime, *, recheck: timede
     overdue = sum(1 for t in followed if is_due(t.post_checked_at, now, recheck))
     sweep = others + [t.user_pk for t in followed[: max(share, overdue)] if t.user_pk is not None]
     return PostPlan(timeline_pages > 0 and bool(followed), sweep, skipped)
+
+
+PROFILE_PAGES = 5  # a profile read follows its feed at most this many pages (5 x POST_FEED_COUNT posts)
+
+
+def more_posts_beyond(page: Sequence[PostItem], cursor: str | None, marker: int | None, oldest: datetime) -> bool:
+    """Whether a page of a target's own feed may have cut off posts still to look at: there is a next page and
+    even the oldest post on it that is not pinned (pinned ones come first whatever their age) is newer than the
+    marker and still young enough to like. A busy account with pinned posts fills a first page quickly."""
+    unpinned = [p.taken_at for p in page if not p.pinned]
+    if cursor is None or not unpinned:
+        return False
+    last = min(unpinned)
+    return last.timestamp() > (marker or 0) and last >= oldest
 
 
 def new_marker(

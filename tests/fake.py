@@ -122,9 +122,11 @@ class ScriptedInstagram:
         self._call("like_story", story.pk)
         self.liked.append(story.pk)
 
-    def user_posts(self, user_pk: int, count: int) -> list[PostItem]:
-        self._call("user_posts", user_pk)
-        return list(self.posts.get(user_pk, []))[:count]
+    def user_posts(self, user_pk: int, count: int, max_id: str | None = None) -> tuple[list[PostItem], str | None]:
+        self._call("user_posts", user_pk if max_id is None else (user_pk, max_id))
+        start = int(max_id or 0)
+        feed = self.posts.get(user_pk, [])
+        return list(feed[start : start + count]), str(start + count) if start + count < len(feed) else None
 
     def timeline_page(self, max_id: str | None) -> tuple[list[PostItem], str | None]:
         self._call("timeline_page", max_id)

@@ -193,7 +193,7 @@ def test_requests_sent_counts_every_request_of_a_pass_and_a_login(ig: InstagramD
     stories = a.reels_media([entry.user_pk])[alice.pk]
     a.mark_seen(stories, [NOW])
     a.like_story(stories[0])
-    [post] = a.user_posts(alice.pk, 3)
+    [post], _ = a.user_posts(alice.pk, 3)
     a.like_post(post)
     a.lookup("alice")
     a.following_page(None)
@@ -459,12 +459,26 @@ def test_a_timeline_answer_without_a_list_is_bad_response(ig: InstagramDouble, b
     assert ig.count() == a.requests_sent == 1 and a.malformed == 0
 
 
+def test_a_profile_is_paged_with_max_id_and_its_pinned_posts_are_marked(ig: InstagramDouble) -> None:
+    alice = ig.add_user("alice")
+    now = int(datetime.now(UTC).timestamp())
+    pinned = ig.add_post(alice, taken_at=now - 90 * 86400, pinned=True)
+    newest = [ig.add_post(alice, taken_at=now - n * 3600) for n in range(1, 6)]
+    a = adapter(ig)
+    first, cursor = a.user_posts(alice.pk, 3)
+    assert [p.pk for p in first] == [str(pinned.pk), str(newest[0].pk), str(newest[1].pk)]
+    assert [p.pinned for p in first] == [True, False, False] and cursor is not None
+    second, cursor = a.user_posts(alice.pk, 3, cursor)
+    assert [p.pk for p in second] == [str(p.pk) for p in newest[2:5]] and cursor is None
+    assert ig.count("feed/user/") == 2 and "max_id=" in ig.paths()[-1]
+
+
 def test_collab_posts_in_a_users_feed_carry_their_coauthors(ig: InstagramDouble) -> None:
     alice, bob = ig.add_user("alice"), ig.add_user("bob")
     collab = ig.add_post(bob, coauthors=[alice])
     own = ig.add_post(alice, taken_at=collab.taken_at - 60)
     a = adapter(ig)
-    posts = a.user_posts(alice.pk, 5)
+    posts, _ = a.user_posts(alice.pk, 5)
     assert [(p.pk, p.user_pk, p.coauthors) for p in posts] == [
         (str(collab.pk), bob.pk, (alice.pk,)),
         (str(own.pk), alice.pk, ()),
@@ -750,6 +764,7 @@ def check_post(post: Any) -> None:
     assert isinstance(post.user_pk, int) and not isinstance(post.user_pk, bool) and post.user_pk > 0
     assert _aware(post.taken_at) and isinstance(post.has_liked, bool)
     assert post.media_type in {"photo", "video", "album", "reel"}
+    assert isinstance(post.pinned, bool)
 
 
 def check_ref(ref: Any) -> None:
@@ -780,9 +795,13 @@ def test_the_realistic_answers_parse_as_expected() -> None:
     users, cursor, bad = parse_following(FOLLOWING)
     assert [u.username for u in users] == ["alice", "bob.b_"] and cursor == "200" and bad == 0
     assert parse_user_info(USERNAMEINFO, "Alice") == UserRef(ALICE, "alice", None)
-    posts, bad = parse_user_feed(FEED, ALICE)
+    posts, cursor, bad = parse_user_feed(FEED, ALICE)
     assert [(p.media_type, p.user_pk) for p in posts] == [("album", ALICE), ("reel", ALICE), ("photo", int(BOB))]
     assert [p.coauthors for p in posts] == [(), (), (ALICE,)] and bad == 0
+    assert [p.pinned for p in posts] == [True, False, False] and cursor is None  # more_available false
+    paged = FEED | {"more_available": True, "next_max_id": "3512004000000000030_1"}
+    assert parse_user_feed(paged, ALICE)[1] == "3512004000000000030_1"
+    assert parse_user_feed(FEED | {"more_available": True, "next_max_id": "a b"}, ALICE)[1:] == (None, 1)
     posts, cursor, bad = parse_timeline(TIMELINE)
     assert [(p.pk[-2:], p.user_pk, p.media_type, p.has_liked, p.coauthors) for p in posts] == [
         ("40", ALICE, "photo", True, ()),
@@ -870,10 +889,11 @@ def test_parse_user_info_never_crashes(raw: Any) -> None:
 @given(mutated(FEED))
 def test_parse_user_feed_never_crashes(raw: Any) -> None:
     try:
-        posts, bad = parse_user_feed(raw, ALICE)
+        posts, cursor, bad = parse_user_feed(raw, ALICE)
     except BadResponse:
         return
     check_malformed(bad)
+    assert cursor is None or (isinstance(cursor, str) and cursor.isprintable() and " " not in cursor)
     for post in posts:
         check_post(post)
 

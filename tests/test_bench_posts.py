@@ -38,7 +38,7 @@ def test_a_profile_shows_pinned_posts_then_the_newest_and_nothing_from_the_futur
     world = PostWorld(40, random.Random(3), SIM_START - timedelta(days=3), 6)
     ig = LiveInstagram(clock, world=world)
     for pk in world.names:
-        page = ig.user_posts(pk, 6)
+        page, _ = ig.user_posts(pk, 6)
         pinned = world.pinned.get(pk, [])
         assert page[: len(pinned)] == pinned[:6]
         rest = page[len(pinned) :]

@@ -298,3 +298,56 @@ def test_a_home_feed_showing_only_posts_liked_before_is_nothing_new(h: Harness) 
     h.clock.advance(hours=3)
     again = instagram(h, timeline=[[new, post(BOB, 2, has_liked=True)]])
     assert posts(h, again) is Outcome.NOTHING_NEW and again.liked == []
+
+
+# --- a busy profile: pinned posts on top, more new posts than a page holds -------------------------------
+
+
+def test_a_page_may_hide_more_only_when_even_its_oldest_unpinned_post_is_new_and_young() -> None:
+    oldest = START - timedelta(days=3)
+    pinned = post(ALICE, 9, hours_ago=24 * 300, pinned=True)
+    page = [pinned, post(ALICE, 1, hours_ago=2), post(ALICE, 2, hours_ago=5)]
+    marker = int((START - timedelta(hours=10)).timestamp())
+    assert planning.more_posts_beyond(page, "next", marker, oldest)
+    assert not planning.more_posts_beyond(page, None, marker, oldest)  # no next page
+    assert not planning.more_posts_beyond(page, "next", int((START - timedelta(hours=4)).timestamp()), oldest)
+    assert not planning.more_posts_beyond(page, "next", None, START - timedelta(hours=3))  # the rest is too old
+    assert not planning.more_posts_beyond([pinned], "next", marker, oldest)
+
+
+def test_pinned_posts_and_a_busy_day_do_not_push_a_new_post_off_the_page(h: Harness) -> None:
+    """Three pinned posts and four new ones, six to a page: the pass scrolls to the second page, likes all four
+    and the marker passes them (before, the fourth was never seen and the marker skipped it for good)."""
+    h.overrides |= {"target_accounts": "alice", "post_feed_count": 6}
+    pinned = [post(ALICE, 90 + n, hours_ago=24 * (100 + n), pinned=True) for n in range(3)]
+    new = [post(ALICE, n, hours_ago=1 + n) for n in range(4)]
+    ig = ScriptedInstagram(h.clock, followed=[UserRef(ALICE, "alice", True)], posts={ALICE: [*pinned, *new]})
+    assert posts(h, ig) is Outcome.OK
+    assert sorted(ig.liked) == sorted(p.pk for p in new)
+    assert [c.arg for c in ig.calls if c.name == "user_posts"] == [ALICE, (ALICE, "6")]
+    [alice] = h.store.targets(ME)
+    assert alice.post_marker == int(new[0].taken_at.timestamp())
+
+
+def test_a_profile_is_scrolled_at_most_profile_pages_deep(h: Harness) -> None:
+    h.overrides |= {"target_accounts": "alice", "post_feed_count": 2}
+    many = [post(ALICE, n, hours_ago=1 + n) for n in range(20)]
+    ig = ScriptedInstagram(h.clock, followed=[UserRef(ALICE, "alice", True)], posts={ALICE: many})
+    posts(h, ig)
+    assert ig.names().count("user_posts") == planning.PROFILE_PAGES
+    assert len(ig.liked) == 2 * planning.PROFILE_PAGES
+
+
+def test_a_failed_second_page_keeps_the_first_pages_likes_and_the_marker(h: Harness) -> None:
+    h.overrides |= {"target_accounts": "alice", "post_feed_count": 2}
+    many = [post(ALICE, n, hours_ago=1 + n) for n in range(4)]
+    ig = ScriptedInstagram(h.clock, followed=[UserRef(ALICE, "alice", True)], posts={ALICE: many})
+    ig.script["user_posts"] = [None, BadResponse("user_posts: items is not a list")]
+    report = run_posts(h.deps(ig), dry_run=False, max_likes=None)
+    assert report.counts.errors == 1 and sorted(ig.liked) == sorted(p.pk for p in many[:2])
+    [alice] = h.store.targets(ME)
+    assert alice.post_marker is None  # the next read looks again at what this one could not reach
+    h.clock.advance(hours=25)
+    again = ScriptedInstagram(h.clock, followed=[UserRef(ALICE, "alice", True)], posts={ALICE: many})
+    posts(h, again)
+    assert sorted(again.liked) == sorted(p.pk for p in many[2:])

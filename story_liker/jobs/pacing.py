@@ -72,8 +72,8 @@ class Paced:
     def like_story(self, story: StoryItem) -> None:
         self._send(lambda: self.ig.like_story(story))
 
-    def user_posts(self, user_pk: int, count: int) -> list[PostItem]:
-        return self._send(lambda: self.ig.user_posts(user_pk, count))
+    def user_posts(self, user_pk: int, count: int, max_id: str | None = None) -> tuple[list[PostItem], str | None]:
+        return self._send(lambda: self.ig.user_posts(user_pk, count, max_id))
 
     def timeline_page(self, max_id: str | None) -> tuple[list[PostItem], str | None]:
         return self._send(lambda: self.ig.timeline_page(max_id))

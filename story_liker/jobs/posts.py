@@ -125,7 +125,7 @@ def _sweep(
                 deps.pause(settings.target_delay_min_seconds, settings.target_delay_max_seconds)
             deps.progress.advance(target.username)
             try:
-                posts = ig.user_posts(pk, settings.post_feed_count)
+                posts, complete = _read_profile(deps, ig, target)
             except TargetUnavailable as exc:  # a normal state, not an error: looked at again in a day
                 unavailable = "private" if exc.reason == "private" else "not_found"
                 log.info("target_unavailable", extra={"target": target.username, "reason": unavailable})
@@ -144,10 +144,37 @@ def _sweep(
             new = [p for p in posts if _is_new(p, target)]
             for post in new:
                 found.setdefault(post.pk, Found(post, target, "profile"))
-            swept.append((target, new))
+            if complete:  # else its marker stays: the next read looks again at what this one could not reach
+                swept.append((target, new))
     finally:
         deps.progress.stop()
     return swept
+
+
+def _read_profile(deps: Deps, ig: Instagram, target: Target) -> tuple[list[PostItem], bool]:
+    """A target's own feed, the first page and, while that may have cut off new posts (a busy account, pinned
+    posts on top), the next ones, at most PROFILE_PAGES, scrolled like a person. Returns the posts and whether
+    everything new was reached (a failed later page keeps what came before it)."""
+    settings = deps.settings
+    assert target.user_pk is not None
+    oldest = deps.clock() - timedelta(days=settings.post_max_age_days)
+    posts, cursor = ig.user_posts(target.user_pk, settings.post_feed_count)
+    page = posts
+    for _ in range(planning.PROFILE_PAGES - 1):
+        if not planning.more_posts_beyond(page, cursor, target.post_marker, oldest):
+            return posts, True
+        deps.pause(settings.action_delay_min_seconds, settings.action_delay_max_seconds)
+        try:
+            page, cursor = ig.user_posts(target.user_pk, settings.post_feed_count, cursor)
+        except BadResponse as exc:
+            deps.counts.errors += 1
+            log.warning("target_skipped", extra={"target": target.username, "reason": exc.message, "page": "next"})
+            return posts, False
+        posts = posts + [p for p in page if p.pk not in {q.pk for q in posts}]
+    reached = not planning.more_posts_beyond(page, cursor, target.post_marker, oldest)
+    if not reached:
+        log.info("posts_beyond_pages", extra={"target": target.username, "pages": planning.PROFILE_PAGES})
+    return posts, True
 
 
 def _todo(deps: Deps, new: list[PostItem], oldest: datetime, dry_run: bool) -> list[PostItem]:

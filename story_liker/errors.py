@@ -111,11 +111,8 @@ class PasswordRejected(NeedsHuman):
 
 
 def is_password_rejected(exc: StoryLikerError) -> bool:
-    """PasswordRejected, or the NeedsHuman ig.py makes of BadPassword ("login failed: BadPassword") as long as
-    it does not raise PasswordRejected itself."""
-    return isinstance(exc, PasswordRejected) or (
-        isinstance(exc, NeedsHuman) and exc.message == "login failed: BadPassword"
-    )
+    """Instagram said the password is wrong (the adapter raises PasswordRejected for instagrapi's BadPassword)."""
+    return isinstance(exc, PasswordRejected)
 
 
 class SessionExpired(StoryLikerError):

@@ -24,6 +24,7 @@ from story_liker.errors import (
     BadResponse,
     NeedsHuman,
     NetworkError,
+    PasswordRejected,
     SessionExpired,
     TargetUnavailable,
     Throttled,
@@ -697,8 +698,9 @@ class Instagrapi:
             raise NetworkError(f"Instagram unreachable ({type(exc).__name__} on {what})") from None
         except ex.ClientJSONDecodeError:
             raise BadResponse(f"malformed JSON from {what}") from None
+        except ex.BadPassword:
+            raise PasswordRejected("login failed: BadPassword") from None
         except (
-            ex.BadPassword,
             ex.BadCredentials,
             ex.ReloginAttemptExceeded,
             ex.ProxyAddressIsBlocked,

@@ -1019,3 +1019,12 @@ def test_non_finite_huge_and_wrong_numbers_on_the_wire_are_malformed_items(value
     reels = json.dumps(REELS).replace(f'"taken_at": {NOW - 120},', f'"taken_at": {value},', 1)
     found, bad = parse_reels(json.loads(reels))
     assert bad == 1 and [s.pk for s in found[ALICE]] == ["3512004000000000018"]
+
+
+def test_a_wrong_password_is_password_rejected_and_still_needs_a_human(ig: InstagramDouble) -> None:
+    from story_liker.errors import NeedsHuman, PasswordRejected
+
+    a = adapter(ig, logged_in=False, password="not-the-password")
+    with pytest.raises(PasswordRejected, match="BadPassword") as caught:
+        a.relogin()
+    assert isinstance(caught.value, NeedsHuman) and caught.value.exit_code == 77

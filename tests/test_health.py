@@ -103,7 +103,7 @@ def test_only_bad_password_is_a_rejected_password() -> None:
     from story_liker.errors import NeedsHuman, NetworkError, PasswordRejected, is_password_rejected
 
     assert is_password_rejected(PasswordRejected("login failed: BadPassword"))
-    assert is_password_rejected(NeedsHuman("login failed: BadPassword"))  # as ig.py reports it today
+    assert not is_password_rejected(NeedsHuman("login failed: BadPassword"))  # the class counts, never a message
     for other in ("login failed: BadCredentials", "login failed: ProxyAddressIsBlocked", "Instagram wants a human"):
         assert not is_password_rejected(NeedsHuman(other))
     assert not is_password_rejected(NetworkError("login failed: BadPassword"))

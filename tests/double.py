@@ -379,6 +379,7 @@ class _Rule:
     status: int = 200
     body: bytes = b""
     seconds: float = 0.0
+    release: threading.Event | None = None  # "delay" until this is set (at most ``seconds``)
 
 
 @dataclass
@@ -549,6 +550,10 @@ class InstagramDouble:
         if server is None:
             return
         self._stop.set()  # wakes handlers sleeping in delay()
+        with self._lock:
+            for rule in self._rules:
+                if rule.release is not None:
+                    rule.release.set()  # and those held by hold()
         server.shutdown()
         with self._lock:
             conns = list(self._conns)
@@ -811,6 +816,13 @@ class InstagramDouble:
         """Sleep ``seconds`` before answering matching requests (forever unless ``times``)."""
         self._add_rule(_Rule(path_contains, "delay", times, seconds=seconds))
 
+    def hold(self, path_contains: str, *, times: int | None = 1, timeout: float = 120) -> threading.Event:
+        """Hold matching requests unanswered until the returned event is set (at most ``timeout`` seconds, then
+        the connection is closed unanswered): a stall that ends when the test says so, not after a guess."""
+        release = threading.Event()
+        self._add_rule(_Rule(path_contains, "delay", times, seconds=timeout, release=release))
+        return release
+
     def raw(self, path_contains: str, text: str, *, status: int = 200, times: int | None = 1) -> None:
         """Answer matching requests with this raw body (``application/json`` content type)."""
         self._add_rule(_Rule(path_contains, "raw", times, 0, status, text.encode()))
@@ -877,7 +889,12 @@ class InstagramDouble:
             self.requests.append(rec)
             delay = self._take_rule(target, ("delay",))
             action = self._take_rule(target, ("fail", "raw", "reset", "short"))
-        if delay is not None and self._stop.wait(delay.seconds):
+        if delay is not None and delay.release is not None:
+            released = delay.release.wait(delay.seconds)
+            if self._stop.is_set() or not released:
+                handler.close_connection = True
+                return
+        elif delay is not None and self._stop.wait(delay.seconds):
             handler.close_connection = True
             return
         if action is not None and action.kind == "reset":

@@ -303,6 +303,20 @@ def test_delay_with_default_timeout_raises_requests_timeout(ig: InstagramDouble,
     assert ig.count("current_user") == 1  # it reached the double, which was still delaying its answer
 
 
+def test_hold_keeps_a_request_unanswered_until_released(ig: InstagramDouble, client: Client) -> None:
+    release = ig.hold("current_user")
+    answered = threading.Event()
+    worker = threading.Thread(target=lambda: (client.account_info(), answered.set()))
+    worker.start()
+    deadline = time.monotonic() + 30
+    while ig.count("current_user") < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert ig.count("current_user") == 1 and not answered.wait(0.5)  # reached the double, still unanswered
+    release.set()
+    worker.join(30)
+    assert answered.is_set()
+
+
 def test_unknown_endpoint_is_404_and_recorded(ig: InstagramDouble, client: Client) -> None:
     with pytest.raises(ClientNotFoundError):
         client.private_request("direct_v2/inbox/")

@@ -27,15 +27,18 @@ def test_a_run_whose_lease_ran_out_during_a_stalled_like_stops_and_the_next_run_
     ig: Any, env: dict[str, str], tmp_path: Path
 ) -> None:
     follow_with_stories(ig, ["alice", "bob"], per_user=4, liked=0)
-    env |= {"TARGET_ACCOUNTS": "alice,bob", "LOCK_TTL_SECONDS": "5", "HTTP_TIMEOUT_SECONDS": "30"}
+    env |= {"TARGET_ACCOUNTS": "alice,bob", "LOCK_TTL_SECONDS": "5", "HTTP_TIMEOUT_SECONDS": "150"}
     login(ig, env, tmp_path)
-    ig.delay("send_story_like", 8, times=1)  # the first like stalls 8 s: longer than the 5 s lease
+    # the first like stalls, longer than the 5 s lease: unanswered until the second run is done, however long
+    # a loaded machine takes to start it (a fixed stall raced the second run's start-up)
+    release = ig.hold("send_story_like", times=1, timeout=120)
 
     stalled = start(["run-stories"], env, tmp_path)
     wait_for(lambda: ig.count("send_story_like") >= 1)
     time.sleep(6)  # the stalled run's lease (renewed just before its like) has expired by now
     second = run_cli("run-stories", env=env, cwd=tmp_path)
     assert second.code == 0, second.output
+    release.set()
     first = finish(stalled)
 
     assert first.code == 75, first.output

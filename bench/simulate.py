@@ -981,7 +981,7 @@ def posts_week(targets: int, every_hours: int, *, workdir: Path, seed: int) -> P
     ]
     reads: dict[int, list[datetime]] = {pk: [] for pk in world.names}
     for c in ig.calls:
-        if c.name == "user_posts":
+        if c.name == "user_posts" and not isinstance(c.arg, tuple):  # a first page (a tuple: a later one)
             reads[int(c.arg)].append(c.at)
     unread = max(
         max(b - a for a, b in zip([first_start, *times], [*times, end], strict=True)) for times in reads.values()

@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
+# The suite on every core (pytest-xdist); `make test PARALLEL=` runs it in one process.
+PARALLEL ?= -n auto --dist loadgroup
 
 .PHONY: install run test test-pg check format bench demo clean
 
@@ -20,14 +22,14 @@ run: $(STAMP)
 
 ## Install and run the whole test suite (no Instagram account, no network, no database server needed).
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PARALLEL)
 
 ## The same suite, with the store, lock and end-to-end cases also on PostgreSQL.
 ## Only those: make test-pg PYTEST_ARGS="-m postgres" (what CI runs). Selecting no test at all fails.
 test-pg: $(STAMP)
 	@export TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test}; \
-	echo "TEST_DATABASE_URL=$$TEST_DATABASE_URL $(BIN)/python -m pytest $(PYTEST_ARGS)"; \
-	rc=0; $(BIN)/python -m pytest $(PYTEST_ARGS) || rc=$$?; \
+	echo "TEST_DATABASE_URL=$$TEST_DATABASE_URL $(BIN)/python -m pytest $(PARALLEL) $(PYTEST_ARGS)"; \
+	rc=0; $(BIN)/python -m pytest $(PARALLEL) $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then \
 		echo "make test-pg: pytest selected no test ($(PYTEST_ARGS)): the PostgreSQL cases are gone" \
 			"(is the postgres marker still on them?)" >&2; \

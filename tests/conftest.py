@@ -35,6 +35,14 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test`: -n auto --dist loadgroup) the tests sharing the module's nested systemd
+    run on one worker, so it boots once; the others spread over the workers."""
+    for item in items:
+        if "nested_systemd" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("nested_systemd"))
+
+
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test sees the developer's environment or .env: every setting comes from the test."""

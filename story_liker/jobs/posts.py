@@ -50,10 +50,8 @@ def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, likes:
         if plan.timeline:
             _timeline(deps, ig, by_pk, found)
         swept = _sweep(deps, ig, plan.sweep, by_pk, found, updates)
-        via = {"timeline": 0, "profile": 0}
-        for item in found.values():
-            via[item.via] += 1
-        log.info("posts_found", extra={"new": len(found), "from_timeline": via["timeline"], "profiles": len(swept)})
+        from_timeline = sum(f.via == "timeline" for f in found.values())
+        log.info("posts_found", extra={"new": len(found), "from_timeline": from_timeline, "profiles": len(swept)})
         todo = _todo(deps, [f.post for f in found.values()], now - timedelta(days=settings.post_max_age_days), dry_run)
         chosen = planning.fair_share(
             todo, allowed, store.last_post_likes(settings.account()) if allowed < len(todo) else None
@@ -158,11 +156,12 @@ def _read_profile(deps: Deps, ig: Instagram, target: Target) -> tuple[list[PostI
     settings = deps.settings
     assert target.user_pk is not None
     oldest = deps.clock() - timedelta(days=settings.post_max_age_days)
-    posts, cursor = ig.user_posts(target.user_pk, settings.post_feed_count)
-    page = posts
-    for _ in range(planning.PROFILE_PAGES - 1):
-        if not planning.more_posts_beyond(page, cursor, target.post_marker, oldest):
-            return posts, True
+    page, cursor = ig.user_posts(target.user_pk, settings.post_feed_count)
+    posts, pages = list(page), 1
+    while planning.more_posts_beyond(page, cursor, target.post_marker, oldest):
+        if pages == planning.PROFILE_PAGES:  # the marker passes the rest: a feed is not read deeper every pass
+            log.info("posts_beyond_pages", extra={"target": target.username, "pages": pages})
+            break
         deps.pause(settings.action_delay_min_seconds, settings.action_delay_max_seconds)
         try:
             page, cursor = ig.user_posts(target.user_pk, settings.post_feed_count, cursor)
@@ -170,10 +169,9 @@ def _read_profile(deps: Deps, ig: Instagram, target: Target) -> tuple[list[PostI
             deps.counts.errors += 1
             log.warning("target_skipped", extra={"target": target.username, "reason": exc.message, "page": "next"})
             return posts, False
-        posts = posts + [p for p in page if p.pk not in {q.pk for q in posts}]
-    reached = not planning.more_posts_beyond(page, cursor, target.post_marker, oldest)
-    if not reached:
-        log.info("posts_beyond_pages", extra={"target": target.username, "pages": planning.PROFILE_PAGES})
+        pages += 1
+        seen = {p.pk for p in posts}
+        posts += [p for p in page if p.pk not in seen]
     return posts, True
 
 

@@ -14,7 +14,7 @@ from story_liker.errors import BadResponse, TargetUnavailable
 from story_liker.ig import Instagram, PostItem
 from story_liker.jobs.deps import Deps, Outcome, Report
 from story_liker.jobs.likes import Likes, like_pass
-from story_liker.jobs.targets import resolve_targets
+from story_liker.jobs.targets import resolve_targets, unavailable
 from story_liker.models import Target
 from story_liker.store import POST_LIKE, liked_posts
 
@@ -125,12 +125,7 @@ def _sweep(
             try:
                 posts, complete = _read_profile(deps, ig, target)
             except TargetUnavailable as exc:  # a normal state, not an error: looked at again in a day
-                unavailable = "private" if exc.reason == "private" else "not_found"
-                log.info("target_unavailable", extra={"target": target.username, "reason": unavailable})
-                updates[target.id] = {
-                    "post_checked_at": now, "unavailable": unavailable,
-                    "last_error": exc.message[:200], "last_error_at": now,
-                }  # fmt: skip
+                updates[target.id] = {"post_checked_at": now} | unavailable(target, exc, now)
                 continue
             except BadResponse as exc:
                 counts.errors += 1

@@ -11,7 +11,7 @@ from story_liker.errors import BadResponse, TargetUnavailable
 from story_liker.ig import Instagram, StoryItem, TrayEntry, UserRef
 from story_liker.jobs.deps import Counts, Deps, Outcome, Report
 from story_liker.jobs.likes import Likes, like_pass
-from story_liker.jobs.targets import adopt_from_tray, resolve_targets
+from story_liker.jobs.targets import adopt_from_tray, resolve_targets, unavailable
 from story_liker.models import Target
 from story_liker.store import STORY_LIKE, liked_stories
 
@@ -130,9 +130,7 @@ def _read(
         try:
             reels[pk] = ig.user_stories(pk)
         except TargetUnavailable as exc:  # a normal state, not an error: looked at again in a day
-            unavailable = "private" if exc.reason == "private" else "not_found"
-            log.info("target_unavailable", extra={"target": target.username, "reason": unavailable, "recheck": "daily"})
-            updates[target.id] = {"unavailable": unavailable, "last_error": exc.message[:200], "last_error_at": now}
+            updates[target.id] = unavailable(target, exc, now)
             continue
         except BadResponse as exc:
             counts.errors += 1

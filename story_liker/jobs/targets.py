@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from story_liker.errors import BadResponse, TargetUnavailable
@@ -97,6 +97,14 @@ def resolve_targets(
             target.user_pk = values.get("user_pk", target.user_pk)
             target.followed = values.get("followed", target.followed)
     deps.store.update_targets(updates)
+
+
+def unavailable(target: Target, exc: TargetUnavailable, now: datetime) -> dict[str, Any]:
+    """A target Instagram says is private-not-followed or missing: a normal state, not an error, logged and
+    returned as the target's values (planning.unavailable_skip leaves it alone for a day)."""
+    state = "private" if exc.reason == "private" else "not_found"
+    log.info("target_unavailable", extra={"target": target.username, "reason": state, "recheck": "daily"})
+    return {"unavailable": state, "last_error": exc.message[:200], "last_error_at": now}
 
 
 def adopt_from_tray(deps: Deps, tray: Sequence[TrayEntry]) -> list[Target]:

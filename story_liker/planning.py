@@ -147,8 +147,7 @@ def plan_post_reads(targets: Sequence[Target], now: datetime, *, recheck: timede
             others.append(target.user_pk)
     never = now - timedelta(days=36500)
     followed.sort(key=lambda t: (t.post_checked_at or never, t.id or 0))
-    last = max((t.post_checked_at for t in targets if t.post_checked_at is not None), default=None)
-    gap = timedelta(0) if last is None or last >= now else now - last
+    gap = since_last_pass([t.post_checked_at for t in targets], now)
     share = len(followed) if gap >= recheck else math.ceil(len(followed) * (gap / recheck))
     overdue = sum(1 for t in followed if is_due(t.post_checked_at, now, recheck))
     sweep = others + [t.user_pk for t in followed[: max(share, overdue)] if t.user_pk is not None]
@@ -288,7 +287,11 @@ def pass_horizon(targets: Sequence[Target], now: datetime, recheck: timedelta) -
     """How long until the next pass, guessed from the last one (the newest check time of any target: every
     pass checks at least the tray's targets), with a quarter more for the scheduler's random delay. A target
     that would be overdue by then is checked now, so the recheck interval holds between passes too."""
-    last = max((t.story_checked_at for t in targets if t.story_checked_at is not None), default=None)
-    if last is None or last >= now:
-        return timedelta(0)
-    return min((now - last) * 1.25, recheck)
+    return min(since_last_pass([t.story_checked_at for t in targets], now) * 1.25, recheck)
+
+
+def since_last_pass(checked: Sequence[datetime | None], now: datetime) -> timedelta:
+    """The time since the last pass, read off the targets' check times (every pass checks some): the newest
+    one; zero when none was checked yet (or the clock went back)."""
+    last = max((at for at in checked if at is not None), default=None)
+    return timedelta(0) if last is None or last >= now else now - last

@@ -36,6 +36,7 @@ from bench.common import (
     populate,
     probe_command,
     run_measured,
+    table,
 )
 
 if TYPE_CHECKING:
@@ -308,18 +309,6 @@ def help_cold_start(runs: int = 9) -> list[float]:
 
 
 # --- report -----------------------------------------------------------------------------------------------
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[object]], align: str) -> str:
-    """A plain text table; ``align`` has one "l" or "r" per column."""
-    cells = [list(headers), *[["" if c is None else str(c) for c in row] for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-
-    def line(row: Sequence[str]) -> str:
-        parts = [c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(row, widths, align, strict=True)]
-        return ("  " + "  ".join(parts)).rstrip()
-
-    return "\n".join([line(cells[0]), line(["-" * w for w in widths]), *(line(row) for row in cells[1:])])
 
 
 def _ratio(value: float | None) -> str:

@@ -241,3 +241,15 @@ def breakdown(double: InstagramDouble) -> dict[str, int]:
     """Requests the double received since the last reset, by kind, most frequent first."""
     paths = [line.split(" ", 1)[-1].split("?", 1)[0] for line in double.paths()]
     return dict(Counter(kind_of(path) for path in paths).most_common())
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]], align: str) -> str:
+    """A plain text table; ``align`` has one "l" or "r" per column."""
+    cells = [list(headers), *[["" if c is None else str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+
+    def line(row: Sequence[str]) -> str:
+        parts = [c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(row, widths, align, strict=True)]
+        return ("  " + "  ".join(parts)).rstrip()
+
+    return "\n".join([line(cells[0]), line(["-" * w for w in widths]), *(line(row) for row in cells[1:])])

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 from unittest import mock
 
 import bench.common  # noqa: F401  # puts the repository root on sys.path, for tests.fake
+from bench.common import table
 from story_liker import planning, ratelimit
 from story_liker.db import make_engine, migrate
 from story_liker.errors import StoryLikerError, Throttled, ThrottleKind
@@ -228,18 +229,6 @@ def one_pass(h: Harness, ig: ScriptedInstagram, rng: random.Random, run: Runner 
 def start_at(h: Harness, rng: random.Random, hour: datetime) -> None:
     """The timer fires at the hour plus a random delay; a pass still running delays the next one."""
     h.clock.now = max(h.clock.now, hour + timedelta(seconds=rng.uniform(0, SCHEDULE_DELAY)))
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[object]], align: str) -> str:
-    """A plain text table, as bench/__main__.py prints them; ``align`` has one "l" or "r" per column."""
-    cells = [list(headers), *[["" if c is None else str(c) for c in row] for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-
-    def line(row: Sequence[str]) -> str:
-        parts = [c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(row, widths, align, strict=True)]
-        return ("  " + "  ".join(parts)).rstrip()
-
-    return "\n".join([line(cells[0]), line(["-" * w for w in widths]), *(line(row) for row in cells[1:])])
 
 
 # --- 1. the like planner over a week (issue #11) ----------------------------------------------------------

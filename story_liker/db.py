@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -125,23 +125,13 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
             raise _read_only(path, _why_not_writable(path))  # every command that writes, before it starts
         _prepare_sqlite_file(parsed.database)
         engine = sa.create_engine(url, connect_args={"timeout": 10})
-
-        @sa.event.listens_for(engine, "connect")
-        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=10000")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-
-        @sa.event.listens_for(engine, "begin")
-        def _begin(connection: sa.Connection) -> None:
-            # Take the write lock up front: a deferred transaction that later writes fails with
-            # SQLITE_BUSY at once when another process wrote in between, busy_timeout or not.
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-
+        # BEGIN IMMEDIATE takes the write lock up front: a deferred transaction that later writes fails with
+        # SQLITE_BUSY at once when another process wrote in between, busy_timeout or not.
+        _sqlite_connections(
+            engine,
+            ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=10000", "foreign_keys=ON"),
+            begin="BEGIN IMMEDIATE",
+        )
         return engine
     connect_args: dict[str, Any] = {"connect_timeout": 5}
     if read_only:  # added to the URL's own options (a search_path, say), which connect_args would replace
@@ -177,21 +167,27 @@ def _read_only_sqlite(url: str, path: Path) -> Engine:
             )
 
     engine = sa.create_engine(url, creator=connect)
+    # a plain BEGIN: a read transaction, one consistent snapshot, no write lock
+    _sqlite_connections(engine, ("query_only=ON", "busy_timeout=10000"), begin="BEGIN")
+    _READ_ONLY_ENGINES.add(engine)
+    return engine
+
+
+def _sqlite_connections(engine: Engine, pragmas: Sequence[str], *, begin: str) -> None:
+    """Every new SQLite connection of ``engine`` gets ``pragmas``; every transaction starts with ``begin``
+    (pysqlite's own implicit transactions are turned off: we issue BEGIN ourselves)."""
 
     @sa.event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
+        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA query_only=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        for pragma in pragmas:
+            cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")
     def _begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN")  # a read transaction: one consistent snapshot, no write lock
-
-    _READ_ONLY_ENGINES.add(engine)
-    return engine
+        connection.exec_driver_sql(begin)
 
 
 def _prepare_sqlite_file(database: str | None) -> None:

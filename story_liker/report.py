@@ -109,14 +109,18 @@ def status_data(deps: Deps) -> dict[str, Any]:
     }
 
 
+# The sweep reads a profile about every POST_RECHECK_HOURS, give or take a pass: a quarter more is late.
+POSTS_LATE = 1.25
+
+
 def _target(
     t: Target, last_liked: datetime | None, post_liked: datetime | None, settings: Settings, now: datetime
 ) -> dict[str, Any]:
     """One target's coverage: when it was last checked and liked, and why it is not checked when it is not."""
     why = "unresolved" if t.user_pk is None else planning.unavailable_skip(t, now)
     overdue = t.enabled and why is None and planning.is_due(t.story_checked_at, now, settings.story_recheck)
-    # the sweep reads a profile about every POST_RECHECK_HOURS, give or take a pass: a quarter more is late
-    posts_overdue = t.enabled and why is None and planning.is_due(t.post_checked_at, now, settings.post_recheck * 1.25)
+    late = settings.post_recheck * POSTS_LATE
+    posts_overdue = t.enabled and why is None and planning.is_due(t.post_checked_at, now, late)
     return {
         "username": t.username,
         "enabled": t.enabled,
@@ -165,7 +169,7 @@ def _problems(data: dict[str, Any]) -> list[str]:
         found.append(f"{overdue} target(s) not checked for stories within {data['story_recheck_hours']:g} h (or never)")
     late = sum(t["posts_overdue"] for t in data["targets"])
     if late and data["posts_in_use"]:
-        hours = data["post_recheck_hours"] * 1.25
+        hours = data["post_recheck_hours"] * POSTS_LATE
         found.append(f"{late} target(s) whose posts were not read within {hours:g} h (or never)")
     return found
 

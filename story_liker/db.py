@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine, make_url
 from story_liker.errors import ConfigError, DatabaseReadOnly, DatabaseUnavailable, SchemaOutdated
 
 # The Alembic head this code needs; tests assert it matches migrations/versions.
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 MIGRATIONS = Path(__file__).with_name("migrations")
 READ_ONLY_COMMANDS = "status, report, history, accounts list and doctor"  # the commands that never write
 _NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)

@@ -40,6 +40,8 @@ def _bigint(*, nullable: bool = True) -> Any:
 class Account(SQLModel, table=True):
     """Our own Instagram account: its stored session and the flags that stop runs."""
 
+    __table_args__ = (sa.Index("ux_account_user_pk", "user_pk", unique=True),)  # one row per Instagram user
+
     username: str = Field(primary_key=True, max_length=30)
     user_pk: int | None = _bigint()
     settings: str | None = Field(default=None, sa_type=sa.Text)  # instagrapi settings JSON (maybe encrypted)
@@ -56,6 +58,7 @@ class Account(SQLModel, table=True):
     login_failures: int = 0  # failed password logins in a row (health.login_gate)
     login_attempt_at: datetime | None = _time()
     warmup_started_at: datetime | None = _time()  # a new device's limits rise from WARMUP_START_PERCENT
+    auto_login_at: datetime | None = _time()  # the last unattended password login (health.login_gate's bound)
 
 
 class Target(SQLModel, table=True):
@@ -78,6 +81,8 @@ class Target(SQLModel, table=True):
     last_error: str | None = None
     last_error_at: datetime | None = _time()
     unavailable: str | None = Field(default=None, max_length=20)  # "private" (not followed) or "not_found"
+    failures: int = 0  # lookups or reads that failed in a row (planning.retry_due backs off)
+    current_name: str | None = Field(default=None, max_length=30)  # the name Instagram shows now, after a rename
 
 
 class Story(SQLModel, table=True):

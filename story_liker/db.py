@@ -138,7 +138,8 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
         given = parsed.query.get("options")
         given = " ".join(given) if isinstance(given, tuple) else given
         connect_args["options"] = f"{given or ''} -c default_transaction_read_only=on".strip()
-    engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=False)
+    # pre-ping: a pooled connection the server dropped meanwhile (a restart, a failover) is replaced at checkout
+    engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
     if read_only:
         _READ_ONLY_ENGINES.add(engine)
     return engine

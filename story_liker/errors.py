@@ -81,7 +81,14 @@ class CoolingDown(TryLater):
 
 
 class NetworkError(TryLater):
-    """Instagram could not be reached (connection refused, reset, timeout, 5xx)."""
+    """Instagram could not be reached (connection refused, reset, timeout, 5xx).
+
+    ``answered``: Instagram answered (a 5xx), so it did not act on the request. Otherwise (a timeout, a connection
+    dropped before the answer) a write may have landed: a like sent that way is never sent again blindly."""
+
+    def __init__(self, message: str, *, answered: bool = False) -> None:
+        super().__init__(message)
+        self.answered = answered
 
 
 class ThrottleKind(StrEnum):
@@ -136,6 +143,11 @@ class BadResponse(StoryLikerError):
     """
 
     exit_code = TRY_LATER
+
+
+class Gone(BadResponse):
+    """The story or post a like was meant for is no longer there (a story that expired since it was read, a deleted
+    post: instagrapi's MediaUnavailable). Not a refusal of the account: recorded as handled, the pass goes on."""
 
 
 class Interrupted(StoryLikerError):

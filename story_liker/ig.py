@@ -18,10 +18,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from story_liker.errors import (
     BadResponse,
+    Gone,
     NeedsHuman,
     NetworkError,
     PasswordRejected,
@@ -48,7 +49,7 @@ class StoryItem:
     pk: str
     user_pk: int
     taken_at: datetime
-    has_liked: bool
+    has_liked: bool | None  # None: the answer did not say (only an explicit false proves a lost like did not land)
 
     @property
     def id(self) -> str:
@@ -61,7 +62,7 @@ class PostItem:
     user_pk: int
     taken_at: datetime
     media_type: str  # photo, video, album or reel
-    has_liked: bool
+    has_liked: bool | None  # None: the answer did not say
     coauthors: tuple[int, ...] = ()  # a collab post's other authors (``coauthor_producers``), by user pk
     pinned: bool = False  # pinned to the top of the feed it was read from (whatever its age)
 
@@ -223,6 +224,12 @@ def _media_ids(item: dict[str, Any], owner: int) -> str:
     return pk
 
 
+def _has_liked(item: dict[str, Any]) -> bool | None:
+    """``has_liked`` as Instagram said it; anything but a JSON boolean is "not said" (None), never "not liked"."""
+    value = item.get("has_liked")
+    return value if isinstance(value, bool) else None
+
+
 def parse_story(item: Any, reel_pk: int) -> StoryItem:
     """One story item of the reel of ``reel_pk``; an item of anybody else is malformed, never the reel's."""
     if not isinstance(item, dict):
@@ -231,7 +238,7 @@ def parse_story(item: Any, reel_pk: int) -> StoryItem:
     if owner is not None and owner != reel_pk:
         raise Malformed("story item of another user than its reel")
     pk = _media_ids(item, reel_pk)
-    return StoryItem(pk, reel_pk, _timestamp(item.get("taken_at")), item.get("has_liked") is True)
+    return StoryItem(pk, reel_pk, _timestamp(item.get("taken_at")), _has_liked(item))
 
 
 def parse_post(item: Any, feed_pk: int) -> PostItem:
@@ -245,7 +252,7 @@ def parse_post(item: Any, feed_pk: int) -> PostItem:
     if not isinstance(raw_type, int) or isinstance(raw_type, bool) or raw_type not in MEDIA_TYPES:
         raise Malformed(f"unknown media_type {_short(raw_type)}")
     media_type = "reel" if raw_type == 2 and item.get("product_type") == "clips" else MEDIA_TYPES[raw_type]
-    taken_at, liked = _timestamp(item.get("taken_at")), item.get("has_liked") is True
+    taken_at, liked = _timestamp(item.get("taken_at")), _has_liked(item)
     coauthors = _coauthors(item.get("coauthor_producers"), owner)
     return PostItem(pk, owner, taken_at, media_type, liked, coauthors, _pinned(item, feed_pk))
 
@@ -286,7 +293,28 @@ def _items(parse: Callable[[Any, int], Any], raw: Any, owner: int, what: str) ->
         except Malformed as exc:
             bad += 1
             log.warning("malformed_item", extra={"reason": str(exc)[:200], "user_pk": owner})
-    return good, bad
+    return unique(good), bad
+
+
+class _HasPk(Protocol):
+    @property
+    def pk(self) -> str: ...
+
+
+P = TypeVar("P", bound=_HasPk)
+
+
+def unique(items: Sequence[P]) -> list[P]:
+    """The items in order, each pk once (the first): an answer may list one item twice, and one item is one like."""
+    seen: set[str] = set()
+    kept: list[P] = []
+    for item in items:
+        if item.pk not in seen:
+            seen.add(item.pk)
+            kept.append(item)
+    if len(kept) < len(items):
+        log.debug("duplicate_items_dropped", extra={"dropped": len(items) - len(kept)})
+    return kept
 
 
 def _not_a_user_reel(entry: dict[str, Any]) -> str | None:
@@ -581,6 +609,7 @@ def parse_timeline(raw: Any) -> tuple[list[PostItem], str | None, int]:
     if not isinstance(entries, list):
         raise BadResponse("timeline: no feed_items list in the answer")
     posts, past, bad = _feed_entries(entries, top=True)
+    posts = unique(posts)
     cursor = None
     if answer.get("more_available") is not False:
         raw_cursor = answer.get("next_max_id")
@@ -684,6 +713,8 @@ class Instagrapi:
             raise Throttled(
                 f"Instagram throttled us ({type(exc).__name__} on {what})", kind=ThrottleKind.RATE_LIMIT
             ) from None
+        except ex.MediaUnavailable:
+            raise Gone(f"the media of {what} is gone (expired or deleted)") from None
         except (ex.UserNotFound, ex.ClientNotFoundError) as exc:
             if target is None:
                 raise BadResponse(f"{type(exc).__name__} on {what}") from None
@@ -715,7 +746,7 @@ class Instagrapi:
         except ex.ClientError as exc:
             status = getattr(exc, "code", None)
             if isinstance(status, int) and status >= 500:
-                raise NetworkError(f"Instagram answered {status} on {what}") from None
+                raise NetworkError(f"Instagram answered {status} on {what}", answered=True) from None
             raise BadResponse(f"{type(exc).__name__} on {what} (status {status})") from None
         except (KeyError, TypeError, ValueError, AttributeError, AssertionError, RecursionError) as exc:
             # ValueError also covers JSON with integers too long to decode, RecursionError JSON nested too deep.

@@ -115,7 +115,8 @@ class Post(SQLModel, table=True):
 
 
 class Action(SQLModel, table=True):
-    """One like sent, for the sliding-window limits (kept two days)."""
+    """One like sent, for the sliding-window limits (kept two days). Written before the like goes out, so a like
+    Instagram acted on always counts, however its answer ended; a like Instagram surely refused is deleted again."""
 
     __table_args__ = (sa.Index("ix_action_account_kind_at", "account", "kind", "at"),)
 
@@ -123,6 +124,7 @@ class Action(SQLModel, table=True):
     account: str = Field(max_length=30)
     kind: str = Field(max_length=20)  # "story_like" or "post_like"
     at: datetime = _time(nullable=False)
+    item_pk: str | None = Field(default=None, max_length=40)  # the story or post liked (None: rows before 0004)
 
 
 class LimitState(SQLModel, table=True):

@@ -186,6 +186,13 @@ def new_marker(
     return marker
 
 
+def lost_likes(items: Sequence[StoryItem | PostItem], unconfirmed: Collection[str]) -> set[str]:
+    """Of the items whose like was sent but its answer lost (``unconfirmed``: Instagram may have acted), those
+    never to be sent again: Instagram does not say whether they are liked (``has_liked`` missing). One it shows
+    as liked is recorded like any liked elsewhere; one it shows as not liked is liked again (it did not land)."""
+    return {item.pk for item in items if item.pk in unconfirmed and item.has_liked is None}
+
+
 def seen_times(stories: Sequence[StoryItem], now: datetime, rng: random.Random) -> list[int]:
     """When a viewer watching these stories in order saw each: a few seconds apart, rising, the last one now,
     none before its story was taken and none in the future (unix seconds, in the order given)."""

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -19,6 +19,7 @@ from story_liker.models import Account, Action, HealthState, LimitState, Notific
 STORY_LIKE = "story_like"
 POST_LIKE = "post_like"
 _IN_CHUNK = 500  # keeps IN lists well under SQLite's variable limit
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -374,13 +375,58 @@ class Store:
     ) -> int:
         """The likes and their limit rows in one transaction, on a plain connection (the hot path: one like,
         right after Instagram confirmed it)."""
-        with unavailable_as_69(self.engine), self.engine.begin() as connection:
+
+        def write(connection: sa.Connection) -> int:
             inserted = self._insert_ignore(
                 connection, model, [row | {"account": account, "liked_at": now} for row in rows]
             )
             if counted:
                 self._insert_ignore(connection, Action, [{"account": account, "kind": kind, "at": now} for _ in rows])
             return inserted
+
+        return self._write(write)
+
+    def _write(self, work: Callable[[sa.Connection], T]) -> T:
+        """One write transaction, sent once more on a fresh connection when the database dropped ours (a restart,
+        a failover, a killed backend): the pass goes on when the server is back at once. Our own write only,
+        never an Instagram request; a second failure is DatabaseUnavailable (69)."""
+        with unavailable_as_69(self.engine):
+            for attempt in (1, 2):
+                try:
+                    with self.engine.begin() as connection:
+                        return work(connection)
+                except sa.exc.DBAPIError as exc:
+                    if attempt == 2 or not exc.connection_invalidated:
+                        raise
+        raise AssertionError("unreachable")
+
+    def reserve_like(self, account: str, kind: str, item_pk: str, now: datetime) -> int:
+        """Count a like against the limits before it is sent, so one Instagram acted on always counts, however its
+        answer or its recording ends. Returns the row to release (``release_like``) when Instagram surely refused."""
+        table = Action.__table__  # type: ignore[attr-defined]
+        statement = sa.insert(table).returning(table.c.id)
+        row = {"account": account, "kind": kind, "at": now, "item_pk": item_pk}
+        return int(self._write(lambda connection: connection.execute(statement, row).scalar_one()))
+
+    def release_like(self, action_id: int) -> None:
+        """Instagram refused the like (or never got it): it does not count against the limits."""
+        self._write(lambda connection: connection.execute(sa.delete(Action).where(col(Action.id) == action_id)))
+
+    def unconfirmed_likes(self, account: str, kind: str, pks: Sequence[str]) -> set[str]:
+        """Which of ``pks`` had a like sent whose answer was lost (a row in ``action`` that names them): Instagram
+        may have acted on it. The caller subtracts the ones recorded as liked."""
+        found: set[str] = set()
+        with self._tx() as session:
+            for chunk in _chunks(list(pks)):
+                found.update(
+                    str(pk)
+                    for pk in session.exec(
+                        select(Action.item_pk).where(
+                            col(Action.account) == account, col(Action.kind) == kind, col(Action.item_pk).in_(chunk)
+                        )
+                    ).all()
+                )
+        return found
 
     def last_story_likes(self, account: str) -> dict[int, datetime]:
         """When each target (by user pk) last had a story recorded as liked; one grouped query."""

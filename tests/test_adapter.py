@@ -292,7 +292,9 @@ def test_story_of_another_user_inside_a_reel_is_never_liked_as_the_owners(ig: In
     items = [item(mine, alice.pk), item(theirs, mallory.pk), {**item(theirs, alice.pk), "id": theirs.id}]
     ig.raw("reels_media", json.dumps({"reels": {str(alice.pk): {"id": alice.pk, "items": items}}, "status": "ok"}))
     a = adapter(ig)
-    assert a.reels_media([alice.pk]) == {alice.pk: [StoryItem(str(mine.pk), alice.pk, _dt(mine.taken_at), False)]}
+    assert a.reels_media([alice.pk]) == {
+        alice.pk: [StoryItem(str(mine.pk), alice.pk, _dt(mine.taken_at), None)]
+    }  # has_liked not given: not said
     assert a.malformed == 2
 
 
@@ -755,14 +757,14 @@ def check_story(story: Any, owner: int) -> None:
     assert isinstance(story, StoryItem)
     assert isinstance(story.pk, str) and _PK.fullmatch(story.pk)
     assert story.user_pk == owner and isinstance(story.user_pk, int)
-    assert _aware(story.taken_at) and isinstance(story.has_liked, bool)
+    assert _aware(story.taken_at) and (story.has_liked is None or isinstance(story.has_liked, bool))
 
 
 def check_post(post: Any) -> None:
     assert isinstance(post, PostItem)
     assert isinstance(post.pk, str) and _PK.fullmatch(post.pk)
     assert isinstance(post.user_pk, int) and not isinstance(post.user_pk, bool) and post.user_pk > 0
-    assert _aware(post.taken_at) and isinstance(post.has_liked, bool)
+    assert _aware(post.taken_at) and (post.has_liked is None or isinstance(post.has_liked, bool))
     assert post.media_type in {"photo", "video", "album", "reel"}
     assert isinstance(post.pinned, bool)
 
@@ -844,6 +846,7 @@ def test_parse_reels_never_crashes_nor_misattributes(raw: Any) -> None:
     check_malformed(bad)
     for owner, stories in reels.items():
         assert isinstance(owner, int) and owner > 0
+        assert len({story.pk for story in stories}) == len(stories)  # each item once: one item, one like
         for story in stories:
             check_story(story, owner)
 

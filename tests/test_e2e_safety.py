@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,8 @@ from tests.test_e2e_stories import follow_with_stories
 
 pytestmark = pytest.mark.slow
 
-REFUSED = {"message": "Sorry, this media has been deleted", "status": "fail"}  # a 400 that is no throttle
+# a 400 that is no throttle and says nothing of the media being gone ("has been deleted" is gone, not refused)
+REFUSED = {"message": "Sorry, there was a problem with your request.", "status": "fail"}
 
 
 def wait_for(condition: Any, timeout: float = 60) -> None:
@@ -65,6 +67,39 @@ def test_three_refused_likes_stop_the_pass_and_the_next_run_sends_nothing(
     again = run_cli("run-stories", env=env, cwd=tmp_path)
     assert again.code == 75 and "cooling down" in again.stderr
     assert ig.count() == 0
+
+
+def test_likes_of_stories_gone_since_the_read_are_not_refusals(ig: Any, env: dict[str, str], tmp_path: Path) -> None:
+    """'Media not found or unavailable' and 'has been deleted' (instagrapi's MediaUnavailable) mean the story is
+    gone, not that Instagram refused the account: no breaker, no cooldown, and the other target's story is liked."""
+    follow_with_stories(ig, ["alice", "bob"], per_user=2, liked=0)
+    env["TARGET_ACCOUNTS"] = "alice,bob"
+    login(ig, env, tmp_path)
+    gone = {"message": "Sorry, this media has been deleted", "status": "fail"}
+    ig.fail("send_story_like", status=400, body=gone, times=3)
+    first = run_cli("run-stories", env=env, cwd=tmp_path)
+    assert first.code == 0, first.output
+    assert ig.count("send_story_like") == 4 and len(ig.liked_story_ids) == 1
+    assert [e["event"] for e in first.events()].count("story_gone") == 3
+    assert first.event("run_finished")["gone"] == 3
+    ig.reset_requests()
+    again = run_cli("run-stories", env=env, cwd=tmp_path)
+    assert again.code == 0 and ig.count("send_story_like") == 0  # handled: never tried again
+
+
+def test_a_story_listed_twice_in_one_reels_media_answer_gets_one_like(
+    ig: Any, env: dict[str, str], tmp_path: Path
+) -> None:
+    """Found black-box: an answer whose items repeat one story sent two like requests for it."""
+    [one] = follow_with_stories(ig, ["alice"], per_user=1, liked=0)
+    env["TARGET_ACCOUNTS"] = "alice"
+    login(ig, env, tmp_path)
+    item = ig._story_item(one)  # the double's own real-shaped item, twice in one answer
+    reel = {"id": one.user.pk, "user": {"pk": one.user.pk}, "items": [item, dict(item)]}
+    ig.raw("reels_media", json.dumps({"reels": {str(one.user.pk): reel}, "status": "ok"}))
+    result = run_cli("run-stories", env=env, cwd=tmp_path)
+    assert result.code == 0, result.output
+    assert ig.count("send_story_like") == 1
 
 
 def test_a_failed_relogin_is_not_tried_again_by_the_next_run(ig: Any, env: dict[str, str], tmp_path: Path) -> None:

@@ -72,6 +72,7 @@ class Counts:
     skipped: int = 0  # left for a later pass (the budget)
     left_out: int = 0  # left deliberately (STORY_LIKE_PROBABILITY, *_MAX_PER_TARGET)
     errors: int = 0
+    gone: int = 0  # a like's story or post was gone by then (expired, deleted): handled, not liked
     requests: int = 0
     deleted: int = 0
 

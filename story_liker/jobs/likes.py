@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from story_liker import health, planning, ratelimit
-from story_liker.errors import BadResponse, DatabaseUnavailable, Throttled, ThrottleKind
-from story_liker.ig import Instagram
+from story_liker.errors import (
+    BadResponse,
+    DatabaseUnavailable,
+    Gone,
+    NeedsHuman,
+    NetworkError,
+    SessionExpired,
+    Throttled,
+    ThrottleKind,
+)
 from story_liker.jobs.deps import Deps, Outcome, Report, outside_active_hours
 from story_liker.jobs.lease import lease
+from story_liker.jobs.pacing import Paced
 from story_liker.jobs.session import check_account, with_instagram
 from story_liker.jobs.targets import sync_targets
 from story_liker.models import Account, Target
@@ -30,10 +39,11 @@ class Likes:
     kind: str  # prefixes the log events: "story" or "post"
     dry_run: bool
     strikes: int  # throttles in a row before this pass (read under the lease)
-    limit_kind: str = ""  # story_like / post_like: whose adaptive limits an action block halves
+    limit_kind: str = ""  # story_like / post_like: whose limits a like counts against, whose share a block halves
     aimd: float = 1.0  # the adaptive share in force for that kind
     rejected_in_row: int = 0
     window_closed: bool = False  # ACTIVE_HOURS ended during the pass: no more likes
+    sent: set[str] = field(default_factory=set)  # the pks this pass sent a like for (or would have, dry)
 
     def may_go_on(self) -> bool:
         """False once the active hours ended: the pass stops liking (what it read stays read)."""
@@ -43,28 +53,62 @@ class Likes:
             log.info("active_hours_ended", extra={"kind": self.kind})
         return not self.window_closed
 
-    def one(self, fields: dict[str, Any], *, send: Callable[[], None], record: Callable[[], Any]) -> bool:
-        """One like. A like Instagram did not confirm is skipped (tried again next pass); after
-        health.BREAKER_THRESHOLD refusals in a row the pass stops with a cooldown. One Instagram confirmed but
-        the database could not take is named in the log before the error ends the run."""
+    def one(
+        self,
+        pk: str,
+        fields: dict[str, Any],
+        *,
+        ready: Callable[[], None],
+        send: Callable[[], None],
+        record: Callable[[bool], Any],
+    ) -> bool:
+        """One like of the item ``pk``; returns whether the item is handled (liked, or gone).
+
+        The one place that makes sure a pass never sends two likes for one item, whatever gathered it twice.
+        ``ready`` waits for the request's turn (Paced.ready); then the like counts against the limits before it
+        is sent (Store.reserve_like), so one Instagram acted on always counts; a sure refusal takes it back, a lost
+        answer leaves it (the next pass never sends that like again blindly). ``record(handled_only)`` files the
+        item: as liked once Instagram confirmed it, as handled (not liked) when it is gone. A like Instagram did
+        not confirm is tried again next pass; after health.BREAKER_THRESHOLD refusals in a row the pass stops with
+        a cooldown. One Instagram confirmed but the database could not take is named in the log."""
         deps, counts, kind = self.deps, self.deps.counts, self.kind
         if not self.may_go_on():
             return False
+        if pk in self.sent:
+            log.error(f"{kind}_like_repeated", extra=fields | {"outcome": "skipped", "reason": "liked in this pass"})
+            return False
         if self.dry_run:
+            self.sent.add(pk)
             counts.would_like += 1
             log.info(f"{kind}_would_like", extra=fields | {"outcome": "dry_run"})
             return True
+        ready()
+        store, account = deps.store, deps.settings.account()
+        reserved = store.reserve_like(account, self.limit_kind, pk, deps.clock())
+        self.sent.add(pk)
         try:
             send()
+        except Gone as exc:
+            self._release(reserved)
+            record(True)
+            counts.gone += 1
+            log.info(f"{kind}_gone", extra=fields | {"outcome": "gone", "reason": exc.message})
+            return True
         except Throttled as exc:
+            self._release(reserved)
             if exc.kind is ThrottleKind.FEEDBACK_REQUIRED and self.limit_kind:
                 factor = ratelimit.after_block(self.aimd)
-                deps.store.set_limit_state(
-                    deps.settings.account(), self.limit_kind, factor=factor, changed_at=deps.clock()
-                )
+                store.set_limit_state(account, self.limit_kind, factor=factor, changed_at=deps.clock())
                 log.warning("limits_reduced", extra={"kind": self.limit_kind, "share": round(factor, 3)})
             raise
+        except NetworkError as exc:
+            if exc.answered:  # Instagram answered an error: it did not act
+                self._release(reserved)
+            else:
+                log.warning(f"{kind}_like_unconfirmed", extra=fields | {"outcome": "unconfirmed"})
+            raise
         except BadResponse as exc:
+            self._release(reserved)
             counts.errors += 1
             self.rejected_in_row += 1
             log.warning(f"{kind}_like_failed", extra=fields | {"outcome": "skipped", "reason": exc.message})
@@ -74,9 +118,12 @@ class Likes:
                     kind=ThrottleKind.REJECTED,
                 ) from None
             return False
+        except (NeedsHuman, SessionExpired):  # Instagram answered: a challenge, a dead session; no like
+            self._release(reserved)
+            raise
         self.rejected_in_row = 0
         try:
-            record()
+            record(False)
         except DatabaseUnavailable:
             log.error(f"{kind}_like_not_recorded", extra=fields | {"outcome": "liked_not_recorded"})
             raise
@@ -84,11 +131,19 @@ class Likes:
         log.info(f"{kind}_liked", extra=fields | {"outcome": "liked"})
         if self.strikes:
             self.strikes = health.strikes_after(self.strikes, health.Event.LIKE_ACCEPTED)
-            deps.store.clear_cooldown_strikes(deps.settings.account())
+            store.clear_cooldown_strikes(account)
         return True
 
+    def _release(self, reserved: int) -> None:
+        """A like Instagram surely did not act on stops counting. Should the database fail here, it keeps counting
+        (too cautious, never too bold) and the error Instagram gave stays the one that ends the pass."""
+        try:
+            self.deps.store.release_like(reserved)
+        except DatabaseUnavailable:
+            log.warning("like_not_released", extra={"kind": self.kind})
 
-PassBody = Callable[[Deps, Instagram, list[Target], int, Likes], Outcome]
+
+PassBody = Callable[[Deps, Paced, list[Target], int, Likes], Outcome]
 
 
 def like_pass(

@@ -25,8 +25,14 @@ class Paced:
         self.ig = ig
         self.deps = deps
         self._last: datetime | None = None
+        self._ready = False
 
-    def _send(self, call: Callable[[], T]) -> T:
+    def ready(self) -> None:
+        """Wait out the gap after the previous request, then check the run may go on (no signal, the lease still
+        ours). Every request does this first; a step that must act only once the next request surely goes out
+        (the like step counts a like before it is sent) calls it itself, and the request then goes at once."""
+        if self._ready:
+            return
         deps, settings = self.deps, self.deps.settings
         if self._last is not None:
             gap = ratelimit.jitter(deps.rng, settings.request_delay_min_seconds, settings.request_delay_max_seconds)
@@ -34,10 +40,15 @@ class Paced:
             deps.sleep(gap - waited)
         deps.checkpoint()
         deps.keep_lease()
+        self._ready = True
+
+    def _send(self, call: Callable[[], T]) -> T:
+        self.ready()
+        self._ready = False
         try:
             return call()
         finally:
-            self._last = deps.clock()
+            self._last = self.deps.clock()
 
     @property
     def requests_sent(self) -> int:

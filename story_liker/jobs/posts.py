@@ -14,6 +14,7 @@ from story_liker.errors import BadResponse, TargetUnavailable
 from story_liker.ig import Instagram, PostItem
 from story_liker.jobs.deps import Deps, Outcome, Report
 from story_liker.jobs.likes import Likes, like_pass
+from story_liker.jobs.pacing import Paced
 from story_liker.jobs.targets import resolve_targets, unavailable
 from story_liker.models import Target
 from story_liker.store import POST_LIKE, liked_posts
@@ -28,12 +29,32 @@ def run_posts(deps: Deps, *, dry_run: bool, max_likes: int | None) -> Report:
 
 @dataclass(frozen=True)
 class Found:
+    """A new post of a target. It is that target's for everything we decide and keep (the cap per target, the fair
+    share, the history): a collab post by a stranger belongs to the target among its co-authors."""
+
     post: PostItem
     target: Target  # whose post it is for us: the feed's owner, or the target among a collab post's authors
     via: str  # "timeline" or "profile"
 
+    @property
+    def pk(self) -> str:
+        return self.post.pk
 
-def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, likes: Likes) -> Outcome:
+    @property
+    def user_pk(self) -> int:
+        assert self.target.user_pk is not None
+        return self.target.user_pk
+
+    @property
+    def taken_at(self) -> datetime:
+        return self.post.taken_at
+
+    @property
+    def media_type(self) -> str:
+        return self.post.media_type
+
+
+def _pass(deps: Deps, ig: Paced, targets: list[Target], allowed: int, likes: Likes) -> Outcome:
     counts, store, settings, dry_run = deps.counts, deps.store, deps.settings, likes.dry_run
     resolve_targets(deps, ig, targets, {}, counts)
     now = deps.clock()
@@ -44,7 +65,7 @@ def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, likes:
     for target_id, why in plan.skipped.items():
         log.debug("target_not_checked", extra={"target_id": target_id, "reason": str(why)})
     updates: dict[int, dict[str, Any]] = {}  # written once at the end, also when the pass is cut short
-    todo: list[PostItem] = []
+    todo: list[Found] = []
     found: dict[str, Found] = {}  # by post pk: a post both in the home feed and a profile is one post
     try:
         if plan.timeline:
@@ -52,12 +73,12 @@ def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, likes:
         swept = _sweep(deps, ig, plan.sweep, by_pk, found, updates)
         from_timeline = sum(f.via == "timeline" for f in found.values())
         log.info("posts_found", extra={"new": len(found), "from_timeline": from_timeline, "profiles": len(swept)})
-        todo = _todo(deps, [f.post for f in found.values()], now - timedelta(days=settings.post_max_age_days), dry_run)
+        todo = _todo(deps, list(found.values()), now - timedelta(days=settings.post_max_age_days), dry_run)
         chosen = planning.fair_share(
             todo, allowed, store.last_post_likes(settings.account()) if allowed < len(todo) else None
         )
         counts.skipped = len(todo) - len(chosen)
-        liked = _like_all(deps, ig, likes, found, chosen)
+        liked = _like_all(deps, ig, likes, chosen)
         if not dry_run:
             pending = {p.pk for p in todo if p.pk not in liked}
             for target, posts in swept:  # everything new in its feed handled: move its marker
@@ -170,17 +191,21 @@ def _read_profile(deps: Deps, ig: Instagram, target: Target) -> tuple[list[PostI
     return posts, True
 
 
-def _todo(deps: Deps, new: list[PostItem], oldest: datetime, dry_run: bool) -> list[PostItem]:
+def _todo(deps: Deps, new: list[Found], oldest: datetime, dry_run: bool) -> list[Found]:
     """The eligible new posts not liked yet; those liked elsewhere are recorded, those beyond
-    POST_MAX_PER_TARGET (the newest N are kept) recorded as skipped."""
+    POST_MAX_PER_TARGET (the newest N of each target are kept) recorded as skipped."""
     counts, settings, store = deps.counts, deps.settings, deps.store
     account, now = settings.account(), deps.clock()
-    eligible = [p for p in new if p.taken_at >= oldest and p.media_type in settings.post_media_types]
-    recorded = store.liked_post_pks(account, [p.pk for p in eligible]) if eligible else set()
-    liked_elsewhere = [p for p in eligible if p.has_liked and p.pk not in recorded]
+    eligible = [f for f in new if f.taken_at >= oldest and f.media_type in settings.post_media_types]
+    pks = [f.pk for f in eligible]
+    recorded = store.liked_post_pks(account, pks) if eligible else set()
+    unconfirmed = store.unconfirmed_likes(account, POST_LIKE, pks) - recorded if eligible else set()
+    lost = planning.lost_likes([f.post for f in eligible], unconfirmed)
+    liked_elsewhere = [f for f in eligible if f.post.has_liked is True and f.pk not in recorded]
     counts.already_liked += len(recorded) + len(liked_elsewhere)
     todo, capped = planning.newest_per_target(
-        [p for p in eligible if not p.has_liked and p.pk not in recorded], settings.post_max_per_target
+        [f for f in eligible if f.post.has_liked is not True and f.pk not in recorded | lost],
+        settings.post_max_per_target,
     )
     counts.left_out += len(capped)
     if not dry_run:
@@ -191,24 +216,27 @@ def _todo(deps: Deps, new: list[PostItem], oldest: datetime, dry_run: bool) -> l
     return todo
 
 
-def _like_all(deps: Deps, ig: Instagram, likes: Likes, found: dict[str, Found], chosen: list[PostItem]) -> set[str]:
-    """The chosen posts, target after target (the pause between targets between them). Returns the pks liked."""
+def _like_all(deps: Deps, ig: Paced, likes: Likes, chosen: list[Found]) -> set[str]:
+    """The chosen posts, target after target (the pause between targets between them). Returns the pks handled
+    (liked, or gone)."""
     settings = deps.settings
     done: set[str] = set()
     previous: int | None = None
-    for post in chosen:
+    for found in chosen:
         if not likes.may_go_on():
             break
-        if previous is not None and post.user_pk != previous:
+        if previous is not None and found.user_pk != previous:
             deps.pause(settings.target_delay_min_seconds, settings.target_delay_max_seconds)
-        previous = post.user_pk
+        previous = found.user_pk
         deps.pause(settings.action_delay_min_seconds, settings.action_delay_max_seconds)
-        where = found[post.pk]
+        post = found.post
         if likes.one(
-            {"target": where.target.username, "media_pk": post.pk, "media_type": post.media_type, "via": where.via},
+            post.pk,
+            {"target": found.target.username, "media_pk": post.pk, "media_type": post.media_type, "via": found.via},
+            ready=ig.ready,
             send=lambda post=post: ig.like_post(post),  # type: ignore[misc]
-            record=lambda post=post: deps.store.record_posts(  # type: ignore[misc]
-                settings.account(), liked_posts([post]), deps.clock(), counted=True
+            record=lambda handled_only, found=found: deps.store.record_posts(  # type: ignore[misc]
+                settings.account(), liked_posts([found], skipped=handled_only), deps.clock(), counted=False
             ),
         ):
             done.add(post.pk)

@@ -44,7 +44,7 @@ def check_account(deps: Deps, state: Account) -> None:
         )
 
 
-def with_instagram(deps: Deps, body: Callable[[Instagram], T]) -> T:
+def with_instagram(deps: Deps, body: Callable[[Paced], T]) -> T:
     """Run ``body`` with a connected, paced session. The caller holds the lease.
 
     The only place that logs in (at most once per run, and only when health.login_gate allows it), turns
@@ -60,7 +60,7 @@ def with_instagram(deps: Deps, body: Callable[[Instagram], T]) -> T:
     if needs_login:
         _gate(deps, state, "no stored session")
     raw = deps.connect(connection_for(settings, account, stored))
-    ig: Instagram = Paced(raw, deps)
+    ig = Paced(raw, deps)
     logged_in = False
     alive = not needs_login  # the session is worth saving: stored and not found dead, or fresh from a login
     try:

@@ -8,9 +8,10 @@ from typing import Any
 
 from story_liker import planning, ratelimit
 from story_liker.errors import BadResponse, TargetUnavailable
-from story_liker.ig import Instagram, StoryItem, TrayEntry, UserRef
+from story_liker.ig import Instagram, StoryItem, TrayEntry, UserRef, unique
 from story_liker.jobs.deps import Counts, Deps, Outcome, Report
 from story_liker.jobs.likes import Likes, like_pass
+from story_liker.jobs.pacing import Paced
 from story_liker.jobs.targets import adopt_from_tray, resolve_targets, unavailable
 from story_liker.models import Target
 from story_liker.store import STORY_LIKE, liked_stories
@@ -23,7 +24,7 @@ def run_stories(deps: Deps, *, dry_run: bool, max_likes: int | None) -> Report:
     return like_pass(deps, STORY_LIKE, limits, _pass, dry_run=dry_run, max_likes=max_likes)
 
 
-def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, likes: Likes) -> Outcome:
+def _pass(deps: Deps, ig: Paced, targets: list[Target], allowed: int, likes: Likes) -> Outcome:
     counts, store, settings = deps.counts, deps.store, deps.settings
     account, now, dry_run = settings.account(), deps.clock(), likes.dry_run
     tray = _tray(ig, counts)
@@ -46,14 +47,16 @@ def _pass(deps: Deps, ig: Instagram, targets: list[Target], allowed: int, likes:
     reels, checked, updates = _read(deps, ig, plan, by_pk)
     checked.update(plan.settled)
 
-    items = [s for pk, found in reels.items() if pk in by_pk for s in found]
+    items = unique([s for pk, found in reels.items() if pk in by_pk for s in found])
     counts.stories_seen = len(items)
-    recorded = store.liked_story_pks(account, [s.pk for s in items])
-    liked_elsewhere = [s for s in items if s.has_liked and s.pk not in recorded]
+    pks = [s.pk for s in items]
+    recorded = store.liked_story_pks(account, pks)
+    lost = planning.lost_likes(items, store.unconfirmed_likes(account, STORY_LIKE, pks) - recorded)
+    liked_elsewhere = [s for s in items if s.has_liked is True and s.pk not in recorded]
     if liked_elsewhere and not dry_run:
         store.record_stories(account, liked_stories(liked_elsewhere), now, counted=False)
     counts.already_liked = len(recorded) + len(liked_elsewhere)
-    handled = recorded | {s.pk for s in liked_elsewhere}
+    handled = recorded | {s.pk for s in liked_elsewhere} | lost
     todo = [s for s in items if s.pk not in handled]
     todo, left_out = _leave_out(deps, todo, dry_run)
     handled |= {s.pk for s in left_out}
@@ -141,7 +144,7 @@ def _read(
     return reels, checked, updates
 
 
-def _like_all(deps: Deps, ig: Instagram, likes: Likes, by_pk: dict[int, Target], chosen: list[StoryItem]) -> set[str]:
+def _like_all(deps: Deps, ig: Paced, likes: Likes, by_pk: dict[int, Target], chosen: list[StoryItem]) -> set[str]:
     """Per target, as a viewer would: one seen request for the stories about to be liked, then the likes.
     Returns the pks handled (liked, or counted as such in a dry run)."""
     per_target: dict[int, list[StoryItem]] = {}
@@ -175,11 +178,13 @@ def _like_all(deps: Deps, ig: Instagram, likes: Likes, by_pk: dict[int, Target],
     return done
 
 
-def _like(deps: Deps, ig: Instagram, likes: Likes, target: Target, story: StoryItem) -> bool:
+def _like(deps: Deps, ig: Paced, likes: Likes, target: Target, story: StoryItem) -> bool:
     return likes.one(
+        story.pk,
         {"target": target.username, "story_pk": story.pk},
+        ready=ig.ready,
         send=lambda: ig.like_story(story),
-        record=lambda: deps.store.record_stories(
-            deps.settings.account(), liked_stories([story]), deps.clock(), counted=True
+        record=lambda handled_only: deps.store.record_stories(
+            deps.settings.account(), liked_stories([story], skipped=handled_only), deps.clock(), counted=False
         ),
     )

@@ -1,4 +1,5 @@
-"""safety round: the unattended login bound, one account row per Instagram user, target failures and renames
+"""safety round: the unattended login bound, one account row per Instagram user, target failures and renames,
+the item of each like sent (an unconfirmed like is never sent again)
 
 Revision ID: 0004
 Revises: 0003
@@ -33,9 +34,13 @@ def upgrade() -> None:
     with op.batch_alter_table("target", schema=None) as batch_op:
         batch_op.add_column(sa.Column("failures", sa.Integer(), nullable=False, server_default="0"))
         batch_op.add_column(sa.Column("current_name", sa.String(length=30), nullable=True))
+    with op.batch_alter_table("action", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("item_pk", sa.String(length=40), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("action", schema=None) as batch_op:
+        batch_op.drop_column("item_pk")
     with op.batch_alter_table("target", schema=None) as batch_op:
         batch_op.drop_column("current_name")
         batch_op.drop_column("failures")

@@ -17,7 +17,9 @@ from story_liker.errors import ThrottleKind
 BREAKER_THRESHOLD = 3  # likes answered with a 4xx in a row before a pass stops
 LOGIN_MAX_FAILURES = 3  # failed logins in a row before a human must look
 LOGIN_BACKOFF = timedelta(hours=1)  # wait after the first failed login; doubles with each failure
+AUTO_LOGIN_EVERY = timedelta(hours=24)  # at most one password login a run makes on its own (AUTO_LOGIN_MIN_HOURS)
 LOGIN_PROMPT_TRIES = 3  # passwords a person may type in one `story-liker login` at a terminal
+NETWORK_FAILURES_IN_ROW = 2  # targets' requests failing on the network in a row before a pass stops (75)
 
 
 class Event(StrEnum):
@@ -52,6 +54,12 @@ def breaker_open(rejected_in_row: int) -> bool:
     return rejected_in_row >= BREAKER_THRESHOLD
 
 
+def network_down(failures_in_row: int) -> bool:
+    """Requests for different targets failed on the network (a timeout, a reset, a 5xx) this many times in a row:
+    Instagram is out of reach, not one target broken. The pass stops and the scheduler tries later."""
+    return failures_in_row >= NETWORK_FAILURES_IN_ROW
+
+
 @dataclass(frozen=True)
 class LoginGate:
     """May a run try a password login now?"""
@@ -59,6 +67,7 @@ class LoginGate:
     allowed: bool
     exhausted: bool = False  # too many failures: a human must look (needs-human, exit 77)
     next_attempt: datetime | None = None  # when the backoff ends (not allowed before)
+    keeps_expiring: datetime | None = None  # the automatic login the session died again after: a human must look
 
 
 def login_backoff(failures: int) -> timedelta:
@@ -70,15 +79,27 @@ def login_exhausted(failures: int) -> bool:
     return failures >= LOGIN_MAX_FAILURES
 
 
-def login_gate(failures: int, last_attempt_at: datetime | None, now: datetime) -> LoginGate:
-    """Never a loop of logins: after a failure the next attempt waits, after three a human decides.
+def login_gate(
+    failures: int,
+    last_attempt_at: datetime | None,
+    now: datetime,
+    *,
+    last_auto_login: datetime | None = None,
+    auto_login_every: timedelta = AUTO_LOGIN_EVERY,
+) -> LoginGate:
+    """Never a loop of logins: after a failure the next attempt waits, after three a human decides; and after a
+    password login a run made on its own succeeded, no run makes another one within ``auto_login_every``
+    (AUTO_LOGIN_MIN_HOURS): a session Instagram ends again that soon keeps expiring, and a login in every run is
+    what a bot does. A human decides then (needs-human, told once).
 
-    This gates the unattended runs (their one login with IG_PASSWORD). `story-liker login` is that human
-    deciding: its first try always goes (it is how a backoff or three failures end), its further tries only
-    as login_retry allows. Either way every try counts here: its attempt is recorded before it is sent, a
-    failure adds to ``failures``, a success clears them."""
+    This gates the unattended runs (their one login with IG_PASSWORD); ``last_auto_login`` is the last one that
+    succeeded. `story-liker login` is a human deciding: its first try always goes (it is how a backoff, three
+    failures or an expiring session end), its further tries only as login_retry allows. Either way every try
+    counts: its attempt is recorded before it is sent, a failure adds to ``failures``, a success clears them."""
     if login_exhausted(failures):
         return LoginGate(allowed=False, exhausted=True)
+    if last_auto_login is not None and timedelta(0) <= now - last_auto_login < auto_login_every:
+        return LoginGate(allowed=False, exhausted=True, keeps_expiring=last_auto_login)
     if failures == 0 or last_attempt_at is None:
         return LoginGate(allowed=True)
     next_attempt = last_attempt_at + login_backoff(failures)

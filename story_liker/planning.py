@@ -18,15 +18,17 @@ from story_liker.models import Target
 from story_liker.ratelimit import unit_hash
 
 RECHECK_UNAVAILABLE = timedelta(days=1)  # a private (not followed) or missing account is looked at daily
+RETRY_FIRST = timedelta(hours=1)  # a target whose lookup or read failed is tried again after this, doubling to a day
 FOLLOWING_REFRESH = timedelta(days=1)  # the own following list is walked again after this
 
 
 class Skip(StrEnum):
     """Why a target was not checked for stories this pass (shown by `status`)."""
 
-    UNRESOLVED = "unresolved"  # no user pk yet (its lookup failed; retried daily)
+    UNRESOLVED = "unresolved"  # no user pk yet (its lookup failed: retried as retry_at says)
     PRIVATE = "private_not_followed"  # rechecked daily
     NOT_FOUND = "not_found"  # rechecked daily
+    FAILING = "failing"  # its last lookup or read failed: retried as retry_at says
 
 
 @dataclass(frozen=True)
@@ -48,13 +50,24 @@ def is_due(checked_at: datetime | None, now: datetime, interval: timedelta) -> b
     return checked_at is None or now - checked_at >= interval
 
 
+def retry_at(failures: int, last_error_at: datetime | None) -> datetime | None:
+    """When a target whose lookups or reads failed ``failures`` times in a row may be asked again: an hour after
+    the first failure, doubling with each, at most a day (None: nothing failing). One target's failure is that
+    target's: the others go on, and it is not asked again every pass."""
+    if not failures or last_error_at is None:
+        return None
+    return last_error_at + min(RETRY_FIRST * (1 << min(failures - 1, 10)), RECHECK_UNAVAILABLE)
+
+
 def unavailable_skip(target: Target, now: datetime) -> Skip | None:
-    """A target that was private-not-followed or missing is left alone until its daily recheck."""
-    if target.unavailable is None or not target.last_error_at:
-        return None
-    if now - target.last_error_at >= RECHECK_UNAVAILABLE:
-        return None
-    return Skip.PRIVATE if target.unavailable == "private" else Skip.NOT_FOUND
+    """A target that was private-not-followed or missing is left alone until its daily recheck; one whose last
+    lookup or read failed until its retry (retry_at)."""
+    if target.unavailable is not None and target.last_error_at and now - target.last_error_at < RECHECK_UNAVAILABLE:
+        return Skip.PRIVATE if target.unavailable == "private" else Skip.NOT_FOUND
+    due = retry_at(target.failures, target.last_error_at)
+    if due is not None and now < due:
+        return Skip.FAILING
+    return None
 
 
 def plan_story_reads(

@@ -175,6 +175,7 @@ class Settings(BaseSettings):
     daily_limit_variation_percent: float = Field(15.0, ge=0, le=50)
     following_sync_max_pages: int = Field(10, ge=0, le=100)
 
+    auto_login_min_hours: float = Field(24.0, ge=1, le=720)  # at most one unattended password login per this
     http_timeout_seconds: float = Field(20.0, gt=0, le=300)
     lock_ttl_seconds: int = Field(900, ge=5, le=86400)
     cooldown_base_minutes: float = Field(30.0, gt=0)

@@ -157,6 +157,11 @@ class Store:
         with self._tx() as session:
             session.execute(sa.update(Account).where(col(Account.username) == username).values(login_attempt_at=now))
 
+    def record_auto_login(self, username: str, now: datetime) -> None:
+        """A run logged in with the password on its own and Instagram accepted it (health.login_gate's bound)."""
+        with self._tx() as session:
+            session.execute(sa.update(Account).where(col(Account.username) == username).values(auto_login_at=now))
+
     def set_login_failures(self, username: str, failures: int) -> None:
         with self._tx() as session:
             session.execute(sa.update(Account).where(col(Account.username) == username).values(login_failures=failures))
@@ -263,25 +268,41 @@ class Store:
 
     def adopt_targets(
         self, account: str, found: Sequence[tuple[str, int]], exclude: Sequence[str], now: datetime
-    ) -> int:
+    ) -> tuple[int, int]:
         """TARGET_ACCOUNTS=*: the followed accounts the tray showed become targets (``managed_by`` "tray"), those
-        in TARGET_EXCLUDE are left out (and disabled if they were adopted before). Returns how many were added."""
+        in TARGET_EXCLUDE are left out (and disabled if they were adopted before). One the tray adopted before and
+        that was disabled since (unfollowed, then followed again; taken out of TARGET_EXCLUDE) is taken back; one a
+        person disabled (`accounts disable` makes it theirs) stays out. A target is matched by its user pk first,
+        so a renamed account is not adopted twice. Returns (added, taken back)."""
         excluded = set(exclude)
-        rows = [
-            {
-                "account": account,
-                "username": name,
-                "user_pk": pk,
-                "followed": True,
-                "enabled": True,
-                "managed_by": "tray",
-                "added_at": now,
-            }
-            for name, pk in found
-            if name not in excluded
-        ]
         with self._tx() as session:
-            added = self._insert_ignore(session, Target, rows)
+            rows = session.exec(select(Target).where(col(Target.account) == account)).all()
+            by_pk = {row.user_pk: row for row in rows if row.user_pk is not None}
+            by_name = {row.username: row for row in rows}
+            new: list[dict[str, Any]] = []
+            back: list[int] = []
+            for name, pk in found:
+                row = by_pk.get(pk) or by_name.get(name)
+                if name in excluded or (row is not None and row.username in excluded):
+                    continue
+                if row is None:
+                    new.append(
+                        {
+                            "account": account,
+                            "username": name,
+                            "user_pk": pk,
+                            "followed": True,
+                            "enabled": True,
+                            "managed_by": "tray",
+                            "added_at": now,
+                        }
+                    )
+                    by_pk[pk] = by_name[name] = Target(account=account, username=name, user_pk=pk)  # listed twice
+                elif row.id is not None and row.managed_by == "tray" and not row.enabled and row.id not in back:
+                    back.append(row.id)
+            added = self._insert_ignore(session, Target, new)
+            if back:
+                session.execute(sa.update(Target).where(col(Target.id).in_(back)).values(enabled=True, followed=True))
             if excluded:
                 session.execute(
                     sa.update(Target)
@@ -292,7 +313,7 @@ class Store:
                     )
                     .values(enabled=False)
                 )
-            return added
+            return added, len(back)
 
     def targets(self, account: str, *, enabled_only: bool = True) -> list[Target]:
         with self._tx() as session:
@@ -312,11 +333,16 @@ class Store:
             )
 
     def set_target_enabled(self, account: str, username: str, enabled: bool) -> bool:
+        """A person enables or disables a target. One TARGET_ACCOUNTS=* adopted becomes theirs when they disable it
+        ("cli"), so the tray never takes it back."""
+        values: dict[str, Any] = {"enabled": enabled}
+        if not enabled:
+            values["managed_by"] = sa.case((col(Target.managed_by) == "tray", "cli"), else_=col(Target.managed_by))
         with self._tx() as session:
             result = session.execute(
                 sa.update(Target)
                 .where(col(Target.account) == account, col(Target.username) == username)
-                .values(enabled=enabled)
+                .values(**values)
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 

@@ -50,7 +50,7 @@ class ScriptedInstagram:
     """Implements the `Instagram` Protocol with scripted answers and a log of every call (one call = one
     request, as the adapter promises). ``script[name]`` is a queue of answers for that method: an exception
     instance is raised, anything else ignored (the normal answer is given); ``always[name]`` is raised every
-    time. ``before`` runs before each call (tests use it to move the clock or let another run act)."""
+    time; ``fail_for[(name, arg)]`` every time that call is made with that argument. ``before`` runs before each call (tests use it to move the clock or let another run act)."""
 
     clock: FakeClock
     tray: list[TrayEntry] = field(default_factory=list)
@@ -61,6 +61,7 @@ class ScriptedInstagram:
     followed: list[UserRef] = field(default_factory=list)
     script: dict[str, list[Any]] = field(default_factory=dict)
     always: dict[str, Exception] = field(default_factory=dict)
+    fail_for: dict[tuple[str, Any], Exception] = field(default_factory=dict)  # (method, argument): raised every time
     before: Callable[[ScriptedInstagram, str], None] | None = None
     calls: list[Call] = field(default_factory=list)
     liked: list[str] = field(default_factory=list)
@@ -91,6 +92,8 @@ class ScriptedInstagram:
                 raise answer
         if name in self.always:
             raise self.always[name]
+        if isinstance(arg, str | int) and (name, arg) in self.fail_for:
+            raise self.fail_for[name, arg]
 
     def reels_tray(self) -> list[TrayEntry]:
         self._call("reels_tray")

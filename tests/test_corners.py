@@ -203,3 +203,95 @@ def test_a_post_like_whose_answer_was_lost_is_not_sent_again_when_instagram_does
     again = ScriptedInstagram(h.clock, followed=followed, timeline=[[PostItem(**{**new.__dict__, "has_liked": None})]])
     run_posts(h.deps(again), dry_run=False, max_likes=None)
     assert again.liked == []
+
+
+# --- what a lookup learned is kept; one failing target is that target's ----------------------------------
+
+
+def unresolved_harness(store: Store, count: int) -> tuple[Harness, list[str]]:
+    names = [f"user{n:02d}" for n in range(1, count + 1)]
+    harness = Harness(store, overrides={"target_accounts": ",".join(names), "following_sync_max_pages": 0})
+    harness.store_session()
+    return harness, names
+
+
+def lookups(ig: ScriptedInstagram) -> list[str]:
+    return [call.arg for call in ig.calls if call.name == "lookup"]
+
+
+def test_a_5xx_at_lookup_10_of_12_keeps_the_nine_learned_and_carries_on(store: Store) -> None:
+    h, names = unresolved_harness(store, 12)
+    users = {name: UserRef(2000 + n, name, False) for n, name in enumerate(names)}
+    ig = ScriptedInstagram(h.clock, users=users)
+    ig.script["lookup"] = [None] * 9 + [NetworkError("Instagram answered 503 on lookup", answered=True)]
+    assert stories(h, ig) in (Outcome.NOTHING_NEW, Outcome.OK)
+    resolved = {t.username for t in h.store.targets(ME) if t.user_pk is not None}
+    assert resolved == set(names) - {names[9]}  # the other 11 learned and kept
+    failing = next(t for t in h.store.targets(ME) if t.username == names[9])
+    assert failing.failures == 1 and failing.last_error_at == h.clock()
+    h.clock.advance(minutes=30)
+    again = ScriptedInstagram(h.clock, users=users)
+    stories(h, again)
+    assert lookups(again) == []  # nothing learned is asked again; the failing one waits for its backoff
+    h.clock.advance(minutes=31)
+    later = ScriptedInstagram(h.clock, users=users)
+    stories(h, later)
+    assert lookups(later) == [names[9]]
+
+
+def test_a_signal_during_lookups_keeps_every_answer_before_it(store: Store) -> None:
+    h, names = unresolved_harness(store, 6)
+    users = {name: UserRef(2000 + n, name, False) for n, name in enumerate(names)}
+    ig = ScriptedInstagram(h.clock, users=users)
+    deps = h.deps(ig)
+
+    def stop_after_three(fake: ScriptedInstagram, name: str) -> None:
+        if name == "lookup" and len(lookups(fake)) == 3:
+            deps.stop.set()  # SIGTERM arrives while the third lookup is in flight
+
+    ig.before = stop_after_three
+    from story_liker.errors import Interrupted
+
+    with pytest.raises(Interrupted):
+        run_stories(deps, dry_run=False, max_likes=None)
+    assert sorted(t.username for t in h.store.targets(ME) if t.user_pk is not None) == names[:4]
+
+
+def test_a_failed_lookup_after_the_following_walk_keeps_the_walks_ids(store: Store) -> None:
+    names = [f"user{n:02d}" for n in range(1, 41)]
+    h = Harness(store, overrides={"target_accounts": ",".join([*names, "stranger"])})
+    h.store_session()
+    followed = [UserRef(3000 + n, name, True) for n, name in enumerate(names)]
+    ig = ScriptedInstagram(h.clock, followed=followed, always={"lookup": NetworkError("timeout")})
+    stories(h, ig)
+    assert sum(t.user_pk is not None for t in h.store.targets(ME)) == 40
+    h.clock.advance(hours=2)
+    again = ScriptedInstagram(h.clock, followed=followed, users={"stranger": UserRef(9, "stranger", False)})
+    stories(h, again)
+    assert again.names().count("following_page") == 0 and lookups(again) == ["stranger"]  # 1 lookup, not 41
+
+
+def test_one_target_whose_lookup_always_fails_does_not_starve_the_others(store: Store) -> None:
+    h = Harness(store, overrides={"target_accounts": "alice,bob,broken", "following_sync_max_pages": 0})
+    h.store_session()
+    liked = lookups_of_broken = 0
+    for hour in range(5):
+        reels = {1: [story(1, hour, at=h.clock())], 2: [story(2, hour, at=h.clock())]}
+        users = {"alice": UserRef(1, "alice", False), "bob": UserRef(2, "bob", False)}
+        fault = NetworkError("Instagram answered 500 on lookup", answered=True)
+        ig = ScriptedInstagram(h.clock, reels=reels, users=users, fail_for={("lookup", "broken"): fault})
+        stories(h, ig)
+        liked += len(ig.liked)
+        lookups_of_broken += lookups(ig).count("broken")
+        h.clock.advance(hours=1)
+    assert liked == 10  # 0 of 10 before: the failing lookup ended every pass before any read
+    assert lookups_of_broken == 3  # hours 0, 1 (1 h later) and 3 (2 h later): backed off, not every pass
+
+
+def test_two_network_failures_in_a_row_mean_instagram_is_out_of_reach(store: Store) -> None:
+    h, names = unresolved_harness(store, 5)
+    ig = ScriptedInstagram(h.clock, always={"lookup": NetworkError("timeout")})
+    with pytest.raises(NetworkError):
+        stories(h, ig)
+    assert len(lookups(ig)) == 2  # not all five
+    assert sum(t.failures for t in h.store.targets(ME)) == 2

@@ -10,12 +10,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from story_liker import planning, ratelimit
-from story_liker.errors import BadResponse, TargetUnavailable
+from story_liker.errors import BadResponse, NetworkError, TargetUnavailable
 from story_liker.ig import Instagram, PostItem
 from story_liker.jobs.deps import Deps, Outcome, Report
 from story_liker.jobs.likes import Likes, like_pass
 from story_liker.jobs.pacing import Paced
-from story_liker.jobs.targets import resolve_targets, unavailable
+from story_liker.jobs.targets import Failing, resolve_targets
 from story_liker.models import Target
 from story_liker.store import POST_LIKE, liked_posts
 
@@ -56,7 +56,7 @@ class Found:
 
 def _pass(deps: Deps, ig: Paced, targets: list[Target], allowed: int, likes: Likes) -> Outcome:
     counts, store, settings, dry_run = deps.counts, deps.store, deps.settings, likes.dry_run
-    resolve_targets(deps, ig, targets, {}, counts)
+    targets = resolve_targets(deps, ig, targets, {}, counts)
     now = deps.clock()
     by_pk = {t.user_pk: t for t in targets if t.user_pk is not None}
     plan = planning.plan_post_reads(
@@ -135,6 +135,7 @@ def _sweep(
     """The first page of each swept target's own feed. Returns each target read with its new posts."""
     counts, settings, now = deps.counts, deps.settings, deps.clock()
     swept: list[tuple[Target, list[PostItem]]] = []
+    failing = Failing(deps)
     deps.progress.start(len(sweep), "checking posts")
     try:
         for index, pk in enumerate(sweep):
@@ -146,15 +147,14 @@ def _sweep(
             try:
                 posts, complete = _read_profile(deps, ig, target)
             except TargetUnavailable as exc:  # a normal state, not an error: looked at again in a day
-                updates[target.id] = {"post_checked_at": now} | unavailable(target, exc, now)
+                updates[target.id] = {"post_checked_at": now} | failing.failed(target, exc)
                 continue
-            except BadResponse as exc:
-                counts.errors += 1
-                log.warning("target_skipped", extra={"target": target.username, "reason": exc.message})
-                updates[target.id] = {"post_checked_at": now, "last_error": exc.message[:200], "last_error_at": now}
+            except (BadResponse, NetworkError) as exc:  # that target's: it waits (planning.retry_at), others go on
+                updates[target.id] = failing.failed(target, exc)
                 continue
+            failing.ok()
             counts.posts_seen += len(posts)
-            updates[target.id] = {"post_checked_at": now, "last_error": None, "unavailable": None}
+            updates[target.id] = {"post_checked_at": now, "last_error": None, "unavailable": None, "failures": 0}
             new = [p for p in posts if _is_new(p, target)]
             for post in new:
                 found.setdefault(post.pk, Found(post, target, "profile"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from story_liker import health, vault
@@ -119,7 +120,20 @@ def _gate(deps: Deps, state: Account, why: str) -> None:
         if state.settings is None:
             raise NeedsHuman(f"no Instagram session stored for {state.username}: run `story-liker login`")
         raise NeedsHuman(f"{why} and no IG_PASSWORD is set: run `story-liker login`")
-    gate = health.login_gate(state.login_failures, state.login_attempt_at, deps.clock())
+    gate = health.login_gate(
+        state.login_failures,
+        state.login_attempt_at,
+        deps.clock(),
+        last_auto_login=state.auto_login_at,
+        auto_login_every=timedelta(hours=deps.settings.auto_login_min_hours),
+    )
+    if gate.keeps_expiring is not None:
+        reason = (
+            f"the session keeps expiring: {why} within {deps.settings.auto_login_min_hours:g} h of the automatic "
+            f"login at {gate.keeps_expiring.isoformat(timespec='minutes')} (AUTO_LOGIN_MIN_HOURS)"
+        )
+        deps.store.set_needs_human(state.username, reason[:200])
+        raise NeedsHuman(f"{reason}: run `story-liker login` yourself; no request was sent")
     if gate.exhausted:
         reason = f"{state.login_failures} login attempts failed in a row"
         deps.store.set_needs_human(state.username, reason)
@@ -148,6 +162,7 @@ def _login(deps: Deps, ig: Instagram, state: Account, why: str, *, new_device: b
             raise NeedsHuman(f"{failures} login attempts failed in a row (last: {exc.message})") from None
         raise
     _save(deps, ig, deps.settings.encryption_key, login=True)
+    store.record_auto_login(account, deps.clock())
     if new_device:
         store.set_warmup(account, deps.clock())
     log.info("relogin_succeeded" if state.has_session else "login_succeeded")

@@ -7,12 +7,12 @@ import logging
 from typing import Any
 
 from story_liker import planning, ratelimit
-from story_liker.errors import BadResponse, TargetUnavailable
+from story_liker.errors import BadResponse, NetworkError, TargetUnavailable
 from story_liker.ig import Instagram, StoryItem, TrayEntry, UserRef, unique
 from story_liker.jobs.deps import Counts, Deps, Outcome, Report
 from story_liker.jobs.likes import Likes, like_pass
 from story_liker.jobs.pacing import Paced
-from story_liker.jobs.targets import adopt_from_tray, resolve_targets, unavailable
+from story_liker.jobs.targets import Failing, adopt_from_tray, resolve_targets
 from story_liker.models import Target
 from story_liker.store import STORY_LIKE, liked_stories
 
@@ -32,7 +32,7 @@ def _pass(deps: Deps, ig: Paced, targets: list[Target], allowed: int, likes: Lik
         targets = adopt_from_tray(deps, list(tray.values()))
         counts.targets = len(targets)
     free = {e.username: UserRef(e.user_pk, e.username, followed=True) for e in tray.values()}
-    resolve_targets(deps, ig, targets, free, counts)
+    targets = resolve_targets(deps, ig, targets, free, counts)
     by_pk = {t.user_pk: t for t in targets if t.user_pk is not None}
     plan = planning.plan_story_reads(
         targets,
@@ -44,7 +44,8 @@ def _pass(deps: Deps, ig: Paced, targets: list[Target], allowed: int, likes: Lik
     )
     for target_id, why in plan.skipped.items():
         log.debug("target_not_checked", extra={"target_id": target_id, "reason": str(why)})
-    reels, checked, updates = _read(deps, ig, plan, by_pk)
+    reels, checked = _read(deps, ig, plan, by_pk)
+    updates: dict[int, dict[str, Any]] = {}
     checked.update(plan.settled)
 
     items = unique([s for pk, found in reels.items() if pk in by_pk for s in found])
@@ -73,6 +74,8 @@ def _pass(deps: Deps, ig: Paced, targets: list[Target], allowed: int, likes: Lik
                 assert target.id is not None
                 values: dict[str, Any] = updates.setdefault(target.id, {})
                 values |= {"story_checked_at": now, "unavailable": None}
+                if target.failures:
+                    values |= {"failures": 0, "last_error": None}
                 settled_at = tray[pk].latest_reel_media if pk in tray and pk not in reels else None
                 marker = planning.new_marker(target.story_marker, reels.get(pk, []), handled, settled_at=settled_at)
                 if marker != target.story_marker:
@@ -109,13 +112,13 @@ def _tray(ig: Instagram, counts: Counts) -> dict[int, TrayEntry]:
 
 def _read(
     deps: Deps, ig: Instagram, plan: planning.ReadPlan, by_pk: dict[int, Target]
-) -> tuple[dict[int, list[StoryItem]], set[int], dict[int, dict[str, Any]]]:
-    """Carry out the read plan. Returns the stories per user pk, the pks checked (a reel missing from a
-    ``reels_media`` answer is checked: nothing there), and target updates for the unavailable ones."""
-    counts, now, settings = deps.counts, deps.clock(), deps.settings
+) -> tuple[dict[int, list[StoryItem]], set[int]]:
+    """Carry out the read plan. Returns the stories per user pk and the pks checked (a reel missing from a
+    ``reels_media`` answer is checked: nothing there). A target whose own read fails is recorded as failing at
+    once (jobs.targets.Failing) and the others go on."""
+    counts, settings = deps.counts, deps.settings
     reels: dict[int, list[StoryItem]] = {}
     checked: set[int] = set()
-    updates: dict[int, dict[str, Any]] = {}
     for batch in plan.batches:
         try:
             found = ig.reels_media(batch)
@@ -125,6 +128,7 @@ def _read(
             continue
         reels.update({pk: items for pk, items in found.items() if pk in batch})
         checked.update(batch)
+    failing = Failing(deps)
     for index, pk in enumerate(plan.per_user):
         target = by_pk[pk]
         assert target.id is not None
@@ -132,16 +136,12 @@ def _read(
             deps.pause(settings.target_delay_min_seconds, settings.target_delay_max_seconds)
         try:
             reels[pk] = ig.user_stories(pk)
-        except TargetUnavailable as exc:  # a normal state, not an error: looked at again in a day
-            updates[target.id] = unavailable(target, exc, now)
+        except (TargetUnavailable, BadResponse, NetworkError) as exc:
+            deps.store.update_targets({target.id: failing.failed(target, exc)})  # kept even if the pass ends early
             continue
-        except BadResponse as exc:
-            counts.errors += 1
-            log.warning("target_skipped", extra={"target": target.username, "reason": exc.message})
-            updates[target.id] = {"last_error": exc.message[:200], "last_error_at": now}
-            continue
+        failing.ok()
         checked.add(pk)
-    return reels, checked, updates
+    return reels, checked
 
 
 def _like_all(deps: Deps, ig: Paced, likes: Likes, by_pk: dict[int, Target], chosen: list[StoryItem]) -> set[str]:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from story_liker.errors import BadResponse, TargetUnavailable
+from story_liker import health
+from story_liker.errors import BadResponse, NetworkError, StoryLikerError, TargetUnavailable
 from story_liker.ig import Instagram, TrayEntry, UserRef
 from story_liker.jobs.deps import Counts, Deps
 from story_liker.models import Target
-from story_liker.planning import FOLLOWING_REFRESH, is_due
+from story_liker.planning import FOLLOWING_REFRESH, is_due, unavailable_skip
 
 log = logging.getLogger(__name__)
 
@@ -26,77 +27,152 @@ def sync_targets(deps: Deps) -> list[Target]:
     return deps.store.targets(account)
 
 
-def following(deps: Deps, ig: Instagram, max_pages: int) -> tuple[list[UserRef], bool]:
-    """The own following list, one paced request per page, at most ``max_pages`` pages; and whether it was
-    read to its end (only then is a name missing from it known to be not followed)."""
-    users: list[UserRef] = []
+def following(deps: Deps, ig: Instagram, max_pages: int, found: list[UserRef]) -> bool:
+    """The own following list, one paced request per page, at most ``max_pages`` pages, each page's users added to
+    ``found`` as it arrives (a failing later page keeps the earlier ones); returns whether it was read to its end
+    (only then is a name missing from it known to be not followed)."""
     max_id: str | None = None
     for _ in range(max_pages):
         page, max_id = ig.following_page(max_id)
-        users.extend(page)
+        found.extend(page)
         if not max_id:
-            return users, True
-    return users, False
+            return True
+    return False
 
 
 def resolve_targets(
     deps: Deps, ig: Instagram, targets: Sequence[Target], known: dict[str, UserRef], counts: Counts
-) -> None:
-    """Give every target a user pk and a follow state, as cheaply as possible, and store what was learned.
+) -> list[Target]:
+    """Give every target a user pk and a follow state, as cheaply as possible, storing each answer as it comes.
 
     ``known`` maps usernames to what this pass already learned for free (the reels tray: followed accounts).
     The own following list is walked once a day (one request per page of 200): it settles the follow state
-    of every target (followed or not; "unknown" is never read as "followed") and most pks. The rest come
-    from one lookup per remaining username, with the pause between targets before each.
+    of every target (followed or not; "unknown" is never read as "followed") and most pks. A target whose pk is
+    known is matched by its pk, so a rename is followed, not taken for an unfollow. What the tray and the walk
+    taught is stored before the first lookup; each lookup's answer is stored as it arrives, so a pass cut short
+    (a 5xx, a signal, a lost lease) keeps everything learned before it. The rest come from one lookup per
+    remaining username, with the pause between targets before each; one that fails waits (planning.retry_at)
+    while the others go on. Returns the targets the pass looks at: never the account itself.
     """
-    now, settings = deps.clock(), deps.settings
-    updates: dict[int, dict[str, Any]] = {}
-    refs = dict(known)
-    account = deps.store.account(settings.account())
-    complete = False
+    now, settings, store = deps.clock(), deps.settings, deps.store
+    by_name = dict(known)
+    by_pk = _keyed(list(known.values()))
+    account = store.account(settings.account())
+    complete = walked = False
     if settings.following_sync_max_pages and is_due(account.following_synced_at, now, FOLLOWING_REFRESH):
+        refs: list[UserRef] = []
         try:
-            walked, complete = following(deps, ig, settings.following_sync_max_pages)
-            for followed in walked:
-                refs.setdefault(followed.username, followed)
-            deps.store.mark_following_synced(account.username, now)
+            complete = following(deps, ig, settings.following_sync_max_pages, refs)
+            walked = True
         except BadResponse as exc:  # try again next pass; lookups fill the gaps meanwhile
             counts.errors += 1
             log.warning("following_skipped", extra={"reason": exc.message})
+        except BaseException:  # the pass ends here: what the pages before taught is kept all the same
+            _store(
+                deps,
+                [(target, _learned(target, _named(refs) | by_name, _keyed(refs) | by_pk, False)) for target in targets],
+            )
+            raise
+        by_name, by_pk = _named(refs) | by_name, _keyed(refs) | by_pk
+    _store(deps, [(target, _learned(target, by_name, by_pk, complete)) for target in targets])
+    if walked:
+        store.mark_following_synced(account.username, now)
+    failing = Failing(deps)
     looked_up = 0
     for target in targets:
         assert target.id is not None
-        ref: UserRef | None = refs.get(target.username)
-        values: dict[str, Any] = {}
-        if ref is not None:
-            if target.user_pk != ref.user_pk:
-                values["user_pk"] = ref.user_pk
-            if ref.followed is not None and target.followed is not ref.followed:
-                values["followed"] = ref.followed
-        elif complete and target.followed is not False:
-            values["followed"] = False  # not in the whole following list: not followed (any more)
-        if values.get("followed") is False and target.managed_by == "tray":
-            values["enabled"] = False  # found by TARGET_ACCOUNTS=*: no longer followed, no longer a target
-        failed_lately = target.last_error_at is not None and now - target.last_error_at < timedelta(hours=24)
-        if ref is None and target.user_pk is None and not failed_lately:  # a failed lookup is retried daily
-            if looked_up:
-                deps.pause(settings.target_delay_min_seconds, settings.target_delay_max_seconds)
-            looked_up += 1
-            try:
-                found = ig.lookup(target.username)
-            except (TargetUnavailable, BadResponse) as exc:
-                counts.errors += 1
-                log.warning("target_unavailable", extra={"target": target.username, "reason": exc.message})
-                updates[target.id] = values | {"last_error": exc.message[:200], "last_error_at": now}
-                continue
-            values |= {"user_pk": found.user_pk, "last_error": None}
-            if found.followed is not None:
-                values["followed"] = found.followed
-        if values:
-            updates[target.id] = values
-            target.user_pk = values.get("user_pk", target.user_pk)
-            target.followed = values.get("followed", target.followed)
-    deps.store.update_targets(updates)
+        if target.user_pk is not None or unavailable_skip(target, now) is not None:
+            continue
+        if looked_up:
+            deps.pause(settings.target_delay_min_seconds, settings.target_delay_max_seconds)
+        looked_up += 1
+        try:
+            found = ig.lookup(target.username)
+        except (TargetUnavailable, BadResponse, NetworkError) as exc:
+            _store(deps, [(target, failing.failed(target, exc))])
+            continue
+        failing.ok()
+        values: dict[str, Any] = {"user_pk": found.user_pk, "last_error": None, "failures": 0, "unavailable": None}
+        if found.followed is not None:
+            values["followed"] = found.followed
+        _store(deps, [(target, values)])
+    own = account.user_pk or ig.user_pk
+    mine = [t for t in targets if own is not None and t.user_pk == own]
+    for target in mine:
+        log.warning("target_is_own_account", extra={"target": target.username, "action": "skipped"})
+    return [t for t in targets if t not in mine]
+
+
+def _named(refs: Sequence[UserRef]) -> dict[str, UserRef]:
+    return {ref.username: ref for ref in refs}
+
+
+def _keyed(refs: Sequence[UserRef]) -> dict[int, UserRef]:
+    return {ref.user_pk: ref for ref in refs}
+
+
+def _learned(target: Target, by_name: dict[str, UserRef], by_pk: dict[int, UserRef], complete: bool) -> dict[str, Any]:
+    """What the tray and the following walk say of ``target``: its pk, follow state, a rename. A target with a pk
+    is matched by it (a name may have changed hands); one without by its name."""
+    values: dict[str, Any] = {}
+    ref = by_pk.get(target.user_pk) if target.user_pk is not None else by_name.get(target.username)
+    if ref is not None:
+        if target.user_pk != ref.user_pk:
+            values["user_pk"] = ref.user_pk
+        if ref.followed is not None and target.followed is not ref.followed:
+            values["followed"] = ref.followed
+        current = None if ref.username == target.username else ref.username
+        if current != target.current_name:
+            values["current_name"] = current
+            log.info("target_renamed", extra={"target": target.username, "now": ref.username})
+    elif complete and target.followed is not False:
+        values["followed"] = False  # not in the whole following list: not followed (any more)
+    if values.get("followed") is False and target.managed_by == "tray":
+        values["enabled"] = False  # found by TARGET_ACCOUNTS=*: no longer followed, no longer a target
+    return values
+
+
+def _store(deps: Deps, changes: Sequence[tuple[Target, dict[str, Any]]]) -> None:
+    """Write what was learned about targets now, and keep the pass's own copies in step."""
+    deps.store.update_targets({target.id: values for target, values in changes if target.id is not None and values})
+    for target, values in changes:
+        for name, value in values.items():
+            setattr(target, name, value)
+
+
+class Failing:
+    """One target's failing request is that target's: recorded on it, retried later (planning.retry_at), and the
+    pass goes on with the others. Only network failures of health.NETWORK_FAILURES_IN_ROW requests in a row end
+    the pass: then Instagram itself is out of reach, and asking on would only repeat it."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self.in_row = 0
+
+    def ok(self) -> None:
+        self.in_row = 0
+
+    def failed(self, target: Target, exc: StoryLikerError) -> dict[str, Any]:
+        """The values to store for ``target`` after ``exc``; re-raises it when the network is out of reach."""
+        now = self.deps.clock()
+        if isinstance(exc, TargetUnavailable):  # a normal state, not an error: looked at again in a day
+            self.in_row = 0
+            return unavailable(target, exc, now)
+        self.deps.counts.errors += 1
+        failures = target.failures + 1
+        log.warning(
+            "target_failed",
+            extra={"target": target.username, "reason": exc.message, "failures": failures, "retry": "backoff"},
+        )
+        values = {"last_error": exc.message[:200], "last_error_at": now, "failures": failures}
+        if isinstance(exc, NetworkError):
+            self.in_row += 1
+            if health.network_down(self.in_row):
+                _store(self.deps, [(target, values)])
+                raise exc
+        else:
+            self.in_row = 0
+        return values
 
 
 def unavailable(target: Target, exc: TargetUnavailable, now: datetime) -> dict[str, Any]:
@@ -112,7 +188,9 @@ def adopt_from_tray(deps: Deps, tray: Sequence[TrayEntry]) -> list[Target]:
     tray). Returns the enabled targets, the adopted ones included."""
     settings, store = deps.settings, deps.store
     account = settings.account()
-    added = store.adopt_targets(account, [(e.username, e.user_pk) for e in tray], settings.target_exclude, deps.clock())
-    if added:
-        log.info("targets_adopted", extra={"added": added, "from": "tray"})
+    added, back = store.adopt_targets(
+        account, [(e.username, e.user_pk) for e in tray], settings.target_exclude, deps.clock()
+    )
+    if added or back:
+        log.info("targets_adopted", extra={"added": added, "taken_back": back, "from": "tray"})
     return store.targets(account)

@@ -50,7 +50,8 @@ class ScriptedInstagram:
     """Implements the `Instagram` Protocol with scripted answers and a log of every call (one call = one
     request, as the adapter promises). ``script[name]`` is a queue of answers for that method: an exception
     instance is raised, anything else ignored (the normal answer is given); ``always[name]`` is raised every
-    time; ``fail_for[(name, arg)]`` every time that call is made with that argument. ``before`` runs before each call (tests use it to move the clock or let another run act)."""
+    time; ``fail_for[(name, arg)]`` every time that call is made with that argument. ``before`` runs before each
+    call (tests use it to move the clock or let another run act)."""
 
     clock: FakeClock
     tray: list[TrayEntry] = field(default_factory=list)

@@ -289,7 +289,7 @@ def test_one_target_whose_lookup_always_fails_does_not_starve_the_others(store: 
 
 
 def test_two_network_failures_in_a_row_mean_instagram_is_out_of_reach(store: Store) -> None:
-    h, names = unresolved_harness(store, 5)
+    h, _ = unresolved_harness(store, 5)
     ig = ScriptedInstagram(h.clock, always={"lookup": NetworkError("timeout")})
     with pytest.raises(NetworkError):
         stories(h, ig)

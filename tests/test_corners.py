@@ -295,3 +295,122 @@ def test_two_network_failures_in_a_row_mean_instagram_is_out_of_reach(store: Sto
         stories(h, ig)
     assert len(lookups(ig)) == 2  # not all five
     assert sum(t.failures for t in h.store.targets(ME)) == 2
+
+
+# --- a session that keeps expiring needs a human, not a login in every run -------------------------------
+
+
+def test_a_session_that_keeps_expiring_gets_one_password_login_a_day_then_a_human(h: Harness) -> None:
+    from story_liker.errors import NeedsHuman, SessionExpired
+
+    h.overrides["ig_password"] = "hunter2-password"
+    logins = 0
+    outcomes: list[str] = []
+    for _ in range(24):  # Instagram ends the session before every hourly run and accepts the password each time
+        ig = followed_instagram(h, {101: [story(101, 1, at=h.clock())]})
+        ig.script["reels_tray"] = [SessionExpired("login_required")]
+        try:
+            outcomes.append(str(stories(h, ig)))
+        except NeedsHuman as exc:
+            outcomes.append(exc.message)
+        logins += ig.names().count("relogin")
+        h.clock.advance(hours=1)
+    assert logins == 1  # 24 before
+    assert "the session keeps expiring" in outcomes[1] and "AUTO_LOGIN_MIN_HOURS" in outcomes[1]
+    account = h.store.account(ME)
+    assert account.needs_human and "keeps expiring" in (account.needs_human_reason or "")
+    assert all("needs a human" in outcome for outcome in outcomes[2:])  # no request at all, until `login`
+
+
+def test_the_automatic_login_bound_survives_restarts_and_allows_one_after_a_day(h: Harness) -> None:
+    from story_liker.errors import SessionExpired
+
+    h.overrides |= {"ig_password": "hunter2-password", "auto_login_min_hours": 6}
+    for hours in (0, 7, 14):  # each expiry more than AUTO_LOGIN_MIN_HOURS after the last automatic login
+        ig = followed_instagram(h, {101: [story(101, hours, at=h.clock())]})
+        ig.script["reels_tray"] = [SessionExpired("login_required")]
+        assert stories(h, ig) is Outcome.OK
+        assert ig.names().count("relogin") == 1
+        h.clock.advance(hours=7)
+
+
+# --- the tray takes accounts back; renames; the account itself -------------------------------------------
+
+
+def test_everyone_followed_takes_back_an_account_followed_again_and_one_no_longer_excluded(store: Store) -> None:
+    h = Harness(store, overrides={"target_accounts": "*", "target_exclude": "carol"})
+    h.store_session()
+    stories(h, followed_instagram(h, {pk: [story(pk, 1, at=h.clock())] for pk in NAMES}))
+    assert {t.username for t in h.store.targets(ME)} == {"alice", "bob"}  # carol: excluded
+    h.clock.advance(days=1, hours=1)  # bob unfollowed: gone from the tray and from the following list
+    ig = followed_instagram(h, {101: [story(101, 2, at=h.clock())]})
+    ig.followed = [UserRef(pk, name, True) for pk, name in NAMES.items() if name != "bob"]
+    stories(h, ig)
+    assert {t.username for t in h.store.targets(ME)} == {"alice"}
+    h.clock.advance(days=1, hours=1)  # bob followed again; carol taken out of TARGET_EXCLUDE
+    h.overrides["target_exclude"] = None
+    new = {pk: [story(pk, 3, at=h.clock())] for pk in NAMES}
+    again = followed_instagram(h, new)
+    stories(h, again)
+    assert {t.username for t in h.store.targets(ME)} == {"alice", "bob", "carol"}
+    assert sorted(again.liked) == sorted(s.pk for items in new.values() for s in items)
+
+
+def test_a_tray_account_a_person_disabled_stays_disabled(store: Store) -> None:
+    h = Harness(store, overrides={"target_accounts": "*"})
+    h.store_session()
+    reels = {pk: [story(pk, 1, at=h.clock())] for pk in NAMES}
+    stories(h, followed_instagram(h, reels))
+    assert h.store.set_target_enabled(ME, "bob", False)  # `accounts disable bob`
+    h.clock.advance(hours=1)
+    again = followed_instagram(h, {pk: [story(pk, 2, at=h.clock())] for pk in NAMES})
+    stories(h, again)
+    assert "bob" not in {t.username for t in h.store.targets(ME)}
+    assert not any(pk.startswith("102") for pk in again.liked)
+
+
+def test_a_renamed_target_stays_followed_and_is_not_adopted_twice(store: Store) -> None:
+    h = Harness(store, overrides={"target_accounts": "*"})
+    h.store_session()
+    reels = {pk: [story(pk, 1, at=h.clock())] for pk in NAMES}
+    stories(h, followed_instagram(h, reels))
+    h.clock.advance(days=1, hours=1)
+    renamed = {**NAMES, 101: "alice.new"}
+    fresh = {pk: [story(pk, 2, at=h.clock())] for pk in NAMES}
+    ig = ScriptedInstagram(
+        h.clock,
+        tray=tray_of(fresh, renamed),
+        reels=fresh,
+        followed=[UserRef(pk, name, True) for pk, name in renamed.items()],
+    )
+    stories(h, ig)
+    rows = h.store.targets(ME, enabled_only=False)
+    alice = [t for t in rows if t.user_pk == 101]
+    assert len(alice) == 1 and alice[0].followed is True and alice[0].current_name == "alice.new"
+    batches = [call.arg for call in ig.calls if call.name == "reels_media"]
+    assert all(len(batch) == len(set(batch)) for batch in batches)
+    h.clock.advance(hours=1)
+    steady = ScriptedInstagram(h.clock, tray=tray_of(fresh, renamed), reels=fresh)
+    stories(h, steady)
+    assert steady.names() == ["reels_tray"]  # a steady pass stays one request
+
+
+def test_a_renamed_target_named_in_target_accounts_keeps_its_follow_state(h: Harness) -> None:
+    stories(h, followed_instagram(h, {101: [story(101, 1, at=h.clock())]}))
+    h.clock.advance(days=1, hours=1)
+    ig = ScriptedInstagram(
+        h.clock, followed=[UserRef(101, "alice.new", True), UserRef(102, "bob", True), UserRef(103, "carol", True)]
+    )
+    stories(h, ig)
+    alice = next(t for t in h.store.targets(ME) if t.username == "alice")
+    assert alice.followed is True and alice.current_name == "alice.new" and alice.enabled
+
+
+def test_the_account_itself_is_never_a_target(h: Harness) -> None:
+    assert h.store.add_target(ME, "me.again", h.clock())  # added before the name check, or renamed into it
+    own = story(4242, 1, at=h.clock())  # the fake's own user pk
+    ig = followed_instagram(h, {101: [story(101, 1, at=h.clock())]})
+    ig.reels[4242] = [own]
+    ig.users = {"me.again": UserRef(4242, "me.again", None)}
+    stories(h, ig)
+    assert own.pk not in ig.liked and story(101, 1).pk in ig.liked

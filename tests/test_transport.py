@@ -10,6 +10,10 @@ That check is what found that a settings file chose the transport: instagrapi sa
 its settings and ``set_settings()`` restores it, and the double's settings (like any file written by a
 ``requests``-transport client) say ``"requests"``, so production silently ran on HTTP/1.1 until
 ``Instagrapi.__init__`` set its own transport again after loading them.
+
+The in-process cases at the end drive the real adapter (``Instagrapi`` without ``api_url``: instagrapi's curl
+transport) through the same front, to pin what libcurl does when a connection dies under a like: it sends the
+like again on a fresh connection when the dead one was reused.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from curl_cffi import CurlHttpVersion
 
+from story_liker.ig import Connection, Instagrapi, PostItem, StoryItem
 from tests.conftest import login, run_cli
-from tests.tls_front import MARKER, TlsFront
+from tests.tls_front import MARKER, FrontConn, TlsFront
 
 pytestmark = pytest.mark.slow
 
@@ -185,3 +191,87 @@ def test_connection_reset_on_a_kept_alive_connection_is_resent_once_by_libcurl(
     assert hidden.event("run_finished")["requests"] == ig.count() - 1
     assert [conn.reset for conn in front.connections] == [True, False]
     assert_all_over_h2_tls(ig, front)
+
+
+# --- in-process: the real adapter on the production transport, a connection dying under a write ----------------
+
+LIKE_PATH = {"story": "send_story_like", "post": "/like/"}  # the like endpoints, as the double's request log has them
+PROTOCOLS = ["h2", "http/1.1"]
+DROPS = ["fault_reset", "fault_close"]  # the double reads the like completely, then RST / FIN, no answer
+
+
+@pytest.fixture
+def production(ig: Any, front: TlsFront, monkeypatch: pytest.MonkeyPatch) -> Instagrapi:
+    """The real adapter as production builds it (no ``api_url``: instagrapi's curl transport, loaded settings that
+    name ``"requests"``), through the front as its proxy, trusting the front's CA as curl does from the env."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(front.ca_file))
+    return Instagrapi(Connection(username=ig.username, settings=ig.settings(), proxy=front.proxy_url, timeout=5))
+
+
+def speak(a: Instagrapi, protocol: str) -> None:
+    """instagrapi's curl transport offers only ``h2`` (ALPN) and rejects any other answer. For HTTP/1.1 its curl
+    session's ``http_version`` and that check move to 1.1; every other option stays as instagrapi sets it."""
+    if protocol == "http/1.1":
+        adapter = a.client.private.get_adapter("https://i.instagram.com/")
+        adapter.client.http_version = CurlHttpVersion.V1_1
+        adapter._http2 = CurlHttpVersion.V1_1
+
+
+class Item:
+    """A story or a post of a new user, read once through ``a``: one request, so the connection is kept alive."""
+
+    def __init__(self, ig: Any, a: Instagrapi, kind: str) -> None:
+        self.a, self.kind = a, kind
+        self.user = ig.add_user(f"user{len(ig.users)}")
+        self.item: StoryItem | PostItem
+        if kind == "story":
+            ig.add_story(self.user)
+            [self.item] = a.reels_media([self.user.pk])[self.user.pk]
+        else:
+            ig.add_post(self.user)
+            [self.item], _ = a.user_posts(self.user.pk, 3)
+
+    def read(self) -> None:
+        if self.kind == "story":
+            self.a.reels_media([self.user.pk])
+        else:
+            self.a.user_posts(self.user.pk, 3)
+
+    def like(self) -> None:
+        """The adapter's like."""
+        if isinstance(self.item, StoryItem):
+            self.a.like_story(self.item)
+        else:
+            self.a.like_post(self.item)
+
+    def instagrapi_like(self) -> bool:
+        """instagrapi's own call on the same client: the call the adapter's like makes."""
+        if self.kind == "story":
+            return bool(self.a.client.story_like(self.item.id, mark_seen=False))
+        return bool(self.a.client.media_like(self.item.id))
+
+
+def dropped_as(conn: FrontConn, drop: str) -> bool:
+    return (conn.reset, conn.closed) == (drop == "fault_reset", drop == "fault_close")
+
+
+@pytest.mark.parametrize("drop", DROPS)
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("kind", ["story", "post"])
+def test_libcurl_sends_a_like_again_when_its_reused_connection_dies(
+    ig: Any, front: TlsFront, production: Instagrapi, kind: str, protocol: str, drop: str
+) -> None:
+    """The risk, pinned on instagrapi's own like call on the production client (the call ``like_story`` and
+    ``like_post`` make): the like goes out on the connection the read kept
+    alive, the double reads it and drops the connection unanswered, and libcurl sends it again on a new one,
+    which the double answers. One call, two likes at Instagram, one request counted, no error anywhere."""
+    speak(production, protocol)
+    item = Item(ig, production, kind)
+    getattr(ig, drop)(LIKE_PATH[kind], times=1)
+    assert item.instagrapi_like() is True
+    assert ig.count(LIKE_PATH[kind]) == 2
+    assert production.requests_sent == 2 == ig.count() - 1  # the read and one like: libcurl's copy is not counted
+    reused, fresh = front.connections
+    assert dropped_as(reused, drop) and dropped_as(fresh, "neither")
+    assert {reused.alpn, fresh.alpn} == {protocol}
+    assert item.item.id in ig.liked_story_ids | ig.liked_media_ids

@@ -1,4 +1,5 @@
-"""`make bench`: requests per pass against floor and a naive script, local overhead, SQL, cleanup, memory.
+"""`make bench`: requests per pass against floor and a naive script, local overhead, SQL, cleanup, memory, and
+what a like's own connection costs on the production transport (bench/transport.py).
 
 Everything runs against the local Instagram double (``tests/double.py``) on loopback, with the real
 ``story-liker`` processes (through ``bench/sqlprobe.py``, which is the CLI's ``main`` plus a SQL
@@ -24,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench import cleanup, naive, simulate
+from bench import cleanup, naive, simulate, transport
 from bench.common import (
     Population,
     Proc,
@@ -568,13 +569,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench.notes.append(f"PostgreSQL cleanup rows skipped: {why}")
         print("in-process simulations: the planner over a week, coverage over a day, posts over a week", flush=True)
         sims = simulate.run_all(workdir)
+        print("likes on the production transport (curl, HTTP/2, TLS) through the local TLS front", flush=True)
+        like_costs = transport.measure(workdir)
     evaluate(bench, sims)
     print()
     print(report(bench))
     print()
     print(sims.report())
+    print()
+    print(transport.report(like_costs))
     elapsed = time.perf_counter() - started
-    results = _as_json(bench, elapsed) | {"simulations": sims.as_json()}
+    results = _as_json(bench, elapsed) | {
+        "simulations": sims.as_json(),
+        "like_connections": [asdict(cost) for cost in like_costs],
+    }
     RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"\n(bench took {elapsed:.0f} s; results written to {RESULTS})")
     return 0

@@ -643,7 +643,7 @@ class Instagrapi:
     def __init__(self, conn: Connection, *, challenge_prompt: Callable[[str], str] | None = None) -> None:
         from instagrapi import Client
 
-        from story_liker.transport import count_requests, redirect_to, with_default_timeout
+        from story_liker.transport import FreshConnections, count_requests, redirect_to, with_default_timeout
 
         self.conn = conn
         self.requests_sent = 0
@@ -668,6 +668,9 @@ class Instagrapi:
                 redirect_to(session, conn.api_url)
             with_default_timeout(session, conn.timeout)
             count_requests(session, self._count)
+        # Likes go out on a connection of their own: libcurl re-sends a request on a reused connection that dies
+        # before the answer (story_liker.transport). Looked up per request: survives set_settings() and init().
+        self._fresh_connection = FreshConnections(client.private)
         _one_request_per_call(client, resolve_challenges=challenge_prompt is not None)
         self.client = client
 
@@ -872,11 +875,17 @@ class Instagrapi:
         self._timeline_seen = [*self._timeline_seen, *(post.id for post in posts)][-200:]
         return posts, next_max_id
 
-    # --- writes: full "<pk>_<user pk>" ids, so instagrapi never looks a media up first ---
+    # --- writes: full "<pk>_<user pk>" ids, so instagrapi never looks a media up first. A like goes out on a new
+    # connection, closed after the answer, so libcurl cannot send it twice (story_liker.transport) ---
 
     def mark_seen(self, stories: Sequence[StoryItem], seen_at: Sequence[int]) -> None:
         """As the app (and dilame's story.service.ts) sends it: per story ``"<taken_at>_<seen_at>"``, seen_at
-        rising as the viewer moves through the reel (instagrapi's media_seen sends a random start instead)."""
+        rising as the viewer moves through the reel (instagrapi's media_seen sends a random start instead).
+
+        It keeps the kept-alive connection, like the reads: a copy libcurl re-sends carries the same stories and
+        the same times, so Instagram's state is what one request makes (they are seen, at those times); the cost
+        is one uncounted request on a rare dropped connection, not a second action. A fresh connection would
+        add a TLS handshake per target with likes."""
         reels = {
             f"{story.pk}_{story.user_pk}_{story.user_pk}": [f"{int(story.taken_at.timestamp())}_{int(at)}"]
             for story, at in zip(stories, seen_at, strict=True)
@@ -895,13 +904,13 @@ class Instagrapi:
             raise BadResponse("mark_seen: not confirmed")
 
     def like_story(self, story: StoryItem) -> None:
-        with self._call("like_story"):
+        with self._call("like_story"), self._fresh_connection():
             ok = self.client.story_like(story.id, mark_seen=False)  # no seen request, no media/info lookup
         if not ok:
             raise BadResponse(f"like of story {story.pk} not confirmed")
 
     def like_post(self, post: PostItem) -> None:
-        with self._call("like_post"):
+        with self._call("like_post"), self._fresh_connection():
             ok = self.client.media_like(post.id)
         if not ok:
             raise BadResponse(f"like of post {post.pk} not confirmed")

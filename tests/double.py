@@ -373,7 +373,7 @@ class Rec:
 @dataclass
 class _Rule:
     pattern: str
-    kind: str  # "fail" | "raw" | "reset" | "delay" | "short"
+    kind: str  # "fail" | "raw" | "reset" | "close" | "delay" | "short"
     times: int | None  # None: forever
     after: int = 0
     status: int = 200
@@ -804,8 +804,13 @@ class InstagramDouble:
         self._add_rule(_Rule(path_contains, "fail", times, after, status, json.dumps(payload).encode()))
 
     def fault_reset(self, path_contains: str, *, times: int | None = 1, after: int = 0) -> None:
-        """Close the connection of matching requests without sending any response."""
+        """Reset the connection (TCP RST) of matching requests, read completely, without sending any response."""
         self._add_rule(_Rule(path_contains, "reset", times, after))
+
+    def fault_close(self, path_contains: str, *, times: int | None = 1, after: int = 0) -> None:
+        """Close the connection cleanly (TCP FIN) after reading matching requests completely, without any response:
+        a server that went away between the request and its answer. Like ``fault_reset``, nothing is done."""
+        self._add_rule(_Rule(path_contains, "close", times, after))
 
     def short_read(self, path_contains: str, *, times: int | None = 1, after: int = 0) -> None:
         """Handle matching requests as usual (a like is done), but cut the answer's body in half and close the
@@ -888,7 +893,7 @@ class InstagramDouble:
         with self._lock:
             self.requests.append(rec)
             delay = self._take_rule(target, ("delay",))
-            action = self._take_rule(target, ("fail", "raw", "reset", "short"))
+            action = self._take_rule(target, ("fail", "raw", "reset", "close", "short"))
         if delay is not None and delay.release is not None:
             released = delay.release.wait(delay.seconds)
             if self._stop.is_set() or not released:
@@ -899,6 +904,12 @@ class InstagramDouble:
             return
         if action is not None and action.kind == "reset":
             handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            # Closed here, not by the server's shutdown_request(), whose shutdown(SHUT_WR) would send a FIN first;
+            # the descriptor goes when finish() closes the handler's files: an RST and nothing before it.
+            handler.connection.close()
+            handler.close_connection = True
+            return
+        if action is not None and action.kind == "close":
             handler.close_connection = True
             return
         if action is not None and action.kind != "short":

@@ -21,21 +21,34 @@ DEVICE = {"uuid": "11111111-2222-3333-4444-555555555555", "phone_id": "p-1", "an
 
 
 class FakeClock:
-    """Time moves only when a test (or the sleeper) moves it."""
+    """Time moves only when a test (or the sleeper) moves it. Calling it reads the wall clock; ``monotonic``
+    reads the seconds that passed, which a step of the wall clock does not change."""
 
     def __init__(self, start: datetime = START) -> None:
         self.now = start
+        self.elapsed = 0.0
         self.sleeps: list[float] = []
 
     def __call__(self) -> datetime:
         return self.now
 
+    def monotonic(self) -> float:
+        return self.elapsed
+
     def advance(self, **delta: float) -> None:
+        """Time passes: both clocks move."""
+        self.now += timedelta(**delta)
+        self.elapsed += timedelta(**delta).total_seconds()
+
+    def step(self, **delta: float) -> None:
+        """The wall clock is set (NTP, a person), or the host was suspended: the wall clock jumps, no time passes
+        for the monotonic one."""
         self.now += timedelta(**delta)
 
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += timedelta(seconds=seconds)
+        self.elapsed += seconds
 
 
 @dataclass
@@ -209,6 +222,7 @@ class Harness:
             command="test",
             connect=connect,
             clock=clock or self.clock,
+            monotonic=self.clock.monotonic,
             sleeper=self.clock.sleep,
         )
 

@@ -4,7 +4,8 @@ against a scripted Instagram with a fake clock and sleeper. Each test names the 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -76,6 +77,52 @@ def test_a_run_renews_its_lease_as_it_goes(h: Harness) -> None:
     ig = busy_instagram(h)  # 8 likes 4 s apart: 32 s, longer than the lease
     assert stories(h, ig) is Outcome.OK
     assert len(ig.liked) == 8
+
+
+def lose_the_lease_in_the_first_like(h: Harness, ig: ScriptedInstagram, clocks: Callable[[], datetime]) -> None:
+    """While the first like is in flight, ``clocks()`` moves this host's clocks and returns the true time, at which
+    another run (on a host whose clock is right) finds the lease (30 s) run out and takes it."""
+    h.overrides["lock_ttl_seconds"] = 30
+
+    def before(fake: ScriptedInstagram, name: str) -> None:
+        if name == "like_story" and "like_story" not in fake.names():
+            now = clocks()
+            assert h.store.acquire_lock(ME, run_id="other", command="run-stories", now=now, ttl=timedelta(60))
+
+    ig.before = before
+
+
+def test_a_wall_clock_set_back_an_hour_does_not_put_off_the_lease_check(h: Harness) -> None:
+    """The check is skipped for a third of the TTL by the monotonic clock: by a wall clock set back an hour it was
+    skipped for an hour, and this run went on liking beside the run that had taken over."""
+    ig = busy_instagram(h)
+
+    def set_back() -> datetime:
+        h.clock.advance(seconds=40)  # the like stalls 40 s: the lease runs out
+        now = h.clock()
+        h.clock.step(hours=-1)
+        return now
+
+    lose_the_lease_in_the_first_like(h, ig, set_back)
+    with pytest.raises(LeaseLost):
+        stories(h, ig)
+    assert ig.names().count("like_story") == 1  # checked before the next: nothing more went out (8 were planned)
+    assert h.store.lock_holder(ME).run_id == "other"  # type: ignore[union-attr]
+
+
+def test_a_host_back_from_suspend_checks_its_lease_though_the_monotonic_clock_stood_still(h: Harness) -> None:
+    """Linux's monotonic clock stops while the host is suspended; the wall clock does not, nor does the lease in
+    the database. A third of the TTL by either clock sends the run to the database."""
+    ig = busy_instagram(h)
+
+    def suspend() -> datetime:
+        h.clock.step(hours=1)
+        return h.clock()
+
+    lose_the_lease_in_the_first_like(h, ig, suspend)
+    with pytest.raises(LeaseLost):
+        stories(h, ig)
+    assert ig.names().count("like_story") == 1
 
 
 def test_everything_a_run_decides_is_read_under_the_lease(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,8 +20,11 @@ front lets the CLI keep its production transport and still land on the double::
   (``ig.requests``) shows which requests came over HTTP/2 and TLS; ``front.records`` has the same seen from
   the front.
 - Faults stay the double's: ``ig.delay(...)`` makes the forwarded request wait (the client's timeout has to
-  fire), and ``ig.fault_reset(...)`` resets the upstream connection, which the front turns into a TCP reset of
-  the client's connection (``SO_LINGER`` 0), what a client sees when Instagram's edge drops it.
+  fire), ``ig.fault_reset(...)`` resets the upstream connection, which the front turns into a TCP reset of
+  the client's connection (``SO_LINGER`` 0), what a client sees when Instagram's edge drops it, and
+  ``ig.fault_close(...)`` closes it cleanly, which the front turns into a plain close (TCP FIN, no HTTP/2
+  ``GOAWAY``, no TLS ``close_notify``): a server that went away between reading the request and answering.
+  Both read the request completely first. On HTTP/1.1 the pipe passes the double's close or reset through.
 
 Bounded: at most ``max_connections`` client connections (more get ``503`` to their ``CONNECT``) and at most
 ``MAX_STREAMS`` concurrent streams on each; ``stop()`` cuts every socket and joins every thread.
@@ -40,7 +43,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import h2.config
@@ -80,10 +83,13 @@ class FrontConn:
     alpn: str | None = None
     tls_version: str = ""
     reset: bool = False  # the front reset it (the double reset the forwarded request)
+    closed: bool = False  # the front closed it unanswered, no RST (the double closed the forwarded request cleanly)
     error: str = ""  # how the connection ended when that was an error (a TLS alert from the client, ...)
+    ended: bool = False  # closed (by either side); False while it is open
 
 
 _Answer = tuple[int, list[tuple[str, str]], bytes]  # status, headers, body
+_Dropped = Literal["reset", "closed"]  # how the double dropped a forwarded request, unanswered
 
 
 @dataclass
@@ -221,6 +227,9 @@ class TlsFront:
         conn: FrontConn | None = None
         try:
             client.settimeout(10)
+            # The CONNECT answer and the TLS handshake are small writes in a row: without this, Nagle + delayed ACK
+            # add ~40 ms to every new connection (as on the double's side).
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             target = self._read_connect(client)
             if target is None:
                 return
@@ -237,7 +246,7 @@ class TlsFront:
             if conn.alpn == "h2":
                 _H2Connection(self, tls, conn).serve()
             else:
-                self._pipe(tls)
+                self._pipe(tls, conn)
         except OSError as exc:  # ssl.SSLError too: the client went away, refused the certificate, or stop() cut it
             if conn is not None:
                 conn.error = str(exc) or type(exc).__name__
@@ -246,6 +255,8 @@ class TlsFront:
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             sock.close()  # wrap_socket() moved the descriptor into ``tls``: one close for both
+            if conn is not None:
+                conn.ended = True
             self._track(sock, add=False)
             self._track(client, add=False)
             self._slots.release()
@@ -281,8 +292,9 @@ class TlsFront:
 
     # ------------------------------------------------------------------ http/1.1 (not the private transport)
 
-    def _pipe(self, tls: ssl.SSLSocket) -> None:
-        """Bytes both ways until either side closes (one thread: the TLS socket is not shared)."""
+    def _pipe(self, tls: ssl.SSLSocket, conn: FrontConn) -> None:
+        """Bytes both ways until either side closes (one thread: the TLS socket is not shared); the double's close
+        or reset of its side is passed on to the client as the same."""
         upstream = socket.create_connection(self.upstream, timeout=10)
         upstream.settimeout(None)
         self._track(upstream, add=True)
@@ -290,8 +302,15 @@ class TlsFront:
             while True:
                 readable = [tls] if tls.pending() else select.select([tls, upstream], [], [])[0]
                 for source in readable:
-                    chunk = source.recv(65536)
+                    try:
+                        chunk = source.recv(65536)
+                    except ConnectionResetError:
+                        if source is tls:
+                            raise
+                        conn.reset = True
+                        return
                     if not chunk:
+                        conn.closed = source is upstream
                         return
                     (upstream if source is tls else tls).sendall(chunk)
         finally:
@@ -300,8 +319,8 @@ class TlsFront:
 
     # ------------------------------------------------------------------ forwarding
 
-    def _forward(self, conn: FrontConn, stream: _Stream) -> _Answer | None:
-        """Send one HTTP/2 request to the double; ``None`` if the double dropped the connection."""
+    def _forward(self, conn: FrontConn, stream: _Stream) -> _Answer | _Dropped:
+        """Send one HTTP/2 request to the double; how the double dropped it if it did not answer."""
         pseudo = {name: value for name, value in stream.headers if name.startswith(":")}
         cookies = [value for name, value in stream.headers if name == "cookie"]
         headers = [
@@ -343,8 +362,10 @@ class TlsFront:
             response = upstream.getresponse()
             data = response.read()
             return response.status, response.getheaders(), data
+        except http.client.RemoteDisconnected:  # closed cleanly before any byte of an answer
+            return "closed"
         except (OSError, http.client.HTTPException):
-            return None
+            return "reset"
         finally:
             if upstream.sock is not None:
                 self._track(upstream.sock, add=False)
@@ -368,7 +389,7 @@ class _H2Connection:
         )
         self.streams: dict[int, _Stream] = {}
         self.pending: dict[int, bytes] = {}  # response bytes waiting for flow-control window
-        self.answers: queue.SimpleQueue[tuple[int, _Stream, _Answer | None]] = queue.SimpleQueue()
+        self.answers: queue.SimpleQueue[tuple[int, _Stream, _Answer | _Dropped]] = queue.SimpleQueue()
         self.wake_r, self.wake_w = socket.socketpair()
         self.wake_lock = threading.Lock()  # no send() on wake_w while (or after) it is closed
 
@@ -390,8 +411,10 @@ class _H2Connection:
             readable = [self.tls] if self.tls.pending() else select.select([self.tls, self.wake_r], [], [])[0]
             if self.wake_r in readable:
                 self.wake_r.recv(4096)
-                if not self._send_answers():
-                    self.conn.reset = True  # _serve_client closes the socket with SO_LINGER 0: a TCP RST
+                dropped = self._send_answers()
+                if dropped is not None:
+                    # "reset": _serve_client closes the socket with SO_LINGER 0, a TCP RST; "closed": a plain close
+                    self.conn.reset, self.conn.closed = dropped == "reset", dropped == "closed"
                     return
             if self.tls in readable:
                 data = self.tls.recv(65536)
@@ -435,16 +458,16 @@ class _H2Connection:
         with self.wake_lock, contextlib.suppress(OSError):
             self.wake_w.send(b"x")
 
-    def _send_answers(self) -> bool:
-        """Start the answers that are back from the double; False if the double dropped a request."""
+    def _send_answers(self) -> _Dropped | None:
+        """Start the answers that are back from the double; how it dropped a request if it did."""
         while True:
             try:
                 stream_id, stream, answer = self.answers.get_nowait()
             except queue.Empty:
-                return True
+                return None
             self.streams.pop(stream_id, None)
-            if answer is None:
-                return False
+            if isinstance(answer, str):
+                return answer
             if stream.closed:
                 continue
             status, upstream_headers, body = answer

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -90,6 +91,7 @@ class Deps:
     command: str
     connect: Callable[[Connection], Instagram]
     clock: Callable[[], datetime] = utcnow
+    monotonic: Callable[[], float] = time.monotonic  # for jobs.lease: never jumps when the wall clock is set
     rng: random.Random = field(default_factory=random.Random)
     stop: threading.Event = field(default_factory=threading.Event)
     stop_signal: list[int] = field(default_factory=list)

@@ -24,16 +24,25 @@ class Lease:
     deps: Deps
     account: str
     ttl: timedelta
-    renewed_at: datetime
+    renewed_at: datetime  # by deps.clock(): what the database holds
+    renewed_tick: float  # by deps.monotonic(), at the same moment
 
     def keep(self) -> None:
         """Push the lease forward once a third of it has passed (cheap to call before every request).
 
         Within a third of the TTL of the last renewal nobody else can hold it; past that the renewal
         itself tells: it updates only a row that still names this run.
+
+        "Within" by both clocks. The monotonic one, because a wall clock set back (NTP, a person) would
+        otherwise stretch the third by the size of the step: an hour back, an hour without a check, long after
+        the lease ran out and another run took it. The wall clock too: the monotonic one stands still while the
+        host is suspended (Linux ``CLOCK_MONOTONIC``), and the expiry in the database is a wall time, which a
+        wall clock set forward reaches early. Either one says a third passed, or the wall clock went back: the
+        database decides.
         """
-        now = self.deps.clock()
-        if now - self.renewed_at < self.ttl / 3:
+        now, tick = self.deps.clock(), self.deps.monotonic()
+        third = self.ttl / 3
+        if tick - self.renewed_tick < third.total_seconds() and timedelta(0) <= now - self.renewed_at < third:
             return
         store, run_id = self.deps.store, self.deps.run_id
         if not store.renew_lock(self.account, run_id=run_id, now=now, ttl=self.ttl):
@@ -50,7 +59,7 @@ class Lease:
                 + (f"run {holder.run_id} ({holder.command}) took it" if holder else "was taken")
                 + ": stopped before the next request"
             )
-        self.renewed_at = now
+        self.renewed_at, self.renewed_tick = now, tick
 
 
 @contextmanager
@@ -62,7 +71,7 @@ def lease(deps: Deps, ttl: timedelta | None = None) -> Iterator[Lease]:
         holder = store.lock_holder(account)
         detail = f" by {holder.command} (run {holder.run_id}) until {holder.expires_at:%H:%M:%S}Z" if holder else ""
         raise Locked(f"another run holds the lock for {account}{detail}")
-    held = Lease(deps, account, ttl, now)
+    held = Lease(deps, account, ttl, now, deps.monotonic())
     deps.lease = held
     try:
         yield held

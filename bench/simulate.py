@@ -213,17 +213,36 @@ class PassLog:
     outcome: str
     first_call: int  # index into ig.calls
     calls: int
+    deferred: int = 0  # reads the pass's time budget left for the next pass
 
 
-def one_pass(h: Harness, ig: ScriptedInstagram, rng: random.Random, run: Runner = run_stories) -> PassLog:
+def one_pass(
+    h: Harness,
+    ig: ScriptedInstagram,
+    rng: random.Random,
+    run: Runner = run_stories,
+    *,
+    limit: timedelta | None = None,
+) -> PassLog:
+    """One pass on the fake clock. ``limit``: the scheduler's (systemd TimeoutStartSec, cron's timeout): a pass
+    still running then gets SIGTERM, as there, and stops at its next step."""
     first, started = len(ig.calls), h.clock()
     deps = h.deps(ig)
     deps.rng = random.Random(rng.getrandbits(64))
+    if limit is not None:
+
+        def sleep_then_maybe_stop(seconds: float) -> None:
+            h.clock.sleep(seconds)
+            if h.clock() - started >= limit and not deps.stop.is_set():
+                deps.stop_signal.append(15)
+                deps.stop.set()
+
+        deps.sleeper = sleep_then_maybe_stop
     try:
         outcome = run(deps, dry_run=False, max_likes=None).outcome.value
-    except StoryLikerError as exc:  # throttled, cooling_down, ...: the scheduler would see 75
+    except StoryLikerError as exc:  # throttled, cooling_down, interrupted ...: the scheduler would see 75, 143
         outcome = exc.outcome
-    return PassLog(started, h.clock(), outcome, first, len(ig.calls) - first)
+    return PassLog(started, h.clock(), outcome, first, len(ig.calls) - first, deps.counts.deferred)
 
 
 def start_at(h: Harness, rng: random.Random, hour: datetime) -> None:
@@ -736,6 +755,7 @@ def coverage_report(results: Sequence[CoverageResult]) -> list[str]:
 
 # --- 3. posts over a week (issue #14) ---------------------------------------------------------------------
 
+SCHEDULER_LIMIT = timedelta(minutes=15)  # the shipped TimeoutStartSec, cron's `timeout 15m`: SIGTERM then
 POST_SIZES = (50, 500)
 POST_EVERY = (1, 3)  # hours between passes
 POST_RATES: tuple[tuple[float, float], ...] = (
@@ -911,6 +931,9 @@ class PostWeekResult:
     first_pass: int
     first_pass_by_kind: dict[str, int]
     first_pass_minutes: float
+    pass_minutes: list[float]  # each pass, start to end on the fake clock (its pauses: the default delays)
+    stopped_by_limit: int  # passes the scheduler's limit (SCHEDULER_LIMIT) stopped with SIGTERM
+    deferred_reads: int  # profile reads the passes' time budget left for the next pass, over the week
     wall_s: float
 
     @property
@@ -942,7 +965,7 @@ def posts_week(targets: int, every_hours: int, *, workdir: Path, seed: int) -> P
         if h.clock() >= end:
             break
         world.load = None
-        log = one_pass(h, ig, rng, run_posts)
+        log = one_pass(h, ig, rng, run_posts, limit=SCHEDULER_LIMIT)
         passes.append(log)
         calls = ig.calls[log.first_call : log.first_call + log.calls]
         pages: list[list[PostItem]] = world.load or []
@@ -1010,6 +1033,9 @@ def posts_week(targets: int, every_hours: int, *, workdir: Path, seed: int) -> P
         first_pass=passes[0].calls,
         first_pass_by_kind=dict(Counter(c.name for c in first_calls)),
         first_pass_minutes=(passes[0].ended - passes[0].started) / timedelta(minutes=1),
+        pass_minutes=[(p.ended - p.started) / timedelta(minutes=1) for p in passes],
+        stopped_by_limit=sum(1 for p in passes if p.outcome == "interrupted"),
+        deferred_reads=sum(p.deferred for p in passes),
         wall_s=time.perf_counter() - started,
     )
 
@@ -1048,6 +1074,9 @@ def posts_report(results: Sequence[PostWeekResult]) -> list[str]:
                 f"{r.via_timeline / likes:.0%} / {r.via_sweep / likes:.0%}" if likes else "-",
                 f"{r.longest_unread_h:.1f} h",
                 r.non_target_likes,
+                f"{statistics.median(r.pass_minutes):.1f} / {max(r.pass_minutes):.1f}",
+                f"{r.stopped_by_limit}",
+                r.deferred_reads,
             ]
         )
     headers = [
@@ -1060,8 +1089,11 @@ def posts_report(results: Sequence[PostWeekResult]) -> list[str]:
         "likes via timeline/sweep",
         "longest unread",
         "non-target likes",
+        f"pass min med/max (limit {SCHEDULER_LIMIT / timedelta(minutes=1):g})",
+        "stopped by the limit",
+        "reads deferred",
     ]
-    out.append(table(headers, rows, "rrrrrrrrr"))
+    out.append(table(headers, rows, "rrrrrrrrrrrr"))
     out.append("")
     rows = []
     for r in results:
@@ -1133,6 +1165,12 @@ def posts_report(results: Sequence[PostWeekResult]) -> list[str]:
         "    timer's random 0-20 min makes a gap of 2 h 40 to 3 h 20 and a pass reads ceil(n x gap / 24 h)",
         "    profiles: the median is the 3-hour pass, the max one after a longer gap. longest unread: the longest",
         "    a target went without a profile read, from the first pass to the end of the week.",
+        "  - the pass's time: from its start to its end on the fake clock (its pauses, the default delays; the",
+        f"    requests themselves take no time here). A pass still running {SCHEDULER_LIMIT / timedelta(minutes=1):g}"
+        " min after it started gets SIGTERM,",
+        "    as the shipped systemd and cron limits do; PASS_BUDGET_MINUTES (12) plans each pass within them: the",
+        "    reads it has no time for (reads deferred) come first in the next pass, and a profile whose new posts",
+        "    were not all liked is not marked as checked.",
         "  - likes out of the way (POST_LIKES_PER_HOUR/DAY 1000/10000), the default delays on the fake clock;",
         "    non-target likes: likes of a post whose author is not a target (suggestions, followed non-targets).",
     ]

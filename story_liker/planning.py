@@ -115,6 +115,8 @@ def plan_story_reads(
     never = now - timedelta(days=36500)
     due.sort(key=lambda t: t.story_checked_at or never)
     spare.sort(key=lambda t: t.story_checked_at or never)
+    checked_at = {t.user_pk: t.story_checked_at or never for t in targets}
+    per_user.sort(key=lambda pk: checked_at[pk])  # a pass out of time leaves the ones it read last time
     wanted = fresh + [t.user_pk for t in due if t.user_pk is not None]
     if wanted:  # the batches go out anyway: their free slots take the targets checked longest ago
         free = -len(wanted) % batch_size
@@ -165,6 +167,28 @@ def plan_post_reads(targets: Sequence[Target], now: datetime, *, recheck: timede
     overdue = sum(1 for t in followed if is_due(t.post_checked_at, now, recheck))
     sweep = others + [t.user_pk for t in followed[: max(share, overdue)] if t.user_pk is not None]
     return PostPlan(timeline_pages > 0 and bool(followed), sweep, skipped)
+
+
+class Pauses(Protocol):
+    """The delay settings a pass's time budget is planned with (Settings)."""
+
+    @property
+    def target_delay_max_seconds(self) -> float: ...
+    @property
+    def action_delay_max_seconds(self) -> float: ...
+    @property
+    def request_delay_max_seconds(self) -> float: ...
+
+
+def read_cost(settings: Pauses, *, first: bool = False) -> float:
+    """The longest a pass waits for one more target read: the pause between targets (none before the first) and
+    the gap before the request."""
+    return (0 if first else settings.target_delay_max_seconds) + settings.request_delay_max_seconds
+
+
+def like_cost(settings: Pauses) -> float:
+    """The longest a pass waits for one more like: the pause between likes and the gap before the request."""
+    return settings.action_delay_max_seconds + settings.request_delay_max_seconds
 
 
 PROFILE_PAGES = 5  # a profile read follows its feed at most this many pages (5 x POST_FEED_COUNT posts)

@@ -176,6 +176,8 @@ class Settings(BaseSettings):
     following_sync_max_pages: int = Field(10, ge=0, le=100)
 
     auto_login_min_hours: float = Field(24.0, ge=1, le=720)  # at most one unattended password login per this
+    # a pass plans within this time and leaves the rest for the next one: a few minutes under the scheduler's limit
+    pass_budget_minutes: float = Field(12.0, ge=1, le=240)
     http_timeout_seconds: float = Field(20.0, gt=0, le=300)
     lock_ttl_seconds: int = Field(900, ge=5, le=86400)
     cooldown_base_minutes: float = Field(30.0, gt=0)

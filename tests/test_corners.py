@@ -414,3 +414,106 @@ def test_the_account_itself_is_never_a_target(h: Harness) -> None:
     ig.users = {"me.again": UserRef(4242, "me.again", None)}
     stories(h, ig)
     assert own.pk not in ig.liked and story(101, 1).pk in ig.liked
+
+
+# --- the post pass fits its scheduler's limit -----------------------------------------------------------
+
+
+def many_followed(store: Store, count: int, **overrides: Any) -> tuple[Harness, dict[int, str]]:
+    names = {5000 + n: f"user{n:03d}" for n in range(count)}
+    delays = {
+        "action_delay_min_seconds": 3,
+        "action_delay_max_seconds": 12,
+        "target_delay_min_seconds": 5,
+        "target_delay_max_seconds": 20,
+        "request_delay_min_seconds": 1,
+        "request_delay_max_seconds": 3,
+    }
+    harness = Harness(store, overrides={"target_accounts": ",".join(names.values())} | delays | overrides)
+    harness.store_session()
+    return harness, names
+
+
+def test_a_post_pass_plans_within_its_time_budget_and_defers_the_rest(store: Store) -> None:
+    """500 followed targets on the 3-hourly timer with the default delays needed 16-25 min of pauses per pass;
+    systemd's and cron's 15 min stopped it. Now a pass ends within PASS_BUDGET_MINUTES (12) and the profiles it had
+    no time for are read first next pass."""
+    h, names = many_followed(store, 500)
+    followed = [UserRef(pk, name, True) for pk, name in names.items()]
+    for _ in range(3):  # the first passes: every profile is new, far more than fit
+        started = h.clock()
+        ig = ScriptedInstagram(h.clock, followed=followed)
+        deps = h.deps(ig)
+        run_posts(deps, dry_run=False, max_likes=None)
+        assert h.clock() - started <= timedelta(minutes=12)
+        assert deps.counts.deferred > 0  # reads left for the next pass, not squeezed in
+        h.clock.advance(hours=3)
+    never = [t for t in h.store.targets(ME) if t.post_checked_at is None]
+    ig = ScriptedInstagram(h.clock, followed=followed)
+    run_posts(h.deps(ig), dry_run=False, max_likes=None)
+    first_read = next(c.arg for c in ig.calls if c.name == "user_posts")
+    assert first_read in {t.user_pk for t in never}  # never-read profiles first
+
+
+def test_a_profiles_new_posts_are_liked_before_the_next_profile_is_read(store: Store) -> None:
+    h, names = many_followed(store, 3, post_timeline_pages=0)
+    pks = list(names)
+    followed = [UserRef(pk, name, True) for pk, name in names.items()]
+    ig = ScriptedInstagram(h.clock, followed=followed, posts={pk: [post(pk, 1)] for pk in pks})
+    run_posts(h.deps(ig), dry_run=False, max_likes=None)
+    order = [c.name for c in ig.calls if c.name in ("user_posts", "like_post")]
+    assert order == ["user_posts", "like_post"] * 3
+
+
+def test_a_pass_stopped_after_reading_a_profile_leaves_it_unchecked_and_reads_it_first_next_time(
+    store: Store,
+) -> None:
+    """Stopped by the scheduler after the sweep had read a profile, the pass used to mark it checked: its new posts
+    waited a day, and aged out. Now a profile is checked only once its new posts are handled."""
+    h, names = many_followed(store, 3, post_timeline_pages=0)
+    followed = [UserRef(pk, name, True) for pk, name in names.items()]
+    steady = ScriptedInstagram(h.clock, followed=followed)
+    run_posts(h.deps(steady), dry_run=False, max_likes=None)  # every profile read once, nothing new
+    h.clock.advance(hours=24, minutes=5)  # all three due again
+    new = {pk: [post(pk, 2, hours_ago=0.5)] for pk in names}
+    ig = ScriptedInstagram(h.clock, followed=followed, posts=new)
+    deps = h.deps(ig)
+
+    def sigterm_during_the_first_read(fake: ScriptedInstagram, name: str) -> None:
+        if name == "user_posts":  # the read completes; the pause before the like ends the pass
+            deps.stop_signal.append(15)
+            deps.stop.set()
+
+    ig.before = sigterm_during_the_first_read
+    from story_liker.errors import Interrupted
+
+    with pytest.raises(Interrupted):
+        run_posts(deps, dry_run=False, max_likes=None)
+    assert [name for name in ig.names() if name != "following_page"] == ["user_posts"]
+    read_pk = next(c.arg for c in ig.calls if c.name == "user_posts")
+    target = next(t for t in h.store.targets(ME) if t.user_pk == read_pk)
+    assert target.post_checked_at is not None and target.post_checked_at < h.clock() - timedelta(hours=24)
+    h.clock.advance(minutes=50)
+    again = ScriptedInstagram(h.clock, followed=followed, posts=new)
+    run_posts(h.deps(again), dry_run=False, max_likes=None)
+    assert sorted(again.liked) == sorted(p.pk for posts in new.values() for p in posts)
+
+
+def test_a_story_pass_with_many_targets_not_followed_ends_within_its_time_budget(store: Store) -> None:
+    """200 public targets not followed: 200 lookups and 200 reads of their own (14.5 s each at the default
+    delays) took 41 min, far past the scheduler's 15. Now each pass ends within PASS_BUDGET_MINUTES, likes what it
+    found, and the next one goes on where it stopped: every target is read in turn, none starved."""
+    h, names = many_followed(store, 200, following_sync_max_pages=0)
+    users = {name: UserRef(pk, name, False) for pk, name in names.items()}
+    reels = {pk: [story(pk, 1, at=h.clock() + timedelta(hours=6))] for pk in names}
+    liked: list[int] = []
+    for _ in range(9):
+        ig = ScriptedInstagram(h.clock, users=users, reels=reels)
+        first = h.clock()
+        deps = h.deps(ig)
+        run_stories(deps, dry_run=False, max_likes=None)
+        assert h.clock() - first <= timedelta(minutes=12, seconds=30)  # the last request's gap at most past it
+        liked.append(len(ig.liked))
+        h.clock.advance(minutes=45)
+    assert all(t.story_checked_at is not None for t in h.store.targets(ME))  # every one read in turn
+    assert all(liked[3:])  # once the lookups are done (3 passes), every pass likes, not only reads

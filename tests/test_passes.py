@@ -83,6 +83,7 @@ def lose_the_lease_in_the_first_like(h: Harness, ig: ScriptedInstagram, clocks: 
     """While the first like is in flight, ``clocks()`` moves this host's clocks and returns the true time, at which
     another run (on a host whose clock is right) finds the lease (30 s) run out and takes it."""
     h.overrides["lock_ttl_seconds"] = 30
+    h.overrides["pass_budget_minutes"] = 240  # an hour's step must not end the pass by its time budget instead
 
     def before(fake: ScriptedInstagram, name: str) -> None:
         if name == "like_story" and "like_story" not in fake.names():

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -70,7 +70,8 @@ class Counts:
     liked: int = 0
     would_like: int = 0
     already_liked: int = 0
-    skipped: int = 0  # left for a later pass (the budget)
+    skipped: int = 0  # left for a later pass (the like limits, or the pass's time budget)
+    deferred: int = 0  # reads left for a later pass: the pass's time budget (PASS_BUDGET_MINUTES) was spent
     left_out: int = 0  # left deliberately (STORY_LIKE_PROBABILITY, *_MAX_PER_TARGET)
     errors: int = 0
     gone: int = 0  # a like's story or post was gone by then (expired, deleted): handled, not liked
@@ -99,6 +100,7 @@ class Deps:
     counts: Counts = field(default_factory=Counts)
     sleeper: Callable[[float], None] | None = None  # None: wait on `stop`, so a signal ends a pause at once
     lease: Lease | None = None  # set while the run holds the account's lease (jobs.lease)
+    deadline: datetime | None = None  # the end of the pass's time budget (PASS_BUDGET_MINUTES), once it started
 
     def checkpoint(self) -> None:
         """Called between two steps: a pending SIGTERM/SIGINT ends the pass here."""
@@ -112,6 +114,10 @@ class Deps:
             self.sleeper(seconds)
         else:
             self.stop.wait(seconds)
+
+    def fits(self, seconds: float) -> bool:
+        """Is there time left in the pass's budget for ``seconds`` more (its pauses at their longest)?"""
+        return self.deadline is None or self.clock() + timedelta(seconds=seconds) <= self.deadline
 
     def keep_lease(self) -> None:
         if self.lease is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from story_liker import health, planning, ratelimit
@@ -42,15 +42,21 @@ class Likes:
     limit_kind: str = ""  # story_like / post_like: whose limits a like counts against, whose share a block halves
     aimd: float = 1.0  # the adaptive share in force for that kind
     rejected_in_row: int = 0
-    window_closed: bool = False  # ACTIVE_HOURS ended during the pass: no more likes
+    window_closed: bool = False  # ACTIVE_HOURS ended, or the pass's time is up: no more likes
     sent: set[str] = field(default_factory=set)  # the pks this pass sent a like for (or would have, dry)
 
     def may_go_on(self) -> bool:
-        """False once the active hours ended: the pass stops liking (what it read stays read)."""
+        """False once the active hours ended or the pass's time budget has no room for another like: the pass stops
+        liking (what it read stays read; what it did not like waits for the next pass)."""
         settings = self.deps.settings
-        if not self.window_closed and not planning.is_active(self.deps.clock(), settings.active_hours, settings.zone):
+        if self.window_closed:
+            return False
+        if not planning.is_active(self.deps.clock(), settings.active_hours, settings.zone):
             self.window_closed = True
             log.info("active_hours_ended", extra={"kind": self.kind})
+        elif not self.dry_run and not self.deps.fits(planning.like_cost(settings)):
+            self.window_closed = True
+            log.info("pass_time_up", extra={"kind": self.kind, "budget_minutes": settings.pass_budget_minutes})
         return not self.window_closed
 
     def one(
@@ -158,6 +164,7 @@ def like_pass(
     if closed is not None:
         return closed
     with lease(deps):
+        deps.deadline = deps.clock() + timedelta(minutes=settings.pass_budget_minutes)
         state = deps.store.account(account)
         check_account(deps, state)
         targets = sync_targets(deps)

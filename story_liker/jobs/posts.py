@@ -55,7 +55,7 @@ class Found:
 
 
 def _pass(deps: Deps, ig: Paced, targets: list[Target], allowed: int, likes: Likes) -> Outcome:
-    counts, store, settings, dry_run = deps.counts, deps.store, deps.settings, likes.dry_run
+    counts, settings, dry_run = deps.counts, deps.settings, likes.dry_run
     targets = resolve_targets(deps, ig, targets, {}, counts)
     now = deps.clock()
     by_pk = {t.user_pk: t for t in targets if t.user_pk is not None}
@@ -64,37 +64,78 @@ def _pass(deps: Deps, ig: Paced, targets: list[Target], allowed: int, likes: Lik
     )
     for target_id, why in plan.skipped.items():
         log.debug("target_not_checked", extra={"target_id": target_id, "reason": str(why)})
-    updates: dict[int, dict[str, Any]] = {}  # written once at the end, also when the pass is cut short
-    todo: list[Found] = []
     found: dict[str, Found] = {}  # by post pk: a post both in the home feed and a profile is one post
+    likes_of = _Likes(deps, ig, likes, allowed, now - timedelta(days=settings.post_max_age_days))
     try:
         if plan.timeline:
             _timeline(deps, ig, by_pk, found)
-        swept = _sweep(deps, ig, plan.sweep, by_pk, found, updates)
-        from_timeline = sum(f.via == "timeline" for f in found.values())
-        log.info("posts_found", extra={"new": len(found), "from_timeline": from_timeline, "profiles": len(swept)})
-        todo = _todo(deps, list(found.values()), now - timedelta(days=settings.post_max_age_days), dry_run)
-        chosen = planning.fair_share(
-            todo, allowed, store.last_post_likes(settings.account()) if allowed < len(todo) else None
-        )
-        counts.skipped = len(todo) - len(chosen)
-        liked = _like_all(deps, ig, likes, chosen)
-        if not dry_run:
-            pending = {p.pk for p in todo if p.pk not in liked}
-            for target, posts in swept:  # everything new in its feed handled: move its marker
-                if posts and not any(p.pk in pending for p in posts):
-                    assert target.id is not None
-                    updates[target.id]["post_marker"] = int(max(p.taken_at.timestamp() for p in posts))
+        swept = set(plan.sweep)
+        likes_of.first_round([f for f in found.values() if f.user_pk not in swept])  # the sweep may not reach them
+        read = _sweep(deps, ig, plan.sweep, by_pk, found, likes_of)
+        timeline = sum(f.via == "timeline" for f in found.values())
+        log.info("posts_found", extra={"new": len(found), "from_timeline": timeline, "profiles": read})
+        likes_of.last_round()
     finally:
+        counts.skipped = likes_of.left_for_later()
         if not dry_run:  # a dry run leaves check times and markers alone: the next real pass does the same
-            store.update_targets(updates)
+            deps.store.update_targets(likes_of.target_updates())
     if counts.skipped:
         log.info("budget_used_up", extra={"left_for_later": counts.skipped})
     if dry_run:
         return Outcome.DRY_RUN
     if counts.skipped:
         return Outcome.BUDGET_USED_UP
-    return Outcome.OK if todo else Outcome.NOTHING_NEW  # nothing to like: the home feed shows old likes again
+    return Outcome.OK if likes_of.todo else Outcome.NOTHING_NEW  # nothing to like: the home feed shows old likes again
+
+
+class _Likes:
+    """The likes of a post pass, sent as the posts are found, before the pass reads more: a first round of one like
+    per target (the home feed's targets that the sweep does not read this pass, then each profile as it is read,
+    with what the home feed had of that target), then a last round sharing what the limits leave across what is
+    still to like (planning.fair_share). A pass stopped early (its time budget, the like limits, a signal, the
+    scheduler) has liked one post of each target it found something for, and marks as checked only the profiles
+    whose new posts it handled: the others are read first next pass, not a day later."""
+
+    def __init__(self, deps: Deps, ig: Paced, likes: Likes, allowed: int, oldest: datetime) -> None:
+        self.deps, self.ig, self.likes, self.left, self.oldest = deps, ig, likes, allowed, oldest
+        self.todo: dict[str, Found] = {}  # eligible and not liked yet when found, over the pass
+        self.done: set[str] = set()  # handled by a like (liked, or gone)
+        self.read: list[tuple[Target, list[PostItem]]] = []  # profiles read to their end, with their new posts
+        self.updates: dict[int, dict[str, Any]] = {}  # what the reads taught (errors, unavailable)
+
+    def first_round(self, new: list[Found]) -> None:
+        todo = _todo(self.deps, [f for f in new if f.pk not in self.todo], self.oldest, self.likes.dry_run)
+        self.todo |= {f.pk: f for f in todo}
+        self._like(todo, min(self.left, len({f.user_pk for f in todo})))
+
+    def last_round(self) -> None:
+        self._like([f for f in self.todo.values() if f.pk not in self.done], self.left)
+
+    def _like(self, todo: list[Found], allowed: int) -> None:
+        if not todo or allowed <= 0:
+            return
+        store, account = self.deps.store, self.deps.settings.account()
+        chosen = planning.fair_share(todo, allowed, store.last_post_likes(account) if allowed < len(todo) else None)
+        done = _like_all(self.deps, self.ig, self.likes, chosen)
+        self.done |= done
+        self.left -= len(done)
+
+    def left_for_later(self) -> int:
+        return sum(1 for pk in self.todo if pk not in self.done)
+
+    def target_updates(self) -> dict[int, dict[str, Any]]:
+        """Each profile read to its end is checked when none of its new posts is left to like, and its marker moves
+        past them; one with posts left keeps both (read first next pass)."""
+        updates = dict(self.updates)
+        for target, new in self.read:
+            assert target.id is not None
+            values: dict[str, Any] = {"last_error": None, "unavailable": None, "failures": 0}
+            if not any(p.pk in self.todo and p.pk not in self.done for p in new):
+                values["post_checked_at"] = self.deps.clock()
+                if new:
+                    values["post_marker"] = int(max(p.taken_at.timestamp() for p in new))
+            updates[target.id] = values
+        return updates
 
 
 def _is_new(post: PostItem, target: Target) -> bool:
@@ -125,44 +166,52 @@ def _timeline(deps: Deps, ig: Instagram, by_pk: dict[int, Target], found: dict[s
 
 
 def _sweep(
-    deps: Deps,
-    ig: Instagram,
-    sweep: list[int],
-    by_pk: dict[int, Target],
-    found: dict[str, Found],
-    updates: dict[int, dict[str, Any]],
-) -> list[tuple[Target, list[PostItem]]]:
-    """The first page of each swept target's own feed. Returns each target read with its new posts."""
-    counts, settings, now = deps.counts, deps.settings, deps.clock()
-    swept: list[tuple[Target, list[PostItem]]] = []
+    deps: Deps, ig: Paced, sweep: list[int], by_pk: dict[int, Target], found: dict[str, Found], likes_of: _Likes
+) -> int:
+    """The swept targets' own feeds, each one's new posts liked before the next is read, while the pass's time
+    allows a read and a like (planning.read_cost, like_cost) and the limits leave a like. Returns how many
+    profiles were read."""
+    counts, settings = deps.counts, deps.settings
     failing = Failing(deps)
+    read = 0
     deps.progress.start(len(sweep), "checking posts")
     try:
         for index, pk in enumerate(sweep):
             target = by_pk[pk]
             assert target.id is not None
+            unread = len(sweep) - index
+            if likes_of.left <= 0 and not likes_of.likes.dry_run:
+                log.info("sweep_stopped", extra={"reason": "no like left in the limits", "unread": unread})
+                break
+            if not deps.fits(planning.read_cost(settings, first=not index) + planning.like_cost(settings)):
+                log.info("sweep_stopped", extra={"reason": "the pass's time budget", "unread": unread})
+                counts.deferred += unread
+                break
             if index:
                 deps.pause(settings.target_delay_min_seconds, settings.target_delay_max_seconds)
             deps.progress.advance(target.username)
             try:
                 posts, complete = _read_profile(deps, ig, target)
             except TargetUnavailable as exc:  # a normal state, not an error: looked at again in a day
-                updates[target.id] = {"post_checked_at": now} | failing.failed(target, exc)
+                likes_of.updates[target.id] = {"post_checked_at": deps.clock()} | failing.failed(target, exc)
                 continue
             except (BadResponse, NetworkError) as exc:  # that target's: it waits (planning.retry_at), others go on
-                updates[target.id] = failing.failed(target, exc)
+                likes_of.updates[target.id] = failing.failed(target, exc)
                 continue
             failing.ok()
+            read += 1
             counts.posts_seen += len(posts)
-            updates[target.id] = {"post_checked_at": now, "last_error": None, "unavailable": None, "failures": 0}
             new = [p for p in posts if _is_new(p, target)]
             for post in new:
                 found.setdefault(post.pk, Found(post, target, "profile"))
-            if complete:  # else its marker stays: the next read looks again at what this one could not reach
-                swept.append((target, new))
+            if complete:  # else its marker and check time stay: the next read looks again at what this one missed
+                likes_of.read.append((target, new))
+            else:
+                likes_of.updates[target.id] = {"last_error": None, "unavailable": None, "failures": 0}
+            likes_of.first_round([f for f in found.values() if f.user_pk == pk])
     finally:
         deps.progress.stop()
-    return swept
+    return read
 
 
 def _read_profile(deps: Deps, ig: Instagram, target: Target) -> tuple[list[PostItem], bool]:

@@ -44,7 +44,7 @@ def _pass(deps: Deps, ig: Paced, targets: list[Target], allowed: int, likes: Lik
     )
     for target_id, why in plan.skipped.items():
         log.debug("target_not_checked", extra={"target_id": target_id, "reason": str(why)})
-    reels, checked = _read(deps, ig, plan, by_pk)
+    reels, checked = _read(deps, ig, plan, by_pk, allowed)
     updates: dict[int, dict[str, Any]] = {}
     checked.update(plan.settled)
 
@@ -111,11 +111,13 @@ def _tray(ig: Instagram, counts: Counts) -> dict[int, TrayEntry]:
 
 
 def _read(
-    deps: Deps, ig: Instagram, plan: planning.ReadPlan, by_pk: dict[int, Target]
+    deps: Deps, ig: Instagram, plan: planning.ReadPlan, by_pk: dict[int, Target], allowed: int
 ) -> tuple[dict[int, list[StoryItem]], set[int]]:
     """Carry out the read plan. Returns the stories per user pk and the pks checked (a reel missing from a
     ``reels_media`` answer is checked: nothing there). A target whose own read fails is recorded as failing at
-    once (jobs.targets.Failing) and the others go on."""
+    once (jobs.targets.Failing) and the others go on. The per-user reads stop while the pass's time budget still
+    holds the likes of what was found (up to ``allowed``): the unread ones, checked longest ago, go first next
+    pass."""
     counts, settings = deps.counts, deps.settings
     reels: dict[int, list[StoryItem]] = {}
     checked: set[int] = set()
@@ -132,6 +134,12 @@ def _read(
     for index, pk in enumerate(plan.per_user):
         target = by_pk[pk]
         assert target.id is not None
+        stories_found = sum(len(items) for items in reels.values())
+        likes_after = planning.like_cost(settings) * min(allowed, stories_found + 1)
+        if not deps.fits(planning.read_cost(settings, first=not index) + likes_after):
+            log.info("reads_stopped", extra={"reason": "the pass's time budget", "unread": len(plan.per_user) - index})
+            counts.deferred += len(plan.per_user) - index
+            break
         if index:
             deps.pause(settings.target_delay_min_seconds, settings.target_delay_max_seconds)
         try:

@@ -12,7 +12,7 @@ from story_liker.errors import BadResponse, NetworkError, StoryLikerError, Targe
 from story_liker.ig import Instagram, TrayEntry, UserRef
 from story_liker.jobs.deps import Counts, Deps
 from story_liker.models import Target
-from story_liker.planning import FOLLOWING_REFRESH, is_due, unavailable_skip
+from story_liker.planning import FOLLOWING_REFRESH, is_due, read_cost, unavailable_skip
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +79,13 @@ def resolve_targets(
         store.mark_following_synced(account.username, now)
     failing = Failing(deps)
     looked_up = 0
-    for target in targets:
+    unresolved = [t for t in targets if t.user_pk is None and unavailable_skip(t, now) is None]
+    for index, target in enumerate(unresolved):
         assert target.id is not None
-        if target.user_pk is not None or unavailable_skip(target, now) is not None:
-            continue
+        if not deps.fits(read_cost(settings, first=not looked_up)):  # the rest are looked up first next pass
+            log.info("lookups_stopped", extra={"reason": "the pass's time budget", "left": len(unresolved) - index})
+            counts.deferred += len(unresolved) - index
+            break
         if looked_up:
             deps.pause(settings.target_delay_min_seconds, settings.target_delay_max_seconds)
         looked_up += 1

@@ -185,7 +185,25 @@ def like_pass(
             return Report(Outcome.BUDGET_USED_UP, deps.counts)
         aimd = _aimd(deps.store, account, kind, now)
         likes = Likes(deps, kind.removesuffix("_like"), dry_run, state.cooldown_strikes, kind, aimd)
-        outcome = with_instagram(deps, lambda ig: body(deps, ig, targets, allowed, likes))
+        bodies = 0
+
+        def run(ig: Paced) -> Outcome:
+            """The pass. Should the session expire and the single re-login run it again, that second run starts
+            from what the first one stored (its targets' check times and markers) and from what its likes left of
+            the budget (they count from before they were sent): never a second allowance in one pass."""
+            nonlocal bodies
+            bodies += 1
+            if bodies == 1:
+                return body(deps, ig, targets, allowed, likes)
+            now = deps.clock()
+            left = ratelimit.budget(now, deps.store.recent_actions(account, kind, now), limits).remaining
+            if dry_run:  # a dry run counts nothing in the database
+                left = max(0, allowed - len(likes.sent))
+            if max_likes is not None:
+                left = min(left, max(0, max_likes - len(likes.sent)))
+            return body(deps, ig, deps.store.targets(account), left, likes)
+
+        outcome = with_instagram(deps, run)
         return Report(outcome, deps.counts)
 
 

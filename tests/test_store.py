@@ -160,3 +160,57 @@ def test_the_env_sync_never_takes_over_a_target_added_with_accounts_add(store: S
     assert (rows["alice"].managed_by, rows["alice"].enabled) == ("cli", True)
     store.sync_targets("me", [], now)
     assert not {t.username: t for t in store.targets("me", enabled_only=False)}["bob"].enabled
+
+
+def _save(store: Store, account: str, user_pk: int | None, settings: str = "{}") -> bool:
+    return store.save_session(account, settings=settings, encrypted=False, user_pk=user_pk, now=NOW, login=True)
+
+
+def test_one_instagram_user_is_one_account_row(store: Store) -> None:
+    """A session of Instagram user 4242 is `a`'s: stored under `b` too, it would give one real account the
+    limits and the lease of two. The unique index refuses it; the store says which row holds the user."""
+    from story_liker.errors import ConfigError
+
+    assert _save(store, "a", 4242, '{"a": 1}')
+    with pytest.raises(ConfigError, match="Instagram user 4242 is the account 'a' in this database") as refused:
+        _save(store, "b", 4242, '{"b": 1}')
+    assert "'b'" in refused.value.message
+    assert store.account("b", create=False).settings is None  # nothing stored, not even the row
+    assert store.account("b", create=False).user_pk is None
+    assert (store.account("a").settings, store.account("a").user_pk) == ('{"a": 1}', 4242)
+    assert _save(store, "a", 4242, '{"a": 2}')  # the row that holds the user saves as before
+    assert _save(store, "b", 4343)  # another user under another name
+    assert _save(store, "b", None)  # a device without a session yet: no user to compare
+
+
+def test_two_names_saving_one_instagram_user_at_once_one_is_refused(store: Store) -> None:
+    """Two runs (two names, one session) saving at the same moment: one row gets the user, the other a clear
+    refusal, never an IntegrityError (exit 1)."""
+    import threading
+
+    from story_liker.errors import ConfigError
+
+    names = [f"n{i}" for i in range(6)]
+    for name in names:
+        store.account(name)
+    start = threading.Barrier(len(names))
+    outcomes: dict[str, str] = {}
+
+    def save(name: str) -> None:
+        start.wait()
+        try:
+            _save(store, name, 777)
+            outcomes[name] = "saved"
+        except ConfigError:
+            outcomes[name] = "refused"
+        except Exception as exc:  # what the test is about: nothing else may escape
+            outcomes[name] = type(exc).__name__
+
+    threads = [threading.Thread(target=save, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(outcomes.values()) == ["refused"] * (len(names) - 1) + ["saved"], outcomes
+    holders = [name for name in names if store.account(name).user_pk == 777]
+    assert [outcomes[name] for name in holders] == ["saved"]

@@ -447,15 +447,26 @@ class Store:
 
     # --- cleanup ----------------------------------------------------------------------------------------
 
-    def count_stories_before(self, cutoff: datetime) -> int:
+    def count_stories_before(self, account: str | None, cutoff: datetime) -> int:
+        """The story records of ``account`` (None: of every account, `cleanup --all-accounts`) taken before
+        ``cutoff``."""
         with self._tx() as session:
-            return int(session.exec(select(sa.func.count()).where(col(Story.taken_at) < cutoff)).one())
+            query = select(sa.func.count()).select_from(Story).where(col(Story.taken_at) < cutoff)
+            if account is not None:
+                query = query.where(col(Story.account) == account)
+            return int(session.exec(query).one())
 
-    def delete_stories_before(self, cutoff: datetime, now: datetime) -> int:
-        """One indexed DELETE of old story records (posts are never touched), and expired limit rows."""
+    def delete_stories_before(self, account: str | None, cutoff: datetime, now: datetime) -> int:
+        """One indexed DELETE of the old story records of ``account`` (None: of every account) and its expired
+        limit rows; posts are never touched, nor another account's rows."""
+        stories, actions = sa.delete(Story).where(col(Story.taken_at) < cutoff), sa.delete(Action)
+        actions = actions.where(col(Action.at) < now - timedelta(days=2))
+        if account is not None:
+            stories = stories.where(col(Story.account) == account)
+            actions = actions.where(col(Action.account) == account)
         with self._tx() as session:
-            deleted = session.execute(sa.delete(Story).where(col(Story.taken_at) < cutoff))
-            session.execute(sa.delete(Action).where(col(Action.at) < now - timedelta(days=2)))
+            deleted = session.execute(stories)
+            session.execute(actions)
             return int(deleted.rowcount or 0)  # type: ignore[attr-defined]
 
     # --- runs ------------------------------------------------------------------------------------------

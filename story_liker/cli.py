@@ -685,7 +685,13 @@ def notify_test() -> None:
         _fail("no notification URL is set: NOTIFY_URLS, NOTIFY_URLS_FILE or NOTIFY_CONFIG", CONFIG)
     outcomes, problems = notify.send_test(settings)
     for outcome in outcomes:
-        typer.echo(f"{outcome.label}: " + ("delivered" if outcome.delivered else f"NOT delivered ({outcome.why})"))
+        if outcome.delivered:
+            said = "delivered"
+        elif outcome.unconfirmed:
+            said = f"sent, but no answer in time ({outcome.why}): see whether it arrived"
+        else:
+            said = f"NOT delivered ({outcome.why})"
+        typer.echo(f"{outcome.label}: {said}")
     for problem in problems:
         typer.echo(problem)
     delivered = bool(outcomes) and all(o.delivered for o in outcomes)

@@ -42,7 +42,7 @@ def _cutoff() -> datetime:
 
 
 def _cli(database_url: str, workdir: Path, *args: str) -> Any:
-    env = base_env() | {"DATABASE_URL": database_url, "LOG_FORMAT": "json"}
+    env = base_env() | {"DATABASE_URL": database_url, "LOG_FORMAT": "json", "IG_USERNAME": ACCOUNT}
     return run_measured(cli_command(*args), env, workdir, timeout=600)
 
 

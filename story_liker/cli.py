@@ -321,17 +321,39 @@ def cleanup(
         bool, typer.Option("--dry-run", help="Count the story records that would be deleted; delete nothing.")
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Allow a retention below 24 h.")] = False,
+    all_accounts: Annotated[
+        bool,
+        typer.Option(
+            "--all-accounts",
+            help="Delete the old story records of every account in the database, not only IG_USERNAME's "
+            "(with this retention).",
+        ),
+    ] = False,
 ) -> None:
-    """Delete story records older than the retention (posts are never deleted). No Instagram request."""
+    """Delete IG_USERNAME's story records older than the retention (posts are never deleted). No Instagram
+    request.
+
+    Like every command it acts for IG_USERNAME only (several accounts may share the database, each with its own
+    retention); without IG_USERNAME it exits 78 unless --all-accounts asks for every account."""
     from story_liker.jobs.maintenance import cleanup as job
 
     def run(d: Deps) -> Report:
-        report = job(d, older_than_hours=older_than, dry_run=dry_run or d.settings.dry_run, force=force)
+        report = job(
+            d,
+            older_than_hours=older_than,
+            dry_run=dry_run or d.settings.dry_run,
+            force=force,
+            all_accounts=all_accounts,
+        )
         verb = "would delete" if report.outcome == "dry_run" else "deleted"
-        typer.echo(f"{verb} {report.counts.deleted} story records taken before {report.extra['cutoff']}", err=True)
+        typer.echo(
+            f"{verb} {report.counts.deleted} story records of {report.extra['whose']} taken before "
+            f"{report.extra['cutoff']}",
+            err=True,
+        )
         return report
 
-    _execute("cleanup", run, account=False)
+    _execute("cleanup", run, account=False)  # the job says what to do without IG_USERNAME: --all-accounts
 
 
 @app.command()
@@ -663,7 +685,13 @@ def notify_test() -> None:
         _fail("no notification URL is set: NOTIFY_URLS, NOTIFY_URLS_FILE or NOTIFY_CONFIG", CONFIG)
     outcomes, problems = notify.send_test(settings)
     for outcome in outcomes:
-        typer.echo(f"{outcome.label}: " + ("delivered" if outcome.delivered else f"NOT delivered ({outcome.why})"))
+        if outcome.delivered:
+            said = "delivered"
+        elif outcome.unconfirmed:
+            said = f"sent, but no answer in time ({outcome.why}): see whether it arrived"
+        else:
+            said = f"NOT delivered ({outcome.why})"
+        typer.echo(f"{outcome.label}: {said}")
     for problem in problems:
         typer.echo(problem)
     delivered = bool(outcomes) and all(o.delivered for o in outcomes)

@@ -116,7 +116,10 @@ class Instagram(Protocol):
         ...
 
     def like_post(self, post: PostItem) -> None: ...
-    def ping(self) -> None: ...
+    def ping(self) -> UserRef:
+        """One light authenticated read (``accounts/current_user/``): who the session is, as Instagram says."""
+        ...
+
     def relogin(self) -> None:
         """A fresh password login (several requests); raises NeedsHuman on a challenge or 2FA."""
         ...
@@ -473,6 +476,20 @@ def parse_user_info(raw: Any, username: str) -> UserRef:
     status = user.get("friendship_status")
     following = status.get("following") if isinstance(status, dict) else None
     return UserRef(pk, name, following if isinstance(following, bool) else None)
+
+
+def parse_current_user(raw: Any, what: str) -> UserRef:
+    """The user a session is (``accounts/current_user/``, ``users/{pk}/info/``: ``{"user": {"pk", "username"}}``)."""
+    user = _object(raw, what).get("user")
+    try:
+        if not isinstance(user, dict):
+            raise Malformed("no user")
+        pk = _owner_pk(user)
+        if pk is None:
+            raise Malformed("no pk")
+        return UserRef(pk, _username(user.get("username")))
+    except Malformed as exc:
+        raise BadResponse(f"{what}: {exc}") from None
 
 
 def parse_user_feed(raw: Any, user_pk: int) -> tuple[list[PostItem], str | None, int]:
@@ -917,8 +934,8 @@ class Instagrapi:
 
     # --- session ---
 
-    def ping(self) -> None:
-        self._request("keepalive", "accounts/current_user/?edit=true")
+    def ping(self) -> UserRef:
+        return parse_current_user(self._request("keepalive", "accounts/current_user/?edit=true"), "keepalive")
 
     def relogin(self) -> None:
         if not self.conn.password:
@@ -930,8 +947,9 @@ class Instagrapi:
         if not ok:
             raise NeedsHuman("Instagram did not accept the login")
 
-    def login_by_sessionid(self, sessionid: str) -> None:
-        """One request (``users/{pk}/info/``), unlike instagrapi's, which falls back to two more endpoints."""
+    def login_by_sessionid(self, sessionid: str) -> UserRef:
+        """One request (``users/{pk}/info/``), unlike instagrapi's, which falls back to two more endpoints.
+        Returns the user the sessionid belongs to."""
         found = re.match(r"[0-9]+", sessionid)
         if found is None or len(sessionid) <= 30:
             raise NeedsHuman("that does not look like an Instagram sessionid")
@@ -949,19 +967,14 @@ class Instagrapi:
             raw = self._request("login_by_sessionid", f"users/{user_id}/info/", params=params | {"is_app_start": False})
         except SessionExpired:
             raise NeedsHuman("Instagram did not accept that sessionid (login_required)") from None
-        user = raw.get("user")
-        try:
-            if not isinstance(user, dict):
-                raise Malformed("no user")
-            pk, username = _owner_pk(user), _username(user.get("username"))
-        except Malformed as exc:
-            raise BadResponse(f"login_by_sessionid: {exc}") from None
-        if pk is None or str(pk) != user_id:
+        who = parse_current_user(raw, "login_by_sessionid")
+        if str(who.user_pk) != user_id:
             raise BadResponse("login_by_sessionid: the answer is about another user")
-        client.username = username
-        client.private.cookies.set("ds_user_id", str(pk))
+        client.username = who.username
+        client.private.cookies.set("ds_user_id", str(who.user_pk))
         client.private.headers.update(client.base_headers)
         client.private.headers.update({"Authorization": client.authorization})
+        return who
 
     def login_with_code(self, code_prompt: Callable[[], str]) -> None:
         """Interactive login: password, then a 2FA code from the TOTP seed or the person at the terminal."""

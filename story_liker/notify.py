@@ -6,6 +6,15 @@ is queued (table ``notification``, in the same transaction as the new state), so
 for a day sends one message. The queue is then delivered to every configured URL; a URL that failed gets the
 message again at the next run, one that took it never twice.
 
+What "took it" means (``Outcome``): the service answered 2xx (delivered), or the request went out whole and no
+answer came in time: a read timeout, or the run's deadline while the answer was awaited (unconfirmed, logged as
+``notification_unconfirmed``). A slow service, an Apprise API server fanning out, usually did take it: sending it
+again would repeat it at every run for days. Only what surely did not get through is sent again, briefly within
+the run and at the next run (``notification_failed``): a connection that could not be made (refused, unreachable,
+not made before the deadline), an error answer (4xx, 5xx, however slow), or no answer to a retry after the
+service had answered with an error in this run. Apprise only says yes or no, so each delivery thread watches its
+own HTTP requests (``_watch_requests``); a plugin that does not use ``requests`` (SMTP) is never unconfirmed.
+
 Nothing here changes the exit code (each step is isolated, see ``monitor.isolated``), holds a run up for more
 than DEADLINE seconds (every URL is sent to from a daemon thread that is given up on after that), or prints a
 URL (they carry tokens): a URL is named by its position and service (``#2 ntfy``), and Apprise's own log lines,
@@ -44,7 +53,10 @@ TEST = "test"
 INSTAGRAM_COMMANDS = frozenset({"run-stories", "run-posts", "keepalive"})
 DEADLINE = 5.0  # seconds a run waits for all its deliveries together
 TEST_DEADLINE = 15.0  # `notify test`: a person waits for the answer
-SOCKET_TIMEOUT = 3.0  # connect and read timeout of each request Apprise sends
+CONNECT_TIMEOUT = 5.0  # seconds each request Apprise sends may take to connect; not connected: failed, retried
+# seconds it may wait for the answer once sent: longer than either deadline, which cuts a slow answer first
+# (unconfirmed either way); the thread left behind then waits at most this long in a process that may go on
+READ_TIMEOUT = 30.0
 GIVE_UP_AFTER = timedelta(days=3)  # a message still not delivered by then is dropped (logged)
 CLAIM = timedelta(minutes=2)  # a run delivering a message keeps other runs off it for this long
 
@@ -226,8 +238,9 @@ class Destination:
 @dataclass(frozen=True)
 class Outcome:
     label: str
-    delivered: bool
-    why: str = ""  # when not delivered: "refused", "timed out", the exception type
+    delivered: bool  # the service answered 2xx
+    why: str = ""  # when not delivered: "refused", "no answer" (read timeout), "timed out" (deadline), an exception
+    unconfirmed: bool = False  # not delivered, but the request went out and no answer came: counted as taken
 
 
 def fingerprint(url: str) -> str:
@@ -273,10 +286,11 @@ def _label(number: int, plugin: Any, scheme: str) -> str:
 
 
 def _bounded(plugin: Any) -> Any:
-    """Every request Apprise sends for this URL waits at most SOCKET_TIMEOUT to connect and to read."""
-    for name in ("socket_connect_timeout", "socket_read_timeout"):
+    """Every request Apprise sends for this URL waits CONNECT_TIMEOUT to connect and READ_TIMEOUT for its
+    answer, whatever the URL says (``cto``, ``rto``): what counts as taken depends on them (module docstring)."""
+    for name, seconds in (("socket_connect_timeout", CONNECT_TIMEOUT), ("socket_read_timeout", READ_TIMEOUT)):
         if isinstance(getattr(plugin, name, None), int | float):
-            setattr(plugin, name, min(getattr(plugin, name), SOCKET_TIMEOUT))
+            setattr(plugin, name, seconds)
     return plugin
 
 
@@ -288,28 +302,52 @@ def _mute_apprise() -> None:
 
 
 class Undelivered(Exception):
-    """Apprise said the service did not take the message."""
+    """Apprise said the service did not take the message, and it surely did not: retried."""
+
+
+class Unanswered(Exception):
+    """Apprise said no, but only because the answer did not come in time: the request went out. Never retried."""
+
+
+@dataclass
+class _Attempts:
+    """What one URL's delivery got to in this run: written by its thread (and ``_watch_requests``), read by
+    ``send`` at the deadline."""
+
+    sent: bool = False  # the current HTTP request went out whole; its answer is awaited
+    unanswered: bool = False  # an HTTP request of the current attempt went out and its read timed out
+    refused: int = 0  # attempts the service refused or answered with an error
+
+
+_WATCHED = threading.local()  # .attempts: the _Attempts of the delivery this thread runs, else unset/None
 
 
 def send(jobs: Sequence[tuple[Destination, tuple[str, str, str]]], *, deadline: float) -> list[Outcome]:
     """Send each (destination, (event, title, body)) from its own daemon thread, all at once, with a short
-    bounded retry each; whatever has not answered after ``deadline`` seconds counts as not delivered (and is
-    left behind: a daemon thread never keeps the process alive)."""
+    bounded retry of what surely failed; after ``deadline`` seconds whatever has not answered is left behind (a
+    daemon thread never keeps the process alive): unconfirmed when its request went out, else not delivered."""
+    _watch_requests()
     results: list[Outcome | None] = [None] * len(jobs)
+    watched = [_Attempts() for _ in jobs]
 
     def one(index: int, target: Destination, note: tuple[str, str, str]) -> None:
+        attempts = _WATCHED.attempts = watched[index]
         try:
             retried(
                 "notification",
-                lambda: _notify_once(target.plugin, note),
+                lambda: _notify_once(target.plugin, note, attempts),
                 on=lambda exc: isinstance(exc, Undelivered),
-                window=max(0.0, min(deadline - SOCKET_TIMEOUT, 3.0)),
+                window=max(0.0, min(deadline / 2, 3.0)),  # a quick retry only of what failed quickly
             )
             results[index] = Outcome(target.label, True)
+        except Unanswered:
+            results[index] = Outcome(target.label, False, "no answer", unconfirmed=not attempts.refused)
         except Undelivered:
             results[index] = Outcome(target.label, False, "refused")
         except Exception as exc:  # an Apprise plugin that raised: this URL failed, the others go on
             results[index] = Outcome(target.label, False, type(exc).__name__)
+        finally:
+            _WATCHED.attempts = None
 
     threads = [
         threading.Thread(target=one, args=(index, target, note), name=f"notify-{index}", daemon=True)
@@ -321,16 +359,74 @@ def send(jobs: Sequence[tuple[Destination, tuple[str, str, str]]], *, deadline: 
     for thread in threads:
         thread.join(max(0.0, end - time.monotonic()))
     return [
-        result if result is not None else Outcome(target.label, False, "timed out")
-        for result, (target, _) in zip(list(results), jobs, strict=True)
+        result
+        if result is not None
+        else Outcome(target.label, False, "timed out", unconfirmed=attempts.sent and not attempts.refused)
+        for result, attempts, (target, _) in zip(list(results), watched, jobs, strict=True)
     ]
 
 
-def _notify_once(plugin: Any, note: tuple[str, str, str]) -> None:
+def _notify_once(plugin: Any, note: tuple[str, str, str], attempts: _Attempts) -> None:
     event, title, body = note
     kind = {RECOVERED: "success", DIGEST: "info", TEST: "info"}.get(event, "failure")
-    if not plugin.notify(body=body, title=title, notify_type=kind):
-        raise Undelivered
+    attempts.unanswered = False
+    if plugin.notify(body=body, title=title, notify_type=kind):
+        return
+    if attempts.unanswered:
+        raise Unanswered
+    attempts.refused += 1
+    raise Undelivered
+
+
+_WATCHING: list[bool] = []
+_WATCH_LOCK = threading.Lock()
+
+
+def _watch_requests() -> None:
+    """Let each delivery thread see what its HTTP requests got to, which Apprise (yes or no) does not say: sent
+    (``_Attempts.sent``) and unanswered (a read timeout). Installed once per process, when a message is sent:
+    requests' ``HTTPAdapter.send``, which every Apprise HTTP plugin goes through, wrapped so that in a delivery
+    thread the request carries a urllib3 Timeout that marks the request sent when urllib3 asks it for the read
+    timeout, which it does once the request is written, right before it waits for the answer. Outside a
+    delivery thread the wrapper only passes the call on."""
+    with _WATCH_LOCK:
+        if _WATCHING:
+            return
+        import requests
+        from requests.adapters import HTTPAdapter
+        from urllib3.util.timeout import Timeout
+
+        class SentTimeout(Timeout):
+            def __init__(self, *, connect: Any, read: Any, attempts: _Attempts) -> None:  # Any: urllib3's sentinel too
+                super().__init__(connect=connect, read=read)
+                self.attempts = attempts
+
+            def clone(self) -> Timeout:  # urllib3 clones it for each request
+                return SentTimeout(connect=self._connect, read=self._read, attempts=self.attempts)
+
+            @property
+            def read_timeout(self) -> float | None:
+                self.attempts.sent = True
+                return super().read_timeout
+
+        original = HTTPAdapter.send
+
+        def send(adapter: HTTPAdapter, request: Any, *args: Any, **kwargs: Any) -> Any:
+            attempts: _Attempts | None = getattr(_WATCHED, "attempts", None)
+            timeout = kwargs.get("timeout")
+            if attempts is None or args or not (timeout is None or isinstance(timeout, tuple | int | float)):
+                return original(adapter, request, *args, **kwargs)
+            connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+            attempts.sent = False
+            kwargs["timeout"] = SentTimeout(connect=connect, read=read, attempts=attempts)
+            try:
+                return original(adapter, request, **kwargs)
+            except requests.ReadTimeout:
+                attempts.unanswered = True
+                raise
+
+        HTTPAdapter.send = send  # type: ignore[method-assign,assignment]  # the one way in: Apprise makes its sessions
+        _WATCHING.append(True)
 
 
 def _combined(notes: Sequence[Any]) -> tuple[str, str, str]:
@@ -367,10 +463,13 @@ def deliver(settings: Settings, store: Store, account: str, *, now: datetime) ->
     outcomes = send(jobs, deadline=DEADLINE)
     for (target, _), todo, outcome in zip(jobs, owed, outcomes, strict=True):
         fields = {"target": target.label, "messages": len(todo)}
-        if outcome.delivered:
+        if outcome.delivered or outcome.unconfirmed:
             for n in todo:
                 delivered[n.id].add(target.fingerprint)
+        if outcome.delivered:
             log.info("notification_sent", extra=fields)
+        elif outcome.unconfirmed:  # sent, and the answer did not come in time: it may well have arrived
+            log.warning("notification_unconfirmed", extra=fields | {"error": outcome.why, "retry": "never"})
         else:
             log.warning("notification_failed", extra=fields | {"error": outcome.why, "retry": "next run"})
     wanted = {t.fingerprint for t in targets}

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, select
 
 from story_liker.db import unavailable_as_69
+from story_liker.errors import ConfigError
 from story_liker.models import Account, Action, HealthState, LimitState, Notification, Post, Run, RunLock, Story, Target
 
 STORY_LIKE = "story_like"
@@ -135,13 +136,43 @@ class Store:
             values["user_pk"] = user_pk
         if login:
             values |= {"needs_human": False, "needs_human_reason": None, "login_failures": 0}
-        with self._tx() as session:
+        with self._one_row_per_user(username, user_pk), self._tx() as session:
             self._insert_ignore(session, Account, [{"username": username}])
             update = sa.update(Account).where(col(Account.username) == username)
             if run_id is not None:
                 update = update.where(self._holds_lease(username, run_id))
             result = session.execute(update.values(**values))
             return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def claim_user_pk(self, username: str, user_pk: int) -> None:
+        """Record which Instagram user the account's stored session is, before a run sends anything with it: a
+        session another account row already holds is refused here (ConfigError), not after its likes."""
+        with self._one_row_per_user(username, user_pk), self._tx() as session:
+            session.execute(sa.update(Account).where(col(Account.username) == username).values(user_pk=user_pk))
+
+    @contextmanager
+    def _one_row_per_user(self, username: str, user_pk: int | None) -> Iterator[None]:
+        """One Instagram user is one account row (the unique index ux_account_user_pk): each row has its own
+        limits and lease, so a second name for the same user would double them. A write the index refuses
+        becomes a ConfigError naming the row that holds the user; the whole transaction was rolled back."""
+        try:
+            yield
+        except sa.exc.IntegrityError:
+            holder = self._account_of_user(user_pk, other_than=username) if user_pk else None
+            if holder is None:
+                raise
+            raise ConfigError(
+                f"Instagram user {user_pk} is the account {holder!r} in this database: its session is not "
+                f"stored under {username!r} too (one Instagram user, one account: two names would give it two "
+                f"sets of limits and two leases). Use IG_USERNAME={holder}; if the session stored as {holder!r} is not "
+                f"that account's own, log {holder!r} in with its own first"
+            ) from None
+
+    def _account_of_user(self, user_pk: int, *, other_than: str) -> str | None:
+        with self._tx() as session:
+            return session.exec(
+                select(Account.username).where(col(Account.user_pk) == user_pk, col(Account.username) != other_than)
+            ).first()
 
     @staticmethod
     def _holds_lease(account: str, run_id: str) -> Any:
@@ -488,15 +519,26 @@ class Store:
 
     # --- cleanup ----------------------------------------------------------------------------------------
 
-    def count_stories_before(self, cutoff: datetime) -> int:
+    def count_stories_before(self, account: str | None, cutoff: datetime) -> int:
+        """The story records of ``account`` (None: of every account, `cleanup --all-accounts`) taken before
+        ``cutoff``."""
         with self._tx() as session:
-            return int(session.exec(select(sa.func.count()).where(col(Story.taken_at) < cutoff)).one())
+            query = select(sa.func.count()).select_from(Story).where(col(Story.taken_at) < cutoff)
+            if account is not None:
+                query = query.where(col(Story.account) == account)
+            return int(session.exec(query).one())
 
-    def delete_stories_before(self, cutoff: datetime, now: datetime) -> int:
-        """One indexed DELETE of old story records (posts are never touched), and expired limit rows."""
+    def delete_stories_before(self, account: str | None, cutoff: datetime, now: datetime) -> int:
+        """One indexed DELETE of the old story records of ``account`` (None: of every account) and its expired
+        limit rows; posts are never touched, nor another account's rows."""
+        stories, actions = sa.delete(Story).where(col(Story.taken_at) < cutoff), sa.delete(Action)
+        actions = actions.where(col(Action.at) < now - timedelta(days=2))
+        if account is not None:
+            stories = stories.where(col(Story.account) == account)
+            actions = actions.where(col(Action.account) == account)
         with self._tx() as session:
-            deleted = session.execute(sa.delete(Story).where(col(Story.taken_at) < cutoff))
-            session.execute(sa.delete(Action).where(col(Action.at) < now - timedelta(days=2)))
+            deleted = session.execute(stories)
+            session.execute(actions)
             return int(deleted.rowcount or 0)  # type: ignore[attr-defined]
 
     # --- runs ------------------------------------------------------------------------------------------

@@ -155,8 +155,9 @@ class ScriptedInstagram:
         self._call("like_post", post.pk)
         self.liked.append(post.pk)
 
-    def ping(self) -> None:
+    def ping(self) -> UserRef:
         self._call("ping")
+        return UserRef(4242, ME)
 
     def relogin(self) -> None:
         self._call("relogin")

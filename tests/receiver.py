@@ -1,7 +1,8 @@
 """A small, bounded local HTTP receiver for the tests: it records every request and answers as told.
 
 At most MAX_THREADS handler threads at once (a misbehaving client cannot pile up threads); `hold` keeps every
-answer back until the test sets it (a service that hangs); `statuses` scripts the next answers' status codes.
+answer back until the test sets it (a service that hangs); `delay` (or `delays`, one per request) answers that many
+seconds late (a slow service); `statuses` scripts the next answers' status codes.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import socketserver
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -67,7 +69,10 @@ class Receiver:
     calls: list[Call] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)  # the next answers' status codes (then 200)
     hold: threading.Event | None = None
+    delay: float = 0.0  # seconds each answer comes late
+    delays: list[float] = field(default_factory=list)  # the next answers' delays (then ``delay``)
     arrived: threading.Event = field(default_factory=threading.Event)  # set by every request, held or not
+    received: list[Call] = field(default_factory=list)  # every request that arrived, whatever it was answered
 
     @property
     def port(self) -> int:
@@ -97,9 +102,13 @@ def receiver(port: int = 0) -> Iterator[Receiver]:
             rec = state["r"]
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
+            rec.received.append(Call(self.command, self.path, body))
             rec.arrived.set()
             if rec.hold is not None:
                 rec.hold.wait(60)
+            late = rec.delays.pop(0) if rec.delays else rec.delay
+            if late:
+                time.sleep(late)
             status = rec.statuses.pop(0) if rec.statuses else 200
             if 200 <= status < 300:
                 rec.calls.append(Call(self.command, self.path, body))

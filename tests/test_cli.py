@@ -300,7 +300,7 @@ def test_postgres_without_schema_exits_78_and_asks_for_migrate(tmp_path: Path) -
             assert result.code == 78, result.output
             assert result.stderr.strip() == "story-liker: the database has no schema yet: run `story-liker migrate`"
         assert run_cli("migrate", env={"DATABASE_URL": url}, cwd=tmp_path).code == 0
-        assert run_cli("cleanup", env={"DATABASE_URL": url}, cwd=tmp_path).code == 0
+        assert run_cli("cleanup", "--all-accounts", env={"DATABASE_URL": url}, cwd=tmp_path).code == 0
 
 
 def test_dash_h_is_help_everywhere(tmp_path: Path) -> None:

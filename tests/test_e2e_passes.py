@@ -120,9 +120,67 @@ def test_cleanup_removes_only_old_story_records_and_never_a_post(env: dict[str, 
 
 
 def test_cleanup_needs_no_instagram_account(tmp_path: Path) -> None:
-    result = run_cli("cleanup", env={"DATABASE_URL": f"sqlite:///{tmp_path}/c.db"}, cwd=tmp_path)
+    """No session, no login, no request: only the name whose records it deletes (or --all-accounts)."""
+    database = {"DATABASE_URL": f"sqlite:///{tmp_path}/c.db"}
+    result = run_cli("cleanup", env=database | {"IG_USERNAME": "liker"}, cwd=tmp_path)
     assert result.code == 0, result.output
     assert "deleted 0" in result.stderr
+    every = run_cli("cleanup", "--all-accounts", env=database, cwd=tmp_path)
+    assert every.code == 0 and "deleted 0" in every.stderr, every.output
+
+
+def _seed_accounts(url: str, rows: dict[str, int]) -> None:
+    """``rows[account]`` story records of three days ago, one fresh one, and their (old) limit rows."""
+    store = Store(make_engine(url))
+    now = datetime.now(UTC)
+    for account, old in rows.items():
+        stories = [LikedStory(f"{account}-{n}", 1, now - timedelta(days=3)) for n in range(old)]
+        store.record_stories(account, stories, now - timedelta(days=3), counted=True)
+        store.record_stories(account, [LikedStory(f"{account}-fresh", 1, now - timedelta(hours=1))], now, counted=True)
+    store.engine.dispose()
+
+
+def _left(url: str) -> dict[str, tuple[int, int]]:
+    """(story records, limit rows) left per account."""
+    import sqlalchemy as sa
+
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        stories = dict(connection.execute(sa.text("SELECT account, COUNT(*) FROM story GROUP BY account")).all())
+        actions = dict(connection.execute(sa.text("SELECT account, COUNT(*) FROM action GROUP BY account")).all())
+    engine.dispose()
+    return {a: (int(stories.get(a, 0)), int(actions.get(a, 0))) for a in sorted(set(stories) | set(actions))}
+
+
+def test_cleanup_of_one_account_leaves_the_other_accounts_records_alone(env: dict[str, str], tmp_path: Path) -> None:
+    url = env["DATABASE_URL"]
+    assert run_cli("migrate", env=env, cwd=tmp_path).code == 0
+    _seed_accounts(url, {"acct_a": 2, "acct_b": 5})
+    a = env | {"IG_USERNAME": "acct_a"}
+    dry = run_cli("cleanup", "--dry-run", env=a, cwd=tmp_path)
+    assert dry.code == 0 and "would delete 2 " in dry.stderr, dry.output
+    done = run_cli("cleanup", env=a, cwd=tmp_path)
+    assert done.code == 0 and "deleted 2 story records of acct_a" in done.stderr, done.output
+    assert _left(url) == {"acct_a": (1, 1), "acct_b": (6, 6)}  # acct_b's 5 old records and limit rows stay
+
+    nameless = {k: v for k, v in env.items() if k != "IG_USERNAME"}
+    refused = run_cli("cleanup", env=nameless, cwd=tmp_path)
+    assert refused.code == 78 and "--all-accounts" in refused.stderr, refused.output
+    assert _left(url) == {"acct_a": (1, 1), "acct_b": (6, 6)}
+    every = run_cli("cleanup", "--all-accounts", env=nameless, cwd=tmp_path)
+    assert every.code == 0 and "deleted 5 story records of every account" in every.stderr, every.output
+    assert _left(url) == {"acct_a": (1, 1), "acct_b": (1, 1)}
+
+
+def test_two_accounts_cleaning_at_once_each_delete_only_their_own(env: dict[str, str], tmp_path: Path) -> None:
+    url = env["DATABASE_URL"]
+    assert run_cli("migrate", env=env, cwd=tmp_path).code == 0
+    _seed_accounts(url, {"acct_a": 300, "acct_b": 200, "acct_c": 7})
+    runs = [start(["cleanup"], env | {"IG_USERNAME": name}, tmp_path) for name in ("acct_a", "acct_b")]
+    results = [finish(run) for run in runs]
+    assert [r.code for r in results] == [0, 0], [r.output for r in results]
+    assert [r.event("run_finished")["deleted"] for r in results] == [300, 200]
+    assert _left(url) == {"acct_a": (1, 1), "acct_b": (1, 1), "acct_c": (8, 8)}
 
 
 def test_keepalive_sends_one_request_and_stores_refreshed_cookies(ig: Any, env: dict[str, str], tmp_path: Path) -> None:

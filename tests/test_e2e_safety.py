@@ -170,3 +170,88 @@ def test_a_session_moves_hosts_by_export_and_import(ig: Any, env: dict[str, str]
     assert ig.count() == 1  # one light request proves it
     assert run_cli("keepalive", env=other_host, cwd=tmp_path).code == 0
     assert_no_secrets(ig, out, again, imported)
+
+
+# --- one Instagram user, one account row -------------------------------------------------------------------
+
+
+def _session_row(env: dict[str, str], account: str) -> tuple[bool, int | None]:
+    """(has a live session stored, user pk) of an account row; (False, None) when there is no row."""
+    import sqlalchemy as sa
+
+    from story_liker.db import make_engine
+
+    engine = make_engine(env["DATABASE_URL"])
+    try:
+        with engine.connect() as connection:
+            row = connection.execute(
+                sa.text("SELECT has_session, user_pk FROM account WHERE username = :u"), {"u": account}
+            ).first()
+    finally:
+        engine.dispose()
+    return (False, None) if row is None else (bool(row[0]), row[1])
+
+
+def test_a_session_of_another_account_is_refused_under_a_second_name(
+    ig: Any, env: dict[str, str], tmp_path: Path
+) -> None:
+    """The double is Instagram user `liker`; its session stored as `someone_else` would give one real account
+    the limits and the lease of two."""
+    import json
+
+    session = tmp_path / "session.json"
+    session.write_text(json.dumps(ig.settings()))
+    (tmp_path / "sessionid").write_text(ig.sessionid)
+    other = env | {"IG_USERNAME": "someone_else"}
+    for args in (
+        ["session", "import", str(session)],
+        ["login", "--settings-file", str(session)],
+        ["login", "--sessionid-file", str(tmp_path / "sessionid")],
+    ):
+        refused = run_cli(*args, env=other, cwd=tmp_path)
+        assert refused.code == 78, (args, refused.output)
+        assert "belongs to instagram user liker, not someone_else" in refused.stderr, refused.output
+        assert _session_row(env, "someone_else") == (False, None)
+    assert _session_row(env, "liker") == (False, None)
+    assert run_cli("session", "import", str(session), env=env, cwd=tmp_path).code == 0  # the right name: stored
+    assert _session_row(env, "liker") == (True, ig.own_pk)
+
+
+def test_a_second_name_for_the_same_instagram_user_is_refused(ig: Any, env: dict[str, str], tmp_path: Path) -> None:
+    """Instagram user `liker` (its pk) is the account row `liker`; after a rename on Instagram it answers as
+    `liker_renamed`, and a session stored under that name would be a second row for the same user."""
+    import json
+
+    login(ig, env, tmp_path)
+    ig.username = ig.me.username = "liker_renamed"
+    session = tmp_path / "renamed.json"
+    session.write_text(json.dumps(ig.settings()))
+    renamed = env | {"IG_USERNAME": "liker_renamed", "IG_PASSWORD": ig.password}
+    for args in (["session", "import", str(session)], ["login"]):  # a settings file; a password login
+        refused = run_cli(*args, env=renamed, cwd=tmp_path)
+        assert refused.code == 78, (args, refused.output)
+        assert "account 'liker'" in refused.stderr and "Traceback" not in refused.output, refused.output
+        assert _session_row(env, "liker_renamed") == (False, None)
+    assert _session_row(env, "liker") == (True, ig.own_pk)
+
+
+def test_whose_session_it_is_goes_by_instagrams_answer_not_the_file_or_the_case(
+    ig: Any, env: dict[str, str], tmp_path: Path
+) -> None:
+    """Usernames are one name in any case on Instagram; the user pk a settings file claims (ds_user_id) must be
+    the user Instagram answers for, or an edited file could put another user's pk on this row."""
+    import json
+
+    ig.me.username = "Liker"  # Instagram answers with its own spelling
+    forged = ig.settings()
+    forged["authorization_data"]["ds_user_id"] = forged["cookies"]["ds_user_id"] = "31400000017"
+    (tmp_path / "forged.json").write_text(json.dumps(forged))
+    refused = run_cli("session", "import", str(tmp_path / "forged.json"), env=env, cwd=tmp_path)
+    assert refused.code == 78 and "names instagram user pk 31400000017" in refused.stderr, refused.output
+    assert _session_row(env, "liker") == (False, None)
+
+    (tmp_path / "session.json").write_text(json.dumps(ig.settings()))
+    upper = env | {"IG_USERNAME": "@LIKER"}
+    imported = run_cli("session", "import", str(tmp_path / "session.json"), env=upper, cwd=tmp_path)
+    assert imported.code == 0, imported.output
+    assert _session_row(env, "liker") == (True, ig.own_pk)

@@ -147,7 +147,7 @@ def _pings(calls: list[tuple[str, str, bytes]]) -> list[tuple[str, str, str, byt
 def test_pushgateway_and_healthcheck(recorder: Any, tmp_path: Path) -> None:
     url, calls, _ = recorder
     env = {"DATABASE_URL": f"sqlite:///{tmp_path}/m.db", "PUSHGATEWAY_URL": url, "HEALTHCHECK_URL": f"{url}/ping/abc"}
-    ok = run_cli("cleanup", env=env, cwd=tmp_path)
+    ok = run_cli("cleanup", "--all-accounts", env=env, cwd=tmp_path)
     assert ok.code == 0
     pings = _pings(calls)
     assert [(m, p) for m, p, _, _ in pings] == [("GET", "/ping/abc/start"), ("POST", "/ping/abc")]
@@ -160,7 +160,7 @@ def test_pushgateway_and_healthcheck(recorder: Any, tmp_path: Path) -> None:
     assert "command/cleanup" in pushes[0][0]
     assert b"story_liker_last_exit_code" in pushes[0][1]
     calls.clear()
-    failing = run_cli("cleanup", "--older-than", "1", env=env, cwd=tmp_path)
+    failing = run_cli("cleanup", "--all-accounts", "--older-than", "1", env=env, cwd=tmp_path)
     assert failing.code == 78
     assert [(m, p) for m, p, _, _ in _pings(calls)] == [("GET", "/ping/abc/start"), ("POST", "/ping/abc/78")]
 
@@ -207,7 +207,7 @@ def test_a_ping_answered_5xx_is_retried_briefly(recorder: Any, tmp_path: Path) -
     url, calls, handler = recorder
     handler.statuses.extend([503, 502])  # the first two attempts of the start ping fail, the third goes through
     env = {"DATABASE_URL": f"sqlite:///{tmp_path}/m.db", "HEALTHCHECK_URL": f"{url}/ping/abc"}
-    result = run_cli("cleanup", env=env, cwd=tmp_path)
+    result = run_cli("cleanup", "--all-accounts", env=env, cwd=tmp_path)
     assert result.code == 0
     assert [(m, p) for m, p, _, _ in _pings(calls)] == [("GET", "/ping/abc/start"), ("POST", "/ping/abc")]
     retries = [e for e in result.events() if e["event"] == "retry_scheduled"]
@@ -219,7 +219,7 @@ def test_a_ping_that_keeps_failing_gives_up_after_three_attempts(recorder: Any, 
     url, calls, handler = recorder
     handler.statuses.extend([500] * 3)
     env = {"DATABASE_URL": f"sqlite:///{tmp_path}/m.db", "HEALTHCHECK_URL": f"{url}/ping/abc"}
-    result = run_cli("cleanup", env=env, cwd=tmp_path)
+    result = run_cli("cleanup", "--all-accounts", env=env, cwd=tmp_path)
     assert result.code == 0  # a failed ping never fails a run
     assert [e["error"] for e in result.events() if e["event"] == "healthcheck_failed"] == ["HTTPError"]
     assert [(m, p) for m, p, _, _ in _pings(calls)] == [("POST", "/ping/abc")]  # the end ping is its own
@@ -233,7 +233,9 @@ def test_dead_or_hanging_monitoring_never_fails_or_holds_up_a_pass(recorder: Any
         "HEALTHCHECK_URL": url,
         "PUSHGATEWAY_URL": "http://127.0.0.1:1",  # nothing listens: refused
     }
-    result = run_cli("cleanup", env=env, cwd=tmp_path, timeout=40)  # a run that waited for the answer would hang
+    result = run_cli(
+        "cleanup", "--all-accounts", env=env, cwd=tmp_path, timeout=40
+    )  # a run that waited for the answer would hang
     assert result.code == 0, result.output
     assert calls == []  # the run was over before the healthcheck answered anything: it gave up on its own
     failures = {e["event"]: e["error"] for e in result.events() if e["event"].endswith("_failed")}
@@ -253,7 +255,7 @@ def test_garbage_from_the_pushgateway_and_an_unwritable_textfile_leave_the_pass_
         "PUSHGATEWAY_URL": f"{garbage}/pg-s3cret-path",
         "HEALTHCHECK_URL": f"{url}/ping/hc-s3cret-uuid",
     }
-    result = run_cli("cleanup", env=env, cwd=tmp_path)
+    result = run_cli("cleanup", "--all-accounts", env=env, cwd=tmp_path)
     assert result.code == 0, result.output
     paths = [(method, path) for method, path, _, _ in _pings(calls)]
     assert paths == [("GET", "/ping/hc-s3cret-uuid/start"), ("POST", "/ping/hc-s3cret-uuid")]  # the success ping

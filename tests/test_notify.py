@@ -221,6 +221,136 @@ def test_a_hanging_service_is_left_behind_at_the_deadline(rec: Receiver) -> None
     assert (outcome.delivered, outcome.why) == (False, "timed out")
 
 
+def test_a_slow_service_that_took_the_message_gets_it_once_over_several_runs(store: Store, rec: Receiver) -> None:
+    """An Apprise API server fanning out answers 200 after 4 s; with a 3 s read timeout that counted as refused,
+    and every run sent "needs you" again, for up to 3 days. With the production timeouts it is taken once."""
+    rec.delay = 4.0
+    settings = settings_for(json_url(rec))
+    needs_human(store)
+    after(store, settings, 77)
+    outcomes = [notify.deliver(settings, store, "liker", now=NOW + timedelta(hours=run)) for run in range(3)]
+    assert len(rec.received) == 1  # one request, whatever the runs after it did
+    assert queued(store) == []  # done: taken (or, on a slow machine, sent and unanswered at the deadline)
+    assert outcomes[1:] == [[], []]
+    [first] = outcomes[0]
+    assert first.delivered or first.unconfirmed
+
+
+def test_the_timeouts_fit_real_services() -> None:
+    """Every request Apprise sends: 5 s to connect, 30 s for the answer (longer than a run waits: the run's
+    deadline, 5 s for all URLs together, is what cuts a slow answer); the URL's own cto/rto give way."""
+    assert (notify.CONNECT_TIMEOUT, notify.READ_TIMEOUT, notify.DEADLINE) == (5.0, 30.0, 5.0)
+    assert notify.READ_TIMEOUT > notify.TEST_DEADLINE > notify.DEADLINE
+    targets, _ = notify.destinations(settings_for("json://127.0.0.1:9/a", "json://127.0.0.1:9/b?cto=1&rto=2"))
+    assert [t.plugin.request_timeout for t in targets] == [(5.0, 30.0), (5.0, 30.0)]
+
+
+def _fast(monkeypatch: pytest.MonkeyPatch, *, deadline: float = 5.0, read: float = 30.0) -> None:
+    """Small timeouts, so the tests of slow services stay fast."""
+    monkeypatch.setattr(notify, "DEADLINE", deadline)
+    monkeypatch.setattr(notify, "READ_TIMEOUT", read)
+
+
+def _deliveries(store: Store, settings: Settings, runs: int = 3) -> list[list[notify.Outcome]]:
+    return [notify.deliver(settings, store, "liker", now=NOW + timedelta(hours=run)) for run in range(runs)]
+
+
+@pytest.mark.parametrize(
+    ("deadline", "read", "why"),
+    [(5.0, 0.3, "no answer"), (0.6, 30.0, "timed out")],
+    ids=["read-timeout", "run-deadline"],
+)
+def test_a_message_sent_but_not_answered_counts_as_delivered_unconfirmed(
+    store: Store,
+    rec: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    deadline: float,
+    read: float,
+    why: str,
+) -> None:
+    """The request went out whole and no answer came in time (a read timeout, or the run's deadline while
+    waiting): the service may well have taken it, so it is never sent again; the log says it is unconfirmed."""
+    import logging
+
+    _fast(monkeypatch, deadline=deadline, read=read)
+    rec.delay = 1.5
+    settings = settings_for(json_url(rec))
+    needs_human(store)
+    after(store, settings, 77)
+    with caplog.at_level(logging.INFO, logger="story_liker.notify"):
+        first, *later = _deliveries(store, settings)
+    assert [(o.delivered, o.unconfirmed, o.why) for o in first] == [(False, True, why)]
+    assert later == [[], []] and queued(store) == []
+    assert len(rec.received) == 1
+    [unconfirmed] = [r for r in caplog.records if r.getMessage() == "notification_unconfirmed"]
+    assert unconfirmed.__dict__["retry"] == "never" and unconfirmed.__dict__["target"] == "#1 JSON (json://)"
+    assert "notification_failed" not in [r.getMessage() for r in caplog.records]
+
+
+def test_a_slow_error_answer_is_retried_next_run(store: Store, rec: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An answer, however slow, that says no (500) is a refusal: the next run sends the message again."""
+    _fast(monkeypatch, deadline=3.0, read=2.0)
+    rec.delay = 0.8
+    rec.statuses.extend([500] * 10)
+    settings = settings_for(json_url(rec))
+    needs_human(store)
+    after(store, settings, 77)
+    [first] = notify.deliver(settings, store, "liker", now=NOW)
+    assert (first.delivered, first.unconfirmed, first.why) == (False, False, "refused")
+    assert queued(store) == [NEEDS_HUMAN]
+    rec.statuses.clear()
+    [second] = notify.deliver(settings, store, "liker", now=NOW + timedelta(hours=1))
+    assert second.delivered and queued(store) == [] and len(rec.messages()) == 1
+
+
+def test_no_answer_to_a_retry_after_an_error_answer_is_a_failure(
+    store: Store, rec: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service said no (500) and then did not answer the retry in time: it has shown it fails, so the
+    message is sent again next run rather than counted as taken."""
+    _fast(monkeypatch, deadline=1.5)
+    rec.statuses.append(500)
+    rec.delays.extend([0.0, 3.0])
+    settings = settings_for(json_url(rec))
+    needs_human(store)
+    after(store, settings, 77)
+    [first] = notify.deliver(settings, store, "liker", now=NOW)
+    assert len(rec.received) == 2  # the quick retry went out, and was not answered before the deadline
+    assert (first.delivered, first.unconfirmed) == (False, False)
+    assert queued(store) == [NEEDS_HUMAN]
+    [second] = notify.deliver(settings, store, "liker", now=NOW + timedelta(hours=1))
+    assert second.delivered and queued(store) == []
+
+
+def test_a_connection_never_made_is_retried_next_run(
+    store: Store, rec: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A service whose connection cannot be made before the deadline (its listen queue full: the handshake is
+    never answered) got nothing: not delivered, sent again at the next run, unlike a request that went out."""
+    import socket
+
+    _fast(monkeypatch, deadline=1.0)
+    full = socket.socket()
+    full.bind(("127.0.0.1", 0))
+    full.listen(0)
+    port = full.getsockname()[1]
+    fillers = [socket.socket() for _ in range(4)]
+    for filler in fillers:
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))  # in progress: fills the queue, never accepted
+    settings = settings_for(f"json://127.0.0.1:{port}/x")
+    needs_human(store)
+    after(store, settings, 77)
+    try:
+        [first] = notify.deliver(settings, store, "liker", now=NOW)
+    finally:
+        for sock in [*fillers, full]:
+            sock.close()
+    assert (first.delivered, first.unconfirmed) == (False, False)
+    assert queued(store) == [NEEDS_HUMAN]
+
+
 def test_apprise_is_imported_only_to_send(tmp_path: Path) -> None:
     """A pass with nothing to tell never imports Apprise."""
     import subprocess
@@ -408,6 +538,24 @@ def test_notify_test_says_which_urls_took_it(rec: Receiver, tmp_path: Path) -> N
     assert len(rec.messages()) == 2
 
 
+def test_notify_test_says_a_message_went_out_unanswered(rec: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A person testing a slow or hanging service learns the message went out and no answer came: not a
+    delivery (69), and not a refusal either."""
+    from typer.testing import CliRunner
+
+    from story_liker.cli import app
+
+    monkeypatch.setattr(notify, "TEST_DEADLINE", 0.5)
+    rec.hold = threading.Event()
+    monkeypatch.setenv("NOTIFY_URLS", json_url(rec))
+    result = CliRunner().invoke(app, ["notify", "test"])
+    assert result.exit_code == 69, result.output
+    assert result.stdout.splitlines() == [
+        "#1 JSON (json://): sent, but no answer in time (timed out): see whether it arrived"
+    ]
+    assert rec.arrived.is_set()
+
+
 @pytest.mark.slow
 def test_notify_test_from_a_secret_file_and_a_config_file(rec: Receiver, tmp_path: Path) -> None:
     (tmp_path / "urls").write_text(json_url(rec, "from-file") + "\n")
@@ -482,4 +630,9 @@ def test_a_hanging_notification_service_does_not_hold_the_run(
     result = run_cli("keepalive", env=env, cwd=tmp_path, timeout=50)  # no session: 77; a run that waited would hang
     assert result.code == 77
     assert rec.arrived.is_set() and rec.calls == []  # sent, and the run was over before any answer came
-    assert result.event("notification_failed")["retry"] == "next run"
+    # it went out, and whether the service took it is unknown: counted as taken, never sent again (a slow service
+    # would otherwise get it at every run for 3 days)
+    assert result.event("notification_unconfirmed")["retry"] == "never"
+    assert "notification_failed" not in {e["event"] for e in result.events()}
+    again = run_cli("keepalive", env=env, cwd=tmp_path, timeout=50)
+    assert again.code == 77 and len(rec.received) == 1

@@ -12,6 +12,7 @@ import pytest
 
 from story_liker.errors import (
     BadResponse,
+    ConfigError,
     CoolingDown,
     LeaseLost,
     Locked,
@@ -323,6 +324,22 @@ def test_no_password_and_no_session_needs_a_human_without_a_request(store: Store
     with pytest.raises(NeedsHuman, match="story-liker login"):
         stories(h, ig)
     assert ig.calls == []
+
+
+def test_a_session_another_account_row_holds_sends_nothing(h: Harness) -> None:
+    """Before schema 0004 a session could be stored under a second name; 0004 left such twin rows without a
+    user pk. The run of the twin learns the user from the stored session before any request and stops: the
+    row `me` holds that Instagram user, and a second set of limits and a second lease would double its likes."""
+    session = json.dumps({"uuids": dict(DEVICE), "authorization_data": {"ds_user_id": "4242", "sessionid": "x"}})
+    h.store.save_session("twin", settings=session, encrypted=False, user_pk=None, now=h.clock(), login=True)
+    h.overrides["ig_username"] = "twin"
+    ig = busy_instagram(h)
+    with pytest.raises(ConfigError, match="Instagram user 4242 is the account 'me'"):
+        stories(h, ig)
+    assert ig.calls == [] and ig.liked == []
+    assert h.store.account("twin").user_pk is None and h.store.account(ME).user_pk == 4242
+    h.overrides["ig_username"] = ME
+    assert stories(h, busy_instagram(h)) is Outcome.OK  # the row that holds the user runs as before
 
 
 # --- 8. every request is paced ----------------------------------------------------------------------------

@@ -85,10 +85,61 @@ def test_cleanup_deletes_only_old_stories_and_never_posts(store: Store) -> None:
     store.record_stories("me", [LikedStory("new", 1, NOW - timedelta(hours=2))], NOW, counted=True)
     store.record_posts("me", [LikedPost("post", 1, "photo", NOW - timedelta(days=30))], NOW, counted=True)
     cutoff = NOW - timedelta(hours=24)
-    assert store.count_stories_before(cutoff) == 1
-    assert store.delete_stories_before(cutoff, NOW) == 1
+    assert store.count_stories_before("me", cutoff) == 1
+    assert store.delete_stories_before("me", cutoff, NOW) == 1
     assert store.liked_story_pks("me", ["old", "new"]) == {"new"}
     assert store.liked_post_pks("me", ["post"]) == {"post"}
+
+
+def _kept(store: Store) -> dict[str, tuple[int, int]]:
+    """(story records, limit rows) per account."""
+    from story_liker.models import Action, Story
+
+    with store.engine.connect() as connection:
+        stories = dict(connection.execute(sa.select(Story.account, sa.func.count()).group_by(Story.account)).all())
+        actions = dict(connection.execute(sa.select(Action.account, sa.func.count()).group_by(Action.account)).all())
+    return {a: (int(stories.get(a, 0)), int(actions.get(a, 0))) for a in sorted(set(stories) | set(actions))}
+
+
+def _old_and_new(store: Store, account: str, old: int) -> None:
+    then = NOW - timedelta(days=3)
+    store.record_stories(account, [LikedStory(f"{account}{n}", 1, then) for n in range(old)], then, counted=True)
+    store.record_stories(account, [LikedStory(f"{account}-new", 1, NOW - timedelta(hours=1))], NOW, counted=True)
+
+
+def test_cleanup_is_per_account_and_every_account_only_when_asked(store: Store) -> None:
+    """`IG_USERNAME=acct_a story-liker cleanup` deleted acct_b's records (and its limit rows) too."""
+    _old_and_new(store, "acct_a", 2)
+    _old_and_new(store, "acct_b", 5)
+    cutoff = NOW - timedelta(hours=24)
+    assert store.count_stories_before("acct_a", cutoff) == 2
+    assert store.delete_stories_before("acct_a", cutoff, NOW) == 2
+    assert _kept(store) == {"acct_a": (1, 1), "acct_b": (6, 6)}
+    assert store.count_stories_before(None, cutoff) == 5  # None: every account (cleanup --all-accounts)
+    assert store.delete_stories_before(None, cutoff, NOW) == 5
+    assert _kept(store) == {"acct_a": (1, 1), "acct_b": (1, 1)}
+
+
+def test_two_accounts_cleaning_at_once_delete_only_their_own(store: Store) -> None:
+    import threading
+
+    names = ["acct_a", "acct_b", "acct_c"]
+    for number, name in enumerate(names):
+        _old_and_new(store, name, 100 * (number + 1))
+    start = threading.Barrier(2)
+    deleted: dict[str, int] = {}
+
+    def clean(name: str) -> None:
+        start.wait()
+        deleted[name] = store.delete_stories_before(name, NOW - timedelta(hours=24), NOW)
+
+    threads = [threading.Thread(target=clean, args=(name,)) for name in names[:2]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert deleted == {"acct_a": 100, "acct_b": 200}
+    assert _kept(store) == {"acct_a": (1, 1), "acct_b": (1, 1), "acct_c": (301, 301)}
 
 
 def test_lock_is_exclusive_until_released(store: Store) -> None:
@@ -160,3 +211,57 @@ def test_the_env_sync_never_takes_over_a_target_added_with_accounts_add(store: S
     assert (rows["alice"].managed_by, rows["alice"].enabled) == ("cli", True)
     store.sync_targets("me", [], now)
     assert not {t.username: t for t in store.targets("me", enabled_only=False)}["bob"].enabled
+
+
+def _save(store: Store, account: str, user_pk: int | None, settings: str = "{}") -> bool:
+    return store.save_session(account, settings=settings, encrypted=False, user_pk=user_pk, now=NOW, login=True)
+
+
+def test_one_instagram_user_is_one_account_row(store: Store) -> None:
+    """A session of Instagram user 4242 is `a`'s: stored under `b` too, it would give one real account the
+    limits and the lease of two. The unique index refuses it; the store says which row holds the user."""
+    from story_liker.errors import ConfigError
+
+    assert _save(store, "a", 4242, '{"a": 1}')
+    with pytest.raises(ConfigError, match="Instagram user 4242 is the account 'a' in this database") as refused:
+        _save(store, "b", 4242, '{"b": 1}')
+    assert "'b'" in refused.value.message
+    assert store.account("b", create=False).settings is None  # nothing stored, not even the row
+    assert store.account("b", create=False).user_pk is None
+    assert (store.account("a").settings, store.account("a").user_pk) == ('{"a": 1}', 4242)
+    assert _save(store, "a", 4242, '{"a": 2}')  # the row that holds the user saves as before
+    assert _save(store, "b", 4343)  # another user under another name
+    assert _save(store, "b", None)  # a device without a session yet: no user to compare
+
+
+def test_two_names_saving_one_instagram_user_at_once_one_is_refused(store: Store) -> None:
+    """Two runs (two names, one session) saving at the same moment: one row gets the user, the other a clear
+    refusal, never an IntegrityError (exit 1)."""
+    import threading
+
+    from story_liker.errors import ConfigError
+
+    names = [f"n{i}" for i in range(6)]
+    for name in names:
+        store.account(name)
+    start = threading.Barrier(len(names))
+    outcomes: dict[str, str] = {}
+
+    def save(name: str) -> None:
+        start.wait()
+        try:
+            _save(store, name, 777)
+            outcomes[name] = "saved"
+        except ConfigError:
+            outcomes[name] = "refused"
+        except Exception as exc:  # what the test is about: nothing else may escape
+            outcomes[name] = type(exc).__name__
+
+    threads = [threading.Thread(target=save, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(outcomes.values()) == ["refused"] * (len(names) - 1) + ["saved"], outcomes
+    holders = [name for name in names if store.account(name).user_pk == 777]
+    assert [outcomes[name] for name in holders] == ["saved"]

@@ -25,7 +25,7 @@ from story_liker.jobs.lease import lease
 from story_liker.jobs.session import connection_for
 
 if TYPE_CHECKING:
-    from story_liker.ig import Instagrapi
+    from story_liker.ig import Instagrapi, UserRef
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,7 @@ def login(
         state = store.account(account)
         stored = None if imported else _stored(state.settings, state.settings_encrypted, key, replace_undecryptable)
         method = None
+        user_pk: int | None = None  # the Instagram user the new session is, as Instagram answered
         try:
             conn = connection_for(settings, account, imported or stored)
             typed = not imported and not sessionid and not conn.password
@@ -78,16 +79,18 @@ def login(
                 conn = replace(conn, password=password_prompt(1))
             ig = Instagrapi(conn, challenge_prompt=challenge_prompt)
             if imported:
-                ig.ping()  # one light request proves the imported session
+                who = ig.ping()  # one light request proves the imported session and says whose it is
                 counts.requests = ig.requests_sent
                 method = "settings_file"
+                user_pk = own_session(account, who, claimed=ig.user_pk)
             else:
                 if stored is None:  # a new device: stored before its first login attempt, never made twice
                     _save(deps, ig.dump_settings(), key, has_session=False, user_pk=None)
                 if sessionid:
-                    ig.login_by_sessionid(sessionid)
+                    who = ig.login_by_sessionid(sessionid)
                     counts.requests = ig.requests_sent
                     method = "sessionid"
+                    user_pk = own_session(account, who, claimed=None)
                 else:
                     method = "password"
                     device = conn.settings if conn.settings is not None else ig.dump_settings()
@@ -97,18 +100,39 @@ def login(
                         retry = replace(conn, settings=device, password=password_prompt(tries.made + 1))
                         tries.ig = Instagrapi(retry, challenge_prompt=challenge_prompt)  # the same device
                     ig = tries.ig
-            if not _save(deps, ig.dump_settings(), key, has_session=True, user_pk=ig.user_pk):
+                    # IG_USERNAME itself was the login's name; the user pk it answered with (the authorization)
+                    # may still be an account row's under another name: save_session refuses that
+                    user_pk = ig.user_pk
+            if not _save(deps, ig.dump_settings(), key, has_session=True, user_pk=user_pk):
                 raise ConfigError("another run took the lock while logging in: the new session was not stored")
             if imported:  # an existing account's session: its limits are in force at once
                 store.set_warmup(account, None)
             elif stored is None or state.needs_human:  # a new device, or a human just cleared a problem
                 store.set_warmup(account, deps.clock())
-            log.info("login_succeeded", extra={"method": method, "user_pk": ig.user_pk})
+            log.info("login_succeeded", extra={"method": method, "user_pk": user_pk})
             return Report(Outcome.OK, counts, {"method": method})
         except NeedsHuman:
             if method != "password":  # a password login's failures are logged with their count (_Tries)
                 log.warning("login_failed", extra={"reason": "needs a human"})
             raise
+
+
+def own_session(account: str, who: UserRef, *, claimed: int | None) -> int:
+    """The user pk of a session that is ``account``'s own, by Instagram's answer ``who`` (the user the session
+    is); ``claimed``: the user pk the session's settings name (their ds_user_id). Anything else is refused with
+    a ConfigError (78) before it is stored: a session stored under a second name would give one Instagram user
+    the limits and the lease of two accounts. Usernames are compared as Instagram does, without case."""
+    if who.username != account.lower():
+        raise ConfigError(
+            f"this session belongs to instagram user {who.username}, not {account}: nothing was stored "
+            f"(to store it for {who.username}, run this with IG_USERNAME={who.username})"
+        )
+    if claimed is not None and claimed != who.user_pk:
+        raise ConfigError(
+            f"the session names instagram user pk {claimed}, but Instagram answered it as {who.username} "
+            f"(pk {who.user_pk}): an edited settings file? nothing was stored"
+        )
+    return who.user_pk
 
 
 class _Tries:

@@ -13,8 +13,19 @@ from story_liker.jobs.session import with_instagram
 log = logging.getLogger(__name__)
 
 
-def cleanup(deps: Deps, *, older_than_hours: float | None, dry_run: bool, force: bool) -> Report:
-    """Delete story records taken before the retention window, in one indexed DELETE. Posts stay."""
+def cleanup(
+    deps: Deps, *, older_than_hours: float | None, dry_run: bool, force: bool, all_accounts: bool = False
+) -> Report:
+    """Delete the story records of IG_USERNAME taken before the retention window, in one indexed DELETE; with
+    ``all_accounts`` those of every account in the database (the retention given here applies to all). Posts
+    stay. Extra ``whose``: the account, or "every account"."""
+    account = None if all_accounts else deps.settings.ig_username
+    if account is None and not all_accounts:
+        raise ConfigError(
+            "IG_USERNAME is not set: cleanup deletes the old story records of that account only; "
+            "`story-liker cleanup --all-accounts` deletes those of every account in the database"
+        )
+    whose = account or "every account"
     hours = deps.settings.story_retention_hours if older_than_hours is None else older_than_hours
     if hours <= 0:
         raise ConfigError("--older-than must be a positive number of hours")
@@ -23,13 +34,16 @@ def cleanup(deps: Deps, *, older_than_hours: float | None, dry_run: bool, force:
     now = deps.clock()
     cutoff = now - timedelta(hours=hours)
     counts = deps.counts
+    extra = {"cutoff": cutoff.isoformat(timespec="seconds"), "whose": whose}
     if dry_run:
-        counts.deleted = deps.store.count_stories_before(cutoff)
-        log.info("cleanup_would_delete", extra={"stories": counts.deleted, "cutoff": cutoff.isoformat()})
-        return Report(Outcome.DRY_RUN, counts, {"cutoff": cutoff.isoformat(timespec="seconds")})
-    counts.deleted = deps.store.delete_stories_before(cutoff, now)
-    log.info("cleanup_deleted", extra={"stories": counts.deleted, "cutoff": cutoff.isoformat()})
-    return Report(Outcome.OK, counts, {"cutoff": cutoff.isoformat(timespec="seconds")})
+        counts.deleted = deps.store.count_stories_before(account, cutoff)
+        log.info(
+            "cleanup_would_delete", extra={"stories": counts.deleted, "cutoff": cutoff.isoformat(), "whose": whose}
+        )
+        return Report(Outcome.DRY_RUN, counts, extra)
+    counts.deleted = deps.store.delete_stories_before(account, cutoff, now)
+    log.info("cleanup_deleted", extra={"stories": counts.deleted, "cutoff": cutoff.isoformat(), "whose": whose})
+    return Report(Outcome.OK, counts, extra)
 
 
 def keepalive(deps: Deps) -> Report:

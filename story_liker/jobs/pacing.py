@@ -92,8 +92,8 @@ class Paced:
     def like_post(self, post: PostItem) -> None:
         self._send(lambda: self.ig.like_post(post))
 
-    def ping(self) -> None:
-        self._send(self.ig.ping)
+    def ping(self) -> UserRef:
+        return self._send(self.ig.ping)
 
     def relogin(self) -> None:
         self._send(self.ig.relogin)

@@ -61,6 +61,10 @@ def with_instagram(deps: Deps, body: Callable[[Paced], T]) -> T:
     if needs_login:
         _gate(deps, state, "no stored session")
     raw = deps.connect(connection_for(settings, account, stored))
+    if stored is not None and raw.user_pk is not None and raw.user_pk != state.user_pk:
+        # the session's Instagram user, learnt before any request: another account row holding it is a 78 here
+        # (a session stored under two names before 0004), not after this run doubled its likes
+        store.claim_user_pk(account, raw.user_pk)
     ig = Paced(raw, deps)
     logged_in = False
     alive = not needs_login  # the session is worth saving: stored and not found dead, or fresh from a login

@@ -92,6 +92,10 @@ def _fail(message: str, code: int) -> None:
 
 
 def _say_error(message: str, code: int) -> None:
+    """The error line on stderr (and `status --json`'s error object), redacted as the log lines are."""
+    from story_liker.logging import redact
+
+    message = redact(message)
     typer.echo(f"story-liker: {message}", err=True)
     if _JSON_ERRORS[0]:
         typer.echo(json.dumps({"error": message, "exit_code": code}))

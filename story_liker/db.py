@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
 from story_liker.errors import ConfigError, DatabaseReadOnly, DatabaseUnavailable, SchemaOutdated
+from story_liker.logging import redact_database_url
 
 # The Alembic head this code needs; tests assert it matches migrations/versions.
 SCHEMA_REVISION = "0004"
@@ -23,10 +24,6 @@ READ_ONLY_COMMANDS = "status, report, history, accounts list and doctor"  # the 
 _NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 _SQLITE_READONLY, _SQLITE_CANTOPEN = 8, 14  # primary result codes (the low byte of an extended one)
 _READ_ONLY_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
-
-
-def safe_url(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
 
 
 @contextmanager
@@ -47,7 +44,13 @@ def unavailable_as_69(engine: Engine) -> Iterator[None]:
         if isinstance(exc, sa.exc.InternalError):
             raise
         reason = str(orig).strip().splitlines()[0][:200]
-        raise DatabaseUnavailable(f"database unavailable ({safe_url(str(engine.url))}): {reason}") from None
+        raise DatabaseUnavailable(f"database unavailable ({_shown(engine)}): {reason}") from None
+
+
+def _shown(engine: Engine) -> str:
+    """The engine's URL as it may be shown (str(engine.url) hides a password in the user part, not libpq's
+    ``?password=``)."""
+    return redact_database_url(engine.url.render_as_string(hide_password=False))
 
 
 def _write_refused(engine: Engine, orig: Any) -> bool:
@@ -71,7 +74,7 @@ def _read_only_error(engine: Engine) -> DatabaseReadOnly:
     path = _sqlite_file(engine.url.database) if engine.dialect.name == "sqlite" else None
     if path is None:
         return DatabaseReadOnly(
-            f"the database {safe_url(str(engine.url))} is read-only (a standby, or default_transaction_read_only "
+            f"the database {_shown(engine)} is read-only (a standby, or default_transaction_read_only "
             f"is on): this command writes to it; only {READ_ONLY_COMMANDS} work read-only"
         )
     return _read_only(path, _why_not_writable(path))

@@ -121,11 +121,12 @@ def run(settings: Settings | None, error: StoryLikerError | None, *, online: boo
 def _database(settings: Settings, *, read_only: bool) -> tuple[Store | None, Check]:
     from sqlalchemy.engine import make_url
 
-    from story_liker.db import SCHEMA_REVISION, current_revision, make_engine, safe_url
+    from story_liker.db import SCHEMA_REVISION, current_revision, make_engine
+    from story_liker.logging import redact_database_url
     from story_liker.store import Store
 
     url = settings.database_url
-    shown = safe_url(url)
+    shown = redact_database_url(url)
     if settings.is_sqlite:
         path = make_url(url).database
         if path and path != ":memory:" and not path.startswith("file:") and not Path(path).exists():

@@ -45,7 +45,9 @@ def normalise_database_url(url: str) -> str:
     if scheme in ("postgres", "postgresql", "postgresql+psycopg"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     elif scheme != "sqlite":
-        raise ValueError(f"unsupported scheme {scheme or url!r}: use sqlite:///path or postgresql://...")
+        # never the value itself: it may hold a password (errors are printed and logged)
+        named = f"unsupported scheme {scheme!r}" if re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme) else "not a URL"
+        raise ValueError(f"{named}: use sqlite:///path or postgresql://user@host/db")
     try:
         parsed = make_url(url)
         parsed.port  # noqa: B018  # make_url checks the port's digits, not its range

@@ -140,6 +140,40 @@ def test_unreachable_database_exits_69(tmp_path: Path) -> None:
     assert migrate.code == 69 and "database unavailable" in migrate.stderr
 
 
+PASSWORD = "S3cretPW"
+URLS_WITH_A_PASSWORD = [
+    pytest.param(f"postgresql:/bob:{PASSWORD}@host/db", id="malformed"),
+    pytest.param(f"postgresql://bob@127.0.0.1:1/db?password={PASSWORD}", id="libpq-query"),
+    pytest.param(f"postgresql://bob:{PASSWORD}@127.0.0.1:1/db", id="userinfo"),
+]
+
+
+@pytest.mark.parametrize("url", URLS_WITH_A_PASSWORD)
+def test_the_database_password_is_never_printed(tmp_path: Path, url: str) -> None:
+    env = {"IG_USERNAME": "me", "DATABASE_URL": url, "LOG_FORMAT": "json"}
+    for args in (["run-stories"], ["status", "--json"], ["doctor"], ["doctor", "--json"], ["migrate"]):
+        result = run_cli(*args, env=env, cwd=tmp_path)
+        assert result.code in (69, 78), (args, result.output)
+        assert PASSWORD not in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+    status = run_cli("status", "--json", env=env, cwd=tmp_path)
+    assert json.loads(status.stdout.splitlines()[-1])["exit_code"] == status.code  # after the run_failed line
+
+
+@pytest.mark.postgres
+@needs_postgres
+def test_doctor_and_migrate_on_a_reachable_database_do_not_print_a_password_given_as_a_query_parameter(
+    tmp_path: Path,
+) -> None:
+    for url in fresh_database_url("postgresql", tmp_path):
+        env = {"IG_USERNAME": "me", "DATABASE_URL": f"{url}&password={PASSWORD}", "LOG_FORMAT": "json"}
+        for args, code in ((["doctor"], 78), (["migrate"], 0), (["doctor", "--json"], 77), (["status", "--json"], 0)):
+            result = run_cli(*args, env=env, cwd=tmp_path)
+            assert result.code == code and PASSWORD not in result.output, (args, result.output)
+        shown = run_cli("doctor", env=env, cwd=tmp_path).stdout
+        assert "reachable, schema" in shown and "password=***" in shown, shown
+
+
 def test_unwritable_sqlite_location_exits_69(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
@@ -552,3 +586,10 @@ def test_status_says_no_session_is_a_problem_and_lists_configured_targets(tmp_pa
     result = run_cli("status", env={"IG_USERNAME": "me", "TARGET_ACCOUNTS": "alice,bob"}, cwd=tmp_path)
     assert result.code == 0
     assert "problems     no session stored" in result.stdout and "alice, bob" in result.stdout
+
+
+def test_redaction_hides_the_password_of_any_url_with_credentials() -> None:
+    from story_liker.logging import redact
+
+    line = "proxy socks5://bob:S3cretPW@10.0.0.1:1080 refused; see https://example.com/a@b"
+    assert redact(line) == "proxy socks5://bob:***@10.0.0.1:1080 refused; see https://example.com/a@b"

@@ -171,3 +171,40 @@ def test_a_bad_log_level_is_78_for_status_too(tmp_path: Path) -> None:
     for command in ("status", "run-stories"):
         result = run_cli(command, env={"IG_USERNAME": "me", "LOG_LEVEL": "LOUD"}, cwd=tmp_path)
         assert result.code == 78 and "LOG_LEVEL" in result.stderr, (command, result.output)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql+psycopg://bob:S3cretPW@db:5432/x", "postgresql+psycopg://bob@db:5432/x"),
+        ("postgresql+psycopg://bob@db/x?password=S3cretPW", "postgresql+psycopg://bob@db/x?password=***"),
+        (
+            "postgresql+psycopg://bob@db/x?PASSWORD=S3cretPW&sslmode=require",
+            "postgresql+psycopg://bob@db/x?PASSWORD=***&sslmode=require",
+        ),
+        ("postgresql+psycopg://bob@db/x?sslpassword=S3cretPW", "postgresql+psycopg://bob@db/x?sslpassword=***"),
+        ("postgresql+psycopg://bob:S3cret%40PW@db/x", "postgresql+psycopg://bob@db/x"),
+        ("postgresql+psycopg://bob:S3cret/PW@db/x", "postgresql+psycopg://bob@db/x"),
+        ("postgresql+psycopg://bob:S3cretPW@[::1]:5432/x", "postgresql+psycopg://bob@[::1]:5432/x"),
+        ("postgresql+psycopg://bob:S3cret@PW@db/x", "postgresql+psycopg URL (not shown: it cannot be read)"),
+        ("postgresql:/bob:S3cretPW@db/x", "postgresql URL (not shown: it cannot be read)"),
+        ("S3cretPW:x", "a URL (not shown: it cannot be read)"),
+        ("postgresql+psycopg://bob:S3cretPW@db:abc/x", "postgresql+psycopg URL (not shown: it cannot be read)"),
+        ("sqlite:///data/stories.db", "sqlite:///data/stories.db"),
+    ],
+)
+def test_a_database_url_is_shown_without_its_password(url: str, shown: str) -> None:
+    from story_liker.logging import redact_database_url
+
+    assert redact_database_url(url) == shown
+    assert "S3cret" not in shown and "PW@" not in shown
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql:/bob:S3cretPW@host/db", "bob:S3cretPW@host", "S3cretPW", "my sql://bob:S3cretPW@host/db"]
+)
+def test_a_database_url_that_is_not_one_is_not_echoed(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("DATABASE_URL", url)
+    with pytest.raises(ConfigError) as caught:
+        load()
+    assert caught.value.message.startswith("DATABASE_URL: ") and "S3cret" not in caught.value.message

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-from story_liker.errors import ConfigError, DatabaseReadOnly, DatabaseUnavailable, SchemaOutdated
+from story_liker.errors import ConfigError, DatabaseCorrupt, DatabaseReadOnly, DatabaseUnavailable, SchemaOutdated
 from story_liker.logging import redact_database_url
 
 # The Alembic head this code needs; tests assert it matches migrations/versions.
@@ -23,19 +23,25 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 READ_ONLY_COMMANDS = "status, report, history, accounts list and doctor"  # the commands that never write
 _NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 _SQLITE_READONLY, _SQLITE_CANTOPEN = 8, 14  # primary result codes (the low byte of an extended one)
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
 _READ_ONLY_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 @contextmanager
 def unavailable_as_69(engine: Engine) -> Iterator[None]:
     """A database that cannot be reached, read or written becomes DatabaseUnavailable (exit 69); one that is
-    read-only to this process, when the command writes, DatabaseReadOnly (78: it will not fix itself).
+    read-only to this process, when the command writes, DatabaseReadOnly, and a SQLite file that is damaged or
+    no database at all DatabaseCorrupt (both 78: they will not fix themselves).
 
     A write refused on a read-only engine (make_engine) stays what it is: a bug in a command that only reads."""
     try:
         yield
-    except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.InternalError) as exc:
+    except sa.exc.DatabaseError as exc:
         orig = getattr(exc, "orig", exc)
+        if _corrupt(engine, orig):
+            raise _corrupt_error(engine, orig) from None
+        if not isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.InternalError):
+            raise
         if engine in _READ_ONLY_ENGINES:
             if _write_refused(engine, orig):
                 raise
@@ -51,6 +57,24 @@ def _shown(engine: Engine) -> str:
     """The engine's URL as it may be shown (str(engine.url) hides a password in the user part, not libpq's
     ``?password=``)."""
     return redact_database_url(engine.url.render_as_string(hide_password=False))
+
+
+def _corrupt(engine: Engine, orig: Any) -> bool:
+    """SQLite says the file is damaged (SQLITE_CORRUPT) or not a database at all (SQLITE_NOTADB)."""
+    code = getattr(orig, "sqlite_errorcode", None)
+    return (
+        engine.dialect.name == "sqlite" and isinstance(code, int) and code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+    )
+
+
+def _corrupt_error(engine: Engine, orig: Any) -> DatabaseCorrupt:
+    path = _sqlite_file(engine.url.database)
+    reason = str(orig).strip().splitlines()[0][:200]
+    return DatabaseCorrupt(
+        f"the database file {path or _shown(engine)} is not a SQLite database (corrupt, truncated or another kind "
+        f"of file; SQLite says: {reason}): restore it from a backup, or move it away to start afresh (no history, "
+        "limits or session)"
+    )
 
 
 def _write_refused(engine: Engine, orig: Any) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 import subprocess
 import sys
@@ -183,6 +184,41 @@ def test_unwritable_sqlite_location_exits_69(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert result.code == 69, result.output
+
+
+EVERY_DATABASE_COMMAND = [
+    ["run-stories"],
+    ["status"],
+    ["status", "--json"],
+    ["report"],
+    ["history"],
+    ["doctor"],
+    ["migrate"],
+    ["accounts", "list"],
+]
+
+
+@pytest.mark.parametrize("damage", ["random-bytes", "truncated"])
+def test_a_corrupt_sqlite_file_is_one_line_naming_it_and_78_for_every_command(tmp_path: Path, damage: str) -> None:
+    path = tmp_path / "stories.db"
+    env = {"IG_USERNAME": "me", "DATABASE_URL": f"sqlite:///{path}", "TARGET_ACCOUNTS": "alice"}
+    if damage == "random-bytes":
+        path.write_bytes(random.Random(7).randbytes(64 * 1024))
+    else:
+        assert run_cli("migrate", env=env, cwd=tmp_path).code == 0
+        whole = path.read_bytes()
+        assert len(whole) > 8 * 4096  # checkpointed into the file itself
+        path.write_bytes(whole[: len(whole) // 3])
+    for args in EVERY_DATABASE_COMMAND:
+        result = run_cli(*args, env=env, cwd=tmp_path)
+        assert result.code == 78, (args, result.output)
+        assert "Traceback" not in result.output and "a bug" not in result.output, (args, result.output)
+        assert f"{path} is not a SQLite database" in result.output, (args, result.output)
+        if args[0] == "doctor":
+            assert re.search(r"\[FAIL\] database +the database file \S+ is not a SQLite", result.stdout), result.stdout
+        else:
+            errors = [line for line in result.stderr.splitlines() if line.startswith("story-liker: ")]
+            assert len(errors) == 1 and "corrupt" in errors[0], (args, result.stderr)
 
 
 def test_old_schema_is_refused_with_78_until_migrate(env: dict[str, str], tmp_path: Path) -> None:

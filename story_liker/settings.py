@@ -244,11 +244,13 @@ class Settings(BaseSettings):
     @field_validator("target_accounts", mode="before")
     @classmethod
     def _targets(cls, value: object) -> list[str] | None:
-        """Usernames, and `*` for every followed account the tray shows."""
-        if value is None:
+        """Usernames, and `*` for every followed account the tray shows. A value with no name in it (` `, `,`,
+        ` , `) is unset, as an empty one is: an empty list would disable every target the list ever named."""
+        items = [] if value is None else _comma_list(value)
+        if not items:
             return None
         names: list[str] = []
-        for item in _comma_list(value):
+        for item in items:
             name = EVERYONE if item == EVERYONE else normalise_username(item)
             if name not in names:
                 names.append(name)

@@ -6,6 +6,7 @@ import pytest
 
 from story_liker.errors import ConfigError
 from story_liker.settings import DEFAULT_DATABASE_URL, load, normalise_username
+from story_liker.store import Store
 from tests.conftest import run_cli
 
 
@@ -38,6 +39,23 @@ def test_invalid_usernames_are_rejected(raw: str) -> None:
 def test_target_list_is_cleaned_and_deduplicated(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TARGET_ACCOUNTS", " alice, @Bob ,alice,, https://instagram.com/carol/ ")
     assert load().target_accounts == ["alice", "bob", "carol"]
+
+
+@pytest.mark.parametrize("blank", [" ", ",", " , ", "\t", ",,,", " ,\t, "])
+def test_a_blank_looking_target_list_means_unset(monkeypatch: pytest.MonkeyPatch, blank: str) -> None:
+    monkeypatch.setenv("TARGET_ACCOUNTS", blank)
+    settings = load()
+    assert settings.target_accounts is None and settings.named_targets is None
+
+
+def test_a_blank_looking_target_list_disables_no_one(store: Store) -> None:
+    from story_liker.jobs.targets import sync_targets
+    from tests.fake import Harness, ScriptedInstagram
+
+    harness = Harness(store, overrides={"target_accounts": "alice,bob"})
+    assert [t.username for t in sync_targets(harness.deps(ScriptedInstagram(harness.clock)))] == ["alice", "bob"]
+    harness.overrides["target_accounts"] = " , "
+    assert [t.username for t in sync_targets(harness.deps(ScriptedInstagram(harness.clock)))] == ["alice", "bob"]
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ READ_ONLY_COMMANDS = "status, report, history, accounts list and doctor"  # the 
 _NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 _SQLITE_READONLY, _SQLITE_CANTOPEN = 8, 14  # primary result codes (the low byte of an extended one)
 _SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
+_MIGRATION_LOCK = int.from_bytes(b"stlk", "big")  # the first key of the PostgreSQL advisory lock of `migrate`
 _READ_ONLY_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
@@ -259,9 +260,13 @@ def open_engine(url: str, *, read_only: bool, auto_migrate: bool) -> Engine:
 
 def current_revision(engine: Engine) -> str | None:
     with unavailable_as_69(engine), engine.connect() as connection:
-        if not sa.inspect(connection).has_table("alembic_version"):
-            return None
-        return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        return _revision(connection)
+
+
+def _revision(connection: sa.Connection) -> str | None:
+    if not sa.inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def check_schema(engine: Engine, *, auto_migrate: bool) -> None:
@@ -284,14 +289,24 @@ def check_schema(engine: Engine, *, auto_migrate: bool) -> None:
 
 
 def migrate(engine: Engine) -> tuple[str | None, str]:
-    """Upgrade to head; idempotent. Returns (revision before, revision after)."""
+    """Upgrade to head; idempotent. Returns (revision before, revision after).
+
+    One migration at a time: several `migrate` (or first runs) at once would each see an empty schema and
+    create the same tables. The transaction holds the database's write lock from its start on SQLite (BEGIN
+    IMMEDIATE), an advisory lock per schema on PostgreSQL (released at commit); whoever waited reads the
+    revision only then, and finds the schema at head."""
     from alembic import command
     from alembic.config import Config
 
-    before = current_revision(engine)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with unavailable_as_69(engine), engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:key, hashtext(coalesce(current_schema(), '')))"),
+                {"key": _MIGRATION_LOCK},
+            )
+        before = _revision(connection)
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
     return before, current_revision(engine) or ""

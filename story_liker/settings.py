@@ -325,6 +325,15 @@ class Settings(BaseSettings):
         return value.strip()
 
     @model_validator(mode="after")
+    def _not_itself(self) -> Settings:
+        """The account that likes is no target of its own: it would look itself up and like its own stories."""
+        if self.ig_username and self.ig_username in (self.target_accounts or []):
+            raise ValueError(
+                f"TARGET_ACCOUNTS lists {self.ig_username}, which is IG_USERNAME (the account that likes): take it out"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _files_and_ranges(self) -> Settings:
         for secret, path in (
             ("ig_password", "ig_password_file"),

@@ -266,6 +266,23 @@ def test_accounts_commands_manage_targets(env: dict[str, str], tmp_path: Path) -
     assert run_cli("accounts", "enable", "bob", env=env, cwd=tmp_path).code == 0
 
 
+def test_the_account_itself_is_refused_as_a_target(tmp_path: Path) -> None:
+    env = {"IG_USERNAME": "Me.Myself", "DATABASE_URL": f"sqlite:///{tmp_path / 'stories.db'}"}
+    added = run_cli("accounts", "add", "@me.myself", env=env, cwd=tmp_path)
+    assert added.code == 78 and "added" not in added.stdout, added.output
+    assert added.stderr.splitlines() == [
+        "story-liker: me.myself is IG_USERNAME, the account that likes: it cannot be its own target"
+    ]
+    assert run_cli("accounts", "list", env=env, cwd=tmp_path).stdout.strip() == "no targets"
+    listed = env | {"TARGET_ACCOUNTS": "alice, https://instagram.com/me.myself/"}
+    for args in (["run-stories"], ["status"], ["accounts", "list"]):
+        result = run_cli(*args, env=listed, cwd=tmp_path)
+        assert result.code == 78, result.output
+        assert result.stderr.splitlines() == [
+            "story-liker: TARGET_ACCOUNTS lists me.myself, which is IG_USERNAME (the account that likes): take it out"
+        ]
+
+
 def test_login_with_sessionid(ig: Any, env: dict[str, str], tmp_path: Path) -> None:
     result = run_cli("login", "--sessionid", ig.sessionid, env=env, cwd=tmp_path)
     assert result.code == 0, result.output

@@ -102,6 +102,37 @@ def loopback_api_url(raw: str) -> str:
 
 
 EVERYONE = "*"
+SECRET_FILE_MAX_BYTES = 64 * 1024
+
+
+def read_secret_file(variable: str, path: Path) -> SecretStr:
+    """The stripped text of a `*_FILE` secret (IG_PASSWORD_FILE, ...). Only a regular file, read at most 64 KiB
+    far: a FIFO would wait for a writer and a device like /dev/zero never ends. Every problem is a ValueError
+    naming ``variable`` and the path, never a byte of the content."""
+    import os
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)  # O_NONBLOCK: a FIFO opens at once
+    except OSError as exc:
+        raise ValueError(f"{variable}: cannot read {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ValueError(f"{variable}: cannot read {path}: it is not a regular file (a directory, FIFO or device)")
+    with os.fdopen(fd, "rb") as file:
+        try:
+            data = file.read(SECRET_FILE_MAX_BYTES + 1)
+        except OSError as exc:
+            raise ValueError(f"{variable}: cannot read {path}: {exc.strerror}") from None
+    if len(data) > SECRET_FILE_MAX_BYTES:
+        raise ValueError(f"{variable}: {path} is larger than {SECRET_FILE_MAX_BYTES // 1024} KiB: not a secret file")
+    try:
+        text = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ValueError(f"{variable}: {path} is not UTF-8 text") from None
+    if not text:
+        raise ValueError(f"{variable}: {path} is empty")
+    return SecretStr(text)
 
 
 def parse_active_hours(text: str) -> list[tuple[int, int]]:
@@ -205,13 +236,7 @@ class Settings(BaseSettings):
     def _notify(self) -> Settings:
         """NOTIFY_URLS_FILE read like the other secret files; every URL `scheme://...` (never echoed: a token)."""
         if self.notify_urls is None and self.notify_urls_file is not None:
-            try:
-                text = Path(self.notify_urls_file).read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ValueError(f"NOTIFY_URLS_FILE: cannot read {self.notify_urls_file}: {exc.strerror}") from None
-            if not text:
-                raise ValueError(f"NOTIFY_URLS_FILE: {self.notify_urls_file} is empty")
-            self.notify_urls = SecretStr(text)
+            self.notify_urls = read_secret_file("NOTIFY_URLS_FILE", self.notify_urls_file)
         for number, url in enumerate(self.notify_url_list, start=1):
             if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://\S", url):
                 raise ValueError(
@@ -342,13 +367,7 @@ class Settings(BaseSettings):
         ):
             file = getattr(self, path)
             if file is not None and getattr(self, secret) is None:
-                try:
-                    text = Path(file).read_text(encoding="utf-8").strip()
-                except OSError as exc:
-                    raise ValueError(f"{path.upper()}: cannot read {file}: {exc.strerror}") from None
-                if not text:
-                    raise ValueError(f"{path.upper()}: {file} is empty")
-                setattr(self, secret, SecretStr(text))
+                setattr(self, secret, read_secret_file(path.upper(), file))
         for kind in ("action", "target", "request"):
             low, high = getattr(self, f"{kind}_delay_min_seconds"), getattr(self, f"{kind}_delay_max_seconds")
             if low > high:

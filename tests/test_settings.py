@@ -226,3 +226,37 @@ def test_a_database_url_that_is_not_one_is_not_echoed(monkeypatch: pytest.Monkey
     with pytest.raises(ConfigError) as caught:
         load()
     assert caught.value.message.startswith("DATABASE_URL: ") and "S3cret" not in caught.value.message
+
+
+SECRET_FILES = ["IG_PASSWORD_FILE", "IG_TOTP_SEED_FILE", "SESSION_ENCRYPTION_KEY_FILE", "NOTIFY_URLS_FILE"]
+
+
+def _secret_file(kind: str, tmp_path: Path) -> tuple[str, str]:
+    """A path of the given kind and what the error line must say about it."""
+    import os
+
+    if kind == "fifo":  # opening it would wait for a writer, reading it for the writer to finish
+        os.mkfifo(tmp_path / "fifo")
+        return str(tmp_path / "fifo"), "is not a regular file"
+    if kind == "device":  # never ends
+        return "/dev/zero", "is not a regular file"
+    if kind == "directory":
+        return str(tmp_path), "is not a regular file"
+    if kind == "not-utf8":
+        (tmp_path / "latin1").write_bytes("Passwört-123\n".encode("latin-1"))
+        return str(tmp_path / "latin1"), "is not UTF-8 text"
+    assert kind == "too-big"
+    (tmp_path / "big").write_bytes(b"A" * (64 * 1024 + 1))
+    return str(tmp_path / "big"), "is larger than 64 KiB"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory", "not-utf8", "too-big"])
+@pytest.mark.parametrize("variable", SECRET_FILES)
+def test_a_secret_file_that_is_no_small_text_file_is_one_line_naming_the_variable(
+    tmp_path: Path, variable: str, kind: str
+) -> None:
+    path, says = _secret_file(kind, tmp_path)
+    result = run_cli("status", env={"IG_USERNAME": "me", variable: path}, cwd=tmp_path, timeout=30)
+    assert result.code == 78, result.output
+    assert result.stderr.startswith(f"story-liker: {variable}: ") and says in result.stderr, result.stderr
+    assert len(result.stderr.splitlines()) == 1 and "Passw" not in result.output

@@ -8,7 +8,7 @@ import re
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -78,6 +78,18 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def url_port(parts: SplitResult) -> int | None:
+    """The port of a URL, checked with the rest of it (urlsplit checks it only when asked, and a request sent to
+    it would fail with a ValueError); None when the URL names none."""
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ValueError("the port is not a number between 1 and 65535")
+    return port
+
+
 def loopback_api_url(raw: str) -> str:
     """IG_API_URL, rebuilt from its checked parts: `http(s)://<loopback host>[:port][/path]`, nothing else.
 
@@ -93,10 +105,7 @@ def loopback_api_url(raw: str) -> str:
             "only a loopback address (127.0.0.0/8, ::1, localhost) is allowed: it sends every Instagram "
             "request, session included, to that host instead of Instagram"
         )
-    try:
-        port = parts.port
-    except ValueError as exc:
-        raise ValueError("the port is not a number between 0 and 65535") from exc
+    port = url_port(parts)
     netloc = f"[{host}]" if ":" in host else host
     return f"{parts.scheme.lower()}://{netloc}{f':{port}' if port is not None else ''}{parts.path.rstrip('/')}"
 
@@ -328,6 +337,7 @@ class Settings(BaseSettings):
         parts = urlsplit(value.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("expected an http:// or https:// URL")
+        url_port(parts)
         return value.strip().rstrip("/")
 
     @field_validator("ig_api_url")
@@ -343,10 +353,7 @@ class Settings(BaseSettings):
         parts = urlsplit(value.strip())
         if parts.scheme not in ("http", "https", "socks5", "socks5h") or not parts.hostname:
             raise ValueError("expected a URL like http://host:port or socks5://user:pass@host:port")
-        try:
-            parts.port  # noqa: B018  # raises ValueError on a bad port
-        except ValueError as exc:
-            raise ValueError("the port is not a number between 0 and 65535") from exc
+        url_port(parts)
         return value.strip()
 
     @model_validator(mode="after")

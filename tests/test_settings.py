@@ -260,3 +260,14 @@ def test_a_secret_file_that_is_no_small_text_file_is_one_line_naming_the_variabl
     assert result.code == 78, result.output
     assert result.stderr.startswith(f"story-liker: {variable}: ") and says in result.stderr, result.stderr
     assert len(result.stderr.splitlines()) == 1 and "Passw" not in result.output
+
+
+@pytest.mark.parametrize("url", ["http://host:99999/x", "http://host:abc/", "https://host:0/", "http://[::1]:70000/"])
+@pytest.mark.parametrize("variable", ["HEALTHCHECK_URL", "PUSHGATEWAY_URL"])
+def test_a_bad_port_in_a_monitoring_url_is_78_naming_the_variable(tmp_path: Path, variable: str, url: str) -> None:
+    env = {"IG_USERNAME": "me", variable: url}
+    for args in (["doctor"], ["run-stories"]):
+        result = run_cli(*args, env=env, cwd=tmp_path)
+        assert result.code == 78, (args, result.output)
+        assert f"{variable}: the port is not a number between 1 and 65535" in result.output, (args, result.output)
+        assert "unexpected error" not in result.output

@@ -49,10 +49,19 @@ def redact(text: str) -> str:
     return text
 
 
+def _secret_parameter(key: str, value: str) -> bool:
+    """A query parameter of a database URL that is a secret (password, sslpassword, oauth_client_secret,
+    scram_client_key) or may hold one (a value with an '@' or a password: libpq reads a whole connection
+    string or URL given as dbname or service)."""
+    return any(word in key.lower() for word in ("password", "secret", "scram")) or any(
+        mark in value.lower() for mark in ("@", "password")
+    )
+
+
 def redact_database_url(url: str) -> str:
     """A database URL as it may be shown: scheme, user, host, port, database and query, the password and every
-    ``password``-like query parameter (libpq takes ``?password=``) as ***. One that cannot be read for certain,
-    so that no one can say which part is the password, shows its scheme only."""
+    query parameter that is or may hold a secret (libpq takes ``?password=``) as ***. One that cannot be read
+    for certain, so that no one can say which part is the password, shows its scheme only."""
     from sqlalchemy.engine import make_url
 
     scheme = _SCHEME.match(url)
@@ -71,7 +80,7 @@ def redact_database_url(url: str) -> str:
     netloc = (f"{parsed.username}@" if parsed.username else "") + (f"[{host}]" if ":" in host else host)
     netloc += f":{port}" if port is not None else ""
     query = [
-        f"{key}={'***' if 'password' in key.lower() else value}"
+        f"{key}={'***' if _secret_parameter(key, value) else value}"
         for key, values in parsed.query.items()
         for value in ((values,) if isinstance(values, str) else values)
     ]

@@ -62,9 +62,22 @@ def normalise_database_url(url: str) -> str:
                 "use sqlite:///path/to/stories.db"
             )
         return url
+    if "@" in (parsed.host or ""):  # SQLAlchemy ends the password at the first '@': the rest became the host
+        raise ValueError("write an '@' in the user name or password as %40")
     sslmode = parsed.query.get("sslmode")
     if sslmode is not None and sslmode not in SSL_MODES:
         raise ValueError(f"sslmode={sslmode!r} is not one of {', '.join(SSL_MODES)}")
+    from psycopg.pq import Conninfo
+
+    # libpq would refuse them at connect time, with an error that is no database problem (exit 1, "a bug")
+    _, options = parsed.get_dialect()().create_connect_args(parsed)
+    known = {option.keyword.decode() for option in Conninfo.get_defaults()}
+    unknown = sorted(name for name in options if name not in known)
+    if unknown:
+        raise ValueError(
+            f"{', '.join(repr(name) for name in unknown)} is not a PostgreSQL connection parameter "
+            "(libpq's are lower case, like password and sslmode)"
+        )
     return url
 
 

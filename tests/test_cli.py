@@ -146,6 +146,10 @@ URLS_WITH_A_PASSWORD = [
     pytest.param(f"postgresql:/bob:{PASSWORD}@host/db", id="malformed"),
     pytest.param(f"postgresql://bob@127.0.0.1:1/db?password={PASSWORD}", id="libpq-query"),
     pytest.param(f"postgresql://bob:{PASSWORD}@127.0.0.1:1/db", id="userinfo"),
+    pytest.param(f"postgresql://bob@127.0.0.1:1/db?PASSWORD={PASSWORD}", id="libpq-query-upper-case"),
+    pytest.param(f"postgresql://bob:{PASSWORD[:4]}@{PASSWORD[4:]}@127.0.0.1:1/db", id="unencoded-at"),
+    pytest.param(f"postgresql://bob@127.0.0.1:1/db?dbname=postgresql://bob:{PASSWORD}@h/db", id="uri-as-dbname"),
+    pytest.param(f"postgresql://bob@127.0.0.1:1/db?oauth_client_secret={PASSWORD}", id="other-secret"),
 ]
 
 
@@ -155,7 +159,7 @@ def test_the_database_password_is_never_printed(tmp_path: Path, url: str) -> Non
     for args in (["run-stories"], ["status", "--json"], ["doctor"], ["doctor", "--json"], ["migrate"]):
         result = run_cli(*args, env=env, cwd=tmp_path)
         assert result.code in (69, 78), (args, result.output)
-        assert PASSWORD not in result.output, (args, result.output)
+        assert PASSWORD not in result.output and PASSWORD[4:] not in result.output, (args, result.output)
         assert "Traceback" not in result.output
     status = run_cli("status", "--json", env=env, cwd=tmp_path)
     assert json.loads(status.stdout.splitlines()[-1])["exit_code"] == status.code  # after the run_failed line

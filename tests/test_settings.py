@@ -169,6 +169,9 @@ def test_api_url_on_loopback_is_accepted(monkeypatch: pytest.MonkeyPatch, url: s
         ("postgresql://u@db.example:99999/x", "port 99999"),
         ("postgresql://u@db.example:12ab/x", "not a database URL"),
         ("postgresql://u@db.example/x?sslmode=maybe", "sslmode"),
+        ("postgresql://u@db.example/x?PASSWORD=pw", "'PASSWORD' is not a PostgreSQL connection parameter"),
+        ("postgresql://u@db.example/x?sslmod=require", "'sslmod' is not a PostgreSQL connection parameter"),
+        ("postgresql://u:p@ss@db.example/x", "write an '@' in the user name or password as %40"),
     ],
 )
 def test_database_urls_that_cannot_work_are_configuration_errors(url: str, says: str, tmp_path: Path) -> None:
@@ -201,6 +204,15 @@ def test_a_bad_log_level_is_78_for_status_too(tmp_path: Path) -> None:
             "postgresql+psycopg://bob@db/x?PASSWORD=***&sslmode=require",
         ),
         ("postgresql+psycopg://bob@db/x?sslpassword=S3cretPW", "postgresql+psycopg://bob@db/x?sslpassword=***"),
+        (
+            "postgresql+psycopg://bob@db/x?oauth_client_secret=S3cretPW",
+            "postgresql+psycopg://bob@db/x?oauth_client_secret=***",
+        ),
+        (
+            "postgresql+psycopg://bob@db/x?dbname=host%3Dh%20password%3DS3cretPW",
+            "postgresql+psycopg://bob@db/x?dbname=***",
+        ),
+        ("postgresql+psycopg://bob@db/x?service=S3cret@PW", "postgresql+psycopg://bob@db/x?service=***"),
         ("postgresql+psycopg://bob:S3cret%40PW@db/x", "postgresql+psycopg://bob@db/x"),
         ("postgresql+psycopg://bob:S3cret/PW@db/x", "postgresql+psycopg://bob@db/x"),
         ("postgresql+psycopg://bob:S3cretPW@[::1]:5432/x", "postgresql+psycopg://bob@[::1]:5432/x"),

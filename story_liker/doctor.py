@@ -68,13 +68,21 @@ def _sources(settings_names: list[str]) -> str:
     env_file = Path(".env")
     from_env = sorted(n for n in settings_names if os.environ.get(n, "").strip())
     from_file: list[str] = []
-    if env_file.is_file():
+    readable = env_file.is_file()
+    if readable:
         from dotenv import dotenv_values
 
         known = set(settings_names)
-        from_file = sorted(n for n, v in dotenv_values(env_file).items() if n.upper() in known and v)
+        try:
+            from_file = sorted(n for n, v in dotenv_values(env_file).items() if n.upper() in known and v)
+        except UnicodeDecodeError:  # settings.load said so already
+            readable = False
     parts = [
-        f".env: {env_file.resolve()} ({', '.join(from_file) or 'no setting'})" if env_file.is_file() else "no .env",
+        f".env: {env_file.resolve()} ({', '.join(from_file) or 'no setting'})"
+        if readable
+        else f".env: {env_file.resolve()} (not readable)"
+        if env_file.exists()
+        else "no .env",
         f"environment: {', '.join(from_env) or 'no setting'}",
     ]
     return "; ".join(parts)

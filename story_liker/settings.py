@@ -149,7 +149,7 @@ def read_secret_file(variable: str, path: Path) -> SecretStr:
     if len(data) > SECRET_FILE_MAX_BYTES:
         raise ValueError(f"{variable}: {path} is larger than {SECRET_FILE_MAX_BYTES // 1024} KiB: not a secret file")
     try:
-        text = data.decode("utf-8").strip()
+        text = data.decode("utf-8-sig").strip()  # -sig: without the byte order mark some editors write first
     except UnicodeDecodeError:
         raise ValueError(f"{variable}: {path} is not UTF-8 text") from None
     if not text:
@@ -477,11 +477,16 @@ class Settings(BaseSettings):
 
 
 def load(**overrides: object) -> Settings:
-    """Read the environment and `.env`; any problem becomes one ConfigError line naming the variable."""
+    """Read the environment and `.env`; any problem becomes one ConfigError line naming the variable (or .env)."""
+    dotenv = Path(".env")
+    if dotenv.exists() and not (dotenv.is_file() or dotenv.is_dir()):  # a FIFO would wait for a writer
+        raise ConfigError(f".env: {dotenv.resolve()} is not a regular file")
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise ConfigError(describe(exc)) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f".env: {dotenv.resolve()} is not UTF-8 text") from None
 
 
 def describe(exc: ValidationError) -> str:

@@ -283,3 +283,26 @@ def test_a_bad_port_in_a_monitoring_url_is_78_naming_the_variable(tmp_path: Path
         assert result.code == 78, (args, result.output)
         assert f"{variable}: the port is not a number between 1 and 65535" in result.output, (args, result.output)
         assert "unexpected error" not in result.output
+
+
+def test_a_secret_file_saved_with_a_byte_order_mark_reads_without_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "pw").write_bytes("\ufeffhunter2-but-longer\r\n".encode())
+    monkeypatch.setenv("IG_PASSWORD_FILE", str(tmp_path / "pw"))
+    password = load().ig_password
+    assert password is not None and password.get_secret_value() == "hunter2-but-longer"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "not-utf8"])
+def test_a_dotenv_that_is_no_text_file_is_one_line_for_every_command(tmp_path: Path, kind: str) -> None:
+    import os
+
+    if kind == "fifo":
+        os.mkfifo(tmp_path / ".env")
+    else:
+        (tmp_path / ".env").write_bytes("IG_USERNAME=me\nIG_PASSWORD=Passwört-123\n".encode("latin-1"))
+    for args in (["status"], ["doctor"], ["run-stories"]):
+        result = run_cli(*args, env={}, cwd=tmp_path, timeout=30)
+        assert result.code == 78, (args, result.output)
+        assert ".env" in result.output and "unexpected" not in result.output and "Passw" not in result.output

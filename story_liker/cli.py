@@ -92,6 +92,10 @@ def _fail(message: str, code: int) -> None:
 
 
 def _say_error(message: str, code: int) -> None:
+    """The error line on stderr (and `status --json`'s error object), redacted as the log lines are."""
+    from story_liker.logging import redact
+
+    message = redact(message)
     typer.echo(f"story-liker: {message}", err=True)
     if _JSON_ERRORS[0]:
         typer.echo(json.dumps({"error": message, "exit_code": code}))
@@ -601,13 +605,19 @@ def accounts_list() -> None:
 @accounts_app.command("add")
 def accounts_add(username: str) -> None:
     """Add a target."""
-    _accounts(
-        "add",
-        username,
-        lambda d, n: (
-            f"added {n}" if d.store.add_target(d.settings.account(), n or "", d.clock()) else f"{n} is already a target"
-        ),
-    )
+
+    def action(d: Deps, name: str | None) -> str:
+        from story_liker.errors import ConfigError
+
+        if name == d.settings.account():
+            raise ConfigError(f"{name} is IG_USERNAME, the account that likes: it cannot be its own target")
+        return (
+            f"added {name}"
+            if d.store.add_target(d.settings.account(), name or "", d.clock())
+            else f"{name} is already a target"
+        )
+
+    _accounts("add", username, action)
 
 
 def _not_overridden(d: Deps, name: str, command: str) -> None:

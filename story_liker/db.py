@@ -14,7 +14,8 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-from story_liker.errors import ConfigError, DatabaseReadOnly, DatabaseUnavailable, SchemaOutdated
+from story_liker.errors import ConfigError, DatabaseCorrupt, DatabaseReadOnly, DatabaseUnavailable, SchemaOutdated
+from story_liker.logging import redact_database_url
 
 # The Alembic head this code needs; tests assert it matches migrations/versions.
 SCHEMA_REVISION = "0004"
@@ -22,23 +23,26 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 READ_ONLY_COMMANDS = "status, report, history, accounts list and doctor"  # the commands that never write
 _NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 _SQLITE_READONLY, _SQLITE_CANTOPEN = 8, 14  # primary result codes (the low byte of an extended one)
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
+_MIGRATION_LOCK = int.from_bytes(b"stlk", "big")  # the first key of the PostgreSQL advisory lock of `migrate`
 _READ_ONLY_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
-
-
-def safe_url(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
 
 
 @contextmanager
 def unavailable_as_69(engine: Engine) -> Iterator[None]:
     """A database that cannot be reached, read or written becomes DatabaseUnavailable (exit 69); one that is
-    read-only to this process, when the command writes, DatabaseReadOnly (78: it will not fix itself).
+    read-only to this process, when the command writes, DatabaseReadOnly, and a SQLite file that is damaged or
+    no database at all DatabaseCorrupt (both 78: they will not fix themselves).
 
     A write refused on a read-only engine (make_engine) stays what it is: a bug in a command that only reads."""
     try:
         yield
-    except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.InternalError) as exc:
+    except sa.exc.DatabaseError as exc:
         orig = getattr(exc, "orig", exc)
+        if _corrupt(engine, orig):
+            raise _corrupt_error(engine, orig) from None
+        if not isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.InternalError):
+            raise
         if engine in _READ_ONLY_ENGINES:
             if _write_refused(engine, orig):
                 raise
@@ -47,7 +51,31 @@ def unavailable_as_69(engine: Engine) -> Iterator[None]:
         if isinstance(exc, sa.exc.InternalError):
             raise
         reason = str(orig).strip().splitlines()[0][:200]
-        raise DatabaseUnavailable(f"database unavailable ({safe_url(str(engine.url))}): {reason}") from None
+        raise DatabaseUnavailable(f"database unavailable ({_shown(engine)}): {reason}") from None
+
+
+def _shown(engine: Engine) -> str:
+    """The engine's URL as it may be shown (str(engine.url) hides a password in the user part, not libpq's
+    ``?password=``)."""
+    return redact_database_url(engine.url.render_as_string(hide_password=False))
+
+
+def _corrupt(engine: Engine, orig: Any) -> bool:
+    """SQLite says the file is damaged (SQLITE_CORRUPT) or not a database at all (SQLITE_NOTADB)."""
+    code = getattr(orig, "sqlite_errorcode", None)
+    return (
+        engine.dialect.name == "sqlite" and isinstance(code, int) and code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+    )
+
+
+def _corrupt_error(engine: Engine, orig: Any) -> DatabaseCorrupt:
+    path = _sqlite_file(engine.url.database)
+    reason = str(orig).strip().splitlines()[0][:200]
+    return DatabaseCorrupt(
+        f"the database file {path or _shown(engine)} is not a SQLite database (corrupt, truncated or another kind "
+        f"of file; SQLite says: {reason}): restore it from a backup, or move it away to start afresh (no history, "
+        "limits or session)"
+    )
 
 
 def _write_refused(engine: Engine, orig: Any) -> bool:
@@ -71,7 +99,7 @@ def _read_only_error(engine: Engine) -> DatabaseReadOnly:
     path = _sqlite_file(engine.url.database) if engine.dialect.name == "sqlite" else None
     if path is None:
         return DatabaseReadOnly(
-            f"the database {safe_url(str(engine.url))} is read-only (a standby, or default_transaction_read_only "
+            f"the database {_shown(engine)} is read-only (a standby, or default_transaction_read_only "
             f"is on): this command writes to it; only {READ_ONLY_COMMANDS} work read-only"
         )
     return _read_only(path, _why_not_writable(path))
@@ -233,9 +261,13 @@ def open_engine(url: str, *, read_only: bool, auto_migrate: bool) -> Engine:
 
 def current_revision(engine: Engine) -> str | None:
     with unavailable_as_69(engine), engine.connect() as connection:
-        if not sa.inspect(connection).has_table("alembic_version"):
-            return None
-        return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        return _revision(connection)
+
+
+def _revision(connection: sa.Connection) -> str | None:
+    if not sa.inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def check_schema(engine: Engine, *, auto_migrate: bool) -> None:
@@ -258,14 +290,24 @@ def check_schema(engine: Engine, *, auto_migrate: bool) -> None:
 
 
 def migrate(engine: Engine) -> tuple[str | None, str]:
-    """Upgrade to head; idempotent. Returns (revision before, revision after)."""
+    """Upgrade to head; idempotent. Returns (revision before, revision after).
+
+    One migration at a time: several `migrate` (or first runs) at once would each see an empty schema and
+    create the same tables. The transaction holds the database's write lock from its start on SQLite (BEGIN
+    IMMEDIATE), an advisory lock per schema on PostgreSQL (released at commit); whoever waited reads the
+    revision only then, and finds the schema at head."""
     from alembic import command
     from alembic.config import Config
 
-    before = current_revision(engine)
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with unavailable_as_69(engine), engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:key, hashtext(coalesce(current_schema(), '')))"),
+                {"key": _MIGRATION_LOCK},
+            )
+        before = _revision(connection)
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
     return before, current_revision(engine) or ""

@@ -68,13 +68,21 @@ def _sources(settings_names: list[str]) -> str:
     env_file = Path(".env")
     from_env = sorted(n for n in settings_names if os.environ.get(n, "").strip())
     from_file: list[str] = []
-    if env_file.is_file():
+    readable = env_file.is_file()
+    if readable:
         from dotenv import dotenv_values
 
         known = set(settings_names)
-        from_file = sorted(n for n, v in dotenv_values(env_file).items() if n.upper() in known and v)
+        try:
+            from_file = sorted(n for n, v in dotenv_values(env_file).items() if n.upper() in known and v)
+        except UnicodeDecodeError:  # settings.load said so already
+            readable = False
     parts = [
-        f".env: {env_file.resolve()} ({', '.join(from_file) or 'no setting'})" if env_file.is_file() else "no .env",
+        f".env: {env_file.resolve()} ({', '.join(from_file) or 'no setting'})"
+        if readable
+        else f".env: {env_file.resolve()} (not readable)"
+        if env_file.exists()
+        else "no .env",
         f"environment: {', '.join(from_env) or 'no setting'}",
     ]
     return "; ".join(parts)
@@ -121,11 +129,12 @@ def run(settings: Settings | None, error: StoryLikerError | None, *, online: boo
 def _database(settings: Settings, *, read_only: bool) -> tuple[Store | None, Check]:
     from sqlalchemy.engine import make_url
 
-    from story_liker.db import SCHEMA_REVISION, current_revision, make_engine, safe_url
+    from story_liker.db import SCHEMA_REVISION, current_revision, make_engine
+    from story_liker.logging import redact_database_url
     from story_liker.store import Store
 
     url = settings.database_url
-    shown = safe_url(url)
+    shown = redact_database_url(url)
     if settings.is_sqlite:
         path = make_url(url).database
         if path and path != ":memory:" and not path.startswith("file:") and not Path(path).exists():

@@ -52,6 +52,12 @@ class DatabaseReadOnly(ConfigError):
     directory or mount; a PostgreSQL standby). It will not fix itself: 78, never retried."""
 
 
+class DatabaseCorrupt(ConfigError):
+    """The SQLite file is damaged or not a SQLite database at all (SQLITE_CORRUPT, SQLITE_NOTADB). Like a
+    read-only database it will not fix itself, and a retry would only fail the same way: 78, for a person to
+    restore a backup or move the file away (not 69, which a scheduler retries)."""
+
+
 class UndecryptableSession(ConfigError):
     """The stored session cannot be read with the configured key (lost or rotated away) or is corrupt."""
 

@@ -20,12 +20,17 @@ CONTEXT: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("story_
 # wherever they appear; the patterns catch secrets we were never told about.
 _SECRETS: set[str] = set()
 _PATTERNS = [
-    re.compile(
-        r"(?i)(sessionid|csrftoken|rur|mid|ig-u-rur|password|enc_password)(['\"]?\s*[:=]\s*['\"]?)[^'\";,\s&}]+"
+    (
+        re.compile(
+            r"(?i)(sessionid|csrftoken|rur|mid|ig-u-rur|password|enc_password)(['\"]?\s*[:=]\s*['\"]?)[^'\";,\s&}]+"
+        ),
+        r"\1\2***",
     ),
-    re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(Bearer\s+)?[A-Za-z0-9:+/=._-]{8,}"),
-    re.compile(r"IGT:2:[A-Za-z0-9+/=]+"),
+    (re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(Bearer\s+)?[A-Za-z0-9:+/=._-]{8,}"), r"\1\2***"),
+    (re.compile(r"IGT:2:[A-Za-z0-9+/=]+"), "***"),
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/?#@:]*:)[^\s/?#@]+@"), r"\1***@"),  # scheme://user:password@
 ]
+_SCHEME = re.compile(r"\s*([A-Za-z][A-Za-z0-9+.-]*)(://|:)")
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime", "taskName"}
 
 
@@ -39,9 +44,48 @@ def redact(text: str) -> str:
     for secret in sorted(_SECRETS, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, "***")
-    for pattern in _PATTERNS:
-        text = pattern.sub(lambda m: (m.group(1) + (m.group(2) or "") if m.lastindex else "") + "***", text)
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
     return text
+
+
+def _secret_parameter(key: str, value: str) -> bool:
+    """A query parameter of a database URL that is a secret (password, sslpassword, oauth_client_secret,
+    scram_client_key) or may hold one (a value with an '@' or a password: libpq reads a whole connection
+    string or URL given as dbname or service)."""
+    return any(word in key.lower() for word in ("password", "secret", "scram")) or any(
+        mark in value.lower() for mark in ("@", "password")
+    )
+
+
+def redact_database_url(url: str) -> str:
+    """A database URL as it may be shown: scheme, user, host, port, database and query, the password and every
+    query parameter that is or may hold a secret (libpq takes ``?password=``) as ***. One that cannot be read
+    for certain, so that no one can say which part is the password, shows its scheme only."""
+    from sqlalchemy.engine import make_url
+
+    scheme = _SCHEME.match(url)
+    name = scheme.group(1).lower() if scheme else ""
+    if not scheme or (scheme.group(2) == ":" and not name.startswith(("postgres", "sqlite"))):
+        name = "a"  # `name:...` may be anything (a password pasted alone); `name://` is a scheme
+    unreadable = f"{name} URL (not shown: it cannot be read)"
+    try:
+        parsed = make_url(url.strip())
+        port = parsed.port
+    except Exception:  # ArgumentError, or ValueError from a port that is not a number
+        return unreadable
+    host = parsed.host or ""
+    if "@" in host:  # an '@' of the password not written as %40: the password may run into the host
+        return unreadable
+    netloc = (f"{parsed.username}@" if parsed.username else "") + (f"[{host}]" if ":" in host else host)
+    netloc += f":{port}" if port is not None else ""
+    query = [
+        f"{key}={'***' if _secret_parameter(key, value) else value}"
+        for key, values in parsed.query.items()
+        for value in ((values,) if isinstance(values, str) else values)
+    ]
+    database = f"/{parsed.database}" if parsed.database is not None else ""
+    return f"{parsed.drivername}://{netloc}{database}" + (f"?{'&'.join(query)}" if query else "")
 
 
 class _Context(logging.Filter):

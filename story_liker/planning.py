@@ -285,23 +285,29 @@ def fair_share(todo: Sequence[L], allowed: int, last_liked: Mapping[int, datetim
 
 
 def is_active(now: datetime, ranges: Sequence[tuple[int, int]] | None, zone: tzinfo) -> bool:
-    """Inside ACTIVE_HOURS (minutes after local midnight, [start, end), a range may wrap midnight)?"""
+    """Inside ACTIVE_HOURS (minutes after local midnight, [start, end), a range may wrap midnight)?
+
+    ``now`` is a moment: it goes through UTC to the local clock, so a local time that never happens (02:30 on
+    a spring DST change) is read as the moment it names (03:30), and one that happens twice is active twice."""
     if not ranges:
         return True
-    local = now.astimezone(zone)
+    local = now.astimezone(UTC).astimezone(zone)
     minute = local.hour * 60 + local.minute
     return any(start <= minute < end if start < end else minute >= start or minute < end for start, end in ranges)
 
 
 def next_window(now: datetime, ranges: Sequence[tuple[int, int]] | None, zone: tzinfo) -> datetime:
-    """When the next active window opens (``now`` when inside one), to the minute, in UTC."""
+    """When the next active window opens (``now`` when inside one), to the minute, in UTC.
+
+    Real minutes, counted in UTC and each read on the local clock: adding minutes to a local time would count
+    wall-clock minutes, and name a time a spring DST change skips (02:00-03:00 on that day opens the next day)."""
     if is_active(now, ranges, zone):
         return now
-    local = now.astimezone(zone).replace(second=0, microsecond=0)
-    for minutes in range(1, 2 * 24 * 60 + 1):  # at most two days ahead, minute by minute (DST-proof)
-        candidate = (local + timedelta(minutes=minutes)).astimezone(zone)
+    start = now.astimezone(UTC).replace(second=0, microsecond=0)
+    for minutes in range(1, 2 * 24 * 60 + 1):  # a range that a DST change skips opens the day after
+        candidate = start + timedelta(minutes=minutes)
         if is_active(candidate, ranges, zone):
-            return candidate.astimezone(UTC)
+            return candidate
     return now  # unreachable with a non-empty range
 
 

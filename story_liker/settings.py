@@ -8,7 +8,7 @@ import re
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -45,7 +45,9 @@ def normalise_database_url(url: str) -> str:
     if scheme in ("postgres", "postgresql", "postgresql+psycopg"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     elif scheme != "sqlite":
-        raise ValueError(f"unsupported scheme {scheme or url!r}: use sqlite:///path or postgresql://...")
+        # never the value itself: it may hold a password (errors are printed and logged)
+        named = f"unsupported scheme {scheme!r}" if re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme) else "not a URL"
+        raise ValueError(f"{named}: use sqlite:///path or postgresql://user@host/db")
     try:
         parsed = make_url(url)
         parsed.port  # noqa: B018  # make_url checks the port's digits, not its range
@@ -60,9 +62,22 @@ def normalise_database_url(url: str) -> str:
                 "use sqlite:///path/to/stories.db"
             )
         return url
+    if "@" in (parsed.host or ""):  # SQLAlchemy ends the password at the first '@': the rest became the host
+        raise ValueError("write an '@' in the user name or password as %40")
     sslmode = parsed.query.get("sslmode")
     if sslmode is not None and sslmode not in SSL_MODES:
         raise ValueError(f"sslmode={sslmode!r} is not one of {', '.join(SSL_MODES)}")
+    from psycopg.pq import Conninfo
+
+    # libpq would refuse them at connect time, with an error that is no database problem (exit 1, "a bug")
+    _, options = parsed.get_dialect()().create_connect_args(parsed)
+    known = {option.keyword.decode() for option in Conninfo.get_defaults()}
+    unknown = sorted(name for name in options if name not in known)
+    if unknown:
+        raise ValueError(
+            f"{', '.join(repr(name) for name in unknown)} is not a PostgreSQL connection parameter "
+            "(libpq's are lower case, like password and sslmode)"
+        )
     return url
 
 
@@ -74,6 +89,18 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def url_port(parts: SplitResult) -> int | None:
+    """The port of a URL, checked with the rest of it (urlsplit checks it only when asked, and a request sent to
+    it would fail with a ValueError); None when the URL names none."""
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ValueError("the port is not a number between 1 and 65535")
+    return port
 
 
 def loopback_api_url(raw: str) -> str:
@@ -91,15 +118,43 @@ def loopback_api_url(raw: str) -> str:
             "only a loopback address (127.0.0.0/8, ::1, localhost) is allowed: it sends every Instagram "
             "request, session included, to that host instead of Instagram"
         )
-    try:
-        port = parts.port
-    except ValueError as exc:
-        raise ValueError("the port is not a number between 0 and 65535") from exc
+    port = url_port(parts)
     netloc = f"[{host}]" if ":" in host else host
     return f"{parts.scheme.lower()}://{netloc}{f':{port}' if port is not None else ''}{parts.path.rstrip('/')}"
 
 
 EVERYONE = "*"
+SECRET_FILE_MAX_BYTES = 64 * 1024
+
+
+def read_secret_file(variable: str, path: Path) -> SecretStr:
+    """The stripped text of a `*_FILE` secret (IG_PASSWORD_FILE, ...). Only a regular file, read at most 64 KiB
+    far: a FIFO would wait for a writer and a device like /dev/zero never ends. Every problem is a ValueError
+    naming ``variable`` and the path, never a byte of the content."""
+    import os
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)  # O_NONBLOCK: a FIFO opens at once
+    except OSError as exc:
+        raise ValueError(f"{variable}: cannot read {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ValueError(f"{variable}: cannot read {path}: it is not a regular file (a directory, FIFO or device)")
+    with os.fdopen(fd, "rb") as file:
+        try:
+            data = file.read(SECRET_FILE_MAX_BYTES + 1)
+        except OSError as exc:
+            raise ValueError(f"{variable}: cannot read {path}: {exc.strerror}") from None
+    if len(data) > SECRET_FILE_MAX_BYTES:
+        raise ValueError(f"{variable}: {path} is larger than {SECRET_FILE_MAX_BYTES // 1024} KiB: not a secret file")
+    try:
+        text = data.decode("utf-8-sig").strip()  # -sig: without the byte order mark some editors write first
+    except UnicodeDecodeError:
+        raise ValueError(f"{variable}: {path} is not UTF-8 text") from None
+    if not text:
+        raise ValueError(f"{variable}: {path} is empty")
+    return SecretStr(text)
 
 
 def parse_active_hours(text: str) -> list[tuple[int, int]]:
@@ -206,13 +261,7 @@ class Settings(BaseSettings):
     def _notify(self) -> Settings:
         """NOTIFY_URLS_FILE read like the other secret files; every URL `scheme://...` (never echoed: a token)."""
         if self.notify_urls is None and self.notify_urls_file is not None:
-            try:
-                text = Path(self.notify_urls_file).read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ValueError(f"NOTIFY_URLS_FILE: cannot read {self.notify_urls_file}: {exc.strerror}") from None
-            if not text:
-                raise ValueError(f"NOTIFY_URLS_FILE: {self.notify_urls_file} is empty")
-            self.notify_urls = SecretStr(text)
+            self.notify_urls = read_secret_file("NOTIFY_URLS_FILE", self.notify_urls_file)
         for number, url in enumerate(self.notify_url_list, start=1):
             if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://\S", url):
                 raise ValueError(
@@ -245,11 +294,13 @@ class Settings(BaseSettings):
     @field_validator("target_accounts", mode="before")
     @classmethod
     def _targets(cls, value: object) -> list[str] | None:
-        """Usernames, and `*` for every followed account the tray shows."""
-        if value is None:
+        """Usernames, and `*` for every followed account the tray shows. A value with no name in it (` `, `,`,
+        ` , `) is unset, as an empty one is: an empty list would disable every target the list ever named."""
+        items = [] if value is None else _comma_list(value)
+        if not items:
             return None
         names: list[str] = []
-        for item in _comma_list(value):
+        for item in items:
             name = EVERYONE if item == EVERYONE else normalise_username(item)
             if name not in names:
                 names.append(name)
@@ -302,6 +353,7 @@ class Settings(BaseSettings):
         parts = urlsplit(value.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("expected an http:// or https:// URL")
+        url_port(parts)
         return value.strip().rstrip("/")
 
     @field_validator("ig_api_url")
@@ -317,11 +369,17 @@ class Settings(BaseSettings):
         parts = urlsplit(value.strip())
         if parts.scheme not in ("http", "https", "socks5", "socks5h") or not parts.hostname:
             raise ValueError("expected a URL like http://host:port or socks5://user:pass@host:port")
-        try:
-            parts.port  # noqa: B018  # raises ValueError on a bad port
-        except ValueError as exc:
-            raise ValueError("the port is not a number between 0 and 65535") from exc
+        url_port(parts)
         return value.strip()
+
+    @model_validator(mode="after")
+    def _not_itself(self) -> Settings:
+        """The account that likes is no target of its own: it would look itself up and like its own stories."""
+        if self.ig_username and self.ig_username in (self.target_accounts or []):
+            raise ValueError(
+                f"TARGET_ACCOUNTS lists {self.ig_username}, which is IG_USERNAME (the account that likes): take it out"
+            )
+        return self
 
     @model_validator(mode="after")
     def _files_and_ranges(self) -> Settings:
@@ -332,13 +390,7 @@ class Settings(BaseSettings):
         ):
             file = getattr(self, path)
             if file is not None and getattr(self, secret) is None:
-                try:
-                    text = Path(file).read_text(encoding="utf-8").strip()
-                except OSError as exc:
-                    raise ValueError(f"{path.upper()}: cannot read {file}: {exc.strerror}") from None
-                if not text:
-                    raise ValueError(f"{path.upper()}: {file} is empty")
-                setattr(self, secret, SecretStr(text))
+                setattr(self, secret, read_secret_file(path.upper(), file))
         for kind in ("action", "target", "request"):
             low, high = getattr(self, f"{kind}_delay_min_seconds"), getattr(self, f"{kind}_delay_max_seconds")
             if low > high:
@@ -428,11 +480,16 @@ class Settings(BaseSettings):
 
 
 def load(**overrides: object) -> Settings:
-    """Read the environment and `.env`; any problem becomes one ConfigError line naming the variable."""
+    """Read the environment and `.env`; any problem becomes one ConfigError line naming the variable (or .env)."""
+    dotenv = Path(".env")
+    if dotenv.exists() and not (dotenv.is_file() or dotenv.is_dir()):  # a FIFO would wait for a writer
+        raise ConfigError(f".env: {dotenv.resolve()} is not a regular file")
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise ConfigError(describe(exc)) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f".env: {dotenv.resolve()} is not UTF-8 text") from None
 
 
 def describe(exc: ValidationError) -> str:

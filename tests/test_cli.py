@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 import subprocess
 import sys
@@ -140,6 +141,44 @@ def test_unreachable_database_exits_69(tmp_path: Path) -> None:
     assert migrate.code == 69 and "database unavailable" in migrate.stderr
 
 
+PASSWORD = "S3cretPW"
+URLS_WITH_A_PASSWORD = [
+    pytest.param(f"postgresql:/bob:{PASSWORD}@host/db", id="malformed"),
+    pytest.param(f"postgresql://bob@127.0.0.1:1/db?password={PASSWORD}", id="libpq-query"),
+    pytest.param(f"postgresql://bob:{PASSWORD}@127.0.0.1:1/db", id="userinfo"),
+    pytest.param(f"postgresql://bob@127.0.0.1:1/db?PASSWORD={PASSWORD}", id="libpq-query-upper-case"),
+    pytest.param(f"postgresql://bob:{PASSWORD[:4]}@{PASSWORD[4:]}@127.0.0.1:1/db", id="unencoded-at"),
+    pytest.param(f"postgresql://bob@127.0.0.1:1/db?dbname=postgresql://bob:{PASSWORD}@h/db", id="uri-as-dbname"),
+    pytest.param(f"postgresql://bob@127.0.0.1:1/db?oauth_client_secret={PASSWORD}", id="other-secret"),
+]
+
+
+@pytest.mark.parametrize("url", URLS_WITH_A_PASSWORD)
+def test_the_database_password_is_never_printed(tmp_path: Path, url: str) -> None:
+    env = {"IG_USERNAME": "me", "DATABASE_URL": url, "LOG_FORMAT": "json"}
+    for args in (["run-stories"], ["status", "--json"], ["doctor"], ["doctor", "--json"], ["migrate"]):
+        result = run_cli(*args, env=env, cwd=tmp_path)
+        assert result.code in (69, 78), (args, result.output)
+        assert PASSWORD not in result.output and PASSWORD[4:] not in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+    status = run_cli("status", "--json", env=env, cwd=tmp_path)
+    assert json.loads(status.stdout.splitlines()[-1])["exit_code"] == status.code  # after the run_failed line
+
+
+@pytest.mark.postgres
+@needs_postgres
+def test_doctor_and_migrate_on_a_reachable_database_do_not_print_a_password_given_as_a_query_parameter(
+    tmp_path: Path,
+) -> None:
+    for url in fresh_database_url("postgresql", tmp_path):
+        env = {"IG_USERNAME": "me", "DATABASE_URL": f"{url}&password={PASSWORD}", "LOG_FORMAT": "json"}
+        for args, code in ((["doctor"], 78), (["migrate"], 0), (["doctor", "--json"], 77), (["status", "--json"], 0)):
+            result = run_cli(*args, env=env, cwd=tmp_path)
+            assert result.code == code and PASSWORD not in result.output, (args, result.output)
+        shown = run_cli("doctor", env=env, cwd=tmp_path).stdout
+        assert "reachable, schema" in shown and "password=***" in shown, shown
+
+
 def test_unwritable_sqlite_location_exits_69(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
@@ -149,6 +188,41 @@ def test_unwritable_sqlite_location_exits_69(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert result.code == 69, result.output
+
+
+EVERY_DATABASE_COMMAND = [
+    ["run-stories"],
+    ["status"],
+    ["status", "--json"],
+    ["report"],
+    ["history"],
+    ["doctor"],
+    ["migrate"],
+    ["accounts", "list"],
+]
+
+
+@pytest.mark.parametrize("damage", ["random-bytes", "truncated"])
+def test_a_corrupt_sqlite_file_is_one_line_naming_it_and_78_for_every_command(tmp_path: Path, damage: str) -> None:
+    path = tmp_path / "stories.db"
+    env = {"IG_USERNAME": "me", "DATABASE_URL": f"sqlite:///{path}", "TARGET_ACCOUNTS": "alice"}
+    if damage == "random-bytes":
+        path.write_bytes(random.Random(7).randbytes(64 * 1024))
+    else:
+        assert run_cli("migrate", env=env, cwd=tmp_path).code == 0
+        whole = path.read_bytes()
+        assert len(whole) > 8 * 4096  # checkpointed into the file itself
+        path.write_bytes(whole[: len(whole) // 3])
+    for args in EVERY_DATABASE_COMMAND:
+        result = run_cli(*args, env=env, cwd=tmp_path)
+        assert result.code == 78, (args, result.output)
+        assert "Traceback" not in result.output and "a bug" not in result.output, (args, result.output)
+        assert f"{path} is not a SQLite database" in result.output, (args, result.output)
+        if args[0] == "doctor":
+            assert re.search(r"\[FAIL\] database +the database file \S+ is not a SQLite", result.stdout), result.stdout
+        else:
+            errors = [line for line in result.stderr.splitlines() if line.startswith("story-liker: ")]
+            assert len(errors) == 1 and "corrupt" in errors[0], (args, result.stderr)
 
 
 def test_old_schema_is_refused_with_78_until_migrate(env: dict[str, str], tmp_path: Path) -> None:
@@ -194,6 +268,23 @@ def test_accounts_commands_manage_targets(env: dict[str, str], tmp_path: Path) -
     bad = run_cli("accounts", "add", "no way!", env=env, cwd=tmp_path)
     assert bad.code == 78 and "not an Instagram username" in bad.stderr
     assert run_cli("accounts", "enable", "bob", env=env, cwd=tmp_path).code == 0
+
+
+def test_the_account_itself_is_refused_as_a_target(tmp_path: Path) -> None:
+    env = {"IG_USERNAME": "Me.Myself", "DATABASE_URL": f"sqlite:///{tmp_path / 'stories.db'}"}
+    added = run_cli("accounts", "add", "@me.myself", env=env, cwd=tmp_path)
+    assert added.code == 78 and "added" not in added.stdout, added.output
+    assert added.stderr.splitlines() == [
+        "story-liker: me.myself is IG_USERNAME, the account that likes: it cannot be its own target"
+    ]
+    assert run_cli("accounts", "list", env=env, cwd=tmp_path).stdout.strip() == "no targets"
+    listed = env | {"TARGET_ACCOUNTS": "alice, https://instagram.com/me.myself/"}
+    for args in (["run-stories"], ["status"], ["accounts", "list"]):
+        result = run_cli(*args, env=listed, cwd=tmp_path)
+        assert result.code == 78, result.output
+        assert result.stderr.splitlines() == [
+            "story-liker: TARGET_ACCOUNTS lists me.myself, which is IG_USERNAME (the account that likes): take it out"
+        ]
 
 
 def test_login_with_sessionid(ig: Any, env: dict[str, str], tmp_path: Path) -> None:
@@ -552,3 +643,10 @@ def test_status_says_no_session_is_a_problem_and_lists_configured_targets(tmp_pa
     result = run_cli("status", env={"IG_USERNAME": "me", "TARGET_ACCOUNTS": "alice,bob"}, cwd=tmp_path)
     assert result.code == 0
     assert "problems     no session stored" in result.stdout and "alice, bob" in result.stdout
+
+
+def test_redaction_hides_the_password_of_any_url_with_credentials() -> None:
+    from story_liker.logging import redact
+
+    line = "proxy socks5://bob:S3cretPW@10.0.0.1:1080 refused; see https://example.com/a@b"
+    assert redact(line) == "proxy socks5://bob:***@10.0.0.1:1080 refused; see https://example.com/a@b"

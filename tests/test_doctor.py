@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from story_liker.db import make_engine
+from story_liker.db import SCHEMA_REVISION, make_engine
 from story_liker.store import Store
 from tests.conftest import assert_no_secrets, login, run_cli
 from tests.receiver import Receiver, free_port, receiver
@@ -68,7 +68,7 @@ def test_a_healthy_setup_exits_0_and_sends_nothing(
     settings = detail(report, "settings")
     assert ".env" in settings and "IG_PASSWORD" in settings and "STORY_LIKES_PER_HOUR" in settings  # names only
     assert "IG_USERNAME" in settings and "DATABASE_URL" in settings
-    assert "schema 0003 (current)" in detail(report, "database")
+    assert f"schema {SCHEMA_REVISION} (current)" in detail(report, "database")
     assert "app " in detail(report, "session") and "stored" in detail(report, "session")
     assert "1 enabled; 1 never checked" in detail(report, "targets")
     assert "story_like 0/" in detail(report, "limits")

@@ -241,3 +241,75 @@ def test_the_daily_limit_varies_within_15_percent_and_the_same_for_a_day(day: in
 def test_days_differ() -> None:
     factors = {round(ratelimit.day_factor(ME, NOW + timedelta(days=d), UTC, 15), 4) for d in range(30)}
     assert len(factors) > 20
+
+
+# --- active hours across the DST changes: real minutes, read on the local clock ------------------------------
+
+NEW_YORK, SYDNEY, LORD_HOWE = (
+    ZoneInfo("America/New_York"),
+    ZoneInfo("Australia/Sydney"),
+    ZoneInfo("Australia/Lord_Howe"),
+)
+
+
+def utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("zone", "hours", "now", "opens"),
+    [
+        # Berlin springs from 02:00 CET to 03:00 CEST on 29 March 2026: 02:00-03:00 does not happen that day
+        (BERLIN, "02:00-03:00", utc(2026, 3, 29, 0, 30), utc(2026, 3, 30, 0, 0)),  # the next day's 02:00 CEST
+        (BERLIN, "02:30-04:00", utc(2026, 3, 29, 0, 30), utc(2026, 3, 29, 1, 0)),  # 03:00 CEST, its first real minute
+        (BERLIN, "01:00-02:30", utc(2026, 3, 29, 1, 0), utc(2026, 3, 29, 23, 0)),  # 03:00 CEST is past its end
+        # ... and falls back from 03:00 CEST to 02:00 CET on 25 October: 02:00-03:00 happens twice
+        (BERLIN, "02:00-03:00", utc(2026, 10, 24, 23, 30), utc(2026, 10, 25, 0, 0)),  # 02:00 CEST
+        (BERLIN, "02:00-03:00", utc(2026, 10, 25, 1, 0), utc(2026, 10, 25, 1, 0)),  # 02:00 CET, the second time
+        (BERLIN, "03:00-04:00", utc(2026, 10, 24, 23, 30), utc(2026, 10, 25, 2, 0)),  # 03:00 CET
+        (NEW_YORK, "02:15-02:45", utc(2026, 3, 8, 6, 0), utc(2026, 3, 9, 6, 15)),  # 02:15 EDT on 9 March
+        (NEW_YORK, "23:00-02:30", utc(2026, 3, 8, 7, 30), utc(2026, 3, 9, 3, 0)),  # wraps midnight; 23:00 EDT
+        (SYDNEY, "02:00-02:30", utc(2026, 10, 3, 15, 30), utc(2026, 10, 4, 15, 0)),  # 02:00 AEDT on 5 October
+        (SYDNEY, "02:00-02:30", utc(2026, 4, 4, 15, 45), utc(2026, 4, 4, 16, 0)),  # 02:00 AEST, the second time
+        # Lord Howe moves by half an hour: 02:00-02:30 does not happen on 4 October 2026
+        (LORD_HOWE, "02:00-02:30", utc(2026, 10, 3, 15, 0), utc(2026, 10, 4, 15, 0)),  # 02:00 +11 on 5 October
+    ],
+)
+def test_the_next_window_is_a_moment_that_is_active(zone: ZoneInfo, hours: str, now: datetime, opens: datetime) -> None:
+    ranges = parse_active_hours(hours)
+    assert planning.next_window(now, ranges, zone) == opens
+    assert planning.is_active(opens, ranges, zone)
+    assert not planning.is_active(opens - timedelta(minutes=1), ranges, zone) or opens == now
+
+
+def test_a_wall_time_that_never_happens_is_read_as_the_moment_it_names() -> None:
+    """02:30 on Berlin's spring day, given as a local time, is 03:30 CEST (as datetime.astimezone reads it)."""
+    assert not planning.is_active(datetime(2026, 3, 29, 2, 30, tzinfo=BERLIN), [(120, 180)], BERLIN)
+    assert planning.is_active(datetime(2026, 3, 29, 2, 30, tzinfo=BERLIN), [(200, 240)], BERLIN)
+
+
+ZONES = [BERLIN, NEW_YORK, SYDNEY, LORD_HOWE, ZoneInfo("UTC"), ZoneInfo("Asia/Kolkata"), ZoneInfo("America/St_Johns")]
+CHANGES = [utc(2026, 3, 29, 1), utc(2026, 10, 25, 1), utc(2026, 3, 8, 7), utc(2026, 11, 1, 6), utc(2026, 4, 4, 16)]
+
+
+@given(
+    zone=st.sampled_from(ZONES),
+    change=st.sampled_from(CHANGES),
+    offset=st.integers(-36 * 3600, 36 * 3600),
+    ranges=st.lists(
+        st.tuples(st.integers(0, 24 * 60 - 1), st.integers(1, 24 * 60)).filter(lambda r: r[0] != r[1]),
+        min_size=1,
+        max_size=3,
+    ),
+)
+def test_the_next_window_is_active_and_no_minute_before_it_is(
+    zone: ZoneInfo, change: datetime, offset: int, ranges: list[tuple[int, int]]
+) -> None:
+    now = change + timedelta(seconds=offset)
+    opens = planning.next_window(now, ranges, zone)
+    assert now <= opens <= now + timedelta(days=2)
+    assert planning.is_active(opens, ranges, zone)
+    minute = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    while minute < opens:
+        assert not planning.is_active(minute, ranges, zone), minute
+        minute += timedelta(minutes=1)

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from story_liker.db import make_engine
+from story_liker.db import SCHEMA_REVISION, make_engine
 from story_liker.store import Store
 from tests.conftest import STORY_LIKER, Result, fresh_database_url, login, needs_postgres, run_cli
 
@@ -244,7 +244,7 @@ def test_status_on_a_read_only_database_with_an_old_schema_still_asks_for_migrat
     for args in (["status"], ["status", "--json"], ["report"], ["accounts", "list"]):
         result = place.run(*args, env=env, cwd=tmp_path)
         assert result.code == 78, result.output
-        assert _one_line(result).endswith("needs 0003: run `story-liker migrate`")
+        assert _one_line(result).endswith(f"needs {SCHEMA_REVISION}: run `story-liker migrate`")
     migrate = place.run("migrate", env=env, cwd=tmp_path)
     assert migrate.code == 78 and "is read-only" in _one_line(migrate)
 

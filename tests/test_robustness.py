@@ -16,9 +16,19 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from story_liker.db import make_engine
+from story_liker.db import SCHEMA_REVISION, current_revision, make_engine
 from story_liker.store import Store
-from tests.conftest import Result, assert_no_secrets, finish, finish_with_cpu, login, run_cli, start
+from tests.conftest import (
+    Result,
+    assert_no_secrets,
+    finish,
+    finish_with_cpu,
+    fresh_database_url,
+    login,
+    needs_postgres,
+    run_cli,
+    start,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -341,6 +351,36 @@ def test_24_simultaneous_runs_one_pass_no_double_like(ig: Any, env: dict[str, st
     assert max(losers_done) < winner_done
     status = json.loads(run_cli("status", "--json", env=env, cwd=tmp_path).stdout)
     assert status["limits"]["story_like"]["last_hour"] == len(stories)  # counters exact
+
+
+def _schema_revision(url: str) -> str | None:
+    engine = make_engine(url)
+    try:
+        return current_revision(engine)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+@needs_postgres
+def test_four_migrates_at_once_on_a_fresh_postgresql_schema_all_succeed(tmp_path: Path) -> None:
+    for _ in range(3):  # three fresh schemas: a race that one round may miss on a busy machine
+        for url in fresh_database_url("postgresql", tmp_path):
+            procs = [start(["migrate"], {"DATABASE_URL": url}, tmp_path) for _ in range(4)]
+            results = [finish(p) for p in procs]
+            assert [r.code for r in results] == [0] * 4, [r.output for r in results]
+            assert sum("(was empty)" in r.stderr for r in results) == 1, [r.stderr for r in results]  # one migrated
+            assert _schema_revision(url) == SCHEMA_REVISION
+
+
+def test_first_runs_at_once_on_a_new_sqlite_file_migrate_it_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db' / 'stories.db'}"
+    env = {"IG_USERNAME": "me", "DATABASE_URL": url}
+    commands = [["status"], ["migrate"], ["accounts", "list"], ["status", "--json"]] * 2
+    results = [finish(p) for p in [start(args, env, tmp_path) for args in commands]]
+    assert [r.code for r in results] == [0] * len(commands), [r.output for r in results]
+    assert "Traceback" not in "".join(r.output for r in results)
+    assert _schema_revision(url) == SCHEMA_REVISION
 
 
 def test_stories_and_posts_at_once_share_the_lock(ig: Any, env: dict[str, str], tmp_path: Path) -> None:

@@ -117,12 +117,13 @@ def _target(
     t: Target, last_liked: datetime | None, post_liked: datetime | None, settings: Settings, now: datetime
 ) -> dict[str, Any]:
     """One target's coverage: when it was last checked and liked, and why it is not checked when it is not."""
-    why = "unresolved" if t.user_pk is None else planning.unavailable_skip(t, now)
+    why = planning.unavailable_skip(t, now) or ("unresolved" if t.user_pk is None else None)
     overdue = t.enabled and why is None and planning.is_due(t.story_checked_at, now, settings.story_recheck)
     late = settings.post_recheck * POSTS_LATE
     posts_overdue = t.enabled and why is None and planning.is_due(t.post_checked_at, now, late)
     return {
         "username": t.username,
+        "renamed_to": t.current_name,  # the name Instagram shows now (matched by user id since it was learnt)
         "enabled": t.enabled,
         "managed_by": t.managed_by,
         "user_pk": t.user_pk,
@@ -230,8 +231,11 @@ def status_text(data: dict[str, Any]) -> str:
         why = {
             "private_not_followed": "  private and not followed: rechecked daily",
             "not_found": "  not found: rechecked daily",
-            "unresolved": "  no user id yet: looked up daily",
+            "unresolved": "  no user id yet: looked up by the next pass",
+            "failing": "  its last lookup or read failed: tried again later (1 h, doubling, daily at most)",
         }.get(t["not_checked_because"] or "", "")
+        if t["renamed_to"]:
+            state += f" (now @{t['renamed_to']})"
         error = f"  error: {t['last_error']}" if t["last_error"] and not why else ""
         lines.append(
             f"  {t['username']:30}{state} pk={t['user_pk'] or '-'} checked {_when(t['stories_checked_at'], now)}"

@@ -167,7 +167,7 @@ def test_the_database_password_is_never_printed(tmp_path: Path, url: str) -> Non
 
 @pytest.mark.postgres
 @needs_postgres
-def test_doctor_and_migrate_on_a_reachable_database_do_not_print_a_password_given_as_a_query_parameter(
+def test_doctor_and_migrate_on_a_reachable_postgresql_do_not_print_a_password_given_as_a_query_parameter(
     tmp_path: Path,
 ) -> None:
     for url in fresh_database_url("postgresql", tmp_path):

@@ -517,3 +517,48 @@ def test_a_story_pass_with_many_targets_not_followed_ends_within_its_time_budget
         h.clock.advance(minutes=45)
     assert all(t.story_checked_at is not None for t in h.store.targets(ME))  # every one read in turn
     assert all(liked[3:])  # once the lookups are done (3 passes), every pass likes, not only reads
+
+
+# --- PostgreSQL dropping the run's connections mid-pass --------------------------------------------------
+
+
+def test_postgresql_dropping_the_connections_while_a_like_is_in_flight_keeps_the_pass_going(
+    database_url: str,
+) -> None:
+    """With the first like in flight the run's backends were terminated: the run logged story_like_not_recorded
+    and exited 69 though the server was back at once, and the like was later filed as 'liked elsewhere', never
+    counted (4 likes in an hour with a limit of 3). Now the pooled connection is replaced and the pass goes on."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL: terminating the run's backends")
+    import uuid
+
+    import sqlalchemy as sa
+
+    from story_liker.db import make_engine, migrate
+
+    name = f"sl_drop_{uuid.uuid4().hex[:8]}"  # only this test's backends are terminated
+    engine = make_engine(f"{database_url}&application_name={name}")
+    migrate(engine)
+    h = Harness(Store(engine), overrides={"target_accounts": ",".join(NAMES.values()), "story_likes_per_hour": 3})
+    h.store_session()
+    ig = followed_instagram(h, {101: [story(101, n, at=h.clock()) for n in range(1, 6)]})
+    admin = sa.create_engine(database_url, isolation_level="AUTOCOMMIT")
+
+    def terminate_during_the_first_like(fake: ScriptedInstagram, name_: str) -> None:
+        if name_ == "like_story" and "like_story" not in fake.names():
+            with admin.connect() as connection:
+                killed = connection.execute(
+                    sa.text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = :n"
+                    ),
+                    {"n": name},
+                ).scalar_one()
+            assert killed >= 1
+
+    ig.before = terminate_during_the_first_like
+    try:
+        assert stories(h, ig) is Outcome.BUDGET_USED_UP
+        assert len(ig.liked) == 3 and used(h) == 3
+    finally:
+        admin.dispose()
+        engine.dispose()

@@ -507,6 +507,18 @@ def test_bad_encryption_key_is_a_config_error(ig: Any, env: dict[str, str], tmp_
     assert ig.count() == 0
 
 
+def _a_day_later(url: str) -> None:
+    """The last automatic login is a day old (the bound on them has passed)."""
+    import sqlalchemy as sa
+
+    from story_liker.db import make_engine
+
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE account SET auto_login_at = NULL"))
+    engine.dispose()
+
+
 def test_totp_seed_and_password_never_printed(env: dict[str, str], tmp_path: Path) -> None:
     from tests.double import InstagramDouble
 
@@ -524,6 +536,7 @@ def test_totp_seed_and_password_never_printed(env: dict[str, str], tmp_path: Pat
         assert first.code == 0, first.output
         assert len(double.liked_story_ids) == 1
         double.expire_session()
+        _a_day_later(e["DATABASE_URL"])  # AUTO_LOGIN_MIN_HOURS: one login a run makes on its own per day
         second = run_cli("run-stories", env=e, cwd=tmp_path)
         assert second.code == 0, second.output
         assert_no_secrets(double, first, second, also=(seed,))

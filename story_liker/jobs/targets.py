@@ -92,7 +92,7 @@ def resolve_targets(
         try:
             found = ig.lookup(target.username)
         except (TargetUnavailable, BadResponse, NetworkError) as exc:
-            _store(deps, [(target, failing.failed(target, exc))])
+            _store(deps, [(target, failing.failed(target, exc, lookup=True))])
             continue
         failing.ok()
         values: dict[str, Any] = {"user_pk": found.user_pk, "last_error": None, "failures": 0, "unavailable": None}
@@ -155,11 +155,13 @@ class Failing:
     def ok(self) -> None:
         self.in_row = 0
 
-    def failed(self, target: Target, exc: StoryLikerError) -> dict[str, Any]:
+    def failed(self, target: Target, exc: StoryLikerError, *, lookup: bool = False) -> dict[str, Any]:
         """The values to store for ``target`` after ``exc``; re-raises it when the network is out of reach."""
         now = self.deps.clock()
         if isinstance(exc, TargetUnavailable):  # a normal state, not an error: looked at again in a day
             self.in_row = 0
+            if lookup and exc.reason == "not_found":
+                self.deps.counts.errors += 1  # but a name that never existed: likely a typo in the settings
             return unavailable(target, exc, now)
         self.deps.counts.errors += 1
         failures = target.failures + 1

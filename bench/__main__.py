@@ -1,5 +1,6 @@
 """`make bench`: requests per pass against floor and a naive script, local overhead, SQL, cleanup, memory, and
-what a like's own connection costs on the production transport (bench/transport.py).
+what a like's own connection costs on the production transport (bench/transport.py) and the fault
+simulation's whole matrix (bench/faults.py).
 
 Everything runs against the local Instagram double (``tests/double.py``) on loopback, with the real
 ``story-liker`` processes (through ``bench/sqlprobe.py``, which is the CLI's ``main`` plus a SQL
@@ -25,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench import cleanup, naive, simulate, transport
+from bench import cleanup, faults, naive, simulate, transport
 from bench.common import (
     Population,
     Proc,
@@ -571,17 +572,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         sims = simulate.run_all(workdir)
         print("likes on the production transport (curl, HTTP/2, TLS) through the local TLS front", flush=True)
         like_costs = transport.measure(workdir)
+        print("the fault simulation: every fault at every request of a story and a post pass", flush=True)
+        fault_matrix = faults.measure()
     evaluate(bench, sims)
+    bench.checks.append(
+        Check(
+            "fault simulation: 0 promises broken",
+            f"{len(fault_matrix.violations)} in {fault_matrix.schedules} schedules",
+            not fault_matrix.violations,
+            "every fault at every request of a story and a post pass, then a day of runs",
+        )
+    )
     print()
     print(report(bench))
     print()
     print(sims.report())
     print()
     print(transport.report(like_costs))
+    print()
+    print(faults.report(fault_matrix))
     elapsed = time.perf_counter() - started
     results = _as_json(bench, elapsed) | {
         "simulations": sims.as_json(),
         "like_connections": [asdict(cost) for cost in like_costs],
+        "fault_simulation": {
+            "schedules": fault_matrix.schedules,
+            "faults": dict(fault_matrix.faults),
+            "requests_per_pass": fault_matrix.indexes,
+            "violations": fault_matrix.violations,
+            "seconds": round(fault_matrix.seconds, 1),
+        },
     }
     RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"\n(bench took {elapsed:.0f} s; results written to {RESULTS})")

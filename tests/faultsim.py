@@ -108,9 +108,13 @@ class User:
     missing: bool = False  # the lookup answers not found
     broken: bool = False  # its lookup always answers a 5xx
     renamed_at: datetime | None = None  # from then on called ``name + ".new"``
+    unfollowed: tuple[datetime, datetime] | None = None  # not followed from the first time until the second
 
     def name_at(self, now: datetime) -> str:
         return f"{self.name}.new" if self.renamed_at is not None and now >= self.renamed_at else self.name
+
+    def followed_at(self, now: datetime) -> bool:
+        return self.followed and not (self.unfollowed is not None and self.unfollowed[0] <= now < self.unfollowed[1])
 
 
 @dataclass
@@ -130,7 +134,7 @@ class World:
         rng = random.Random(seed)
         self.users = [
             User(101, "alice"),
-            User(102, "bob"),
+            User(102, "bob", unfollowed=(START + timedelta(hours=2), START + timedelta(hours=26))),  # and again
             User(103, "carol", in_tray=False),  # followed, dropped from the tray
             User(104, "dave", in_tray=False),  # muted: never in the tray
             User(105, "erin", followed=False),  # public, not followed
@@ -162,6 +166,7 @@ class World:
             for hours in (9.5, 4.0, 1.0):  # stories now live
                 self.media.append(Media(pk(), user.pk, START - timedelta(hours=hours), rng.random() < 0.7))
             self.media.append(Media(pk(), user.pk, START + timedelta(hours=6), True))  # posted later in the day
+            self.media.append(Media(pk(), user.pk, START + timedelta(hours=28), True))  # and the next day
             self.media.append(Media(pk(), user.pk, START - timedelta(hours=30), True, post=True))
         already = next(m for m in self.media if m.user_pk == 101 and not m.post)
         self.liked.add(already.pk)  # liked in the app before
@@ -278,7 +283,7 @@ class SimInstagram:
         tray = []
         for user in world.users:
             live = world.stories_of(user.pk, now)
-            if user.followed and user.in_tray and live and user.pk != OWN_PK:
+            if user.followed_at(now) and user.in_tray and live and user.pk != OWN_PK:
                 tray.append(TrayEntry(user.pk, user.name_at(now), int(max(m.taken_at for m in live).timestamp())))
         return tray
 
@@ -288,7 +293,7 @@ class SimInstagram:
         found: dict[int, list[StoryItem]] = {}
         for pk in user_pks:
             user = world.by_pk.get(pk)
-            if user is None or user.missing or (user.private and not user.followed):
+            if user is None or user.missing or (user.private and not user.followed_at(now)):
                 continue  # Instagram leaves out a reel it will not show
             items = [world.story_item(m) for m in world.stories_of(pk, now)]
             if pk == world.duplicate.user_pk and items:
@@ -302,14 +307,14 @@ class SimInstagram:
         user = self.world.by_pk.get(user_pk)
         if user is None or user.missing:
             raise TargetUnavailable(f"{user_pk} not found", reason="not_found")
-        if user.private and not user.followed:
+        if user.private and not user.followed_at(self.clock()):
             raise TargetUnavailable(f"{user.name} is private and not followed", reason="private")
         return [self.world.story_item(m) for m in self.world.stories_of(user_pk, self.clock())]
 
     def following_page(self, max_id: str | None) -> tuple[list[UserRef], str | None]:
         self._request("following_page", max_id, lambda: self.world.walks.append(self.clock()))
         now = self.clock()
-        return [UserRef(u.pk, u.name_at(now), True) for u in self.world.users if u.followed], None
+        return [UserRef(u.pk, u.name_at(now), True) for u in self.world.users if u.followed_at(now)], None
 
     def lookup(self, username: str) -> UserRef:
         self._request("lookup", username)
@@ -347,14 +352,14 @@ class SimInstagram:
         user = self.world.by_pk.get(user_pk)
         if user is None or user.missing:
             raise TargetUnavailable(f"{user_pk} not found", reason="not_found")
-        if user.private and not user.followed:
+        if user.private and not user.followed_at(self.clock()):
             raise TargetUnavailable("private and not followed", reason="private")
         return [self.world.post_item(m) for m in self.world.posts_of(user_pk, self.clock())][:count], None
 
     def timeline_page(self, max_id: str | None) -> tuple[list[PostItem], str | None]:
         self._request("timeline_page", max_id)
         now, world = self.clock(), self.world
-        followed = {u.pk for u in world.users if u.followed}
+        followed = {u.pk for u in world.users if u.followed_at(now)}
         posts = [m for m in world.media if m.post and m.taken_at <= now and ({m.user_pk, *m.coauthors} & followed)]
         shown = [world.post_item(m) for m in sorted(posts, key=lambda m: m.pk)[::2]]  # ranked and lossy
         return (shown, None) if max_id is None else ([], None)
@@ -413,6 +418,7 @@ class Scenario:
     name: str
     command: str  # the faulted pass: run-stories or run-posts
     follow_ups: tuple[tuple[str, timedelta], ...]  # (command, offset from the faulted pass)
+    everyone: bool = False  # TARGET_ACCOUNTS=*: the tray's accounts are the targets
 
 
 def _day_of(command: str, every: int, hours: int = 24) -> tuple[tuple[str, timedelta], ...]:
@@ -421,15 +427,17 @@ def _day_of(command: str, every: int, hours: int = 24) -> tuple[tuple[str, timed
 
 STORIES = Scenario("stories", "run-stories", _day_of("run-stories", 1))
 POSTS = Scenario("posts", "run-posts", _day_of("run-posts", 3))
-SCENARIOS = (STORIES, POSTS)
+# a day and a half: bob, unfollowed after 2 h, is dropped by the next day's walk and followed again at 26 h
+EVERYONE = Scenario("everyone", "run-stories", _day_of("run-stories", 1, 36), everyone=True)
+SCENARIOS = (STORIES, POSTS, EVERYONE)
 
 
-def _settings(store: Store, world: World) -> Any:
+def _settings(store: Store, world: World, *, everyone: bool) -> Any:
     return load(
         ig_username=ME,
         ig_password=PASSWORD,
         database_url=store.engine.url.render_as_string(hide_password=False),
-        target_accounts=",".join(world.target_names()),
+        target_accounts="*" if everyone else ",".join(world.target_names()),
         timezone="UTC",
         story_likes_per_hour=LIMITS["story_like"],
         post_likes_per_hour=LIMITS["post_like"],
@@ -478,9 +486,9 @@ def _fail_next_write(sim: Sim) -> Callable[..., None]:
     return listener
 
 
-def _one_run(sim: Sim, command: str, fault: Fault | None, seed: int) -> RunResult:
+def _one_run(sim: Sim, command: str, fault: Fault | None, seed: int, *, everyone: bool) -> RunResult:
     sim.run += 1
-    settings = _settings(sim.store, sim.world)
+    settings = _settings(sim.store, sim.world, everyone=everyone)
     ig = SimInstagram(sim.world, sim.clock, sim, fault if fault is not None and fault.kind in SERVER_FAULTS else None)
     deps = _SimDeps(
         settings=settings,
@@ -536,6 +544,8 @@ class Outcome:
     recorded_post_owners: set[int]
     known_before_rename: set[int]
     blocked: bool  # an action block (feedback_required) halved the limits
+    everyone: bool
+    final_targets: list[tuple[str, int | None, bool | None, bool]]  # username, user pk, followed, enabled
 
     @property
     def total_requests(self) -> int:
@@ -585,8 +595,11 @@ def run_schedule(
         register_secret(PASSWORD)
         for number, (command, offset) in enumerate([(scenario.command, timedelta(0)), *scenario.follow_ups], 1):
             clock.now = max(clock.now, START + offset)
-            _one_run(sim, command, next((f for f in planned if f.run == number), None), seed)
+            _one_run(
+                sim, command, next((f for f in planned if f.run == number), None), seed, everyone=scenario.everyone
+            )
         account = store.account(ME)
+        final = [(t.username, t.user_pk, t.followed, t.enabled) for t in store.targets(ME, enabled_only=False)]
         with store.engine.connect() as connection:
             notifications = connection.execute(
                 sa.select(sa.func.count()).select_from(Notification).where(sa.column("event") == notify.NEEDS_HUMAN)
@@ -609,6 +622,8 @@ def run_schedule(
         owners,
         sim.known_before_rename,
         any(f.kind == "feedback_required" for f in sim.fired) and bool(sim.cooldowns),
+        scenario.everyone,
+        final,
     )
 
 
@@ -675,7 +690,7 @@ def check(outcome: Outcome, baseline: Outcome) -> list[str]:
     lookups_again = [name for name, n in world.answered_lookups.items() if n > again]
     if lookups_again:
         broken.append(f"{where}: usernames looked up again after an answer: {lookups_again}")
-    walks = sorted(world.walks)
+    walks = sorted(outcome.runs[r.run - 1].at for r in outcome.requests if r.name == "following_page")  # by pass
     excused = _walk_cut(outcome) or "db_write_fails" in kinds  # an answer not kept
     if any(b - a < timedelta(hours=24) for a, b in itertools.pairwise(walks)) and not excused:
         broken.append(f"{where}: the following list walked twice within a day: {[w.isoformat() for w in walks]}")
@@ -686,6 +701,20 @@ def check(outcome: Outcome, baseline: Outcome) -> list[str]:
 
     if not outcome.needs_human:
         broken += [f"{where}: {line}" for line in _missed(outcome)]
+
+    for name, pk, followed, _enabled in outcome.final_targets:
+        user = world.by_pk.get(pk) if pk is not None else None
+        steady = user is not None and all(user.followed_at(outcome.end - timedelta(hours=h)) for h in range(25))
+        if steady and followed is False:  # followed all day long, and the day's walk saw it
+            broken.append(f"{where}: {name} is followed but stored as not followed")
+
+    blocked_lately = any(until > outcome.end - timedelta(hours=10) for _, until in outcome.cooldowns)
+    if outcome.everyone and not blocked_lately:  # every account the tray shows is a target, taken back too
+        enabled = {pk for _name, pk, _followed, on in outcome.final_targets if on}
+        shown = [u for u in world.users if u.followed_at(outcome.end) and u.in_tray and u.pk != OWN_PK]
+        for user in shown:
+            if world.stories_of(user.pk, outcome.end) and user.pk not in enabled and not outcome.needs_human:
+                broken.append(f"{where}: {user.name} is in the tray but no enabled target")
 
     if outcome.scenario == "posts":
         strangers = outcome.recorded_post_owners - {u.pk for u in world.users}
@@ -732,13 +761,20 @@ def _missed(outcome: Outcome) -> list[str]:
     whose like was lost on the way (a timeout, a dropped connection) while Instagram does not say whether it landed
     (never risk a second)."""
     world = outcome.world
-    targets = {u.pk for u in world.users if u.pk != OWN_PK}
+    if outcome.everyone:  # the tray's accounts: followed ones it shows
+        targets = {u.pk for u in world.users if u.followed and u.in_tray and u.pk != OWN_PK}
+    else:
+        targets = {u.pk for u in world.users if u.pk != OWN_PK}
     every = timedelta(hours=3 if outcome.scenario == "posts" else 1)  # the timer: the next chance after a cooldown
     lost = {r.arg for r in _at_faults(outcome, ("timeout", "dropped")) if r.name in LIKES}
     missed = []
     for media in world.media:
         if media.post != (outcome.scenario == "posts") or not world.should_like(media, targets):
             continue
+        owner = world.by_pk[media.user_pk]
+        life_end = media.taken_at + (POST_MAX_AGE if media.post else STORY_LIFE)
+        if outcome.everyone and not (owner.followed_at(media.taken_at) and owner.followed_at(life_end)):
+            continue  # `*` likes the tray's accounts: one unfollowed meanwhile is no target then
         if media.pk in world.liked or media.taken_at > outcome.end - every:  # liked, or posted after the last run
             continue
         if not media.post and media.taken_at + STORY_LIFE > outcome.end:
@@ -750,7 +786,6 @@ def _missed(outcome: Outcome) -> list[str]:
             continue
         if media.pk in lost and not media.shows_liked:
             continue
-        owner = world.by_pk[media.user_pk]
         if owner.renamed_at is not None and owner.pk not in outcome.known_before_rename:
             continue  # renamed before its pk was learned: TARGET_ACCOUNTS names an account no longer there
         kind = "post" if media.post else "story"

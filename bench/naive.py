@@ -1,6 +1,6 @@
 """The usual hobby instagrapi script, as the baseline: look every target up, read, like everything.
 
-It uses a real instagrapi ``Client`` pointed at the double the way ``story_liker/ig.py`` does, with
+It uses a real instagrapi ``Client`` pointed at the double the way ``story_liker/ig/adapter.py`` does, with
 instagrapi's own defaults for everything the script itself calls (``story_like`` marks seen first).
 """
 

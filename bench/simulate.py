@@ -38,7 +38,7 @@ from bench.common import table
 from story_liker import planning, ratelimit
 from story_liker.db import make_engine, migrate
 from story_liker.errors import StoryLikerError, Throttled, ThrottleKind
-from story_liker.ig import PostItem, StoryItem, TrayEntry, UserRef
+from story_liker.ig.types import PostItem, StoryItem, TrayEntry, UserRef
 from story_liker.jobs import likes as likes_job
 from story_liker.jobs.deps import Deps, Report
 from story_liker.jobs.posts import run_posts

@@ -6,7 +6,7 @@ the double, all on loopback. After one read (the connection is then kept alive),
 each way of sending them on a fresh adapter, ``ROUNDS`` times in turn:
 
 - ``kept-alive``: instagrapi's own ``story_like`` on the adapter's client, what ``like_story`` sent before: every
-  like on the one kept-alive connection, where libcurl may send it twice (``story_liker.transport``).
+  like on the one kept-alive connection, where libcurl may send it twice (``story_liker.ig.transport``).
 - ``own connection``: ``like_story`` as shipped: ``CURLOPT_FRESH_CONNECT`` + ``CURLOPT_FORBID_REUSE``.
 - ``fresh connect only``: ``CURLOPT_FRESH_CONNECT`` without ``FORBID_REUSE``, for comparison: the likes'
   connections stay in libcurl's pool.
@@ -33,7 +33,7 @@ import bench.common  # noqa: F401  # puts the repository root on sys.path, for t
 from bench.common import table
 
 if TYPE_CHECKING:
-    from story_liker.ig import Instagrapi
+    from story_liker.ig.adapter import Instagrapi
 
 LIKES = 20
 ROUNDS = 3
@@ -85,7 +85,8 @@ def _ended_within(conns: list[Any], seconds: float) -> None:
 
 
 def measure(workdir: Path, *, likes: int = LIKES, rounds: int = ROUNDS) -> list[LikeCost]:
-    from story_liker.ig import Connection, Instagrapi
+    from story_liker.ig.adapter import Instagrapi
+    from story_liker.ig.types import Connection
     from tests.double import InstagramDouble
     from tests.tls_front import TlsFront
 

@@ -177,7 +177,7 @@ def _execute(
         if account:
             settings.account()  # fail fast, before touching the database
         from story_liker.db import open_engine
-        from story_liker.ig import Instagrapi
+        from story_liker.ig.adapter import Instagrapi
         from story_liker.jobs.deps import Deps, database_clock
         from story_liker.store import Store
 

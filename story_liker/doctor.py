@@ -245,7 +245,7 @@ def _account(settings: Settings, store: Store, account: str, now: datetime) -> l
 def _current_app_version(stored: dict[str, Any]) -> str | None:
     """instagrapi's current app profile (no request); None when it cannot tell."""
     try:
-        from story_liker.ig import upgrade_app_profile
+        from story_liker.ig.adapter import upgrade_app_profile
 
         return upgrade_app_profile(stored)[2]
     except Exception:  # only informative; a stored session instagrapi rejects is the session check's business
@@ -348,7 +348,7 @@ def _online(settings: Settings, store: Store) -> Check:
     """One light authenticated request, as `keepalive` sends it: through the session guard, under the lease."""
     import uuid
 
-    from story_liker.ig import Instagrapi
+    from story_liker.ig.adapter import Instagrapi
     from story_liker.jobs.deps import Deps, database_clock
     from story_liker.jobs.lease import lease
     from story_liker.jobs.session import with_instagram

@@ -11,11 +11,13 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from story_liker.ig import PostItem, StoryItem
-from story_liker.models import Target
+from story_liker.ig.types import PostItem, StoryItem
 from story_liker.ratelimit import unit_hash
+
+if TYPE_CHECKING:  # the rows' type only: the planner needs no database (nor SQLModel) to decide
+    from story_liker.models import Target
 
 RECHECK_UNAVAILABLE = timedelta(days=1)  # a private (not followed) or missing account is looked at daily
 RETRY_FIRST = timedelta(hours=1)  # a target whose lookup or read failed is tried again after this, doubling to a day

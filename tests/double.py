@@ -81,7 +81,7 @@ Pointing a client at the double (what :func:`point_client` does)
      sleep between them.
 3. ``client.delay_range = None`` (the default; a range adds a random sleep per request).
 4. ``redirect_to(client.private, url)``, ``redirect_to(client.public, url)`` and
-   ``redirect_to(client.graphql, url)`` (``story_liker/transport.py``). The public session
+   ``redirect_to(client.graphql, url)`` (``story_liker/ig/transport.py``). The public session
    matters even for private-API apps: ``password_encrypt`` fetches the login public key with
    ``client.public.get("https://i.instagram.com/api/v1/qe/sync/")``.
    The redirect adapter has ``max_retries=0`` and is mounted on the host prefixes, so it wins
@@ -103,7 +103,7 @@ Other instagrapi traps seen while building this (instagrapi 3.2.2):
 - ``private_request`` itself retries once after ``ClientRequestTimeout`` (HTTP 408, after
   ``sleep(60)``) and after ``ClientIncompleteReadError`` (chunked-encoding error, after
   ``sleep(2)``); the double never produces either unless you ask ``fail(status=408)`` or
-  ``short_read(...)``. (``story_liker.ig`` replaces ``private_request`` with a one-shot version.)
+  ``short_read(...)``. (``story_liker.ig.adapter`` replaces ``private_request`` with a one-shot version.)
 - ``user_medias_paginated_v1``/``user_medias_v1`` swallow every exception that is not a
   ``PrivateError`` (429 ``ClientThrottledError``, ``ClientConnectionError``,
   ``ClientJSONDecodeError``...) and return an empty list: use ``private_request`` for feeds.
@@ -2226,7 +2226,7 @@ def _decode_body(body: bytes) -> dict[str, Any]:
 def point_client(client: Client, base_url: str, *, timeout: float | None = 5.0) -> Client:
     """Make a real instagrapi client talk to the double: no pacing sleeps, no retries, one
     HTTP request per call, a default HTTP timeout. Call AFTER ``set_settings``/``load_settings``."""
-    from story_liker.transport import redirect_to, with_default_timeout
+    from story_liker.ig.transport import redirect_to, with_default_timeout
 
     client.set_retry_config(
         request_timeout=0,

@@ -11,7 +11,7 @@ from typing import Any
 
 from story_liker import settings as settings_module
 from story_liker.errors import TargetUnavailable
-from story_liker.ig import Connection, PostItem, StoryItem, TrayEntry, UserRef
+from story_liker.ig.types import Connection, PostItem, StoryItem, TrayEntry, UserRef
 from story_liker.jobs.deps import Deps
 from story_liker.store import Store
 

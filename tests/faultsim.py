@@ -54,7 +54,7 @@ from story_liker.errors import (
     Throttled,
     ThrottleKind,
 )
-from story_liker.ig import PostItem, StoryItem, TrayEntry, UserRef
+from story_liker.ig.types import PostItem, StoryItem, TrayEntry, UserRef
 from story_liker.jobs.deps import Deps
 from story_liker.jobs.posts import run_posts
 from story_liker.jobs.stories import run_stories

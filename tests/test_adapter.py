@@ -1,6 +1,6 @@
 """The instagrapi adapter: one call = one HTTP request, no sleep inside instagrapi, parsers that never crash.
 
-The end-to-end cases drive the REAL instagrapi (through ``story_liker.ig.Instagrapi``) against the local
+The end-to-end cases drive the REAL instagrapi (through ``story_liker.ig.adapter.Instagrapi``) against the local
 double, in-process, so ``time.sleep`` can be recorded: no wall-clock threshold anywhere. The parsers are pure
 functions of the decoded JSON and are fuzzed with hypothesis from realistic answers (REAL_SHAPES.md).
 """
@@ -20,14 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from story_liker.errors import TRY_LATER, BadResponse, NeedsHuman, NetworkError, Throttled
-from story_liker.ig import (
+from story_liker.ig.adapter import Instagrapi
+from story_liker.ig.parse import (
     MAX_TIMESTAMP,
-    Connection,
-    Instagrapi,
-    PostItem,
-    StoryItem,
-    TrayEntry,
-    UserRef,
     parse_following,
     parse_reels,
     parse_timeline,
@@ -36,6 +31,7 @@ from story_liker.ig import (
     parse_user_info,
     parse_user_story,
 )
+from story_liker.ig.types import Connection, PostItem, StoryItem, TrayEntry, UserRef
 from tests.double import InstagramDouble
 
 NOW = 1_760_000_000

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from story_liker import ig as ig_module
 from story_liker.errors import (
     DatabaseUnavailable,
     Gone,
     NetworkError,
 )
-from story_liker.ig import PostItem, StoryItem, UserRef
+from story_liker.ig import parse as ig_module
+from story_liker.ig.types import PostItem, StoryItem, UserRef
 from story_liker.jobs.deps import Outcome
 from story_liker.jobs.posts import run_posts
 from story_liker.jobs.stories import run_stories

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from story_liker import planning
 from story_liker.errors import BadResponse, TargetUnavailable
-from story_liker.ig import StoryItem, TrayEntry, UserRef
+from story_liker.ig.types import StoryItem, TrayEntry, UserRef
 from story_liker.jobs.deps import Outcome
 from story_liker.jobs.stories import run_stories
 from story_liker.models import Target

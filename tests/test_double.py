@@ -30,7 +30,7 @@ from instagrapi.exceptions import (
     UserNotFound,
 )
 
-from story_liker.transport import with_default_timeout
+from story_liker.ig.transport import with_default_timeout
 from tests.double import (
     FEEDBACK_REQUIRED_BODY,
     PLEASE_WAIT_BODY,

@@ -23,7 +23,7 @@ from story_liker.errors import (
     Throttled,
     ThrottleKind,
 )
-from story_liker.ig import UserRef
+from story_liker.ig.types import UserRef
 from story_liker.jobs.deps import Outcome, database_clock
 from story_liker.jobs.maintenance import keepalive
 from story_liker.jobs.posts import run_posts

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from story_liker import planning, ratelimit
 from story_liker.errors import Throttled, ThrottleKind
 from story_liker.health import block_end
-from story_liker.ig import PostItem, StoryItem, TrayEntry, UserRef
+from story_liker.ig.types import PostItem, StoryItem, TrayEntry, UserRef
 from story_liker.jobs.deps import Outcome
 from story_liker.jobs.maintenance import keepalive
 from story_liker.jobs.posts import run_posts

@@ -12,7 +12,7 @@ import pytest
 
 from story_liker import planning
 from story_liker.errors import BadResponse, ConfigError, TargetUnavailable
-from story_liker.ig import PostItem, UserRef
+from story_liker.ig.types import PostItem, UserRef
 from story_liker.jobs.deps import Outcome
 from story_liker.jobs.posts import run_posts
 from story_liker.models import Target

@@ -14,7 +14,7 @@ its settings and ``set_settings()`` restores it, and the double's settings (like
 The in-process cases at the end drive the real adapter (``Instagrapi`` without ``api_url``: instagrapi's curl
 transport) through the same front, to pin what libcurl does when a connection dies under a like: it sends the
 like again on a fresh connection when the dead one was reused, so likes get a connection of their own
-(``story_liker.transport``).
+(``story_liker.ig.transport``).
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from story_liker.errors import NetworkError
-from story_liker.ig import Connection, Instagrapi, PostItem, StoryItem
-from story_liker.transport import FreshConnections, RedirectAdapter
+from story_liker.ig.adapter import Instagrapi
+from story_liker.ig.transport import FreshConnections, RedirectAdapter
+from story_liker.ig.types import Connection, PostItem, StoryItem
 from tests.conftest import login, run_cli
 from tests.tls_front import MARKER, FrontConn, TlsFront
 

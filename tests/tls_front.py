@@ -53,7 +53,7 @@ import h2.exceptions
 import h2.settings
 import trustme
 
-from story_liker.transport import INSTAGRAM_HOSTS
+from story_liker.ig.transport import INSTAGRAM_HOSTS
 
 MARKER = "x-test-front"
 MAX_STREAMS = 32

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from story_liker import ratelimit
 from story_liker.errors import Interrupted
-from story_liker.ig import Connection, Instagram
+from story_liker.ig.types import Connection, Instagram
 from story_liker.settings import Settings
 from story_liker.store import Store
 

@@ -25,7 +25,8 @@ from story_liker.jobs.lease import lease
 from story_liker.jobs.session import connection_for
 
 if TYPE_CHECKING:
-    from story_liker.ig import Instagrapi, UserRef
+    from story_liker.ig.adapter import Instagrapi
+    from story_liker.ig.types import UserRef
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def login(
     (``password_prompt``, given the try's number) and Instagram rejected may be asked again as
     health.login_retry says. A success clears needs-human and the failed logins.
     """
-    from story_liker.ig import Instagrapi
+    from story_liker.ig.adapter import Instagrapi
 
     settings, store = deps.settings, deps.store
     account = settings.account()
@@ -211,7 +212,7 @@ def _save(deps: Deps, settings: dict[str, Any], key: str | None, *, has_session:
 def upgrade_session(deps: Deps) -> Report:
     """`session upgrade`: move the stored session to instagrapi's current app profile, keeping the device ids.
     No request is sent; a needs-human flag set because Instagram wanted a newer app is cleared."""
-    from story_liker.ig import upgrade_app_profile
+    from story_liker.ig.adapter import upgrade_app_profile
 
     settings, store = deps.settings, deps.store
     account, key = settings.account(), settings.encryption_key

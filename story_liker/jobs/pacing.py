@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from story_liker import ratelimit
-from story_liker.ig import Instagram, PostItem, StoryItem, TrayEntry, UserRef
+from story_liker.ig.types import Instagram, PostItem, StoryItem, TrayEntry, UserRef
 from story_liker.jobs.deps import Deps
 
 T = TypeVar("T")

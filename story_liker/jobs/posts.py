@@ -11,7 +11,7 @@ from typing import Any
 
 from story_liker import planning, ratelimit
 from story_liker.errors import BadResponse, NetworkError, TargetUnavailable
-from story_liker.ig import Instagram, PostItem
+from story_liker.ig.types import Instagram, PostItem
 from story_liker.jobs.deps import Deps, Outcome, Report
 from story_liker.jobs.likes import Likes, like_pass
 from story_liker.jobs.pacing import Paced

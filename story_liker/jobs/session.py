@@ -20,7 +20,7 @@ from story_liker.errors import (
     StoryLikerError,
     Throttled,
 )
-from story_liker.ig import Connection, Instagram
+from story_liker.ig.types import Connection, Instagram
 from story_liker.jobs.deps import Deps
 from story_liker.jobs.pacing import Paced
 from story_liker.models import Account

@@ -9,7 +9,7 @@ from typing import Any
 
 from story_liker import health
 from story_liker.errors import BadResponse, NetworkError, StoryLikerError, TargetUnavailable
-from story_liker.ig import Instagram, TrayEntry, UserRef
+from story_liker.ig.types import Instagram, TrayEntry, UserRef
 from story_liker.jobs.deps import Counts, Deps
 from story_liker.models import Target
 from story_liker.planning import FOLLOWING_REFRESH, is_due, read_cost, unavailable_skip

@@ -19,6 +19,9 @@ from urllib.parse import urlsplit
 from story_liker.errors import CONFIG, DB_UNAVAILABLE, NEEDS_HUMAN, OK, TRY_LATER, StoryLikerError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from story_liker.ig.types import Client, Connection
     from story_liker.settings import Settings
     from story_liker.store import Store
 
@@ -88,7 +91,13 @@ def _sources(settings_names: list[str]) -> str:
     return "; ".join(parts)
 
 
-def run(settings: Settings | None, error: StoryLikerError | None, *, online: bool) -> list[Check]:
+def run(
+    settings: Settings | None,
+    error: StoryLikerError | None,
+    *,
+    online: bool,
+    connect: Callable[[Connection], Client] | None = None,
+) -> list[Check]:
     """Every check in order; a check the others need (settings, database) stops the list when it fails."""
     from story_liker.settings import Settings as Model
 
@@ -122,7 +131,7 @@ def run(settings: Settings | None, error: StoryLikerError | None, *, online: boo
     checks.append(_targets(settings, store, account, now))
     checks.extend(_endpoints(settings))
     if online:
-        checks.append(_online(settings, store))
+        checks.append(_online(settings, store, connect))
     return checks
 
 
@@ -344,11 +353,11 @@ def _notifications(settings: Settings) -> list[Check]:
     return checks
 
 
-def _online(settings: Settings, store: Store) -> Check:
-    """One light authenticated request, as `keepalive` sends it: through the session guard, under the lease."""
+def _online(settings: Settings, store: Store, connect: Callable[[Connection], Client] | None) -> Check:
+    """One light authenticated request, as `keepalive` sends it: through the session guard, under the lease, with
+    the client the passes get (``connect``: the adapter unless a test gives its fake)."""
     import uuid
 
-    from story_liker.ig.adapter import Instagrapi
     from story_liker.jobs.deps import Deps, database_clock
     from story_liker.jobs.lease import lease
     from story_liker.jobs.session import with_instagram
@@ -362,7 +371,7 @@ def _online(settings: Settings, store: Store) -> Check:
             store=store,
             run_id=run_id,
             command="doctor",
-            connect=Instagrapi,
+            connect=connect or _adapter,
             clock=database_clock(store),
         )
         with lease(deps):
@@ -370,3 +379,9 @@ def _online(settings: Settings, store: Store) -> Check:
     except StoryLikerError as exc:
         return problem("instagram", exc.message, exc.exit_code)
     return ok("instagram", f"one light request answered ({deps.counts.requests} request(s) sent)")
+
+
+def _adapter(conn: Connection) -> Client:
+    from story_liker.ig.adapter import Instagrapi
+
+    return Instagrapi(conn)

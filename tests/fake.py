@@ -163,6 +163,15 @@ class ScriptedInstagram:
         self._call("relogin")
         self.sessionid = "39999999999%3AfreshSECRETsession"
 
+    def login_by_sessionid(self, sessionid: str) -> UserRef:
+        self._call("login_by_sessionid")
+        self.sessionid = sessionid
+        return UserRef(4242, ME)
+
+    def login_with_code(self, code_prompt: Callable[[], str]) -> None:
+        self._call("login_with_code")
+        self.sessionid = "39999999999%3AfreshSECRETsession"
+
     def dump_settings(self) -> dict[str, Any]:
         settings: dict[str, Any] = {"uuids": dict(self.device), "device_settings": {"model": "fake"}}
         if self.sessionid:

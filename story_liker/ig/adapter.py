@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 class Instagrapi:
     """`Instagram` on top of instagrapi's Client, one HTTP request per call."""
 
-    def __init__(self, conn: Connection, *, challenge_prompt: Callable[[str], str] | None = None) -> None:
+    def __init__(self, conn: Connection) -> None:
         from instagrapi import Client
 
         from story_liker.ig.transport import FreshConnections, count_requests, redirect_to, with_default_timeout
@@ -58,7 +58,7 @@ class Instagrapi:
         self._timeline_seen: list[str] = []  # ids of the posts of that load's pages so far (``seen_posts``)
         client = Client(
             proxy=conn.proxy,
-            with_challenge_flow=challenge_prompt is not None,
+            with_challenge_flow=conn.challenge_prompt is not None,
             private_transport="requests" if conn.api_url else "curl",
         )
         if conn.settings:
@@ -66,8 +66,8 @@ class Instagrapi:
             client.set_retry_config(private_transport="requests" if conn.api_url else "curl")  # not the saved one
         client.username = conn.username
         client.password = conn.password
-        if challenge_prompt is not None:
-            client.challenge_code_handler = lambda username, choice=None: challenge_prompt(str(choice))
+        if (prompt := conn.challenge_prompt) is not None:
+            client.challenge_code_handler = lambda username, choice=None: prompt(str(choice))
         for session in (client.private, client.public, client.graphql):
             if conn.api_url:
                 redirect_to(session, conn.api_url)
@@ -76,7 +76,7 @@ class Instagrapi:
         # Likes go out on a connection of their own: libcurl re-sends a request on a reused connection that dies
         # before the answer (story_liker.ig.transport). Looked up per request: survives set_settings() and init().
         self._fresh_connection = FreshConnections(client.private)
-        _one_request_per_call(client, resolve_challenges=challenge_prompt is not None)
+        _one_request_per_call(client, resolve_challenges=conn.challenge_prompt is not None)
         self.client = client
 
     def _count(self) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -133,6 +133,9 @@ class Connection:
     proxy: str | None = None
     api_url: str | None = None  # a local Instagram double instead of instagram.com
     timeout: float = 20.0
+    # `login` at a terminal: asks the person for the code of a challenge (and resolves it); None: a challenge
+    # needs a human (NeedsHuman), as for every unattended run
+    challenge_prompt: Callable[[str], str] | None = field(default=None, compare=False)
 
 
 class _HasPk(Protocol):
@@ -154,3 +157,7 @@ def unique(items: Sequence[P]) -> list[P]:
     if len(kept) < len(items):
         log.debug("duplicate_items_dropped", extra={"dropped": len(items) - len(kept)})
     return kept
+
+
+class Client(Instagram, Login, Protocol):
+    """What a connection gives (``Deps.connect``): the passes use its `Instagram` side, `login` its `Login` side."""

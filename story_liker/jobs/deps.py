@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from story_liker import ratelimit
 from story_liker.errors import Interrupted
-from story_liker.ig.types import Connection, Instagram
+from story_liker.ig.types import Client, Connection
 from story_liker.settings import Settings
 from story_liker.store import Store
 
@@ -90,7 +90,7 @@ class Deps:
     store: Store
     run_id: str
     command: str
-    connect: Callable[[Connection], Instagram]
+    connect: Callable[[Connection], Client]  # the only way to Instagram: the adapter, or a test's fake
     clock: Callable[[], datetime] = utcnow
     monotonic: Callable[[], float] = time.monotonic  # for jobs.lease: never jumps when the wall clock is set
     rng: random.Random = field(default_factory=random.Random)

@@ -25,8 +25,7 @@ from story_liker.jobs.lease import lease
 from story_liker.jobs.session import connection_for
 
 if TYPE_CHECKING:
-    from story_liker.ig.adapter import Instagrapi
-    from story_liker.ig.types import UserRef
+    from story_liker.ig.types import Client, UserRef
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +56,6 @@ def login(
     (``password_prompt``, given the try's number) and Instagram rejected may be asked again as
     health.login_retry says. A success clears needs-human and the failed logins.
     """
-    from story_liker.ig.adapter import Instagrapi
-
     settings, store = deps.settings, deps.store
     account = settings.account()
     imported = read_settings_file(settings_file) if settings_file else None
@@ -72,13 +69,13 @@ def login(
         method = None
         user_pk: int | None = None  # the Instagram user the new session is, as Instagram answered
         try:
-            conn = connection_for(settings, account, imported or stored)
+            conn = replace(connection_for(settings, account, imported or stored), challenge_prompt=challenge_prompt)
             typed = not imported and not sessionid and not conn.password
             if typed:
                 if password_prompt is None:
                     raise ConfigError("IG_PASSWORD (or IG_PASSWORD_FILE) is not set and there is no terminal to ask")
                 conn = replace(conn, password=password_prompt(1))
-            ig = Instagrapi(conn, challenge_prompt=challenge_prompt)
+            ig = deps.connect(conn)
             if imported:
                 who = ig.ping()  # one light request proves the imported session and says whose it is
                 counts.requests = ig.requests_sent
@@ -99,7 +96,7 @@ def login(
                     while not tries.one(code_prompt):
                         assert password_prompt is not None  # login_retry: only a typed password is asked again
                         retry = replace(conn, settings=device, password=password_prompt(tries.made + 1))
-                        tries.ig = Instagrapi(retry, challenge_prompt=challenge_prompt)  # the same device
+                        tries.ig = deps.connect(retry)  # the same device
                     ig = tries.ig
                     # IG_USERNAME itself was the login's name; the user pk it answered with (the authorization)
                     # may still be an account row's under another name: save_session refuses that
@@ -140,7 +137,7 @@ class _Tries:
     """The password logins of one `login`: each one counted like any login (the attempt recorded before it is
     sent, a failure added to the failed logins) and another one only as health.login_retry allows."""
 
-    def __init__(self, deps: Deps, failures: int, ig: Instagrapi, *, typed: bool) -> None:
+    def __init__(self, deps: Deps, failures: int, ig: Client, *, typed: bool) -> None:
         self.deps, self.failures, self.ig, self.typed = deps, failures, ig, typed
         self.made = 0
 

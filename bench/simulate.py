@@ -35,17 +35,18 @@ from unittest import mock
 
 import bench.common  # noqa: F401  # puts the repository root on sys.path, for tests.fake
 from bench.common import table
+from story_liker import limits as like_limits
 from story_liker import planning, ratelimit
 from story_liker.db import make_engine, migrate
 from story_liker.errors import StoryLikerError, Throttled, ThrottleKind
 from story_liker.ig.types import PostItem, StoryItem, TrayEntry, UserRef
-from story_liker.jobs import likes as likes_job
 from story_liker.jobs.deps import Deps, Report
 from story_liker.jobs.posts import run_posts
 from story_liker.jobs.stories import run_stories
+from story_liker.limits import STORY_LIKE
 from story_liker.models import Account
 from story_liker.settings import Settings, parse_active_hours
-from story_liker.store import STORY_LIKE, Store
+from story_liker.store import Store
 from tests.fake import ME, FakeClock, Harness, ScriptedInstagram
 
 SIM_START = datetime(2026, 12, 1, tzinfo=UTC)  # a midnight (UTC): day 1 starts here
@@ -361,7 +362,7 @@ def planner_week(world: WeekWorld, *, new: bool, block: bool, workdir: Path, see
     end = SIM_START + timedelta(days=WEEK_DAYS)
 
     def in_force(at: datetime) -> ratelimit.Effective:
-        return likes_job.limits_in_force(store, settings, store.account(ME), STORY_LIKE, configured, at)
+        return like_limits.in_force(store, settings, store.account(ME), STORY_LIKE, configured, at)
 
     passes: list[PassLog] = []
     samples: list[LimitSample] = []
@@ -375,7 +376,7 @@ def planner_week(world: WeekWorld, *, new: bool, block: bool, workdir: Path, see
     with patches:
         if not new:
             patches.enter_context(mock.patch.object(planning, "fair_share", alphabetical(world.names)))
-            patches.enter_context(mock.patch.object(likes_job, "limits_in_force", configured_only))
+            patches.enter_context(mock.patch.object(like_limits, "in_force", configured_only))
         sampled_days: set[int] = set()
         for hour in range(WEEK_DAYS * 24):
             start_at(h, rng, SIM_START + timedelta(hours=hour))
@@ -551,7 +552,7 @@ def week_report(world: WeekWorld, results: Sequence[WeekResult], budget_per_day:
         "  - old = today's planner, emulated on the same passes: settings without ACTIVE_HOURS and with",
         "    DAILY_LIMIT_VARIATION_PERCENT=0; story_liker.planning.fair_share monkeypatched with an alphabetical",
         "    selector (stories sorted by (target username, taken_at), the first `allowed`), and",
-        "    story_liker.jobs.likes.limits_in_force with one that returns the configured limits (no AIMD, no",
+        "    story_liker.limits.in_force with one that returns the configured limits (no AIMD, no",
         "    warm-up, no daily variation). new = the code as it is, with ACTIVE_HOURS=08:00-23:00, TIMEZONE=UTC.",
         "  - All: STORY_LIKES_PER_HOUR/DAY 20/100, the default delays (on the fake clock), an imported session",
         "    (no warm-up: that is for a new device), a tray that lists every target with live stories, the same",

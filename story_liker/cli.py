@@ -6,6 +6,7 @@ Heavy imports (instagrapi, SQLAlchemy, pydantic) happen inside commands so `--he
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import signal
@@ -13,8 +14,11 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 from urllib.parse import urlsplit
 
 import typer
@@ -23,6 +27,8 @@ from story_liker import __version__
 from story_liker.errors import BUG, OK, TRY_LATER, Interrupted, StoryLikerError
 
 if TYPE_CHECKING:
+    from story_liker.hooks import RunEnd
+    from story_liker.ig.types import Client, Connection
     from story_liker.jobs.deps import Deps, Report
     from story_liker.settings import Settings
 
@@ -56,14 +62,77 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
     """Each command does one pass and exits with a code your scheduler understands (see README)."""
+    _ENV.set(ctx.obj if isinstance(ctx.obj, Env) else Env())  # a test's Env (CliRunner obj=), else the process's
 
 
 # --- the runner every command goes through ---------------------------------------------------------------
+
+
+@dataclass
+class Env:
+    """What a command takes from the process, with the real defaults: whether it installs the signal handlers,
+    how it connects to Instagram, its clock, its standard input. Tests give their own through
+    ``CliRunner().invoke(app, args, obj=Env(...))``, as httpie's give ``MockEnvironment``; the streams are the
+    ones ``typer.echo`` and the log write to, which ``CliRunner`` captures."""
+
+    signals: bool = True  # SIGTERM/SIGINT end a pass between two steps (restored after the command)
+    connect: Callable[[Connection], Client] | None = None  # None: the instagrapi adapter
+    clock: Callable[[], datetime] | None = None  # None: the database's (jobs.deps.database_clock)
+    stdin: TextIO | None = field(default_factory=lambda: sys.stdin)  # None: closed (`<&-`)
+    json_errors: bool = False  # `status --json`: errors are a JSON object on stdout too
+
+    def connector(self) -> Callable[[Connection], Client]:
+        if self.connect is not None:
+            return self.connect
+        from story_liker.ig.adapter import Instagrapi
+
+        return Instagrapi
+
+    @property
+    def terminal(self) -> bool:
+        """Is a person at the keyboard (standard input open and a terminal)?"""
+        return self.stdin is not None and not self.stdin.closed and self.stdin.isatty()
+
+
+_ENV: contextvars.ContextVar[Env | None] = contextvars.ContextVar("story_liker_env", default=None)
+
+
+def _env() -> Env:
+    """The command's Env: the one the root command was invoked with (``obj``), else the process's."""
+    env = _ENV.get()
+    if env is None:
+        env = Env()
+        _ENV.set(env)
+    return env
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What a command is, as far as the runner is concerned."""
+
+    name: str
+    monitored: bool = False  # a scheduled pass: metrics, healthcheck pings and notifications after it
+    prints: bool = False  # its result goes to stdout (status, report, history, accounts): warnings go to stderr
+    record: bool = True  # a run record in the database
+    account: bool = True  # needs IG_USERNAME before it touches the database
+    read_only: bool = False  # only reads: the database is opened read-only (db.make_engine)
+    log_level: str | None = None  # a quieter log for the reading commands
+
+
+def _pass(name: str) -> Spec:
+    """A pass a scheduler runs: monitored (metrics, healthcheck pings, notifications)."""
+    return Spec(name, monitored=True)
+
+
+def _reading(name: str) -> Spec:
+    """A command that only reads and prints what it found: status, report, history."""
+    return Spec(name, prints=True, record=False, read_only=True, log_level="WARNING")
 
 
 class _Signals:
@@ -71,6 +140,7 @@ class _Signals:
 
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
+        self.previous: list[tuple[int, Any]] = []
 
     def __call__(self, signum: int, _frame: Any) -> None:
         if self.deps.stop.is_set():
@@ -79,11 +149,12 @@ class _Signals:
         self.deps.stop.set()
 
     def install(self) -> None:
-        signal.signal(signal.SIGTERM, self)
-        signal.signal(signal.SIGINT, self)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self.previous.append((signum, signal.signal(signum, self)))
 
-
-_JSON_ERRORS: list[bool] = [False]  # `status --json`: errors are a JSON object on stdout too
+    def restore(self) -> None:
+        for signum, handler in self.previous:
+            signal.signal(signum, handler)
 
 
 def _fail(message: str, code: int) -> None:
@@ -97,7 +168,7 @@ def _say_error(message: str, code: int) -> None:
 
     message = redact(message)
     typer.echo(f"story-liker: {message}", err=True)
-    if _JSON_ERRORS[0]:
+    if _env().json_errors:
         typer.echo(json.dumps({"error": message, "exit_code": code}))
 
 
@@ -146,57 +217,63 @@ def _warn(event: str, fields: dict[str, Any], *, to_stderr: bool) -> None:
             handler.setStream(stream)
 
 
-def _execute(
-    command: str,
-    job: Callable[[Deps], Report],
-    *,
-    record: bool = True,
-    account: bool = True,
-    read_only: bool = False,
-    **overrides: Any,
-) -> None:
-    """Settings, logging, database, signals, run record, summary line, exit code: once for all commands.
-
-    ``read_only``: the command only reads (status, report, history, accounts list): the database is opened
-    read-only (db.make_engine), so it works where the database cannot be written and never writes to it."""
-    from story_liker import monitor
+def _execute(spec: Spec, job: Callable[[Deps], Report]) -> None:
+    """Settings, logging, database, signals, run record, summary line, the hooks, exit code: once for all."""
     from story_liker.logging import CONTEXT
 
-    monitored = command in ("run-stories", "run-posts", "cleanup", "keepalive")
-
-    on_stdout = command in ("status", "report", "history") or command.startswith("accounts-")
-    settings = _load_settings(output_on_stdout=on_stdout, **overrides)
+    env = _env()
+    overrides = {"log_level": spec.log_level} if spec.log_level else {}
+    settings = _load_settings(output_on_stdout=spec.prints, **overrides)
     run_id = uuid.uuid4().hex[:12]
-    CONTEXT.set({"run_id": run_id, "command": command, "account": settings.ig_username or ""})
+    CONTEXT.set({"run_id": run_id, "command": spec.name, "account": settings.ig_username or ""})
+    code = BUG
+    try:
+        with _monitored(spec, settings, run_id) as end:
+            code = _run(spec, job, settings, run_id, env, end)
+    except Interrupted as exc:  # a second signal in the hooks: stop at once, as asked
+        code = exc.exit_code
+    raise typer.Exit(code)
+
+
+def _monitored(spec: Spec, settings: Settings, run_id: str) -> AbstractContextManager[RunEnd]:
+    from story_liker import hooks
+
+    if not spec.monitored:
+        return nullcontext(hooks.RunEnd())
+    return hooks.monitored(settings, command=spec.name, run_id=run_id)
+
+
+def _run(spec: Spec, job: Callable[[Deps], Report], settings: Settings, run_id: str, env: Env, end: RunEnd) -> int:
+    """The command's job and its run record; ``end`` tells the hooks how it went. Returns the exit code."""
     started = time.monotonic()
     code, outcome, counts, extra = BUG, "bug", {}, {}
     store = None  # set once the schema is known to be right: only then is the database used after a failure
     deps: Deps | None = None
+    signals: _Signals | None = None
     recorded = False
     try:
-        if account:
+        if spec.account:
             settings.account()  # fail fast, before touching the database
         from story_liker.db import open_engine
-        from story_liker.ig.adapter import Instagrapi
         from story_liker.jobs.deps import Deps, database_clock
         from story_liker.store import Store
 
-        store = Store(open_engine(settings.database_url, read_only=read_only, auto_migrate=settings.is_sqlite))
+        store = Store(open_engine(settings.database_url, read_only=spec.read_only, auto_migrate=settings.is_sqlite))
         deps = Deps(
             settings=settings,
             store=store,
             run_id=run_id,
-            command=command,
-            connect=Instagrapi,
-            clock=database_clock(store),
+            command=spec.name,
+            connect=env.connector(),
+            clock=env.clock or database_clock(store),
         )
-        _Signals(deps).install()
+        if env.signals:
+            signals = _Signals(deps)
+            signals.install()
         deps.progress = _progress(settings)
-        if record:
-            store.start_run(run_id, account=settings.ig_username, command=command, now=deps.clock())
+        if spec.record:
+            store.start_run(run_id, account=settings.ig_username, command=spec.name, now=deps.clock())
             recorded = True
-        if monitored:
-            monitor.ping(settings, "start", command=command, run_id=run_id)
         report = job(deps)
         code, outcome, extra = OK, report.outcome, report.extra
     except StoryLikerError as exc:
@@ -222,35 +299,14 @@ def _execute(
             "run_finished",
             extra={"outcome": outcome, "exit_code": code, "duration_s": duration, **counts, **extra},
         )
-        # After the pass nothing may change its exit code or skip a later step: each one is isolated.
-        try:
+        end.code, end.outcome, end.counts, end.duration, end.store = code, outcome, counts, duration, store
+        try:  # after the pass nothing may change its exit code or skip a later step
             if recorded and store is not None:
                 _finish_run(store, run_id, code, outcome, counts, duration)
-            if monitored:
-                _after_run(
-                    settings,
-                    store,
-                    command=command,
-                    code=code,
-                    counts=counts,
-                    duration=duration,
-                    run_id=run_id,
-                    outcome=outcome,
-                )
-        except Interrupted as exc:  # a second signal: stop at once, as asked
-            code = exc.exit_code
-    raise typer.Exit(code)
-
-
-def _after_run(settings: Settings, store: Any, **run: Any) -> None:
-    from story_liker import monitor
-
-    try:
-        monitor.after_run(settings, store, **run)
-    except Interrupted:
-        raise
-    except Exception as exc:  # after_run isolates each of its steps; this is the backstop
-        log.warning("monitoring_failed", extra={"error": type(exc).__name__})
+        finally:
+            if signals is not None:
+                signals.restore()
+    return code
 
 
 def _finish_run(store: Any, run_id: str, code: int, outcome: str, counts: dict[str, Any], duration: float) -> None:
@@ -305,7 +361,10 @@ def run_stories(dry_run: DryRun = False, max_likes: MaxLikes = None) -> None:
     """Like the new stories of the enabled targets (one pass)."""
     from story_liker.jobs.stories import run_stories as job
 
-    _execute("run-stories", lambda d: job(d, dry_run=dry_run or d.settings.dry_run, max_likes=max_likes))
+    _execute(
+        Spec("run-stories", monitored=True),
+        lambda d: job(d, dry_run=dry_run or d.settings.dry_run, max_likes=max_likes),
+    )
 
 
 @app.command("run-posts")
@@ -313,7 +372,9 @@ def run_posts(dry_run: DryRun = False, max_likes: MaxLikes = None) -> None:
     """Like the new posts of the enabled targets (one pass)."""
     from story_liker.jobs.posts import run_posts as job
 
-    _execute("run-posts", lambda d: job(d, dry_run=dry_run or d.settings.dry_run, max_likes=max_likes))
+    _execute(
+        Spec("run-posts", monitored=True), lambda d: job(d, dry_run=dry_run or d.settings.dry_run, max_likes=max_likes)
+    )
 
 
 @app.command()
@@ -357,7 +418,9 @@ def cleanup(
         )
         return report
 
-    _execute("cleanup", run, account=False)  # the job says what to do without IG_USERNAME: --all-accounts
+    _execute(
+        Spec("cleanup", monitored=True, account=False), run
+    )  # the job says what to do without IG_USERNAME: --all-accounts
 
 
 @app.command()
@@ -367,7 +430,7 @@ def keepalive(dry_run: DryRun = False) -> None:
     The request only reads, so --dry-run sends it too (it never likes or marks anything seen)."""
     from story_liker.jobs.maintenance import keepalive as job
 
-    _execute("keepalive", job)
+    _execute(_pass("keepalive"), job)
 
 
 @app.command()
@@ -394,7 +457,7 @@ def login(
     """Log in once (password with 2FA, a settings file, or a sessionid) and store the session."""
     from story_liker.jobs.login import login as job
 
-    tty = sys.stdin.isatty()
+    tty = _env().terminal
 
     def run(d: Deps) -> Report:
         if sessionid is not None:  # after the settings were found valid: an error stays one line
@@ -415,7 +478,7 @@ def login(
         typer.echo(f"logged in as {d.settings.account()} ({report.extra['method']}); session stored", err=True)
         return report
 
-    _execute("login", run)
+    _execute(Spec("login"), run)
 
 
 def _password_prompt(attempt: int) -> str:
@@ -461,7 +524,10 @@ def _read_sessionid(path: Path | None) -> str | None:
     if path is None:
         return None
     try:
-        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+        stdin = _env().stdin
+        if str(path) == "-" and stdin is None:
+            raise ConfigError("--sessionid-file -: standard input is closed")
+        text = stdin.read() if str(path) == "-" and stdin is not None else path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the sessionid from {path}: {type(exc).__name__}") from None
     return text.strip()
@@ -483,7 +549,7 @@ def session_export(
         )
         return report
 
-    _execute("session-export", run)
+    _execute(Spec("session-export"), run)
 
 
 @session_app.command("import")
@@ -500,7 +566,7 @@ def session_import(
         typer.echo(f"session of {d.settings.account()} imported and verified; delete {path} now", err=True)
         return report
 
-    _execute("session-import", run)
+    _execute(Spec("session-import"), run)
 
 
 @session_app.command("upgrade")
@@ -517,7 +583,7 @@ def session_upgrade() -> None:
         )
         return report
 
-    _execute("session-upgrade", run)
+    _execute(Spec("session-upgrade"), run)
 
 
 @app.command()
@@ -544,7 +610,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
     """Session, flags, cooldown, limit usage, targets and last runs. Never prints a secret."""
     from story_liker.report import status_data, status_text
 
-    _JSON_ERRORS[0] = as_json
+    _env().json_errors = as_json
 
     def run(d: Deps) -> Report:
         from story_liker.jobs.deps import Outcome, Report
@@ -553,7 +619,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
         typer.echo(json.dumps(data, indent=2, default=str) if as_json else status_text(data))
         return Report(Outcome.OK, d.counts)
 
-    _execute("status", run, record=False, read_only=True, log_level="WARNING")
+    _execute(_reading("status"), run)
 
 
 @app.command()
@@ -583,7 +649,7 @@ def _accounts(
         typer.echo(action(d, name))
         return Report(Outcome.OK, d.counts)
 
-    _execute(f"accounts-{command}", run, record=False, read_only=read_only, log_level="WARNING")
+    _execute(Spec(f"accounts-{command}", prints=True, record=False, read_only=read_only, log_level="WARNING"), run)
 
 
 @accounts_app.command("list")
@@ -687,8 +753,8 @@ AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")
 @notify_app.command("test")
 def notify_test() -> None:
     """Send one test message to every configured notification URL and say which were delivered."""
-    from story_liker import notify
     from story_liker.errors import CONFIG, DB_UNAVAILABLE
+    from story_liker.hooks import notify
 
     settings = _load_settings(output_on_stdout=True, log_level="WARNING")
     if not settings.notifications_on:
@@ -733,7 +799,7 @@ def doctor(
             if isinstance(handler, logging.StreamHandler):
                 handler.setStream(sys.stderr)
     try:
-        found = checks.run(settings, error, online=online)
+        found = checks.run(settings, error, online=online, connect=_env().connect)
     except KeyboardInterrupt:
         raise typer.Exit(Interrupted(signal.SIGINT).exit_code) from None
     typer.echo(json.dumps(checks.as_json(found), indent=2) if as_json else checks.as_text(found))
@@ -763,7 +829,7 @@ def report(
             typer.echo(activity.report_text(data, bars=False))
         return Report(Outcome.OK, d.counts)
 
-    _execute("report", run, record=False, read_only=True, log_level="WARNING")
+    _execute(_reading("report"), run)
 
 
 @app.command()
@@ -788,7 +854,7 @@ def history(
         typer.echo(json.dumps(items, indent=2) if as_json else activity.history_text(items))
         return Report(Outcome.OK, d.counts)
 
-    _execute("history", run, record=False, read_only=True, log_level="WARNING")
+    _execute(_reading("history"), run)
 
 
 def main() -> None:

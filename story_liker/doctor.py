@@ -182,8 +182,8 @@ def _ago(value: datetime | None, now: datetime) -> str:
 
 
 def _account(settings: Settings, store: Store, account: str, now: datetime) -> list[Check]:
+    from story_liker import limits as like_limits
     from story_liker import vault
-    from story_liker.report import limits_usage
 
     state = store.account(account, create=False)
     checks: list[Check] = []
@@ -230,7 +230,7 @@ def _account(settings: Settings, store: Store, account: str, now: datetime) -> l
     else:
         checks.append(ok("cooldown", f"none; {state.cooldown_strikes} throttle(s) in a row"))
     limits = []
-    for kind, usage in limits_usage(store, settings, account, now).items():
+    for kind, usage in like_limits.usage(store, settings, account, now).items():
         limits.append(
             f"{kind} {usage['last_hour']}/{usage['effective_per_hour']} last hour, "
             f"{usage['last_day']}/{usage['effective_per_day']} last day"
@@ -331,7 +331,7 @@ def _endpoints(settings: Settings) -> list[Check]:
 
 
 def _notifications(settings: Settings) -> list[Check]:
-    from story_liker import notify
+    from story_liker.hooks import notify
 
     try:
         found, unusable = notify.destinations(settings)

@@ -6,41 +6,15 @@ import json
 from datetime import datetime
 from typing import Any
 
-from story_liker import planning, ratelimit
+from story_liker import limits as like_limits
+from story_liker import planning
 from story_liker.jobs.deps import Deps
 from story_liker.models import Target
 from story_liker.settings import Settings
-from story_liker.store import POST_LIKE, STORY_LIKE, Store
 
 
 def _iso(value: Any) -> str | None:
     return value.isoformat(timespec="seconds") if value is not None else None
-
-
-def limits_usage(store: Store, settings: Settings, account: str, now: datetime) -> dict[str, dict[str, Any]]:
-    """Likes sent in each sliding window against the limits in force, per kind of like; the configured
-    limits beside the effective ones (adaptive, warm-up, daily variation) and why they differ."""
-    from story_liker.jobs.likes import limits_in_force
-
-    state = store.account(account, create=False)
-    usage = {}
-    for kind, per_hour, per_day in (
-        (STORY_LIKE, settings.story_likes_per_hour, settings.story_likes_per_day),
-        (POST_LIKE, settings.post_likes_per_hour, settings.post_likes_per_day),
-    ):
-        recent = store.recent_actions(account, kind, now)
-        effective = limits_in_force(store, settings, state, kind, ratelimit.Limits(per_hour, per_day), now)
-        usage[kind] = {
-            "last_hour": sum(1 for at in recent if now - at < ratelimit.HOUR),
-            "per_hour": per_hour,
-            "effective_per_hour": effective.limits.per_hour,
-            "last_day": sum(1 for at in recent if now - at < ratelimit.DAY),
-            "per_day": per_day,
-            "effective_per_day": effective.limits.per_day,
-            "why_different": list(effective.reasons),
-            "remaining": ratelimit.budget(now, recent, effective.limits).remaining,
-        }
-    return usage
 
 
 def status_data(deps: Deps) -> dict[str, Any]:
@@ -48,7 +22,7 @@ def status_data(deps: Deps) -> dict[str, Any]:
     account = settings.account()
     now = deps.clock()
     state = store.account(account, create=False)
-    limits = limits_usage(store, settings, account, now)
+    limits = like_limits.usage(store, settings, account, now)
     targets = store.targets(account, enabled_only=False)
     liked = store.last_story_likes(account)
     posts_liked = store.last_post_likes(account)

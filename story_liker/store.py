@@ -15,10 +15,9 @@ from sqlmodel import Session, SQLModel, col, select
 
 from story_liker.db import unavailable_as_69
 from story_liker.errors import ConfigError
+from story_liker.limits import POST_LIKE, STORY_LIKE
 from story_liker.models import Account, Action, HealthState, LimitState, Notification, Post, Run, RunLock, Story, Target
 
-STORY_LIKE = "story_like"
-POST_LIKE = "post_like"
 _IN_CHUNK = 500  # keeps IN lists well under SQLite's variable limit
 T = TypeVar("T")
 

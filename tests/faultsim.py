@@ -41,7 +41,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from story_liker import notify
 from story_liker.db import make_engine, migrate
 from story_liker.errors import (
     Gone,
@@ -54,6 +53,7 @@ from story_liker.errors import (
     Throttled,
     ThrottleKind,
 )
+from story_liker.hooks import notify
 from story_liker.ig.types import PostItem, StoryItem, TrayEntry, UserRef
 from story_liker.jobs.deps import Deps
 from story_liker.jobs.posts import run_posts

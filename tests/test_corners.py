@@ -19,7 +19,8 @@ from story_liker.ig.types import PostItem, StoryItem, UserRef
 from story_liker.jobs.deps import Outcome
 from story_liker.jobs.posts import run_posts
 from story_liker.jobs.stories import run_stories
-from story_liker.store import POST_LIKE, STORY_LIKE, Store
+from story_liker.limits import POST_LIKE, STORY_LIKE
+from story_liker.store import Store
 from tests.fake import ME, START, Harness, ScriptedInstagram, story, tray_of
 
 NAMES = {101: "alice", 102: "bob", 103: "carol"}

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from story_liker.monitor import ping_suffix, run_uuid, textfile_path
+from story_liker.hooks.healthchecks import ping_suffix, run_uuid
+from story_liker.hooks.prometheus import textfile_path
 from tests.conftest import login, run_cli
 from tests.receiver import BoundedHTTPServer as _BoundedHTTPServer
 from tests.receiver import BoundedTCPServer as _BoundedTCPServer

@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from story_liker import notify
-from story_liker.models import Account
-from story_liker.notify import (
+from story_liker.hooks import notify
+from story_liker.hooks.notify import (
     ACTION_BLOCKED,
     LONG_COOLDOWN,
     NEEDS_HUMAN,
@@ -23,6 +22,7 @@ from story_liker.notify import (
     Health,
     assess,
 )
+from story_liker.models import Account
 from story_liker.settings import Settings, load
 from story_liker.store import Store
 from tests.conftest import Result, assert_no_secrets, login, run_cli
@@ -359,7 +359,7 @@ def test_apprise_is_imported_only_to_send(tmp_path: Path) -> None:
     code = (
         "import sys; from datetime import datetime, UTC;"
         "from story_liker.db import make_engine, migrate; from story_liker.store import Store;"
-        "from story_liker.settings import load; from pydantic import SecretStr; from story_liker import notify;"
+        "from story_liker.settings import load; from pydantic import SecretStr; from story_liker.hooks import notify;"
         f"e = make_engine('sqlite:///{tmp_path}/n.db'); migrate(e); s = Store(e);"
         "st = load(ig_username='liker', notify_urls=SecretStr('json://127.0.0.1:9/x'));"
         "notify.after_run(st, s, command='run-stories', code=0, counts={'requests': 1});"

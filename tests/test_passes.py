@@ -28,8 +28,9 @@ from story_liker.jobs.deps import Outcome, database_clock
 from story_liker.jobs.maintenance import keepalive
 from story_liker.jobs.posts import run_posts
 from story_liker.jobs.stories import run_stories
+from story_liker.limits import STORY_LIKE
 from story_liker.models import Action
-from story_liker.store import STORY_LIKE, Store
+from story_liker.store import Store
 from tests.fake import DEVICE, ME, FakeClock, Harness, ScriptedInstagram, story, tray_of
 
 NAMES = {101: "alice", 102: "bob", 103: "carol", 104: "dave"}

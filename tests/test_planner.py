@@ -17,9 +17,10 @@ from story_liker.jobs.deps import Outcome
 from story_liker.jobs.maintenance import keepalive
 from story_liker.jobs.posts import run_posts
 from story_liker.jobs.stories import run_stories
+from story_liker.limits import STORY_LIKE
 from story_liker.report import status_data
 from story_liker.settings import parse_active_hours
-from story_liker.store import STORY_LIKE, Store
+from story_liker.store import Store
 from tests.fake import ME, Harness, ScriptedInstagram, story
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)

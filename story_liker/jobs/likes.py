@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from story_liker import health, planning, ratelimit
+from story_liker import limits as like_limits
 from story_liker.errors import (
     BadResponse,
     DatabaseUnavailable,
@@ -24,9 +25,8 @@ from story_liker.jobs.lease import lease
 from story_liker.jobs.pacing import Paced
 from story_liker.jobs.session import check_account, with_instagram
 from story_liker.jobs.targets import sync_targets
-from story_liker.models import Account, Target
-from story_liker.settings import Settings
-from story_liker.store import STORY_LIKE, Store
+from story_liker.limits import STORY_LIKE
+from story_liker.models import Target
 
 log = logging.getLogger(__name__)
 
@@ -152,9 +152,7 @@ class Likes:
 PassBody = Callable[[Deps, Paced, list[Target], int, Likes], Outcome]
 
 
-def like_pass(
-    deps: Deps, kind: str, limits: ratelimit.Limits, body: PassBody, *, dry_run: bool, max_likes: int | None
-) -> Report:
+def like_pass(deps: Deps, kind: str, body: PassBody, *, dry_run: bool, max_likes: int | None) -> Report:
     """What a story or post pass does before Instagram, all of it under the lease: the account's flags,
     the targets, the like budget. With no target or no budget left, Instagram is not contacted at all.
     ``body`` gets the targets, how many likes it may send and the like step, and returns the outcome.
@@ -173,8 +171,9 @@ def like_pass(
             log.info("nothing_to_do", extra={"reason": "no enabled targets: set TARGET_ACCOUNTS or `accounts add`"})
             return Report(Outcome.NOTHING_TO_DO, deps.counts)
         now = deps.clock()
-        effective = limits_in_force(deps.store, settings, state, kind, limits, now)
-        limits = effective.limits
+        limits = like_limits.in_force(
+            deps.store, settings, state, kind, like_limits.configured(settings, kind), now
+        ).limits
         recent = deps.store.recent_actions(account, kind, now)
         allowed = ratelimit.budget(now, recent, limits).remaining
         if max_likes is not None:
@@ -183,7 +182,7 @@ def like_pass(
             next_slot = ratelimit.next_slot(now, recent, limits)
             log.info("budget_used_up", extra={"next_slot": next_slot.isoformat(timespec="seconds")})
             return Report(Outcome.BUDGET_USED_UP, deps.counts)
-        aimd = _aimd(deps.store, account, kind, now)
+        aimd = like_limits.aimd(deps.store, account, kind, now)
         likes = Likes(deps, kind.removesuffix("_like"), dry_run, state.cooldown_strikes, kind, aimd)
         bodies = 0
 
@@ -205,22 +204,3 @@ def like_pass(
 
         outcome = with_instagram(deps, run)
         return Report(outcome, deps.counts)
-
-
-def _aimd(store: Store, account: str, kind: str, now: datetime) -> float:
-    state = store.limit_state(account, kind)
-    return ratelimit.aimd_factor(state.factor if state else None, state.changed_at if state else None, now)
-
-
-def limits_in_force(
-    store: Store, settings: Settings, state: Account, kind: str, configured: ratelimit.Limits, now: datetime
-) -> ratelimit.Effective:
-    """The configured limits of ``kind`` as adapted to the account's history (ratelimit.effective_limits)."""
-    return ratelimit.effective_limits(
-        configured,
-        aimd=_aimd(store, state.username, kind, now),
-        warmup=ratelimit.warmup_factor(
-            state.warmup_started_at, now, start_percent=settings.warmup_start_percent, days=settings.warmup_days
-        ),
-        day=ratelimit.day_factor(state.username, now, settings.zone, settings.daily_limit_variation_percent),
-    )

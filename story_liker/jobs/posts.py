@@ -9,22 +9,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from story_liker import planning, ratelimit
+from story_liker import planning
 from story_liker.errors import BadResponse, NetworkError, TargetUnavailable
 from story_liker.ig.types import Instagram, PostItem
 from story_liker.jobs.deps import Deps, Outcome, Report
 from story_liker.jobs.likes import Likes, like_pass
 from story_liker.jobs.pacing import Paced
 from story_liker.jobs.targets import Failing, resolve_targets
+from story_liker.limits import POST_LIKE
 from story_liker.models import Target
-from story_liker.store import POST_LIKE, liked_posts
+from story_liker.store import liked_posts
 
 log = logging.getLogger(__name__)
 
 
 def run_posts(deps: Deps, *, dry_run: bool, max_likes: int | None) -> Report:
-    limits = ratelimit.Limits(deps.settings.post_likes_per_hour, deps.settings.post_likes_per_day)
-    return like_pass(deps, POST_LIKE, limits, _pass, dry_run=dry_run, max_likes=max_likes)
+    return like_pass(deps, POST_LIKE, _pass, dry_run=dry_run, max_likes=max_likes)
 
 
 @dataclass(frozen=True)

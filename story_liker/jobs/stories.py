@@ -6,22 +6,22 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from story_liker import planning, ratelimit
+from story_liker import planning
 from story_liker.errors import BadResponse, NetworkError, TargetUnavailable
 from story_liker.ig.types import Instagram, StoryItem, TrayEntry, UserRef, unique
 from story_liker.jobs.deps import Counts, Deps, Outcome, Report
 from story_liker.jobs.likes import Likes, like_pass
 from story_liker.jobs.pacing import Paced
 from story_liker.jobs.targets import Failing, adopt_from_tray, resolve_targets
+from story_liker.limits import STORY_LIKE
 from story_liker.models import Target
-from story_liker.store import STORY_LIKE, liked_stories
+from story_liker.store import liked_stories
 
 log = logging.getLogger(__name__)
 
 
 def run_stories(deps: Deps, *, dry_run: bool, max_likes: int | None) -> Report:
-    limits = ratelimit.Limits(deps.settings.story_likes_per_hour, deps.settings.story_likes_per_day)
-    return like_pass(deps, STORY_LIKE, limits, _pass, dry_run=dry_run, max_likes=max_likes)
+    return like_pass(deps, STORY_LIKE, _pass, dry_run=dry_run, max_likes=max_likes)
 
 
 def _pass(deps: Deps, ig: Paced, targets: list[Target], allowed: int, likes: Likes) -> Outcome:

@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from story_liker.hooks.guard import isolated, retried
 from story_liker.logging import redact, register_secret
 from story_liker.models import Account
-from story_liker.monitor import isolated, retried
 from story_liker.settings import Settings
 from story_liker.store import Store
 

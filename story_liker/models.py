@@ -59,6 +59,7 @@ class Account(SQLModel, table=True):
     login_attempt_at: datetime | None = _time()
     warmup_started_at: datetime | None = _time()  # a new device's limits rise from WARMUP_START_PERCENT
     auto_login_at: datetime | None = _time()  # the last unattended password login (health.login_gate's bound)
+    following_failed_at: datetime | None = _time()  # the last walk of the following list that failed (retried later)
 
 
 class Target(SQLModel, table=True):
@@ -81,7 +82,8 @@ class Target(SQLModel, table=True):
     last_error: str | None = None
     last_error_at: datetime | None = _time()
     unavailable: str | None = Field(default=None, max_length=20)  # "private" (not followed) or "not_found"
-    failures: int = 0  # lookups or reads that failed in a row (planning.retry_due backs off)
+    failures: int = 0  # lookups or reads of one kind (``failing``) that failed in a row (planning.retry_at)
+    failing: str | None = Field(default=None, max_length=10)  # which: "lookup", "stories" or "posts"
     current_name: str | None = Field(default=None, max_length=30)  # the name Instagram shows now, after a rename
 
 

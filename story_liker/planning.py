@@ -31,6 +31,7 @@ class Skip(StrEnum):
     PRIVATE = "private_not_followed"  # rechecked daily
     NOT_FOUND = "not_found"  # rechecked daily
     FAILING = "failing"  # its last lookup or read failed: retried as retry_at says
+    SAME_USER = "same_user"  # another target (listed first) is the same Instagram user: read once, for that one
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,24 @@ def is_due(checked_at: datetime | None, now: datetime, interval: timedelta) -> b
     return checked_at is None or now - checked_at >= interval
 
 
+class Walked(Protocol):
+    """When the own following list was last walked, and when a walk last failed (the Account row)."""
+
+    @property
+    def following_synced_at(self) -> datetime | None: ...
+    @property
+    def following_failed_at(self) -> datetime | None: ...
+
+
+def walk_due(account: Walked, now: datetime) -> bool:
+    """The following list is walked once a day; a walk that failed is tried again after RETRY_FIRST, not by every
+    pass (a list that keeps failing costs one request an hour, and the passes go on without it)."""
+    if not is_due(account.following_synced_at, now, FOLLOWING_REFRESH):
+        return False
+    failed = account.following_failed_at
+    return failed is None or not (timedelta(0) <= now - failed < RETRY_FIRST)
+
+
 def retry_at(failures: int, last_error_at: datetime | None) -> datetime | None:
     """When a target whose lookups or reads failed ``failures`` times in a row may be asked again: an hour after
     the first failure, doubling with each, at most a day (None: nothing failing). One target's failure is that
@@ -61,11 +80,13 @@ def retry_at(failures: int, last_error_at: datetime | None) -> datetime | None:
     return last_error_at + min(RETRY_FIRST * (1 << min(failures - 1, 10)), RECHECK_UNAVAILABLE)
 
 
-def unavailable_skip(target: Target, now: datetime) -> Skip | None:
+def unavailable_skip(target: Target, now: datetime, reading: str | None = None) -> Skip | None:
     """A target that was private-not-followed or missing is left alone until its daily recheck; one whose last
-    lookup or read failed until its retry (retry_at)."""
+    lookup, or last ``reading`` ("stories", "posts"), failed until its retry (retry_at). ``reading`` None: any."""
     if target.unavailable is not None and target.last_error_at and now - target.last_error_at < RECHECK_UNAVAILABLE:
         return Skip.PRIVATE if target.unavailable == "private" else Skip.NOT_FOUND
+    if reading is not None and target.failing not in (reading, "lookup"):
+        return None
     due = retry_at(target.failures, target.last_error_at)
     if due is not None and now < due:
         return Skip.FAILING
@@ -97,16 +118,21 @@ def plan_story_reads(
     per_user: list[int] = []
     settled: list[int] = []
     skipped: dict[int, Skip] = {}
+    planned: set[int] = set()
     for target in targets:
         assert target.id is not None
         pk = target.user_pk
         if pk is None:
             skipped[target.id] = Skip.UNRESOLVED
             continue
+        if pk in planned:
+            skipped[target.id] = Skip.SAME_USER
+            continue
+        planned.add(pk)
         if pk in tray:
             (fresh if tray[pk] > (target.story_marker or 0) else settled).append(pk)
             continue
-        skip = unavailable_skip(target, now)
+        skip = unavailable_skip(target, now, "stories")
         if skip is not None:
             skipped[target.id] = skip
         elif target.followed is True:
@@ -150,24 +176,30 @@ def plan_post_reads(targets: Sequence[Target], now: datetime, *, recheck: timede
     - Unresolved, private-not-followed or missing: as for stories (retried daily).
     """
     followed: list[Target] = []
-    others: list[int] = []
+    others: list[Target] = []
     skipped: dict[int, Skip] = {}
+    planned: set[int] = set()
     for target in targets:
         assert target.id is not None
-        skip = Skip.UNRESOLVED if target.user_pk is None else unavailable_skip(target, now)
+        skip = Skip.UNRESOLVED if target.user_pk is None else unavailable_skip(target, now, "posts")
+        if skip is None and target.user_pk in planned:
+            skip = Skip.SAME_USER
+        if target.user_pk is not None:
+            planned.add(target.user_pk)
         if skip is not None:
             skipped[target.id] = skip
         elif target.followed is True:
             followed.append(target)
         else:
-            assert target.user_pk is not None
-            others.append(target.user_pk)
+            others.append(target)
     never = now - timedelta(days=36500)
+    # oldest-checked first, those not followed too: a pass out of time leaves the ones it read last time
+    others.sort(key=lambda t: (t.post_checked_at or never, t.id or 0))
     followed.sort(key=lambda t: (t.post_checked_at or never, t.id or 0))
     gap = since_last_pass([t.post_checked_at for t in targets], now)
     share = len(followed) if gap >= recheck else math.ceil(len(followed) * (gap / recheck))
     overdue = sum(1 for t in followed if is_due(t.post_checked_at, now, recheck))
-    sweep = others + [t.user_pk for t in followed[: max(share, overdue)] if t.user_pk is not None]
+    sweep = [t.user_pk for t in others + followed[: max(share, overdue)] if t.user_pk is not None]
     return PostPlan(timeline_pages > 0 and bool(followed), sweep, skipped)
 
 

@@ -207,6 +207,7 @@ def status_text(data: dict[str, Any]) -> str:
             "not_found": "  not found: rechecked daily",
             "unresolved": "  no user id yet: looked up by the next pass",
             "failing": "  its last lookup or read failed: tried again later (1 h, doubling, daily at most)",
+            "same_user": "  the same Instagram user as another target: read once, for that one",
         }.get(t["not_checked_because"] or "", "")
         if t["renamed_to"]:
             state += f" (now @{t['renamed_to']})"

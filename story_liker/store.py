@@ -249,6 +249,10 @@ class Store:
                 .values(cooldown_strikes=0)
             )
 
+    def mark_following_failed(self, username: str, now: datetime) -> None:
+        with self._tx() as session:
+            session.execute(sa.update(Account).where(col(Account.username) == username).values(following_failed_at=now))
+
     def mark_following_synced(self, username: str, now: datetime) -> None:
         with self._tx() as session:
             session.execute(sa.update(Account).where(col(Account.username) == username).values(following_synced_at=now))
@@ -259,11 +263,15 @@ class Store:
 
     # --- targets ------------------------------------------------------------------------------------
 
-    def sync_targets(self, account: str, usernames: Sequence[str], now: datetime) -> tuple[int, int]:
+    def sync_targets(
+        self, account: str, usernames: Sequence[str], now: datetime, *, everyone: bool = False
+    ) -> tuple[int, int]:
         """Make TARGET_ACCOUNTS the truth for env-managed targets: add new, enable listed, disable the rest.
 
-        Targets added with `accounts add` are left alone; nothing is deleted. Returns (added, disabled).
-        """
+        Targets added with `accounts add` are left alone; nothing is deleted. With ``everyone`` (`*` in the list)
+        an env-managed target the list no longer names is the tray's to manage (``managed_by`` "tray": a target
+        while you follow it), not disabled; without it a target `*` had adopted leaves with `*`. Returns
+        (added, disabled)."""
         wanted = set(usernames)
         with self._tx() as session:
             rows = session.exec(select(Target).where(col(Target.account) == account)).all()
@@ -291,7 +299,13 @@ class Store:
                 session.execute(sa.update(Target).where(col(Target.id).in_(enable)).values(enabled=True))
             if take_over:
                 session.execute(sa.update(Target).where(col(Target.id).in_(take_over)).values(managed_by="env"))
-            disable = [r.id for r in rows if r.username not in wanted and r.managed_by == "env" and r.enabled]
+            leaving = [r for r in rows if r.username not in wanted and r.managed_by in ("env", "tray")]
+            if everyone:  # the tray decides for the names the list gave up, and keeps its own
+                to_tray = [r.id for r in leaving if r.managed_by == "env"]
+                if to_tray:
+                    session.execute(sa.update(Target).where(col(Target.id).in_(to_tray)).values(managed_by="tray"))
+                return added, 0
+            disable = [r.id for r in leaving if r.enabled]
             if disable:
                 session.execute(sa.update(Target).where(col(Target.id).in_(disable)).values(enabled=False))
             return added, len(disable)
@@ -309,13 +323,16 @@ class Store:
             rows = session.exec(select(Target).where(col(Target.account) == account)).all()
             by_pk = {row.user_pk: row for row in rows if row.user_pk is not None}
             by_name = {row.username: row for row in rows}
+            self._follow_tray_renames(session, found, by_pk, by_name)
             new: list[dict[str, Any]] = []
             back: list[int] = []
             for name, pk in found:
-                row = by_pk.get(pk) or by_name.get(name)
-                if name in excluded or (row is not None and row.username in excluded):
+                row = by_pk.get(pk)
+                if row is None and name in by_name and by_name[name].user_pk in (None, pk):
+                    row = by_name[name]  # a name not resolved yet, or the same user
+                if {name, *([row.username, row.current_name] if row else [])} & excluded:
                     continue
-                if row is None:
+                if row is None and name not in by_name:
                     new.append(
                         {
                             "account": account,
@@ -328,22 +345,45 @@ class Store:
                         }
                     )
                     by_pk[pk] = by_name[name] = Target(account=account, username=name, user_pk=pk)  # listed twice
-                elif row.id is not None and row.managed_by == "tray" and not row.enabled and row.id not in back:
+                elif row is not None and row.id is not None and row.managed_by == "tray" and not row.enabled:
                     back.append(row.id)
             added = self._insert_ignore(session, Target, new)
             if back:
-                session.execute(sa.update(Target).where(col(Target.id).in_(back)).values(enabled=True, followed=True))
+                again = sorted(set(back))
+                session.execute(sa.update(Target).where(col(Target.id).in_(again)).values(enabled=True, followed=True))
             if excluded:
+                names = sorted(excluded)
                 session.execute(
                     sa.update(Target)
                     .where(
                         col(Target.account) == account,
                         col(Target.managed_by) == "tray",
-                        col(Target.username).in_(sorted(excluded)),
+                        sa.or_(col(Target.username).in_(names), col(Target.current_name).in_(names)),
                     )
                     .values(enabled=False)
                 )
-            return added, len(back)
+            return added, len(set(back))
+
+    @staticmethod
+    def _follow_tray_renames(
+        session: Session, found: Sequence[tuple[str, int]], by_pk: dict[int, Target], by_name: dict[str, Target]
+    ) -> int:
+        """A target `*` adopted is named as the tray names it now: its row takes the new name, which frees the old
+        one for whoever takes it on Instagram (a name named in TARGET_ACCOUNTS keeps its row's, see current_name).
+        Returns how many rows were renamed."""
+        renamed = 0
+        for name, pk in found:
+            row = by_pk.get(pk)
+            if row is None or row.id is None or row.managed_by != "tray" or row.username == name or name in by_name:
+                continue
+            old = row.username
+            update = sa.update(Target).where(col(Target.id) == row.id).values(username=name, current_name=None)
+            session.execute(update.execution_options(synchronize_session=False))
+            by_name.pop(old, None)
+            row.username, row.current_name = name, None
+            by_name[name] = row
+            renamed += 1
+        return renamed
 
     def targets(self, account: str, *, enabled_only: bool = True) -> list[Target]:
         with self._tx() as session:

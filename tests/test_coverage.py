@@ -294,7 +294,7 @@ def test_status_shows_when_each_target_was_checked_and_liked_and_flags_the_overd
     rows = {t["username"]: t for t in data["targets"]}
     assert rows["alice"]["stories_last_liked_at"] is not None and rows["alice"]["stories_overdue"]
     assert rows["locked"]["not_checked_because"] == "private_not_followed" and not rows["locked"]["stories_overdue"]
-    assert rows["ghost"]["not_checked_because"] == "unresolved"  # its lookup failed: retried daily
+    assert rows["ghost"]["not_checked_because"] == "not_found"  # its lookup found no such user: rechecked daily
     text = status_text(data)
     assert (
         "1 target(s) not checked for stories within 6 h" in text and "private and not followed: rechecked daily" in text

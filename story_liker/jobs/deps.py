@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from story_liker import ratelimit
-from story_liker.errors import Interrupted
+from story_liker.errors import DatabaseUnavailable, Interrupted
 from story_liker.ig.types import Client, Connection
 from story_liker.settings import Settings
 from story_liker.store import Store
@@ -148,3 +148,19 @@ def outside_active_hours(deps: Deps) -> Report | None:
     opens = planning.next_window(now, settings.active_hours, settings.zone)
     log.info("outside_active_hours", extra={"next_window": opens.isoformat(timespec="minutes")})
     return Report(Outcome.OUTSIDE_ACTIVE_HOURS, deps.counts, {"next_window": opens.isoformat()})
+
+
+def bookkeeping(write: Callable[[], None]) -> None:
+    """A write a pass makes in its ``finally`` (what it learned of its targets). When the pass is already ending
+    with an error (a throttle, a signal, a lost lease), a database failure here is logged, not raised: the error
+    that ended the pass decides what follows (its cooldown, its exit code), not the bookkeeping after it."""
+    import sys
+
+    ending = sys.exc_info()[1]
+    if ending is None:
+        write()
+        return
+    try:
+        write()
+    except DatabaseUnavailable:
+        log.warning("bookkeeping_not_written", extra={"ending": type(ending).__name__})

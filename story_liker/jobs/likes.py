@@ -43,7 +43,9 @@ class Likes:
     aimd: float = 1.0  # the adaptive share in force for that kind
     rejected_in_row: int = 0
     window_closed: bool = False  # ACTIVE_HOURS ended, or the pass's time is up: no more likes
-    sent: set[str] = field(default_factory=set)  # the pks this pass sent a like for (or would have, dry)
+    sent: set[str] = field(default_factory=set)  # pks whose like this pass sent (or would have, dry): maybe acted on
+    refused: set[str] = field(default_factory=set)  # pks Instagram refused this pass: tried again next pass
+    unreleased: list[int] = field(default_factory=list)  # reservations whose release failed: tried at the end
 
     def may_go_on(self) -> bool:
         """False once the active hours ended or the pass's time budget has no room for another like: the pass stops
@@ -83,6 +85,9 @@ class Likes:
         if pk in self.sent:
             log.error(f"{kind}_like_repeated", extra=fields | {"outcome": "skipped", "reason": "liked in this pass"})
             return False
+        if pk in self.refused:
+            log.debug(f"{kind}_like_not_again", extra=fields | {"outcome": "skipped", "reason": "refused this pass"})
+            return False
         if self.dry_run:
             self.sent.add(pk)
             counts.would_like += 1
@@ -95,26 +100,24 @@ class Likes:
         try:
             send()
         except Gone as exc:
-            self._release(reserved)
+            self._release(reserved, pk)
             record(True)
             counts.gone += 1
             log.info(f"{kind}_gone", extra=fields | {"outcome": "gone", "reason": exc.message})
             return True
         except Throttled as exc:
-            self._release(reserved)
+            self._release(reserved, pk, refused=True)
             if exc.kind is ThrottleKind.FEEDBACK_REQUIRED and self.limit_kind:
-                factor = ratelimit.after_block(self.aimd)
-                store.set_limit_state(account, self.limit_kind, factor=factor, changed_at=deps.clock())
-                log.warning("limits_reduced", extra={"kind": self.limit_kind, "share": round(factor, 3)})
+                self._halve_limits()
             raise
         except NetworkError as exc:
             if exc.answered:  # Instagram answered an error: it did not act
-                self._release(reserved)
+                self._release(reserved, pk, refused=True)
             else:
                 log.warning(f"{kind}_like_unconfirmed", extra=fields | {"outcome": "unconfirmed"})
             raise
         except BadResponse as exc:
-            self._release(reserved)
+            self._release(reserved, pk, refused=True)
             counts.errors += 1
             self.rejected_in_row += 1
             log.warning(f"{kind}_like_failed", extra=fields | {"outcome": "skipped", "reason": exc.message})
@@ -124,8 +127,11 @@ class Likes:
                     kind=ThrottleKind.REJECTED,
                 ) from None
             return False
-        except (NeedsHuman, SessionExpired):  # Instagram answered: a challenge, a dead session; no like
-            self._release(reserved)
+        except NeedsHuman:  # Instagram answered with a challenge: no like
+            self._release(reserved, pk, refused=True)
+            raise
+        except SessionExpired:  # the session died, not the like: the re-login's second run may send it
+            self._release(reserved, pk)
             raise
         self.rejected_in_row = 0
         try:
@@ -140,13 +146,45 @@ class Likes:
             store.clear_cooldown_strikes(account)
         return True
 
-    def _release(self, reserved: int) -> None:
-        """A like Instagram surely did not act on stops counting. Should the database fail here, it keeps counting
-        (too cautious, never too bold) and the error Instagram gave stays the one that ends the pass."""
+    def _release(self, reserved: int, pk: str, *, refused: bool = False) -> None:
+        """A like Instagram surely did not act on stops counting, and is no like this pass sent (``refused``: it
+        is not tried again before the next pass). Should the database fail here, the release is tried again at the
+        end of the pass (``release_pending``) and the error Instagram gave stays the one that ends the pass."""
+        self.sent.discard(pk)
+        if refused:
+            self.refused.add(pk)
         try:
             self.deps.store.release_like(reserved)
         except DatabaseUnavailable:
-            log.warning("like_not_released", extra={"kind": self.kind})
+            self.unreleased.append(reserved)
+            log.warning("like_not_released", extra={"kind": self.kind, "retry": "at the end of the pass"})
+
+    def release_pending(self) -> None:
+        """The releases that failed, once more: left over, each would count a like that was not, and read as one
+        whose answer was lost (never sent again when Instagram does not say it is not liked)."""
+        for reserved in list(self.unreleased):
+            try:
+                self.deps.store.release_like(reserved)
+            except DatabaseUnavailable:
+                log.warning("like_not_released", extra={"kind": self.kind, "retry": "none"})
+                continue
+            self.unreleased.remove(reserved)
+
+    def _halve_limits(self) -> None:
+        """An action block: the limits of this kind of like are halved (ratelimit.after_block). The block itself
+        decides the pass: a database failure here is logged and the block goes on to its cooldown."""
+        deps, factor = self.deps, ratelimit.after_block(self.aimd)
+        try:
+            deps.store.set_limit_state(deps.settings.account(), self.limit_kind, factor=factor, changed_at=deps.clock())
+        except DatabaseUnavailable:
+            log.warning("limits_not_reduced", extra={"kind": self.limit_kind, "reason": "database unavailable"})
+            return
+        log.warning("limits_reduced", extra={"kind": self.limit_kind, "share": round(factor, 3)})
+
+    @property
+    def attempted(self) -> set[str]:
+        """The pks this pass sent or had refused: none is sent again in this pass."""
+        return self.sent | self.refused
 
 
 PassBody = Callable[[Deps, Paced, list[Target], int, Likes], Outcome]
@@ -202,5 +240,8 @@ def like_pass(deps: Deps, kind: str, body: PassBody, *, dry_run: bool, max_likes
                 left = min(left, max(0, max_likes - len(likes.sent)))
             return body(deps, ig, deps.store.targets(account), left, likes)
 
-        outcome = with_instagram(deps, run)
+        try:
+            outcome = with_instagram(deps, run)
+        finally:
+            likes.release_pending()
         return Report(outcome, deps.counts)

@@ -5,17 +5,17 @@ shared fairly across the targets when the budget is short."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from story_liker import planning
 from story_liker.errors import BadResponse, NetworkError, TargetUnavailable
 from story_liker.ig.types import Instagram, PostItem
-from story_liker.jobs.deps import Deps, Outcome, Report
+from story_liker.jobs.deps import Deps, Outcome, Report, bookkeeping
 from story_liker.jobs.likes import Likes, like_pass
 from story_liker.jobs.pacing import Paced
-from story_liker.jobs.targets import Failing, resolve_targets
+from story_liker.jobs.targets import Failing, resolve_targets, targets_by_user
 from story_liker.limits import POST_LIKE
 from story_liker.models import Target
 from story_liker.store import liked_posts
@@ -58,7 +58,7 @@ def _pass(deps: Deps, ig: Paced, targets: list[Target], allowed: int, likes: Lik
     counts, settings, dry_run = deps.counts, deps.settings, likes.dry_run
     targets = resolve_targets(deps, ig, targets, {}, counts)
     now = deps.clock()
-    by_pk = {t.user_pk: t for t in targets if t.user_pk is not None}
+    by_pk = targets_by_user(targets)
     plan = planning.plan_post_reads(
         targets, now, recheck=settings.post_recheck, timeline_pages=settings.post_timeline_pages
     )
@@ -78,7 +78,7 @@ def _pass(deps: Deps, ig: Paced, targets: list[Target], allowed: int, likes: Lik
     finally:
         counts.skipped = likes_of.left_for_later()
         if not dry_run:  # a dry run leaves check times and markers alone: the next real pass does the same
-            deps.store.update_targets(likes_of.target_updates())
+            bookkeeping(lambda: deps.store.update_targets(likes_of.target_updates()))
     if counts.skipped:
         log.info("budget_used_up", extra={"left_for_later": counts.skipped})
     if dry_run:
@@ -109,7 +109,8 @@ class _Likes:
         self._like(todo, min(self.left, len({f.user_pk for f in todo})))
 
     def last_round(self) -> None:
-        self._like([f for f in self.todo.values() if f.pk not in self.done], self.left)
+        tried = self.likes.attempted  # a post refused this pass is tried again next pass, not in its slot now
+        self._like([f for f in self.todo.values() if f.pk not in self.done and f.pk not in tried], self.left)
 
     def _like(self, todo: list[Found], allowed: int) -> None:
         if not todo or allowed <= 0:
@@ -129,13 +130,21 @@ class _Likes:
         updates = dict(self.updates)
         for target, new in self.read:
             assert target.id is not None
-            values: dict[str, Any] = {"last_error": None, "unavailable": None, "failures": 0}
+            values: dict[str, Any] = dict(updates.get(target.id, {}))
             if not any(p.pk in self.todo and p.pk not in self.done for p in new):
                 values["post_checked_at"] = self.deps.clock()
                 if new:
                     values["post_marker"] = int(max(p.taken_at.timestamp() for p in new))
             updates[target.id] = values
         return updates
+
+
+def _keep(found: dict[str, Found], new: Found) -> None:
+    """One post found twice (the home feed and a profile) is one post, the first found; but when any copy says it
+    is liked already, it is: a like is never sent on the word of the copy that did not know."""
+    kept = found.setdefault(new.pk, new)
+    if new.post.has_liked is True and kept.post.has_liked is not True:
+        found[new.pk] = replace(kept, post=new.post)
 
 
 def _is_new(post: PostItem, target: Target) -> bool:
@@ -160,7 +169,7 @@ def _timeline(deps: Deps, ig: Instagram, by_pk: dict[int, Target], found: dict[s
         for post in posts:
             target = next((by_pk[pk] for pk in (post.user_pk, *post.coauthors) if pk in by_pk), None)
             if target is not None and _is_new(post, target):
-                found.setdefault(post.pk, Found(post, target, "timeline"))
+                _keep(found, Found(post, target, "timeline"))
         if not max_id:
             return
 
@@ -172,7 +181,7 @@ def _sweep(
     allows a read and a like (planning.read_cost, like_cost) and the limits leave a like. Returns how many
     profiles were read."""
     counts, settings = deps.counts, deps.settings
-    failing = Failing(deps)
+    failing = Failing(deps, "posts")
     read = 0
     deps.progress.start(len(sweep), "checking posts")
     try:
@@ -198,16 +207,15 @@ def _sweep(
             except (BadResponse, NetworkError) as exc:  # that target's: it waits (planning.retry_at), others go on
                 likes_of.updates[target.id] = failing.failed(target, exc)
                 continue
-            failing.ok()
+            cleared_values = failing.ok(target)
             read += 1
             counts.posts_seen += len(posts)
             new = [p for p in posts if _is_new(p, target)]
             for post in new:
-                found.setdefault(post.pk, Found(post, target, "profile"))
+                _keep(found, Found(post, target, "profile"))
+            likes_of.updates[target.id] = {"unavailable": None} | cleared_values
             if complete:  # else its marker and check time stay: the next read looks again at what this one missed
                 likes_of.read.append((target, new))
-            else:
-                likes_of.updates[target.id] = {"last_error": None, "unavailable": None, "failures": 0}
             likes_of.first_round([f for f in found.values() if f.user_pk == pk])
     finally:
         deps.progress.stop()

@@ -9,10 +9,10 @@ from typing import Any
 from story_liker import planning
 from story_liker.errors import BadResponse, NetworkError, TargetUnavailable
 from story_liker.ig.types import Instagram, StoryItem, TrayEntry, UserRef, unique
-from story_liker.jobs.deps import Counts, Deps, Outcome, Report
+from story_liker.jobs.deps import Counts, Deps, Outcome, Report, bookkeeping
 from story_liker.jobs.likes import Likes, like_pass
 from story_liker.jobs.pacing import Paced
-from story_liker.jobs.targets import Failing, adopt_from_tray, resolve_targets
+from story_liker.jobs.targets import Failing, adopt_from_tray, cleared, resolve_targets, targets_by_user
 from story_liker.limits import STORY_LIKE
 from story_liker.models import Target
 from story_liker.store import liked_stories
@@ -33,7 +33,7 @@ def _pass(deps: Deps, ig: Paced, targets: list[Target], allowed: int, likes: Lik
         counts.targets = len(targets)
     free = {e.username: UserRef(e.user_pk, e.username, followed=True) for e in tray.values()}
     targets = resolve_targets(deps, ig, targets, free, counts)
-    by_pk = {t.user_pk: t for t in targets if t.user_pk is not None}
+    by_pk = targets_by_user(targets)
     plan = planning.plan_story_reads(
         targets,
         {pk: entry.latest_reel_media for pk, entry in tray.items()},
@@ -73,14 +73,12 @@ def _pass(deps: Deps, ig: Paced, targets: list[Target], allowed: int, likes: Lik
                 target = by_pk[pk]
                 assert target.id is not None
                 values: dict[str, Any] = updates.setdefault(target.id, {})
-                values |= {"story_checked_at": now, "unavailable": None}
-                if target.failures:
-                    values |= {"failures": 0, "last_error": None}
+                values |= {"story_checked_at": now, "unavailable": None} | cleared(target, "stories")
                 settled_at = tray[pk].latest_reel_media if pk in tray and pk not in reels else None
                 marker = planning.new_marker(target.story_marker, reels.get(pk, []), handled, settled_at=settled_at)
                 if marker != target.story_marker:
                     values["story_marker"] = marker
-        store.update_targets(updates)
+        bookkeeping(lambda: store.update_targets(updates))
     if dry_run:
         return Outcome.DRY_RUN
     if counts.skipped:
@@ -130,7 +128,7 @@ def _read(
             continue
         reels.update({pk: items for pk, items in found.items() if pk in batch})
         checked.update(batch)
-    failing = Failing(deps)
+    failing = Failing(deps, "stories")
     for index, pk in enumerate(plan.per_user):
         target = by_pk[pk]
         assert target.id is not None
@@ -147,7 +145,7 @@ def _read(
         except (TargetUnavailable, BadResponse, NetworkError) as exc:
             deps.store.update_targets({target.id: failing.failed(target, exc)})  # kept even if the pass ends early
             continue
-        failing.ok()
+        failing.ok(target)  # its row of failures ends with the check (the pass's bookkeeping writes it)
         checked.add(pk)
     return reels, checked
 

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from story_liker import health
+from story_liker import health, planning
 from story_liker.errors import BadResponse, NetworkError, StoryLikerError, TargetUnavailable
 from story_liker.ig.types import Instagram, TrayEntry, UserRef
 from story_liker.jobs.deps import Counts, Deps
 from story_liker.models import Target
-from story_liker.planning import FOLLOWING_REFRESH, is_due, read_cost, unavailable_skip
+from story_liker.planning import read_cost, unavailable_skip
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,8 @@ def sync_targets(deps: Deps) -> list[Target]:
     """TARGET_ACCOUNTS (when set; `*` aside) is synced into the database; then the enabled targets are returned."""
     account, named = deps.settings.account(), deps.settings.named_targets
     if named is not None:
-        added, disabled = deps.store.sync_targets(account, named, deps.clock())
+        everyone = deps.settings.follow_everyone
+        added, disabled = deps.store.sync_targets(account, named, deps.clock(), everyone=everyone)
         if added or disabled:
             log.info("targets_synced", extra={"added": added, "disabled": disabled})
     return deps.store.targets(account)
@@ -59,14 +60,17 @@ def resolve_targets(
     by_pk = _keyed(list(known.values()))
     account = store.account(settings.account())
     complete = walked = False
-    if settings.following_sync_max_pages and is_due(account.following_synced_at, now, FOLLOWING_REFRESH):
+    failing = Failing(deps, "lookup")
+    if settings.following_sync_max_pages and planning.walk_due(account, now):
         refs: list[UserRef] = []
         try:
             complete = following(deps, ig, settings.following_sync_max_pages, refs)
             walked = True
-        except BadResponse as exc:  # try again next pass; lookups fill the gaps meanwhile
+        except (BadResponse, NetworkError) as exc:  # tried again in an hour; the pass goes on, lookups fill gaps
             counts.errors += 1
-            log.warning("following_skipped", extra={"reason": exc.message})
+            log.warning("following_skipped", extra={"reason": exc.message, "retry": "in an hour"})
+            store.mark_following_failed(account.username, now)
+            failing.in_row += isinstance(exc, NetworkError)  # one more network failure: Instagram out of reach?
         except BaseException:  # the pass ends here: what the pages before taught is kept all the same
             _store(
                 deps,
@@ -77,9 +81,8 @@ def resolve_targets(
     _store(deps, [(target, _learned(target, by_name, by_pk, complete)) for target in targets])
     if walked:
         store.mark_following_synced(account.username, now)
-    failing = Failing(deps)
     looked_up = 0
-    unresolved = [t for t in targets if t.user_pk is None and unavailable_skip(t, now) is None]
+    unresolved = [t for t in targets if t.user_pk is None and unavailable_skip(t, now, "lookup") is None]
     for index, target in enumerate(unresolved):
         assert target.id is not None
         if not deps.fits(read_cost(settings, first=not looked_up)):  # the rest are looked up first next pass
@@ -92,10 +95,9 @@ def resolve_targets(
         try:
             found = ig.lookup(target.username)
         except (TargetUnavailable, BadResponse, NetworkError) as exc:
-            _store(deps, [(target, failing.failed(target, exc, lookup=True))])
+            _store(deps, [(target, failing.failed(target, exc))])
             continue
-        failing.ok()
-        values: dict[str, Any] = {"user_pk": found.user_pk, "last_error": None, "failures": 0, "unavailable": None}
+        values: dict[str, Any] = {"user_pk": found.user_pk, "unavailable": None} | failing.ok(target)
         if found.followed is not None:
             values["followed"] = found.followed
         _store(deps, [(target, values)])
@@ -104,6 +106,16 @@ def resolve_targets(
     for target in mine:
         log.warning("target_is_own_account", extra={"target": target.username, "action": "skipped"})
     return [t for t in targets if t not in mine]
+
+
+def targets_by_user(targets: Sequence[Target]) -> dict[int, Target]:
+    """The targets by Instagram user; two rows naming one user (a rename added under its new name) are one, the
+    first (the planners read it once, for that one: planning.Skip.SAME_USER)."""
+    found: dict[int, Target] = {}
+    for target in targets:
+        if target.user_pk is not None:
+            found.setdefault(target.user_pk, target)
+    return found
 
 
 def _named(refs: Sequence[UserRef]) -> dict[str, UserRef]:
@@ -145,31 +157,42 @@ def _store(deps: Deps, changes: Sequence[tuple[Target, dict[str, Any]]]) -> None
 
 class Failing:
     """One target's failing request is that target's: recorded on it, retried later (planning.retry_at), and the
-    pass goes on with the others. Only network failures of health.NETWORK_FAILURES_IN_ROW requests in a row end
-    the pass: then Instagram itself is out of reach, and asking on would only repeat it."""
+    pass goes on with the others. Each kind of request (``reading``: "lookup", "stories", "posts") backs off on its
+    own: a profile that keeps failing waits longer each time though the target's stories read well. Only network
+    failures of health.NETWORK_FAILURES_IN_ROW requests in a row end the pass: then Instagram itself is out of
+    reach, and asking on would only repeat it."""
 
-    def __init__(self, deps: Deps) -> None:
+    def __init__(self, deps: Deps, reading: str) -> None:
         self.deps = deps
+        self.reading = reading
         self.in_row = 0
 
-    def ok(self) -> None:
+    def ok(self, target: Target) -> dict[str, Any]:
+        """The request went well: the values that end this kind's row of failures (none when there was none)."""
         self.in_row = 0
+        return cleared(target, self.reading)
 
-    def failed(self, target: Target, exc: StoryLikerError, *, lookup: bool = False) -> dict[str, Any]:
+    def failed(self, target: Target, exc: StoryLikerError) -> dict[str, Any]:
         """The values to store for ``target`` after ``exc``; re-raises it when the network is out of reach."""
         now = self.deps.clock()
         if isinstance(exc, TargetUnavailable):  # a normal state, not an error: looked at again in a day
             self.in_row = 0
-            if lookup and exc.reason == "not_found":
+            if self.reading == "lookup" and exc.reason == "not_found":
                 self.deps.counts.errors += 1  # but a name that never existed: likely a typo in the settings
             return unavailable(target, exc, now)
         self.deps.counts.errors += 1
-        failures = target.failures + 1
+        failures = target.failures + 1 if target.failing == self.reading else 1
         log.warning(
             "target_failed",
-            extra={"target": target.username, "reason": exc.message, "failures": failures, "retry": "backoff"},
+            extra={
+                "target": target.username,
+                "reading": self.reading,
+                "reason": exc.message,
+                "failures": failures,
+                "retry": "backoff",
+            },
         )
-        values = {"last_error": exc.message[:200], "last_error_at": now, "failures": failures}
+        values = {"last_error": exc.message[:200], "last_error_at": now, "failures": failures, "failing": self.reading}
         if isinstance(exc, NetworkError):
             self.in_row += 1
             if health.network_down(self.in_row):
@@ -178,6 +201,13 @@ class Failing:
         else:
             self.in_row = 0
         return values
+
+
+def cleared(target: Target, reading: str) -> dict[str, Any]:
+    """A ``reading`` request of ``target`` went well: its row of failures ends (another kind's stays)."""
+    if target.failing != reading:
+        return {}
+    return {"failures": 0, "failing": None, "last_error": None}
 
 
 def unavailable(target: Target, exc: TargetUnavailable, now: datetime) -> dict[str, Any]:

@@ -20,6 +20,9 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("account", schema=None) as batch_op:
         batch_op.add_column(sa.Column("auto_login_at", story_liker.models.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(
+            sa.Column("following_failed_at", story_liker.models.UTCDateTime(timezone=True), nullable=True)
+        )
     # One Instagram user belongs to one account row. Rows that already share a user pk (a session imported under a
     # second name) cannot tell which one is right: both forget it, and the next run that saves the session learns it
     # again, or is refused when another row holds it.
@@ -33,6 +36,7 @@ def upgrade() -> None:
         batch_op.create_index("ux_account_user_pk", ["user_pk"], unique=True)
     with op.batch_alter_table("target", schema=None) as batch_op:
         batch_op.add_column(sa.Column("failures", sa.Integer(), nullable=False, server_default="0"))
+        batch_op.add_column(sa.Column("failing", sa.String(length=10), nullable=True))
         batch_op.add_column(sa.Column("current_name", sa.String(length=30), nullable=True))
     with op.batch_alter_table("action", schema=None) as batch_op:
         batch_op.add_column(sa.Column("item_pk", sa.String(length=40), nullable=True))
@@ -43,7 +47,9 @@ def downgrade() -> None:
         batch_op.drop_column("item_pk")
     with op.batch_alter_table("target", schema=None) as batch_op:
         batch_op.drop_column("current_name")
+        batch_op.drop_column("failing")
         batch_op.drop_column("failures")
     with op.batch_alter_table("account", schema=None) as batch_op:
         batch_op.drop_index("ux_account_user_pk")
+        batch_op.drop_column("following_failed_at")
         batch_op.drop_column("auto_login_at")

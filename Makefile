@@ -5,8 +5,13 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 # The suite on every core (pytest-xdist); `make test PARALLEL=` runs it in one process.
 PARALLEL ?= -n auto --dist loadgroup
+# Files with parts generated from the code by cog (docs/docgen.py): `make docs` writes them, `make check` checks them.
+COGGED  = README.md docs/reference/commands.md docs/reference/configuration.md \
+          docs/reference/exit-codes-and-logs.md docs/reference/metrics.md deploy/story-liker.env.example
+COG     = $(BIN)/cog -I docs
+LINTED  = story_liker tests bench docs/docgen.py
 
-.PHONY: install run test test-pg check format bench demo clean
+.PHONY: install run test test-pg check format docs bench demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,14 +41,20 @@ test-pg: $(STAMP)
 	fi; \
 	exit $$rc
 
+## Lint, types, and the generated docs still what the code generates.
 check: $(STAMP)
-	$(BIN)/ruff format --check story_liker tests bench
-	$(BIN)/ruff check story_liker tests bench
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/ruff check $(LINTED)
 	$(BIN)/mypy
+	$(COG) --check --diff --verbosity=1 --check-fail-msg="run make docs and commit the result" $(COGGED)
 
 format: $(STAMP)
-	$(BIN)/ruff format story_liker tests bench
-	$(BIN)/ruff check --fix story_liker tests bench
+	$(BIN)/ruff format $(LINTED)
+	$(BIN)/ruff check --fix $(LINTED)
+
+## Regenerate the command and configuration references, the exit codes, the metrics and the example env file.
+docs: $(STAMP)
+	$(COG) -r --verbosity=1 $(COGGED)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -131,7 +131,7 @@ def steps(settings_file: Path) -> list[Step]:
         Step(
             "story-liker run-stories",
             "First pass: 1 reels-tray request, the following list once to find the targets without stories,\n"
-            "  their reels in batches of 20, one batched 'seen', then exactly one request per like.",
+            "  their reels in batches of 20, then per target with likes one 'seen' and exactly one request per like.",
             ("run-stories",),
         ),
         Step(
@@ -141,7 +141,8 @@ def steps(settings_file: Path) -> list[Step]:
         ),
         Step(
             "story-liker run-posts",
-            "One feed request per target; likes the recent posts not liked yet (the 10-day-old ones are skipped).",
+            "The home feed first (2 pages), then, on this first pass, every target's profile once; likes the\n"
+            "  recent posts not liked yet (the 10-day-old ones are skipped).",
             ("run-posts",),
         ),
         Step("story-liker status", "Session, flags, like budget, targets and the last runs.", ("status",)),

@@ -185,72 +185,251 @@ def _comma_list(value: object) -> list[str]:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", env_ignore_empty=True, extra="ignore")
 
-    ig_username: str | None = None
-    ig_password: SecretStr | None = None
-    ig_password_file: Path | None = None
-    ig_totp_seed: SecretStr | None = None
-    ig_totp_seed_file: Path | None = None
-    ig_proxy: str | None = None
-    ig_api_url: str | None = None  # points instagrapi at a local Instagram double (tests, demo); loopback only
-    session_encryption_key: SecretStr | None = None
-    session_encryption_key_file: Path | None = None
+    ig_username: str | None = Field(
+        None,
+        description="The Instagram account that likes (`name`, `@name` or a profile URL). Sessions, limits, targets "
+        "and leases are kept per account: every command that acts for one needs it.",
+    )
+    ig_password: SecretStr | None = Field(
+        None,
+        description="The password, for `login` and the one unattended re-login when the session expired. A secret: "
+        "prefer `IG_PASSWORD_FILE`.",
+    )
+    ig_password_file: Path | None = Field(
+        None, description="A file holding `IG_PASSWORD` (a systemd credential, a mounted Kubernetes Secret)."
+    )
+    ig_totp_seed: SecretStr | None = Field(
+        None,
+        description="The base32 seed of the account's 2FA app, so that the unattended re-login can answer the "
+        "2FA prompt. A secret: prefer `IG_TOTP_SEED_FILE`.",
+    )
+    ig_totp_seed_file: Path | None = Field(None, description="A file holding `IG_TOTP_SEED`.")
+    ig_proxy: str | None = Field(
+        None,
+        description="A proxy for all Instagram traffic (`http://`, `https://`, `socks5://`, `socks5h://`); one "
+        "stable proxy per account.",
+    )
+    ig_api_url: str | None = Field(
+        None,
+        description="For the tests and `make demo` only: sends every Instagram request to a local Instagram double. "
+        "Loopback addresses only; never set it.",
+    )
+    session_encryption_key: SecretStr | None = Field(
+        None,
+        description="Fernet key(s), comma-separated, newest first, that encrypt the stored session "
+        "(`story-liker keygen` makes one); unset: the session is stored as plain JSON. A secret: prefer "
+        "`SESSION_ENCRYPTION_KEY_FILE`.",
+    )
+    session_encryption_key_file: Path | None = Field(None, description="A file holding `SESSION_ENCRYPTION_KEY`.")
 
-    database_url: str = DEFAULT_DATABASE_URL
-    target_accounts: Annotated[list[str] | None, NoDecode] = None
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        description="`sqlite:///path` (relative to the working directory; `sqlite:////abs/path`) or "
+        "`postgresql://user@host:5432/db` (psycopg 3; the password in a pgpass file, or %-encoded).",
+    )
+    target_accounts: Annotated[list[str] | None, NoDecode] = Field(
+        None,
+        description="The accounts whose stories and posts are liked: comma-separated names, `@names` or profile "
+        "URLs; `*` takes every followed account the story tray shows. Synced into the database on every run; "
+        "unset or blank: the targets in the database (`accounts add`) as they are.",
+    )
 
-    story_likes_per_hour: int = Field(20, ge=0, le=1000)
-    story_likes_per_day: int = Field(100, ge=0, le=10000)
-    post_likes_per_hour: int = Field(15, ge=0, le=1000)
-    post_likes_per_day: int = Field(80, ge=0, le=10000)
-    action_delay_min_seconds: float = Field(3.0, ge=0, le=3600)
-    action_delay_max_seconds: float = Field(12.0, ge=0, le=3600)
-    target_delay_min_seconds: float = Field(5.0, ge=0, le=3600)
-    target_delay_max_seconds: float = Field(20.0, ge=0, le=3600)
-    request_delay_min_seconds: float = Field(1.0, ge=0, le=3600)  # between any two Instagram requests
-    request_delay_max_seconds: float = Field(3.0, ge=0, le=3600)
+    story_likes_per_hour: int = Field(
+        20, ge=0, le=1000, description="At most this many story likes in any rolling hour."
+    )
+    story_likes_per_day: int = Field(
+        100, ge=0, le=10000, description="At most this many story likes in any rolling 24 hours."
+    )
+    post_likes_per_hour: int = Field(15, ge=0, le=1000, description="At most this many post likes in any rolling hour.")
+    post_likes_per_day: int = Field(
+        80, ge=0, le=10000, description="At most this many post likes in any rolling 24 hours."
+    )
+    action_delay_min_seconds: float = Field(
+        3.0, ge=0, le=3600, description="The shortest random pause before a like, in seconds."
+    )
+    action_delay_max_seconds: float = Field(
+        12.0, ge=0, le=3600, description="The longest random pause before a like, in seconds."
+    )
+    target_delay_min_seconds: float = Field(
+        5.0,
+        ge=0,
+        le=3600,
+        description="The shortest random pause between two targets and between per-target reads (lookups, story and "
+        "profile reads), in seconds.",
+    )
+    target_delay_max_seconds: float = Field(
+        20.0, ge=0, le=3600, description="The longest random pause between targets and per-target reads, in seconds."
+    )
+    request_delay_min_seconds: float = Field(
+        1.0,
+        ge=0,
+        le=3600,
+        description="The shortest random gap between any two Instagram requests, in seconds (a longer pause counts "
+        "towards it).",
+    )
+    request_delay_max_seconds: float = Field(
+        3.0, ge=0, le=3600, description="The longest random gap between any two Instagram requests, in seconds."
+    )
 
-    story_retention_hours: float = Field(24.0, gt=0)
-    post_max_age_days: float = Field(3.0, gt=0)
-    post_media_types: Annotated[frozenset[str], NoDecode] = frozenset(MEDIA_TYPES)
-    post_feed_count: int = Field(6, ge=1, le=50)
-    reels_batch_size: int = Field(20, ge=1, le=50)
-    story_recheck_hours: float = Field(6.0, gt=0, le=24)  # every target checked at least this often
-    # posts (issue 14): the home feed first, every target's own feed at least every POST_RECHECK_HOURS
-    post_timeline_pages: int = Field(2, ge=0, le=10)  # 0: no home feed, the sweep alone
-    post_recheck_hours: float = Field(24.0, gt=0, le=168)
-    # the planner (issue 11): fairness, a human day, adaptive limits
-    target_exclude: Annotated[list[str], NoDecode] = []  # left out of TARGET_ACCOUNTS=*
-    story_max_per_target: int | None = Field(None, ge=1, le=1000)  # like at most the newest N per target
-    post_max_per_target: int | None = Field(None, ge=1, le=1000)
-    story_like_probability: float = Field(1.0, ge=0, le=1)  # a deterministic share of stories is skipped
-    active_hours: Annotated[list[tuple[int, int]] | None, NoDecode] = None  # minutes after midnight, [start, end)
-    timezone: str | None = None  # IANA name for ACTIVE_HOURS and the day of the daily limit; default: local
-    warmup_start_percent: float = Field(25.0, gt=0, le=100)
-    warmup_days: float = Field(7.0, ge=0, le=365)
-    daily_limit_variation_percent: float = Field(15.0, ge=0, le=50)
-    following_sync_max_pages: int = Field(10, ge=0, le=100)
+    story_retention_hours: float = Field(
+        24.0, gt=0, description="`cleanup` deletes the account's story records older than this (posts are kept)."
+    )
+    post_max_age_days: float = Field(3.0, gt=0, description="Only posts younger than this are liked.")
+    post_media_types: Annotated[frozenset[str], NoDecode] = Field(
+        frozenset(MEDIA_TYPES),
+        description="Which kinds of post are liked: a comma-separated subset of photo, video, album, reel.",
+    )
+    post_feed_count: int = Field(
+        6,
+        ge=1,
+        le=50,
+        description="Posts per page of a target's profile; a busy profile is read on while even its oldest post on "
+        "the page is new (5 pages at most).",
+    )
+    reels_batch_size: int = Field(20, ge=1, le=50, description="User ids per `reels_media` request.")
+    story_recheck_hours: float = Field(
+        6.0,
+        gt=0,
+        le=24,
+        description="Every enabled target is checked for new stories at least this often, whatever the story tray "
+        "says.",
+    )
+    post_timeline_pages: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="Pages of the home feed a post pass reads before the profiles (0: none, the sweep alone).",
+    )
+    post_recheck_hours: float = Field(
+        24.0,
+        gt=0,
+        le=168,
+        description="Every target's own profile is read for posts at least this often; no longer than "
+        "`POST_MAX_AGE_DAYS`, so that what the home feed missed is found before it ages out.",
+    )
+    target_exclude: Annotated[list[str], NoDecode] = Field(
+        [], description="Comma-separated names `TARGET_ACCOUNTS=*` leaves out (it applies to `*` only)."
+    )
+    story_max_per_target: int | None = Field(
+        None, ge=1, le=1000, description="Like at most the newest N stories of a target per pass (unset: no cap)."
+    )
+    post_max_per_target: int | None = Field(
+        None, ge=1, le=1000, description="Like at most the newest N posts of a target per pass (unset: no cap)."
+    )
+    story_like_probability: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="The share of stories liked (0 to 1); which ones is decided by a hash of account and story, so "
+        "reruns agree. The rest are recorded as skipped.",
+    )
+    active_hours: Annotated[list[tuple[int, int]] | None, NoDecode] = Field(
+        None,
+        description="When runs may act, like `08:00-23:30` or `07:00-09:00,18:00-01:00` (a range may wrap "
+        "midnight); outside them runs exit 0 without a request. Unset: always.",
+    )
+    timezone: str | None = Field(
+        None,
+        description="The IANA zone (like `Europe/Berlin`) of `ACTIVE_HOURS` and of the day for the daily limit "
+        "and the digest. Unset: the machine's zone.",
+    )
+    warmup_start_percent: float = Field(
+        25.0, gt=0, le=100, description="A new device's limits start at this share of the configured ones."
+    )
+    warmup_days: float = Field(
+        7.0, ge=0, le=365, description="Days over which a new device's limits rise linearly to 100 % (0: no warm-up)."
+    )
+    daily_limit_variation_percent: float = Field(
+        15.0,
+        ge=0,
+        le=50,
+        description="The daily limits vary by up to this much from day to day (the same for an account and a date "
+        "on every host).",
+    )
+    following_sync_max_pages: int = Field(
+        10,
+        ge=0,
+        le=100,
+        description="Pages of your following list walked once a day, to learn the targets' user ids and follow "
+        "state without a lookup each (0: no walk).",
+    )
 
-    auto_login_min_hours: float = Field(24.0, ge=1, le=720)  # at most one unattended password login per this
-    # a pass plans within this time and leaves the rest for the next one: a few minutes under the scheduler's limit
-    pass_budget_minutes: float = Field(12.0, ge=1, le=240)
-    http_timeout_seconds: float = Field(20.0, gt=0, le=300)
-    lock_ttl_seconds: int = Field(900, ge=5, le=86400)
-    cooldown_base_minutes: float = Field(30.0, gt=0)
-    feedback_cooldown_hours: float = Field(12.0, gt=0)
-    cooldown_max_hours: float = Field(72.0, gt=0)
+    auto_login_min_hours: float = Field(
+        24.0,
+        ge=1,
+        le=720,
+        description="After an unattended password login, a session that expires again within this many hours "
+        "needs a human (exit 77, told once) instead of another login.",
+    )
+    pass_budget_minutes: float = Field(
+        12.0,
+        ge=1,
+        le=240,
+        description="A pass plans its reads and likes within this time (its pauses at their longest) and leaves the "
+        "rest, first, to the next pass; keep it a few minutes under the scheduler's limit (the shipped ones: 15).",
+    )
+    http_timeout_seconds: float = Field(20.0, gt=0, le=300, description="The timeout of every Instagram request.")
+    lock_ttl_seconds: int = Field(
+        900,
+        ge=5,
+        le=86400,
+        description="A run's lease on its account, in seconds: renewed while the run works, so a crashed run's "
+        "lease expires after this.",
+    )
+    cooldown_base_minutes: float = Field(
+        30.0, gt=0, description="The first cooldown after throttling; it doubles with each throttle in a row."
+    )
+    feedback_cooldown_hours: float = Field(
+        12.0,
+        gt=0,
+        description="The first cooldown after an action block (`feedback_required`); it doubles with each one in a "
+        "row.",
+    )
+    cooldown_max_hours: float = Field(72.0, gt=0, description="The longest any cooldown lasts.")
 
-    dry_run: bool = False
-    metrics_textfile: Path | None = None  # node_exporter textfile collector; "{command}" in the name is replaced
-    pushgateway_url: str | None = None
-    healthcheck_url: str | None = None  # dead-man's switch: pinged on start, success and failure
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["json", "text"] | None = None  # default: text on a terminal, JSON lines otherwise
-    # notifications (issue 12): Apprise URLs, one message per change of the account's health, a daily digest
-    notify_urls: SecretStr | None = None  # Apprise URLs, comma- or space-separated (they carry tokens)
-    notify_urls_file: Path | None = None
-    notify_config: Path | None = None  # an Apprise configuration file (TEXT or YAML)
-    notify_cooldown_hours: float = Field(6.0, gt=0, le=1000)  # a cooldown longer than this is worth a message
-    notify_digest: Literal["off", "daily"] = "off"
+    dry_run: bool = Field(
+        False, description="Every pass reads and decides but sends no like or seen request, as with `--dry-run`."
+    )
+    metrics_textfile: Path | None = Field(
+        None,
+        description="Write Prometheus metrics for node_exporter's textfile collector, one file per command "
+        "(`_run_stories` added to the name, or put `{command}` where it goes).",
+    )
+    pushgateway_url: str | None = Field(
+        None, description="Push the same metrics to a Prometheus Pushgateway, grouped by command and account."
+    )
+    healthcheck_url: str | None = Field(
+        None,
+        description="A dead man's switch (healthchecks.io or alike), pinged at a run's start and end: `/start`, "
+        "success, `/log` for 75, `/<exit code>`. `{command}` in it is replaced: one check per command.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="DEBUG, INFO, WARNING or ERROR."
+    )
+    log_format: Literal["json", "text"] | None = Field(
+        None,
+        description="`json` (one JSON object per line) or `text`. Unset: text on a terminal, JSON lines otherwise.",
+    )
+    notify_urls: SecretStr | None = Field(
+        None,
+        description="Apprise URLs (comma- or space-separated) that are told when the account needs you. They carry "
+        "tokens: prefer `NOTIFY_URLS_FILE`.",
+    )
+    notify_urls_file: Path | None = Field(None, description="A file holding `NOTIFY_URLS`.")
+    notify_config: Path | None = Field(
+        None, description="An Apprise configuration file (TEXT or YAML), instead of or beside `NOTIFY_URLS`."
+    )
+    notify_cooldown_hours: float = Field(
+        6.0,
+        gt=0,
+        le=1000,
+        description="A cooldown longer than this is worth a message (an action block always is).",
+    )
+    notify_digest: Literal["off", "daily"] = Field(
+        "off",
+        description="`daily`: one summary a day at the first run of the day (likes per target, cooldowns, targets "
+        "not checked, requests).",
+    )
 
     @field_validator("notify_digest", mode="before")
     @classmethod

@@ -56,6 +56,8 @@ except ImportError:
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
+HOWTO = ROOT / "docs" / "how-to"
+KUBERNETES_HOWTO = HOWTO / "deploy-kubernetes.md"
 SYSTEMD_DIR = DEPLOY / "systemd"
 COMMANDS = ("run-stories", "run-posts", "cleanup", "keepalive")
 APP = "/opt/story-liker/bin/story-liker"
@@ -318,8 +320,9 @@ def test_systemd_account_timer_is_the_plain_timer_for_another_account(command: s
 
 
 def account_layout(units: Path, account: str, dropins: list[str]) -> None:
-    """What the README's "Two accounts on one host" installs: the template as story-liker-ACCOUNT@.service,
-    the short limits of cleanup and keepalive, and the optional drop-ins this account needs."""
+    """What "Two accounts on one host" (docs/how-to/run-several-accounts.md) installs: the template as
+    story-liker-ACCOUNT@.service, the short limits of cleanup and keepalive, and the optional drop-ins this account
+    needs."""
     shutil.copy(units / SERVICE.name, units / f"story-liker-{account}@.service")
     for command in ("cleanup", "keepalive"):
         shutil.copytree(
@@ -1243,9 +1246,9 @@ def test_kubernetes_login_pod_migrates_then_waits_for_kubectl_exec(layout: str) 
     text = (K8S / "login" / f"{layout}.yaml").read_text()
     assert "exec -it story-liker-login -- story-liker login\n" in text
     assert "story-liker session import /run/secrets/story-liker-session/session.json\n" in text
-    readme = (ROOT / "README.md").read_text()
-    assert "kubectl -n story-liker exec -it story-liker-login -- story-liker login\n" in readme
-    assert "kubectl -n story-liker attach" not in readme  # too late for the first prompt
+    howto = KUBERNETES_HOWTO.read_text()
+    assert "kubectl -n story-liker exec -it story-liker-login -- story-liker login\n" in howto
+    assert "kubectl -n story-liker attach" not in howto  # too late for the first prompt
 
 
 def test_kubernetes_login_pod_waits_and_ends_at_once_on_sigterm() -> None:
@@ -1269,13 +1272,13 @@ def test_kubernetes_login_pod_waits_and_ends_at_once_on_sigterm() -> None:
 
 
 def test_kubernetes_the_cronjobs_can_be_left_out_until_the_login() -> None:
-    """The README applies `-l '!app.kubernetes.io/component'` first: everything but the CronJobs."""
+    """The how-to applies `-l '!app.kubernetes.io/component'` first: everything but the CronJobs."""
     for layout in LAYOUTS:
         for doc in k8s_documents(layout):
             labelled = "app.kubernetes.io/component" in doc["metadata"].get("labels", {})
             assert labelled == (doc["kind"] == "CronJob"), (layout, doc["kind"])
-    readme = (ROOT / "README.md").read_text()
-    assert "kubectl apply -f deploy/kubernetes/$LAYOUT/ -l '!app.kubernetes.io/component'" in readme
+    howto = KUBERNETES_HOWTO.read_text()
+    assert "kubectl apply -f deploy/kubernetes/$LAYOUT/ -l '!app.kubernetes.io/component'" in howto
 
 
 def test_kubernetes_single_node_claim_is_the_sqlite_claim_with_read_write_once() -> None:
@@ -1286,8 +1289,8 @@ def test_kubernetes_single_node_claim_is_the_sqlite_claim_with_read_write_once()
     assert claim["metadata"] == shipped["metadata"]  # the same claim, which every pod mounts
     rest = {k: v for k, v in claim["spec"].items() if k not in ("accessModes", "storageClassName")}
     assert rest == {k: v for k, v in shipped["spec"].items() if k != "accessModes"}
-    readme = (ROOT / "README.md").read_text()
-    assert "cp deploy/kubernetes/single-node/30-pvc.yaml deploy/kubernetes/sqlite/30-pvc.yaml" in readme
+    howto = KUBERNETES_HOWTO.read_text()
+    assert "cp deploy/kubernetes/single-node/30-pvc.yaml deploy/kubernetes/sqlite/30-pvc.yaml" in howto
 
 
 def test_kubernetes_sqlite_layout_uses_one_read_write_once_pod_volume() -> None:
@@ -1538,14 +1541,21 @@ def test_promtool_checks_and_unit_tests_the_rules() -> None:
     assert tested.returncode == 0, tested.stdout + tested.stderr
 
 
-# ---------------------------------------------------------------------------- README
+# ---------------------------------------------------------------------------- the how-to pages
 
 
-def test_readme_covers_every_scheduler() -> None:
-    text = (DEPLOY.parent / "README.md").read_text()
-    headings = re.findall(r"^#{2,4} (.+)$", text, re.M)
+def test_the_how_to_pages_cover_every_scheduler() -> None:
+    """A how-to page for each scheduler and for the alerts, each with a heading that names it, each linked from
+    the README."""
+    readme = (ROOT / "README.md").read_text()
     for word in ("systemd", "cron", "Kubernetes", "Docker", "alert"):
-        assert any(word.lower() in h.lower() for h in headings), word
+        pages = [p for p in sorted(HOWTO.glob("*.md")) if any(word.lower() in h.lower() for h in headings(p))]
+        assert pages, word
+        assert any(f"docs/how-to/{p.name}" in readme for p in pages), word
+
+
+def headings(page: Path) -> list[str]:
+    return re.findall(r"^#{1,4} (.+)$", page.read_text(), re.M)
 
 
 # ---------------------------------------------------------------------------- CI

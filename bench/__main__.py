@@ -400,7 +400,7 @@ def evaluate(bench: Bench, sims: simulate.Simulations | None = None) -> None:
 
 
 def evaluate_posts_week(bench: Bench, weeks: Sequence[simulate.PostWeekResult]) -> None:
-    """The simulated post weeks (bench/simulate.py, section 7) against issue #14's goals."""
+    """The simulated post weeks (bench/simulate.py, section 7) against the posts' goals."""
     liked, eligible = sum(r.liked_in_time for r in weeks), sum(r.eligible for r in weeks)
     missed = [f"{r.targets}/{r.every_hours} h: {len(r.missed)}" for r in weeks if r.missed]
     non_target = sum(r.non_target_likes for r in weeks)

@@ -1,5 +1,5 @@
-"""In-process simulations for `make bench`: the like planner over a week (issue #11), story coverage over a day
-(issue #10) and posts over a week (issue #14).
+"""In-process simulations for `make bench`: the like planner over a week, story coverage over a day and posts
+over a week.
 
 All drive the real passes (``story_liker.jobs.stories.run_stories``, ``story_liker.jobs.posts.run_posts``) with
 the real planner, store and limits on SQLite in a temporary directory, against ``tests.fake.ScriptedInstagram``
@@ -43,8 +43,7 @@ from story_liker.ig.types import PostItem, StoryItem, TrayEntry, UserRef
 from story_liker.jobs.deps import Deps, Report
 from story_liker.jobs.posts import run_posts
 from story_liker.jobs.stories import run_stories
-from story_liker.limits import STORY_LIKE
-from story_liker.models import Account
+from story_liker.models import STORY_LIKE, Account
 from story_liker.settings import Settings, parse_active_hours
 from story_liker.store import Store
 from tests.fake import ME, FakeClock, Harness, ScriptedInstagram
@@ -251,7 +250,7 @@ def start_at(h: Harness, rng: random.Random, hour: datetime) -> None:
     h.clock.now = max(h.clock.now, hour + timedelta(seconds=rng.uniform(0, SCHEDULE_DELAY)))
 
 
-# --- 1. the like planner over a week (issue #11) ----------------------------------------------------------
+# --- 1. the like planner over a week ----------------------------------------------------------
 
 
 @dataclass
@@ -465,7 +464,7 @@ PLANNER_NAMES = {"old": "old (alphabetical)", "new": "new (fair)", "new, no bloc
 def week_report(world: WeekWorld, results: Sequence[WeekResult], budget_per_day: int) -> list[str]:
     kinds = ", ".join(f"{count} {kind} (~{rate:g}/day)" for kind, count, rate in WEEK_TARGETS)
     out = [
-        "5. The like planner over a simulated week (issue #11): in-process, fake clock, the Protocol fake,",
+        "5. The like planner over a simulated week: in-process, fake clock, the Protocol fake,",
         "   the real passes, planner, store and limits on SQLite; a run-stories pass every hour + 0-20 min",
         f"   100 targets: {kinds}; {world.per_day:.0f} stories a day"
         f" ({world.per_day / budget_per_day:.1f} x the daily budget of {budget_per_day}); a story vanishes 24 h"
@@ -575,7 +574,7 @@ def week_report(world: WeekWorld, results: Sequence[WeekResult], budget_per_day:
     return out
 
 
-# --- 2. coverage over a day (issue #10) -------------------------------------------------------------------
+# --- 2. coverage over a day -------------------------------------------------------------------
 
 
 @dataclass
@@ -690,7 +689,7 @@ def _kinds(by_kind: Mapping[str, float]) -> str:
 
 def coverage_report(results: Sequence[CoverageResult]) -> list[str]:
     out = [
-        "6. Story coverage over a simulated day (issue #10): in-process, fake clock, the Protocol fake, the real",
+        "6. Story coverage over a simulated day: in-process, fake clock, the Protocol fake, the real",
         f"   passes and store on SQLite; the tray never lists a fixed random {TRAY_OMITS:.0%} of the targets (when",
         "   they have stories); STORY_RECHECK_HOURS=6, REELS_BATCH_SIZE=20; passes at the hour + 0-20 min",
     ]
@@ -754,7 +753,7 @@ def coverage_report(results: Sequence[CoverageResult]) -> list[str]:
     return out
 
 
-# --- 3. posts over a week (issue #14) ---------------------------------------------------------------------
+# --- 3. posts over a week ---------------------------------------------------------------------
 
 SCHEDULER_LIMIT = timedelta(minutes=15)  # the shipped TimeoutStartSec, cron's `timeout 15m`: SIGTERM then
 POST_SIZES = (50, 500)
@@ -1056,7 +1055,7 @@ def _med_max(values: Sequence[float]) -> str:
 def posts_report(results: Sequence[PostWeekResult]) -> list[str]:
     pages = int(Settings.model_fields["post_timeline_pages"].default)
     out = [
-        "7. Posts over a simulated week (issue #14): in-process, fake clock, the Protocol fake, the real run-posts,",
+        "7. Posts over a simulated week: in-process, fake clock, the Protocol fake, the real run-posts,",
         "   store and limits on SQLite; a pass every 1 or 3 h + 0-20 min from midnight of day 1 on a new database;",
         f"   POST_TIMELINE_PAGES={pages}, POST_RECHECK_HOURS=24, POST_MAX_AGE_DAYS=3, POST_FEED_COUNT=6, every target",
         "   followed; the home feed a ranked, lossy selection (see the notes)",

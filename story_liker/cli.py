@@ -608,7 +608,7 @@ def migrate() -> None:
 @app.command()
 def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """Session, flags, cooldown, limit usage, targets and last runs. Never prints a secret."""
-    from story_liker.report import status_data, status_text
+    from story_liker.status import status_data, status_text
 
     _env().json_errors = as_json
 
@@ -743,7 +743,7 @@ def accounts_remove(username: str) -> None:
     _accounts("remove", username, action)
 
 
-# --- telling the person: notifications, doctor, report, history (issue 12) --------------------------------
+# --- telling the person: notifications, doctor, report, history --------------------------------
 
 notify_app = typer.Typer(help="Notifications (NOTIFY_URLS, NOTIFY_URLS_FILE, NOTIFY_CONFIG).", no_args_is_help=True)
 app.add_typer(notify_app, name="notify")
@@ -812,21 +812,23 @@ def report(
     as_json: AsJson = False,
 ) -> None:
     """Likes per day and per target, cooldowns, targets never liked or not checked, requests per day."""
-    from story_liker import activity
+    from story_liker import report as reporting
 
     def run(d: Deps) -> Report:
         from story_liker.jobs.deps import Outcome, Report
 
-        span, now = activity.parse_since(since), d.clock()
-        data = activity.report_data(d.store, d.settings, d.settings.account(), window=activity.Window(now - span, now))
+        span, now = reporting.parse_since(since), d.clock()
+        data = reporting.report_data(
+            d.store, d.settings, d.settings.account(), window=reporting.Window(now - span, now)
+        )
         if as_json:
             typer.echo(json.dumps(data, indent=2))
         elif sys.stdout.isatty():
             from rich.console import Console
 
-            Console().print(activity.report_rich(data))
+            Console().print(reporting.report_rich(data))
         else:
-            typer.echo(activity.report_text(data, bars=False))
+            typer.echo(reporting.report_text(data, bars=False))
         return Report(Outcome.OK, d.counts)
 
     _execute(_reading("report"), run)
@@ -839,7 +841,7 @@ def history(
     as_json: AsJson = False,
 ) -> None:
     """What was liked and when, newest first, with the Instagram link of each item."""
-    from story_liker import activity
+    from story_liker import report as reporting
     from story_liker.settings import normalise_username
 
     def run(d: Deps) -> Report:
@@ -850,8 +852,8 @@ def history(
             name = normalise_username(target) if target is not None else None
         except ValueError as exc:
             raise ConfigError(f"--target: {exc}") from None
-        items = activity.history_data(d.store, d.settings.account(), target=name, limit=limit)
-        typer.echo(json.dumps(items, indent=2) if as_json else activity.history_text(items))
+        items = reporting.history_data(d.store, d.settings.account(), target=name, limit=limit)
+        typer.echo(json.dumps(items, indent=2) if as_json else reporting.history_text(items))
         return Report(Outcome.OK, d.counts)
 
     _execute(_reading("history"), run)

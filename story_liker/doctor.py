@@ -262,7 +262,7 @@ def _current_app_version(stored: dict[str, Any]) -> str | None:
 
 
 def _targets(settings: Settings, store: Store, account: str, now: datetime) -> Check:
-    from story_liker.activity import not_checked_because
+    from story_liker.report import not_checked_because
 
     rows = store.targets(account, enabled_only=False)
     known = {t.username for t in rows}

@@ -7,14 +7,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from story_liker import ratelimit
+from story_liker.models import POST_LIKE, STORY_LIKE
 
 if TYPE_CHECKING:
     from story_liker.models import Account
     from story_liker.settings import Settings
     from story_liker.store import Store
-
-STORY_LIKE = "story_like"
-POST_LIKE = "post_like"
 
 
 def configured(settings: Settings, kind: str) -> ratelimit.Limits:

@@ -116,6 +116,10 @@ class Post(SQLModel, table=True):
     skipped: bool = False  # left deliberately (POST_MAX_PER_TARGET): handled, not liked
 
 
+STORY_LIKE = "story_like"  # Action.kind of a story's like
+POST_LIKE = "post_like"  # Action.kind of a post's like
+
+
 class Action(SQLModel, table=True):
     """One like sent, for the sliding-window limits (kept two days). Written before the like goes out, so a like
     Instagram acted on always counts, however its answer ended; a like Instagram surely refused is deleted again."""

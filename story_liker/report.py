@@ -1,233 +1,272 @@
-"""`status`: what a person (or a monitor) wants to know about an account. Never a secret."""
+"""`report`, `history` and the daily digest: what was liked, when, for whom, and what it cost. Never a secret.
+
+Likes come from the story and post records (`cleanup` deletes story records after STORY_RETENTION_HOURS, so
+story figures reach back that far at most; post records stay); requests, runs and cooldowns from the run
+records; days are days in TIMEZONE.
+"""
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+import re
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from story_liker import limits as like_limits
 from story_liker import planning
-from story_liker.jobs.deps import Deps
+from story_liker.errors import ConfigError
 from story_liker.models import Target
 from story_liker.settings import Settings
+from story_liker.store import Store
+
+SHORTCODE_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhdw]?)\s*$", re.IGNORECASE)
+_UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+MAX_SINCE = timedelta(days=366)
 
 
-def _iso(value: Any) -> str | None:
+def parse_since(text: str) -> timedelta:
+    """`7d`, `24h`, `90m`, `2w`; a bare number is days."""
+    match = _SINCE.match(text)
+    if not match:
+        raise ConfigError(f"--since {text!r}: expected a duration like 7d, 24h, 90m or 2w")
+    span = float(match.group(1)) * _UNITS[(match.group(2) or "d").lower()]
+    if span <= timedelta(0) or span > MAX_SINCE:
+        raise ConfigError(f"--since {text!r}: between one minute and {MAX_SINCE.days} days")
+    return span
+
+
+def shortcode(pk: int) -> str:
+    """Instagram's shortcode (the `code` in /p/<code>/) of a media pk: the pk in base 64."""
+    chars = []
+    while pk:
+        pk, rest = divmod(pk, 64)
+        chars.append(SHORTCODE_ALPHABET[rest])
+    return "".join(reversed(chars)) or "A"
+
+
+def link(kind: str, pk: str, username: str | None) -> str | None:
+    """The Instagram link of a liked item (a story's needs its owner's username)."""
+    media = pk.split("_", 1)[0]
+    if kind == "story":
+        return f"https://www.instagram.com/stories/{username}/{media}/" if username else None
+    return f"https://www.instagram.com/p/{shortcode(int(media))}/" if media.isdigit() else None
+
+
+def _iso(value: datetime | None) -> str | None:
     return value.isoformat(timespec="seconds") if value is not None else None
 
 
-def status_data(deps: Deps) -> dict[str, Any]:
-    settings, store = deps.settings, deps.store
-    account = settings.account()
-    now = deps.clock()
-    state = store.account(account, create=False)
-    limits = like_limits.usage(store, settings, account, now)
+def _throttled(outcome: str | None) -> bool:
+    """The run started a cooldown (`throttled`; older records: `Throttled`)."""
+    return (outcome or "").replace("_", "").lower() == "throttled"
+
+
+def _waited(outcome: str | None) -> bool:
+    """The run found a cooldown running and sent nothing."""
+    return (outcome or "").replace("_", "").lower() == "coolingdown"
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime
+    end: datetime
+
+
+def report_data(store: Store, settings: Settings, account: str, *, window: Window) -> dict[str, Any]:
+    """Likes per day and per target, cooldowns, the targets never liked or not checked, requests per day."""
+    zone = settings.zone
     targets = store.targets(account, enabled_only=False)
-    liked = store.last_story_likes(account)
-    posts_liked = store.last_post_likes(account)
-    lock = store.lock_holder(account)
-    cooling = state.cooldown_until is not None and state.cooldown_until > now
+    names = {t.user_pk: t.username for t in targets if t.user_pk}
+    first, last = window.start.astimezone(zone).date(), window.end.astimezone(zone).date()
+    days: dict[date, dict[str, Any]] = {}
+    day = first
+    while day <= last:
+        days[day] = {
+            "date": day.isoformat(),
+            "story_likes": 0,
+            "post_likes": 0,
+            "requests": 0,
+            "runs": 0,
+            "cooldowns_started": 0,
+        }
+        day += timedelta(days=1)
+    per_target: dict[str, Counter[str]] = {}
+    for kind, _pk, user, liked_at in store.likes_between(account, window.start, window.end):
+        days[liked_at.astimezone(zone).date()][f"{kind}_likes"] += 1
+        per_target.setdefault(names.get(user, str(user)), Counter())[f"{kind}_likes"] += 1
+    blocks, waited = [], 0
+    for run in store.runs_since(account, window.start):
+        if run.started_at >= window.end:
+            continue
+        entry = days[run.started_at.astimezone(zone).date()]
+        counts = json.loads(run.counts) if run.counts else {}
+        entry["runs"] += 1
+        entry["requests"] += int(counts.get("requests", 0) or 0)
+        if _throttled(run.outcome):
+            entry["cooldowns_started"] += 1
+            blocks.append({"at": _iso(run.started_at), "command": run.command})
+        waited += _waited(run.outcome)
+    for t in targets:
+        if t.enabled:
+            per_target.setdefault(t.username, Counter())
+    liked_ever = store.liked_target_pks(account)
+    enabled = [t for t in targets if t.enabled]
+    state = store.account(account, create=False)
+    cooling = state.cooldown_until is not None and state.cooldown_until > window.end
     return {
         "account": account,
-        "session": {
-            "stored": state.has_session,
-            "encrypted": state.settings_encrypted,
-            "saved_at": _iso(state.saved_at),
-            "user_pk": state.user_pk,
-        },
-        "needs_human": {"flag": state.needs_human, "reason": state.needs_human_reason},
-        "cooldown": {
-            "active": cooling,
-            "until": _iso(state.cooldown_until) if cooling else None,
-            "reason": state.cooldown_reason if cooling else None,
-            "strikes": state.cooldown_strikes,
-        },
-        "keepalive": {"last_success": _iso(state.last_keepalive_at)},
-        "lock": (
-            {"run_id": lock.run_id, "command": lock.command, "expires_at": _iso(lock.expires_at)}
-            if lock and lock.expires_at > now
-            else None
-        ),
-        "limits": limits,
-        "login": {"failures": state.login_failures, "last_attempt_at": _iso(state.login_attempt_at)},
-        "active_hours": {
-            "ranges": [
-                f"{a // 60:02d}:{a % 60:02d}-{b // 60:02d}:{b % 60:02d}" for a, b in settings.active_hours or []
-            ],
-            "timezone": str(settings.zone),
-            "active_now": planning.is_active(now, settings.active_hours, settings.zone),
-            "next_window": _iso(planning.next_window(now, settings.active_hours, settings.zone)),
-        },
-        "story_recheck_hours": settings.story_recheck_hours,
-        "now": _iso(now),
-        "configured_not_synced": [
-            n for n in settings.named_targets or [] if n not in {t.username for t in targets}
-        ],  # listed in TARGET_ACCOUNTS, stored at the next run
-        "post_recheck_hours": settings.post_recheck_hours,
-        "posts_in_use": store.last_success(account, "run-posts") is not None,  # else no post flag is raised
-        "targets": [
-            _target(t, liked.get(t.user_pk or 0), posts_liked.get(t.user_pk or 0), settings, now) for t in targets
+        "since": _iso(window.start),
+        "until": _iso(window.end),
+        "timezone": str(zone),
+        "story_likes": sum(d["story_likes"] for d in days.values()),
+        "post_likes": sum(d["post_likes"] for d in days.values()),
+        "requests": sum(d["requests"] for d in days.values()),
+        "runs": sum(d["runs"] for d in days.values()),
+        "per_day": list(days.values()),
+        "per_target": [
+            {"username": name, "story_likes": c["story_likes"], "post_likes": c["post_likes"]}
+            for name, c in sorted(per_target.items(), key=lambda item: (-sum(item[1].values()), item[0]))
         ],
-        "last_runs": [
-            {
-                "command": r.command,
-                "started_at": _iso(r.started_at),
-                "finished_at": _iso(r.finished_at),
-                "exit_code": r.exit_code,
-                "outcome": r.outcome,
-                "counts": json.loads(r.counts) if r.counts else None,
-            }
-            for r in store.last_runs(account)
+        "cooldowns": {
+            "started": blocks,
+            "runs_that_waited": waited,
+            "now": ({"until": _iso(state.cooldown_until), "reason": state.cooldown_reason} if cooling else None),
+        },
+        "never_liked": [t.username for t in enabled if t.user_pk is None or t.user_pk not in liked_ever],
+        "not_checked": [
+            {"username": t.username, "why": why, "stories_checked_at": _iso(t.story_checked_at)}
+            for t in enabled
+            if (why := not_checked_because(t, settings, window.end))
         ],
+        "story_retention_hours": settings.story_retention_hours,
     }
 
 
-# The sweep reads a profile about every POST_RECHECK_HOURS, give or take a pass: a quarter more is late.
-POSTS_LATE = 1.25
+def not_checked_because(t: Target, settings: Settings, now: datetime) -> str | None:
+    """Why an enabled target's stories were not checked as often as STORY_RECHECK_HOURS wants (None: they were)."""
+    if t.user_pk is None:
+        return "no user id yet"
+    skip = planning.unavailable_skip(t, now)
+    if skip is not None:
+        return "private and not followed" if skip == planning.Skip.PRIVATE else "not found"
+    if t.story_checked_at is None:
+        return "never checked"
+    if planning.is_due(t.story_checked_at, now, settings.story_recheck):
+        return f"not checked within {settings.story_recheck_hours:g} h"
+    return None
 
 
-def _target(
-    t: Target, last_liked: datetime | None, post_liked: datetime | None, settings: Settings, now: datetime
-) -> dict[str, Any]:
-    """One target's coverage: when it was last checked and liked, and why it is not checked when it is not."""
-    why = planning.unavailable_skip(t, now) or ("unresolved" if t.user_pk is None else None)
-    overdue = t.enabled and why is None and planning.is_due(t.story_checked_at, now, settings.story_recheck)
-    late = settings.post_recheck * POSTS_LATE
-    posts_overdue = t.enabled and why is None and planning.is_due(t.post_checked_at, now, late)
-    return {
-        "username": t.username,
-        "renamed_to": t.current_name,  # the name Instagram shows now (matched by user id since it was learnt)
-        "enabled": t.enabled,
-        "managed_by": t.managed_by,
-        "user_pk": t.user_pk,
-        "followed": t.followed,
-        "stories_checked_at": _iso(t.story_checked_at),
-        "stories_last_liked_at": _iso(last_liked),
-        "stories_overdue": overdue,  # not checked within STORY_RECHECK_HOURS (or never) although it should be
-        "not_checked_because": str(why) if why else None,
-        "posts_checked_at": _iso(t.post_checked_at),  # its own feed (the sweep); the home feed is not per target
-        "posts_last_liked_at": _iso(post_liked),
-        "posts_overdue": posts_overdue,  # own feed not read within POST_RECHECK_HOURS and a quarter (or never)
-        "last_error": t.last_error,
-        "last_error_at": _iso(t.last_error_at),
-    }
-
-
-TARGET_LINES = 20  # status lists this many targets (the ones needing attention first); --json has all
-
-
-def _when(iso: str | None, now: datetime) -> str:
-    """`2026-12-01T10:00:00+00:00` -> `2026-12-01 10:00 (3 h ago)` / `(in 29 min)`."""
-    if iso is None:
-        return "never"
-    at = datetime.fromisoformat(iso)
-    seconds = (at - now).total_seconds()
-    size = abs(seconds)
-    span = (
-        f"{size:.0f} s" if size < 90 else f"{size / 60:.0f} min" if size < 5400 else
-        f"{size / 3600:.0f} h" if size < 129600 else f"{size / 86400:.0f} days"
-    )  # fmt: skip
-    return f"{at:%Y-%m-%d %H:%M} ({'in ' + span if seconds > 0 else span + ' ago'})"
-
-
-def _problems(data: dict[str, Any]) -> list[str]:
-    found = []
-    if not data["session"]["stored"]:
-        found.append("no session stored: run `story-liker login` (runs exit 77 until then)")
-    if data["needs_human"]["flag"]:
-        found.append(f"needs a human: {data['needs_human']['reason']}")
-    if data["login"]["failures"]:
-        found.append(f"{data['login']['failures']} failed login(s) in a row (3 need a human)")
-    overdue = sum(t["stories_overdue"] for t in data["targets"])
-    if overdue:
-        found.append(f"{overdue} target(s) not checked for stories within {data['story_recheck_hours']:g} h (or never)")
-    late = sum(t["posts_overdue"] for t in data["targets"])
-    if late and data["posts_in_use"]:
-        hours = data["post_recheck_hours"] * POSTS_LATE
-        found.append(f"{late} target(s) whose posts were not read within {hours:g} h (or never)")
-    return found
-
-
-def status_text(data: dict[str, Any]) -> str:
-    session = data["session"]
-    now = datetime.fromisoformat(data["now"])
+def report_text(data: dict[str, Any], *, bars: bool) -> str:
+    """The report for a person; ``bars``: a compact bar chart of likes per day (a terminal)."""
+    days = data["per_day"]
+    widest = max((d["story_likes"] + d["post_likes"] for d in days), default=0)
     lines = [
-        f"account      {data['account']} (pk {session['user_pk'] or '? (known after the first login)'})",
-        "session      "
-        + (
-            f"stored {_when(session['saved_at'], now)}, "
-            + ("encrypted" if session["encrypted"] else "stored unencrypted (set SESSION_ENCRYPTION_KEY)")
-            if session["stored"]
-            else "none: run `story-liker login`"
-        ),
-        "needs human  " + (f"YES: {data['needs_human']['reason']}" if data["needs_human"]["flag"] else "no"),
-        "cooldown     "
-        + (
-            f"until {_when(data['cooldown']['until'], now)} ({data['cooldown']['reason']})"
-            if data["cooldown"]["active"]
-            else "none"
-        ),
-        f"keepalive    {_when(data['keepalive']['last_success'], now)}",
-        "lock         "
-        + (
-            f"held by {data['lock']['command']} until {_when(data['lock']['expires_at'], now)}"
-            if data["lock"]
-            else "free"
-        ),
+        f"{data['account']}: {data['story_likes']} story likes, {data['post_likes']} post likes, "
+        f"{data['requests']} requests in {data['runs']} runs since {data['since']}"
     ]
-    problems = _problems(data)
-    lines.append("problems     " + ("none" if not problems else problems[0]))
-    lines += [f"             {p}" for p in problems[1:]]
-    hours = data["active_hours"]
-    if hours["ranges"]:
-        state = "now" if hours["active_now"] else f"not now; next window {_when(hours['next_window'], now)}"
-        lines.append(f"active hours {', '.join(hours['ranges'])} {hours['timezone']} ({state})")
-    for kind, usage in data["limits"].items():
+    lines.append("likes per day (stories + posts), requests")
+    for d in days:
+        total = d["story_likes"] + d["post_likes"]
+        bar = ""
+        if bars:
+            bar = ("█" * round(30 * total / widest) if widest else "").ljust(30) + " "
+        cooldowns = f", {d['cooldowns_started']} cooldown(s) started" if d["cooldowns_started"] else ""
         lines.append(
-            f"{kind:12} {usage['last_hour']}/{usage['effective_per_hour']} last hour, "
-            f"{usage['last_day']}/{usage['effective_per_day']} last day, {usage['remaining']} left now"
+            f"  {d['date']}  {bar}{total:4} ({d['story_likes']} + {d['post_likes']})"
+            f"  {d['requests']} requests{cooldowns}"
         )
-        for why in usage["why_different"]:
-            lines.append(f"             (configured {usage['per_hour']}/h, {usage['per_day']}/day; {why})")
-    targets = data["targets"]
-    lines.append(f"targets      {sum(t['enabled'] for t in targets)} enabled of {len(targets)}")
-    if data["configured_not_synced"]:
-        lines.append(f"  in TARGET_ACCOUNTS, stored at the next run: {', '.join(data['configured_not_synced'])}")
-    attention = sorted(
-        targets,
-        key=lambda t: (not t["stories_overdue"], not t["posts_overdue"], not t["not_checked_because"], t["username"]),
+    lines.append("per target (stories, posts)")
+    for t in data["per_target"]:
+        lines.append(f"  {t['username']:30} {t['story_likes']:5} {t['post_likes']:5}")
+    cooldowns = data["cooldowns"]
+    lines.append(
+        f"cooldowns    {len(cooldowns['started'])} started, {cooldowns['runs_that_waited']} runs waited in one"
+        + (f"; running until {cooldowns['now']['until']} ({cooldowns['now']['reason']})" if cooldowns["now"] else "")
     )
-    for t in attention[:TARGET_LINES]:
-        state = "" if t["enabled"] else " (disabled)"
-        flag = " OVERDUE" if t["stories_overdue"] else ""
-        posts = f" posts read {_when(t['posts_checked_at'], now)}" if t["posts_checked_at"] else ""
-        why = {
-            "private_not_followed": "  private and not followed: rechecked daily",
-            "not_found": "  not found: rechecked daily",
-            "unresolved": "  no user id yet: looked up by the next pass",
-            "failing": "  its last lookup or read failed: tried again later (1 h, doubling, daily at most)",
-            "same_user": "  the same Instagram user as another target: read once, for that one",
-        }.get(t["not_checked_because"] or "", "")
-        if t["renamed_to"]:
-            state += f" (now @{t['renamed_to']})"
-        error = f"  error: {t['last_error']}" if t["last_error"] and not why else ""
+    lines.append("never liked  " + (", ".join(data["never_liked"]) or "none"))
+    lines.append("not checked  " + (", ".join(f"{t['username']} ({t['why']})" for t in data["not_checked"]) or "none"))
+    if data["story_likes"] or days:
         lines.append(
-            f"  {t['username']:30}{state} pk={t['user_pk'] or '-'} checked {_when(t['stories_checked_at'], now)}"
-            f" liked {_when(t['stories_last_liked_at'], now)}{flag}{posts}{why}{error}"
+            f"(story records are kept {data['story_retention_hours']:g} h: story likes before that are not counted)"
         )
-    if len(targets) > TARGET_LINES:
-        lines.append(f"  ... and {len(targets) - TARGET_LINES} more (`status --json` lists all)")
-    if any(t["user_pk"] is None for t in targets):
-        lines.append("  (pk=-: the user id is not known yet; the next pass looks it up)")
-    lines.append("last runs")
-    for r in data["last_runs"]:
-        counts = r["counts"] or {}
-        if r["finished_at"] is None:
-            lines.append(f"  {_when(r['started_at'], now)} {r['command']:12} running since {r['started_at']}")
-            continue
-        lines.append(
-            f"  {_when(r['started_at'], now)} {r['command']:12} exit {r['exit_code']} {r['outcome']} "
-            f"liked={counts.get('liked', 0)} requests={counts.get('requests', 0)}"
-        )
+    return "\n".join(lines)
+
+
+def report_rich(data: dict[str, Any]) -> Any:
+    """The same report as a rich renderable, for a terminal: a bar chart of likes per day."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    days = data["per_day"]
+    widest = max((d["story_likes"] + d["post_likes"] for d in days), default=0)
+    chart = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
+    for column, justify in (("day", "left"), ("likes", "left"), ("stories", "right"), ("posts", "right")):
+        chart.add_column(column, justify=justify)  # type: ignore[arg-type]
+    chart.add_column("requests", justify="right")
+    for d in days:
+        stories, posts = d["story_likes"], d["post_likes"]
+        width = 30
+        bar = Text()
+        if widest:
+            bar.append("█" * round(width * stories / widest), style="magenta")
+            bar.append("█" * round(width * posts / widest), style="cyan")
+        bar.append(f" {stories + posts}")
+        chart.add_row(d["date"], bar, str(stories), str(posts), str(d["requests"]))
+    rest = report_text(data, bars=False).splitlines()
+    per_target_at = rest.index("per target (stories, posts)")
+    return Group(Text(rest[0], style="bold"), chart, Text("\n".join(rest[per_target_at:])))
+
+
+def history_data(store: Store, account: str, *, target: str | None, limit: int) -> list[dict[str, Any]]:
+    """What was liked and when, newest first, with the Instagram link of each item."""
+    targets = store.targets(account, enabled_only=False)
+    names = {t.user_pk: t.username for t in targets if t.user_pk}
+    user_pk = None
+    if target is not None:
+        found = next((t for t in targets if t.username == target), None)
+        if found is None:
+            raise ConfigError(f"{target} is not a target")
+        if found.user_pk is None:
+            return []
+        user_pk = found.user_pk
+    rows = store.liked_history(account, target_user_pk=user_pk, limit=limit)
+    return [
+        {
+            "kind": kind,
+            "target": names.get(user, str(user)),
+            "liked_at": _iso(liked_at),
+            "taken_at": _iso(taken_at),
+            "pk": pk,
+            "url": link(kind, pk, names.get(user)),
+        }
+        for kind, pk, user, liked_at, taken_at in rows
+    ]
+
+
+def history_text(items: list[dict[str, Any]]) -> str:
+    if not items:
+        return "nothing liked yet"
+    return "\n".join(
+        f"{i['liked_at']}  {i['kind']:5} {i['target']:30} {i['url'] or '(pk ' + i['pk'] + ')'}" for i in items
+    )
+
+
+def digest_text(data: dict[str, Any]) -> str:
+    """The daily summary: likes per target, cooldowns, targets not checked."""
+    lines = [f"Since {data['since']}: {data['story_likes']} story likes, {data['post_likes']} post likes."]
+    liked = [t for t in data["per_target"] if t["story_likes"] or t["post_likes"]]
+    for t in liked:
+        lines.append(f"- {t['username']}: {t['story_likes']} stories, {t['post_likes']} posts")
+    cooldowns = data["cooldowns"]
+    lines.append(
+        f"Cooldowns started: {len(cooldowns['started'])}; runs that waited in one: {cooldowns['runs_that_waited']}."
+    )
+    if cooldowns["now"]:
+        lines.append(f"A cooldown runs until {cooldowns['now']['until']} ({cooldowns['now']['reason']}).")
+    if data["not_checked"]:
+        lines.append("Not checked: " + ", ".join(f"{t['username']} ({t['why']})" for t in data["not_checked"]))
+    lines.append(f"Requests to Instagram: {data['requests']} in {data['runs']} runs.")
     return "\n".join(lines)

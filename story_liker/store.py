@@ -15,8 +15,20 @@ from sqlmodel import Session, SQLModel, col, select
 
 from story_liker.db import unavailable_as_69
 from story_liker.errors import ConfigError
-from story_liker.limits import POST_LIKE, STORY_LIKE
-from story_liker.models import Account, Action, HealthState, LimitState, Notification, Post, Run, RunLock, Story, Target
+from story_liker.models import (
+    POST_LIKE,
+    STORY_LIKE,
+    Account,
+    Action,
+    HealthState,
+    LimitState,
+    Notification,
+    Post,
+    Run,
+    RunLock,
+    Story,
+    Target,
+)
 
 _IN_CHUNK = 500  # keeps IN lists well under SQLite's variable limit
 T = TypeVar("T")
@@ -639,7 +651,7 @@ class Store:
         with self._tx() as session:
             return session.get(RunLock, account)
 
-    # --- notifications, report and history (issue 12) -----------------------------------------------------
+    # --- notifications, report and history -----------------------------------------------------
 
     def health_state(self, account: str) -> HealthState | None:
         with self._tx() as session:

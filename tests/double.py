@@ -13,7 +13,7 @@ tests exercise instagrapi's own request building, response parsing and exception
 
 Real shapes by default, tidy ones on request
 --------------------------------------------
-The default answers follow /work/shared/REAL_SHAPES.md and the interfaces generated from captured answers
+The default answers follow the interfaces generated from captured answers
 (dilame/instagram-private-api ``src/responses/*.ts`` and ``src/services/story.service.ts``;
 marciopronin/instagram-private-test ``src/Response/{ReelsTrayFeedResponse,Model/StoryTray,Reel,Owner,
 Injected,Broadcast,PostLive,PostLiveItem,TraySuggestions}.php``):

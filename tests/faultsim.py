@@ -56,6 +56,7 @@ from story_liker.errors import (
 from story_liker.hooks import notify
 from story_liker.ig.types import PostItem, StoryItem, TrayEntry, UserRef
 from story_liker.jobs.deps import Deps
+from story_liker.jobs.lease import Lease
 from story_liker.jobs.posts import run_posts
 from story_liker.jobs.stories import run_stories
 from story_liker.logging import configure, register_secret
@@ -471,6 +472,7 @@ class _SimDeps(Deps):
             elif fault.kind == "lease_lost" and self.lease is not None:
                 with self.store.engine.begin() as connection:
                     connection.execute(sa.text("UPDATE run_lock SET run_id = 'intruder'"))
+                assert isinstance(self.lease, Lease)
                 self.lease.renewed_tick = float("-inf")  # the next keep() asks the database
             elif fault.kind == "db_write_fails":
                 self.sim.db_fail_armed = True
@@ -602,7 +604,9 @@ def run_schedule(
         final = [(t.username, t.user_pk, t.followed, t.enabled) for t in store.targets(ME, enabled_only=False)]
         with store.engine.connect() as connection:
             notifications = connection.execute(
-                sa.select(sa.func.count()).select_from(Notification).where(sa.column("event") == notify.NEEDS_HUMAN)
+                sa.select(sa.func.count())
+                .select_from(Notification)
+                .where(sa.column("event") == notify.State.NEEDS_HUMAN)
             ).scalar_one()
             owners = {
                 int(pk) for (pk,) in connection.execute(sa.text("SELECT target_user_pk FROM post WHERE skipped = 0"))

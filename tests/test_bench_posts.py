@@ -1,4 +1,4 @@
-"""The bench's post rows (issue #14): the clock move before the steady CLI pass, and the simulated week's world."""
+"""The bench's post rows: the clock move before the steady CLI pass, and the simulated week's world."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from story_liker.ig.types import PostItem, StoryItem, UserRef
 from story_liker.jobs.deps import Outcome
 from story_liker.jobs.posts import run_posts
 from story_liker.jobs.stories import run_stories
-from story_liker.limits import POST_LIKE, STORY_LIKE
+from story_liker.models import POST_LIKE, STORY_LIKE
 from story_liker.store import Store
 from tests.fake import ME, START, Harness, ScriptedInstagram, story, tray_of
 

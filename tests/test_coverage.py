@@ -274,7 +274,7 @@ def test_a_failed_batch_checks_nothing_and_counts_an_error(h: Harness) -> None:
 
 
 def test_status_shows_when_each_target_was_checked_and_liked_and_flags_the_overdue(h: Harness) -> None:
-    from story_liker.report import status_data, status_text
+    from story_liker.status import status_data, status_text
 
     h.overrides["target_accounts"] = "alice,locked,ghost"
     users = {"locked": UserRef(777, "locked", None)}
@@ -302,7 +302,7 @@ def test_status_shows_when_each_target_was_checked_and_liked_and_flags_the_overd
 
 
 def test_status_text_is_for_people_relative_times_problems_first_long_lists_capped(h: Harness) -> None:
-    from story_liker.report import status_data, status_text
+    from story_liker.status import status_data, status_text
 
     names = [f"user{n:03d}" for n in range(30)]
     h.overrides["target_accounts"] = ",".join(names)

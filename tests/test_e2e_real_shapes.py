@@ -1,4 +1,4 @@
-"""Issue #10 end to end: the installed CLI, the real instagrapi, the double speaking the shapes real Instagram
+"""The story passes end to end: the installed CLI, the real instagrapi, the double speaking the shapes real Instagram
 answers with (REAL_SHAPES.md: the own reel, hashtag, location and ad reels and lives in the tray, metadata-only
 entries, a lossy tray, mixed number/string ids, 19-digit pks, minimal item users, no friendship status in
 ``usernameinfo``, ``{"reel": null}``, "Not authorized to view user"). One test per defect of the issue; each
@@ -387,7 +387,7 @@ def test_a_collab_post_in_a_targets_feed_by_an_account_that_is_no_target(
 def test_the_home_feed_first_then_the_sweep_likes_what_the_feed_left_out_and_never_an_ad(
     ig: Any, env: dict[str, str], tmp_path: Path
 ) -> None:
-    """Issue #14 end to end: the real home feed (ads, suggested posts and users, story and reel cards, ranked
+    """Posts end to end: the real home feed (ads, suggested posts and users, story and reel cards, ranked
     and lossy) through the real instagrapi. The first pass reads it and every profile; a pass three hours
     later reads the home feed and only its share of the profiles, and likes a new post the feed shows without
     opening that profile; a post the feed never shows is liked once its profile comes round in the sweep."""

@@ -13,15 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from story_liker.hooks import notify
-from story_liker.hooks.notify import (
-    ACTION_BLOCKED,
-    LONG_COOLDOWN,
-    NEEDS_HUMAN,
-    OK,
-    SESSION_OUTDATED,
-    Health,
-    assess,
-)
+from story_liker.hooks.notify import Health, State, assess
 from story_liker.models import Account
 from story_liker.settings import Settings, load
 from story_liker.store import Store
@@ -67,22 +59,22 @@ def health(row: Account, code: int = 0, command: str = "run-stories", requests: 
 
 def test_each_event_is_told_apart() -> None:
     assert health(account(needs_human=True, needs_human_reason="challenge_required"), 77) == Health(
-        NEEDS_HUMAN, None, "challenge_required"
+        State.NEEDS_HUMAN, None, "challenge_required"
     )
     outdated = health(account(needs_human=True, needs_human_reason="Instagram ... (needs_upgrade on ping)"), 77)
-    assert outdated is not None and outdated.state == SESSION_OUTDATED
+    assert outdated is not None and outdated.state == State.SESSION_OUTDATED
     no_password = health(Account(username="liker", has_session=False), 77)
-    assert no_password is not None and no_password.state == NEEDS_HUMAN and "IG_PASSWORD" in no_password.reason
+    assert no_password is not None and no_password.state == State.NEEDS_HUMAN and "IG_PASSWORD" in no_password.reason
     exhausted = health(account(login_failures=3), 77)
     assert exhausted is not None and "3 login attempts" in exhausted.reason
     block_end = NOW + timedelta(hours=12)
     blocked = health(account(cooldown_until=block_end, cooldown_reason="feedback_required"), 75)
-    assert blocked == Health(ACTION_BLOCKED, block_end.isoformat(timespec="seconds"), "feedback_required")
+    assert blocked == Health(State.ACTION_BLOCKED, block_end.isoformat(timespec="seconds"), "feedback_required")
     long_end = NOW + timedelta(hours=8)
     assert health(account(cooldown_until=long_end, cooldown_reason="rate_limit"), 75) == Health(
-        LONG_COOLDOWN, long_end.isoformat(timespec="seconds"), "rate_limit"
+        State.LONG_COOLDOWN, long_end.isoformat(timespec="seconds"), "rate_limit"
     )
-    assert health(account(), 0) == Health(OK)
+    assert health(account(), 0) == Health(State.OK)
 
 
 def test_routine_runs_say_nothing_new() -> None:
@@ -97,7 +89,7 @@ def test_routine_runs_say_nothing_new() -> None:
 def test_a_long_cooldown_stays_one_state_while_it_runs_out() -> None:
     until = NOW + timedelta(hours=2)  # now shorter than NOTIFY_COOLDOWN_HOURS, but the same cooldown
     row = account(cooldown_until=until, cooldown_reason="rate_limit")
-    previous = Health(LONG_COOLDOWN, until.isoformat(timespec="seconds"))
+    previous = Health(State.LONG_COOLDOWN, until.isoformat(timespec="seconds"))
     assert health(row, 75, previous=previous) == previous
 
 
@@ -134,9 +126,9 @@ def test_one_message_per_change_none_per_repeated_run(store: Store) -> None:
     assert after(store, settings, 75) and not after(store, settings, 75)
     store.set_cooldown("liker", until=until + timedelta(hours=24), reason="feedback_required", strikes=2)
     assert after(store, settings, 75)  # a new block (another end) is news
-    assert queued(store) == [NEEDS_HUMAN, "recovered", ACTION_BLOCKED, ACTION_BLOCKED]
+    assert queued(store) == [State.NEEDS_HUMAN, "recovered", State.ACTION_BLOCKED, State.ACTION_BLOCKED]
     state = store.health_state("liker")
-    assert state is not None and state.state == ACTION_BLOCKED
+    assert state is not None and state.state == State.ACTION_BLOCKED
 
 
 def test_two_runs_that_saw_the_same_change_queue_it_once(store: Store) -> None:
@@ -182,7 +174,7 @@ def test_a_failed_url_gets_it_next_run_and_a_url_that_took_it_never_twice(store:
         first = notify.deliver(settings, store, "liker", now=NOW)
         assert [(o.delivered, o.why) for o in first] == [(True, ""), (False, "refused")]
         assert len(good.messages()) == 1 and flaky.messages() == []
-        assert queued(store) == [NEEDS_HUMAN]  # kept for the next run
+        assert queued(store) == [State.NEEDS_HUMAN]  # kept for the next run
         flaky.statuses.clear()
         second = notify.deliver(settings, store, "liker", now=NOW + timedelta(hours=1))
         assert [o.label for o in second] == ["#2 JSON (json://)"]  # only the URL that lacked it
@@ -207,7 +199,7 @@ def test_undelivered_messages_are_given_up_after_three_days(store: Store) -> Non
     needs_human(store)
     after(store, settings, 77)
     notify.deliver(settings, store, "liker", now=NOW)
-    assert queued(store) == [NEEDS_HUMAN]
+    assert queued(store) == [State.NEEDS_HUMAN]
     assert notify.deliver(settings, store, "liker", now=NOW + timedelta(days=4)) == []
     assert queued(store) == []
 
@@ -251,7 +243,7 @@ def _fast(monkeypatch: pytest.MonkeyPatch, *, deadline: float = 5.0, read: float
     monkeypatch.setattr(notify, "READ_TIMEOUT", read)
 
 
-def _deliveries(store: Store, settings: Settings, runs: int = 3) -> list[list[notify.Outcome]]:
+def _deliveries(store: Store, settings: Settings, runs: int = 3) -> list[list[notify.Delivery]]:
     return [notify.deliver(settings, store, "liker", now=NOW + timedelta(hours=run)) for run in range(runs)]
 
 
@@ -284,7 +276,7 @@ def test_a_message_sent_but_not_answered_counts_as_delivered_unconfirmed(
     assert later == [[], []] and queued(store) == []
     assert len(rec.received) == 1
     [unconfirmed] = [r for r in caplog.records if r.getMessage() == "notification_unconfirmed"]
-    assert unconfirmed.__dict__["retry"] == "never" and unconfirmed.__dict__["target"] == "#1 JSON (json://)"
+    assert unconfirmed.__dict__["retry"] == "never" and unconfirmed.__dict__["destination"] == "#1 JSON (json://)"
     assert "notification_failed" not in [r.getMessage() for r in caplog.records]
 
 
@@ -298,7 +290,7 @@ def test_a_slow_error_answer_is_retried_next_run(store: Store, rec: Receiver, mo
     after(store, settings, 77)
     [first] = notify.deliver(settings, store, "liker", now=NOW)
     assert (first.delivered, first.unconfirmed, first.why) == (False, False, "refused")
-    assert queued(store) == [NEEDS_HUMAN]
+    assert queued(store) == [State.NEEDS_HUMAN]
     rec.statuses.clear()
     [second] = notify.deliver(settings, store, "liker", now=NOW + timedelta(hours=1))
     assert second.delivered and queued(store) == [] and len(rec.messages()) == 1
@@ -318,7 +310,7 @@ def test_no_answer_to_a_retry_after_an_error_answer_is_a_failure(
     [first] = notify.deliver(settings, store, "liker", now=NOW)
     assert len(rec.received) == 2  # the quick retry went out, and was not answered before the deadline
     assert (first.delivered, first.unconfirmed) == (False, False)
-    assert queued(store) == [NEEDS_HUMAN]
+    assert queued(store) == [State.NEEDS_HUMAN]
     [second] = notify.deliver(settings, store, "liker", now=NOW + timedelta(hours=1))
     assert second.delivered and queued(store) == []
 
@@ -348,7 +340,7 @@ def test_a_connection_never_made_is_retried_next_run(
         for sock in [*fillers, full]:
             sock.close()
     assert (first.delivered, first.unconfirmed) == (False, False)
-    assert queued(store) == [NEEDS_HUMAN]
+    assert queued(store) == [State.NEEDS_HUMAN]
 
 
 def test_apprise_is_imported_only_to_send(tmp_path: Path) -> None:
@@ -493,7 +485,7 @@ def test_a_failed_delivery_never_changes_the_exit_code_and_is_retried_next_run(
     rec.statuses.extend([500] * 10)
     first = run_cli("keepalive", env=env, cwd=tmp_path)  # no session stored: 77
     assert first.code == 77
-    assert first.event("notification_failed")["target"] == "#1 JSON (json://)"
+    assert first.event("notification_failed")["destination"] == "#1 JSON (json://)"
     assert rec.messages() == []
     rec.statuses.clear()
     second = run_cli("keepalive", env=env, cwd=tmp_path)

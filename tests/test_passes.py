@@ -28,8 +28,7 @@ from story_liker.jobs.deps import Outcome, database_clock
 from story_liker.jobs.maintenance import keepalive
 from story_liker.jobs.posts import run_posts
 from story_liker.jobs.stories import run_stories
-from story_liker.limits import STORY_LIKE
-from story_liker.models import Action
+from story_liker.models import STORY_LIKE, Action
 from story_liker.store import Store
 from tests.fake import DEVICE, ME, FakeClock, Harness, ScriptedInstagram, story, tray_of
 

@@ -17,9 +17,9 @@ from story_liker.jobs.deps import Outcome
 from story_liker.jobs.maintenance import keepalive
 from story_liker.jobs.posts import run_posts
 from story_liker.jobs.stories import run_stories
-from story_liker.limits import STORY_LIKE
-from story_liker.report import status_data
+from story_liker.models import STORY_LIKE
 from story_liker.settings import parse_active_hours
+from story_liker.status import status_data
 from story_liker.store import Store
 from tests.fake import ME, Harness, ScriptedInstagram, story
 

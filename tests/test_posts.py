@@ -272,23 +272,23 @@ def test_post_recheck_longer_than_the_post_age_limit_is_a_configuration_error() 
 
 
 def test_status_shows_when_each_profile_was_read_and_liked_and_flags_the_late_ones(h: Harness) -> None:
-    from story_liker import report
+    from story_liker import status
 
     steady(h)
     ig = instagram(h, timeline=[[post(BOB, 1)]])
     posts(h, ig)
-    data = report.status_data(h.deps(ig))
+    data = status.status_data(h.deps(ig))
     by_name = {t["username"]: t for t in data["targets"]}
     assert by_name["bob"]["posts_last_liked_at"] == h.clock().isoformat()
     assert by_name["alice"]["posts_checked_at"] == h.clock().isoformat()  # this pass's share of the sweep
     assert not any(t["posts_overdue"] for t in data["targets"])
-    assert "posts read" in report.status_text(data)
+    assert "posts read" in status.status_text(data)
     h.store.start_run("r1", account=ME, command="run-posts", now=h.clock())  # as the CLI records each run
     h.store.finish_run("r1", exit_code=0, outcome="ok", counts={}, now=h.clock())
     h.clock.advance(hours=28)  # the timer stopped: 31 h since the first pass read bob and carol, 28 h alice
-    data = report.status_data(h.deps(ig))
+    data = status.status_data(h.deps(ig))
     assert sorted(t["username"] for t in data["targets"] if t["posts_overdue"]) == ["bob", "carol"]
-    assert "2 target(s) whose posts were not read within 30 h" in report.status_text(data)
+    assert "2 target(s) whose posts were not read within 30 h" in status.status_text(data)
 
 
 def test_a_home_feed_showing_only_posts_liked_before_is_nothing_new(h: Harness) -> None:

@@ -1,4 +1,4 @@
-"""Issue #13: a SQLite database this process cannot write (a read-only mount, directory or file).
+"""A SQLite database this process cannot write (a read-only mount, directory or file).
 
 The commands that only read (status, report, history, accounts list, doctor) work on it and never write; every
 other command stops before any request with one line and 78 (DatabaseReadOnly, a configuration problem).

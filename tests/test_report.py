@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from story_liker import activity
+from story_liker import report as reporting
 from story_liker.db import make_engine, migrate
 from story_liker.errors import ConfigError
 from story_liker.store import LikedPost, LikedStory, Store
@@ -179,8 +179,8 @@ def test_history_of_one_target_and_a_limit(seeded: dict[str, Any]) -> None:
 
 def test_shortcode_matches_instagram() -> None:
     for pk in (1, 63, 64, 3_400_000_000_000_000_001, 2_847_123_456_789_012_345):
-        assert activity.shortcode(pk) == shortcode(pk)
-    assert activity.link("post", "3400000000000000001_101", None) == (
+        assert reporting.shortcode(pk) == shortcode(pk)
+    assert reporting.link("post", "3400000000000000001_101", None) == (
         f"https://www.instagram.com/p/{shortcode(3_400_000_000_000_000_001)}/"
     )
 
@@ -196,6 +196,6 @@ def test_shortcode_matches_instagram() -> None:
     ],
 )
 def test_since_durations(text: str, span: timedelta) -> None:
-    assert activity.parse_since(text) == span
+    assert reporting.parse_since(text) == span
     with pytest.raises(ConfigError):
-        activity.parse_since("yesterday")
+        reporting.parse_since("yesterday")

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from story_liker.db import SCHEMA_REVISION, check_schema, current_revision, make_engine, migrate
 from story_liker.errors import SchemaOutdated
-from story_liker.limits import STORY_LIKE
+from story_liker.models import STORY_LIKE
 from story_liker.store import LikedPost, LikedStory, Store
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

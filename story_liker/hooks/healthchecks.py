@@ -8,6 +8,7 @@ import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from story_liker.errors import OK, TRY_LATER
 from story_liker.hooks.guard import isolated, retried
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ def run_uuid(run_id: str) -> str:
 def ping_suffix(code: int) -> str:
     """healthchecks.io's conventions: success is the plain URL, `/log` records a 75 (a cooldown, a held lock: a
     run that rightly did nothing) without counting it as a failure, `/<exit code>` is a failure."""
-    return "" if code == 0 else "log" if code == 75 else str(code)
+    return "" if code == OK else "log" if code == TRY_LATER else str(code)
 
 
 def ping(settings: Settings, suffix: str, *, command: str = "", run_id: str = "", body: str | None = None) -> None:

@@ -6,7 +6,7 @@ is queued (table ``notification``, in the same transaction as the new state), so
 for a day sends one message. The queue is then delivered to every configured URL; a URL that failed gets the
 message again at the next run, one that took it never twice.
 
-What "took it" means (``Outcome``): the service answered 2xx (delivered), or the request went out whole and no
+What "took it" means (``Delivery``): the service answered 2xx (delivered), or the request went out whole and no
 answer came in time: a read timeout, or the run's deadline while the answer was awaited (unconfirmed, logged as
 ``notification_unconfirmed``). A slow service, an Apprise API server fanning out, usually did take it: sending it
 again would repeat it at every run for days. Only what surely did not get through is sent again, briefly within
@@ -31,8 +31,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
+from story_liker.errors import NEEDS_HUMAN as NEEDS_HUMAN_EXIT
+from story_liker.health import login_exhausted
 from story_liker.hooks.guard import isolated, retried
 from story_liker.logging import redact, register_secret
 from story_liker.models import Account
@@ -41,11 +44,18 @@ from story_liker.store import Store
 
 log = logging.getLogger(__name__)
 
-OK = "ok"
-NEEDS_HUMAN = "needs_human"
-SESSION_OUTDATED = "session_outdated"
-ACTION_BLOCKED = "action_blocked"
-LONG_COOLDOWN = "long_cooldown"
+
+class State(StrEnum):
+    """The account's health as the person is told of it (not an exit code: see errors)."""
+
+    OK = "ok"
+    NEEDS_HUMAN = "needs_human"
+    SESSION_OUTDATED = "session_outdated"
+    ACTION_BLOCKED = "action_blocked"
+    LONG_COOLDOWN = "long_cooldown"
+
+
+# the events of the messages besides a new State (each State is its own event)
 RECOVERED = "recovered"
 DIGEST = "digest"
 TEST = "test"
@@ -65,7 +75,7 @@ CLAIM = timedelta(minutes=2)  # a run delivering a message keeps other runs off 
 class Health:
     """The account's health as far as the person is concerned; ``key`` tells two blocks apart (their end)."""
 
-    state: str = OK
+    state: str = State.OK
     key: str | None = None
     reason: str = ""
 
@@ -88,26 +98,26 @@ def assess(
     cooldown, a run that did not reach Instagram): then whatever was notified last still holds."""
     if account.needs_human:
         reason = account.needs_human_reason or "a challenge or a 2FA prompt"
-        return Health(SESSION_OUTDATED if "needs_upgrade" in reason else NEEDS_HUMAN, None, reason)
-    if code == 77:  # needs a human without the flag: no session, and no password to log in with
-        if account.login_failures >= 3:
-            return Health(NEEDS_HUMAN, None, f"{account.login_failures} login attempts failed in a row")
+        return Health(State.SESSION_OUTDATED if "needs_upgrade" in reason else State.NEEDS_HUMAN, None, reason)
+    if code == NEEDS_HUMAN_EXIT:  # needs a human without the flag: no session, and no password to log in with
+        if login_exhausted(account.login_failures):
+            return Health(State.NEEDS_HUMAN, None, f"{account.login_failures} login attempts failed in a row")
         if not account.has_session:
-            return Health(NEEDS_HUMAN, None, "no live Instagram session, and no IG_PASSWORD for a login")
-        return Health(NEEDS_HUMAN, None, "Instagram wants a person to look")
+            return Health(State.NEEDS_HUMAN, None, "no live Instagram session, and no IG_PASSWORD for a login")
+        return Health(State.NEEDS_HUMAN, None, "Instagram wants a person to look")
     until = account.cooldown_until
     if until is not None and until > now:
         key = until.isoformat(timespec="seconds")
         reason = str(account.cooldown_reason or "throttled")
         if reason == "feedback_required":
-            return Health(ACTION_BLOCKED, key, reason)
-        if previous.ident == (LONG_COOLDOWN, key):
+            return Health(State.ACTION_BLOCKED, key, reason)
+        if previous.ident == (State.LONG_COOLDOWN, key):
             return previous
         if until - now > long_cooldown:
-            return Health(LONG_COOLDOWN, key, reason)
+            return Health(State.LONG_COOLDOWN, key, reason)
         return None  # a short cooldown: routine
     if code == 0 and command in INSTAGRAM_COMMANDS and requests > 0:
-        return Health(OK)
+        return Health(State.OK)
     return None
 
 
@@ -119,40 +129,41 @@ def _when(value: str | None, settings: Settings) -> str:
 
 def message(new: Health, previous: Health, settings: Settings, account: str, *, command: str) -> tuple[str, str, str]:
     """(event, title, body) of a change of health. Names no secret: our own words, the reasons we stored."""
-    if new.state == NEEDS_HUMAN:
+    if new.state == State.NEEDS_HUMAN:
         return (
-            NEEDS_HUMAN,
+            State.NEEDS_HUMAN,
             f"story-liker: {account} needs you",
             f"{new.reason}.\nRuns exit 77 and send nothing to Instagram until you run `story-liker login`.",
         )
-    if new.state == SESSION_OUTDATED:
+    if new.state == State.SESSION_OUTDATED:
         return (
-            SESSION_OUTDATED,
+            State.SESSION_OUTDATED,
             f"story-liker: the session of {account} is outdated",
             "Instagram rejects the app version of the stored session.\n"
             "Run `story-liker session upgrade`, then `story-liker keepalive`. Runs exit 77 until then.",
         )
-    if new.state == ACTION_BLOCKED:
+    if new.state == State.ACTION_BLOCKED:
         return (
-            ACTION_BLOCKED,
+            State.ACTION_BLOCKED,
             f"story-liker: Instagram blocked likes for {account}",
             f"An action block (feedback_required): no likes until {_when(new.key, settings)}.\n"
             "Runs exit 75 without a request until then; nothing to do. Liking less "
             "(*_LIKES_PER_HOUR/_PER_DAY) makes the next one less likely.",
         )
-    if new.state == LONG_COOLDOWN:
+    if new.state == State.LONG_COOLDOWN:
         return (
-            LONG_COOLDOWN,
+            State.LONG_COOLDOWN,
             f"story-liker: {account} is cooling down until {_when(new.key, settings)}",
             f"Instagram throttled the account ({new.reason}); runs exit 75 without a request until "
             f"{_when(new.key, settings)}. Nothing to do.",
         )
-    was = {
-        NEEDS_HUMAN: "needing a human",
-        SESSION_OUTDATED: "an outdated session",
-        ACTION_BLOCKED: "an action block",
-        LONG_COOLDOWN: "a long cooldown",
-    }.get(previous.state, previous.state)
+    wording: dict[str, str] = {
+        State.NEEDS_HUMAN: "needing a human",
+        State.SESSION_OUTDATED: "an outdated session",
+        State.ACTION_BLOCKED: "an action block",
+        State.LONG_COOLDOWN: "a long cooldown",
+    }
+    was = wording.get(previous.state, previous.state)
     return (
         RECOVERED,
         f"story-liker: {account} is running again",
@@ -205,7 +216,7 @@ def record_change(
 
 def queue_digest(settings: Settings, store: Store, account: str, *, now: datetime) -> bool:
     """NOTIFY_DIGEST=daily: at the first run of a day (in TIMEZONE), a summary since the last one."""
-    from story_liker import activity
+    from story_liker import report as reporting
 
     row = store.health_state(account)
     last = row.digest_at if row else None
@@ -213,10 +224,10 @@ def queue_digest(settings: Settings, store: Store, account: str, *, now: datetim
     if last is not None and last.astimezone(zone).date() >= now.astimezone(zone).date():
         return False
     since = max(last or now - timedelta(days=1), now - timedelta(days=7))
-    data = activity.report_data(store, settings, account, window=activity.Window(since, now))
+    data = reporting.report_data(store, settings, account, window=reporting.Window(since, now))
     title = f"story-liker: {account} daily summary"
     queued = store.queue_digest(
-        account, last=last, now=now, message=(DIGEST, title, redact(activity.digest_text(data)))
+        account, last=last, now=now, message=(DIGEST, title, redact(reporting.digest_text(data)))
     )
     if queued:
         log.info("notification_queued", extra={"notify_event": DIGEST})
@@ -236,7 +247,7 @@ class Destination:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Delivery:
     label: str
     delivered: bool  # the service answered 2xx
     why: str = ""  # when not delivered: "refused", "no answer" (read timeout), "timed out" (deadline), an exception
@@ -322,36 +333,36 @@ class _Attempts:
 _WATCHED = threading.local()  # .attempts: the _Attempts of the delivery this thread runs, else unset/None
 
 
-def send(jobs: Sequence[tuple[Destination, tuple[str, str, str]]], *, deadline: float) -> list[Outcome]:
+def send(jobs: Sequence[tuple[Destination, tuple[str, str, str]]], *, deadline: float) -> list[Delivery]:
     """Send each (destination, (event, title, body)) from its own daemon thread, all at once, with a short
     bounded retry of what surely failed; after ``deadline`` seconds whatever has not answered is left behind (a
     daemon thread never keeps the process alive): unconfirmed when its request went out, else not delivered."""
     _watch_requests()
-    results: list[Outcome | None] = [None] * len(jobs)
+    results: list[Delivery | None] = [None] * len(jobs)
     watched = [_Attempts() for _ in jobs]
 
-    def one(index: int, target: Destination, note: tuple[str, str, str]) -> None:
+    def one(index: int, destination: Destination, note: tuple[str, str, str]) -> None:
         attempts = _WATCHED.attempts = watched[index]
         try:
             retried(
                 "notification",
-                lambda: _notify_once(target.plugin, note, attempts),
+                lambda: _notify_once(destination.plugin, note, attempts),
                 on=lambda exc: isinstance(exc, Undelivered),
                 window=max(0.0, min(deadline / 2, 3.0)),  # a quick retry only of what failed quickly
             )
-            results[index] = Outcome(target.label, True)
+            results[index] = Delivery(destination.label, True)
         except Unanswered:
-            results[index] = Outcome(target.label, False, "no answer", unconfirmed=not attempts.refused)
+            results[index] = Delivery(destination.label, False, "no answer", unconfirmed=not attempts.refused)
         except Undelivered:
-            results[index] = Outcome(target.label, False, "refused")
+            results[index] = Delivery(destination.label, False, "refused")
         except Exception as exc:  # an Apprise plugin that raised: this URL failed, the others go on
-            results[index] = Outcome(target.label, False, type(exc).__name__)
+            results[index] = Delivery(destination.label, False, type(exc).__name__)
         finally:
             _WATCHED.attempts = None
 
     threads = [
-        threading.Thread(target=one, args=(index, target, note), name=f"notify-{index}", daemon=True)
-        for index, (target, note) in enumerate(jobs)
+        threading.Thread(target=one, args=(index, destination, note), name=f"notify-{index}", daemon=True)
+        for index, (destination, note) in enumerate(jobs)
     ]
     for thread in threads:
         thread.start()
@@ -361,8 +372,8 @@ def send(jobs: Sequence[tuple[Destination, tuple[str, str, str]]], *, deadline: 
     return [
         result
         if result is not None
-        else Outcome(target.label, False, "timed out", unconfirmed=attempts.sent and not attempts.refused)
-        for result, attempts, (target, _) in zip(list(results), watched, jobs, strict=True)
+        else Delivery(destination.label, False, "timed out", unconfirmed=attempts.sent and not attempts.refused)
+        for result, attempts, (destination, _) in zip(list(results), watched, jobs, strict=True)
     ]
 
 
@@ -438,7 +449,7 @@ def _combined(notes: Sequence[Any]) -> tuple[str, str, str]:
     return latest.event, f"{latest.title} (+{len(notes) - 1} earlier)", body
 
 
-def deliver(settings: Settings, store: Store, account: str, *, now: datetime) -> list[Outcome]:
+def deliver(settings: Settings, store: Store, account: str, *, now: datetime) -> list[Delivery]:
     """Send every queued message to each URL that has not taken it yet; a message every URL took is done."""
     dropped = store.give_up_notifications(account, before=now - GIVE_UP_AFTER, now=now)
     if dropped:
@@ -450,29 +461,29 @@ def deliver(settings: Settings, store: Store, account: str, *, now: datetime) ->
     pending = [n for n in pending if n.id in claimed]
     if not pending:
         return []
-    targets, problems = destinations(settings)
+    configured, problems = destinations(settings)
     for problem in problems:
         log.warning("notify_url_unusable", extra={"url": problem})
     delivered = {n.id: set(json.loads(n.delivered_to or "[]")) for n in pending}
     jobs, owed = [], []
-    for target in targets:
-        todo = [n for n in pending if target.fingerprint not in delivered[n.id]]
+    for destination in configured:
+        todo = [n for n in pending if destination.fingerprint not in delivered[n.id]]
         if todo:
-            jobs.append((target, _combined(todo)))
+            jobs.append((destination, _combined(todo)))
             owed.append(todo)
     outcomes = send(jobs, deadline=DEADLINE)
-    for (target, _), todo, outcome in zip(jobs, owed, outcomes, strict=True):
-        fields = {"target": target.label, "messages": len(todo)}
+    for (destination, _), todo, outcome in zip(jobs, owed, outcomes, strict=True):
+        fields = {"destination": destination.label, "messages": len(todo)}
         if outcome.delivered or outcome.unconfirmed:
             for n in todo:
-                delivered[n.id].add(target.fingerprint)
+                delivered[n.id].add(destination.fingerprint)
         if outcome.delivered:
             log.info("notification_sent", extra=fields)
         elif outcome.unconfirmed:  # sent, and the answer did not come in time: it may well have arrived
             log.warning("notification_unconfirmed", extra=fields | {"error": outcome.why, "retry": "never"})
         else:
             log.warning("notification_failed", extra=fields | {"error": outcome.why, "retry": "next run"})
-    wanted = {t.fingerprint for t in targets}
+    wanted = {d.fingerprint for d in configured}
     for n in pending:
         assert n.id is not None
         done = bool(wanted) and wanted <= delivered[n.id]
@@ -480,13 +491,13 @@ def deliver(settings: Settings, store: Store, account: str, *, now: datetime) ->
     return outcomes
 
 
-def send_test(settings: Settings) -> tuple[list[Outcome], list[str]]:
+def send_test(settings: Settings) -> tuple[list[Delivery], list[str]]:
     """`notify test`: one test message to every configured URL; which took it, and the entries Apprise cannot use."""
-    targets, problems = destinations(settings)
+    configured, problems = destinations(settings)
     who = settings.ig_username or "this host"
     note = (
         TEST,
         "story-liker: test message",
         f"A test from story-liker for {who}: its notifications reach you here.",
     )
-    return send([(t, note) for t in targets], deadline=TEST_DEADLINE), problems
+    return send([(d, note) for d in configured], deadline=TEST_DEADLINE), problems

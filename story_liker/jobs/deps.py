@@ -10,17 +10,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from story_liker import ratelimit
 from story_liker.errors import DatabaseUnavailable, Interrupted
 from story_liker.ig.types import Client, Connection
 from story_liker.settings import Settings
 from story_liker.store import Store
-
-if TYPE_CHECKING:
-    from story_liker.jobs.lease import Lease
-
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +30,14 @@ class Outcome(StrEnum):
     BUDGET_USED_UP = "budget_used_up"  # the limits left some likes for a later pass
     DRY_RUN = "dry_run"
     OUTSIDE_ACTIVE_HOURS = "outside_active_hours"  # ACTIVE_HOURS: no request was sent
+
+
+class Held(Protocol):
+    """The run's lease while it holds it (jobs.lease.Lease): checked before every request."""
+
+    def keep(self) -> None:
+        """Renew it when due; raise LeaseLost once another run took it."""
+        ...
 
 
 class Progress(Protocol):
@@ -99,7 +103,7 @@ class Deps:
     progress: Progress = field(default_factory=NoProgress)
     counts: Counts = field(default_factory=Counts)
     sleeper: Callable[[float], None] | None = None  # None: wait on `stop`, so a signal ends a pause at once
-    lease: Lease | None = None  # set while the run holds the account's lease (jobs.lease)
+    lease: Held | None = None  # set while the run holds the account's lease (jobs.lease)
     deadline: datetime | None = None  # the end of the pass's time budget (PASS_BUDGET_MINUTES), once it started
 
     def checkpoint(self) -> None:

@@ -25,8 +25,7 @@ from story_liker.jobs.lease import lease
 from story_liker.jobs.pacing import Paced
 from story_liker.jobs.session import check_account, with_instagram
 from story_liker.jobs.targets import sync_targets
-from story_liker.limits import STORY_LIKE
-from story_liker.models import Target
+from story_liker.models import STORY_LIKE, Target
 
 log = logging.getLogger(__name__)
 

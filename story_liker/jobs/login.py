@@ -22,7 +22,7 @@ from story_liker.errors import (
 )
 from story_liker.jobs.deps import Deps, Outcome, Report
 from story_liker.jobs.lease import lease
-from story_liker.jobs.session import connection_for
+from story_liker.jobs.session import connection_for, store_session
 
 if TYPE_CHECKING:
     from story_liker.ig.types import Client, UserRef
@@ -83,7 +83,7 @@ def login(
                 user_pk = own_session(account, who, claimed=ig.user_pk)
             else:
                 if stored is None:  # a new device: stored before its first login attempt, never made twice
-                    _save(deps, ig.dump_settings(), key, has_session=False, user_pk=None)
+                    store_session(deps, ig.dump_settings(), login=False, has_session=False, user_pk=None)
                 if sessionid:
                     who = ig.login_by_sessionid(sessionid)
                     counts.requests = ig.requests_sent
@@ -101,7 +101,7 @@ def login(
                     # IG_USERNAME itself was the login's name; the user pk it answered with (the authorization)
                     # may still be an account row's under another name: save_session refuses that
                     user_pk = ig.user_pk
-            if not _save(deps, ig.dump_settings(), key, has_session=True, user_pk=user_pk):
+            if not store_session(deps, ig.dump_settings(), login=True, has_session=True, user_pk=user_pk):
                 raise ConfigError("another run took the lock while logging in: the new session was not stored")
             if imported:  # an existing account's session: its limits are in force at once
                 store.set_warmup(account, None)
@@ -192,20 +192,6 @@ def _stored(text: str | None, encrypted: bool, key: str | None, replace_undecryp
         return None
 
 
-def _save(deps: Deps, settings: dict[str, Any], key: str | None, *, has_session: bool, user_pk: int | None) -> bool:
-    text, encrypted = vault.encode(settings, key)
-    return deps.store.save_session(
-        deps.settings.account(),
-        settings=text,
-        encrypted=encrypted,
-        user_pk=user_pk,
-        now=deps.clock(),
-        login=has_session,
-        has_session=has_session,
-        run_id=deps.run_id,
-    )
-
-
 def upgrade_session(deps: Deps) -> Report:
     """`session upgrade`: move the stored session to instagrapi's current app profile, keeping the device ids.
     No request is sent; a needs-human flag set because Instagram wanted a newer app is cleared."""
@@ -218,17 +204,7 @@ def upgrade_session(deps: Deps) -> Report:
         if state.settings is None:
             raise ConfigError(f"no Instagram session stored for {account}: run `story-liker login`")
         upgraded, before, after = upgrade_app_profile(vault.decode(state.settings, state.settings_encrypted, key))
-        text, encrypted = vault.encode(upgraded, key)
-        store.save_session(
-            account,
-            settings=text,
-            encrypted=encrypted,
-            user_pk=state.user_pk,
-            now=deps.clock(),
-            login=False,
-            has_session=state.has_session,
-            run_id=deps.run_id,
-        )
+        store_session(deps, upgraded, login=False, has_session=state.has_session, user_pk=state.user_pk)
         if state.needs_human and "needs_upgrade" in (state.needs_human_reason or ""):
             store.clear_needs_human(account)
         log.info("session_upgraded", extra={"app_version_before": before, "app_version_after": after})

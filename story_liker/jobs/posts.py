@@ -16,8 +16,7 @@ from story_liker.jobs.deps import Deps, Outcome, Report, bookkeeping
 from story_liker.jobs.likes import Likes, like_pass
 from story_liker.jobs.pacing import Paced
 from story_liker.jobs.targets import Failing, resolve_targets, targets_by_user
-from story_liker.limits import POST_LIKE
-from story_liker.models import Target
+from story_liker.models import POST_LIKE, Target
 from story_liker.store import liked_posts
 
 log = logging.getLogger(__name__)

@@ -70,7 +70,7 @@ def with_instagram(deps: Deps, body: Callable[[Paced], T]) -> T:
     alive = not needs_login  # the session is worth saving: stored and not found dead, or fresh from a login
     try:
         if stored is None:
-            _save(deps, ig, key, login=False, has_session=False)  # the device exists before its first login
+            keep_session(deps, ig, login=False, has_session=False)  # the device exists before its first login
         if needs_login:
             _login(deps, ig, state, "no stored session", new_device=stored is None)
             logged_in = alive = True
@@ -115,7 +115,7 @@ def with_instagram(deps: Deps, body: Callable[[Paced], T]) -> T:
         counts.requests = ig.requests_sent
         counts.errors += ig.malformed
         if alive:  # a login saved (and cleared the flags) at once; this stores the refreshed cookies
-            _save(deps, ig, key, login=False)
+            keep_session(deps, ig, login=False)
 
 
 def _gate(deps: Deps, state: Account, why: str) -> None:
@@ -165,7 +165,7 @@ def _login(deps: Deps, ig: Instagram, state: Account, why: str, *, new_device: b
         if health.login_exhausted(failures) and not isinstance(exc, NeedsHuman):
             raise NeedsHuman(f"{failures} login attempts failed in a row (last: {exc.message})") from None
         raise
-    _save(deps, ig, deps.settings.encryption_key, login=True)
+    keep_session(deps, ig, login=True)
     store.record_auto_login(account, deps.clock())
     if new_device:
         store.set_warmup(account, deps.clock())
@@ -184,22 +184,28 @@ def connection_for(settings: Settings, account: str, stored: dict[str, Any] | No
     )
 
 
-def _save(deps: Deps, ig: Instagram, key: str | None, *, login: bool, has_session: bool = True) -> None:
-    """Store the refreshed settings while this run holds the lease. A client without a session (a login
-    that failed) has nothing new to save beyond the device, which was stored before the attempt."""
-    settings = ig.dump_settings()
-    if has_session and not vault.has_session(settings):
+def keep_session(deps: Deps, ig: Instagram, *, login: bool, has_session: bool = True) -> None:
+    """Store the client's refreshed session while this run holds the lease. A client without a session (a login
+    that failed) has nothing new to keep beyond the device, which was stored before the attempt."""
+    session = ig.dump_settings()
+    if has_session and not vault.has_session(session):
         return
-    text, encrypted = vault.encode(settings, key)
-    saved = deps.store.save_session(
+    saved = store_session(deps, session, login=login, has_session=has_session, user_pk=ig.user_pk)
+    if not saved:
+        log.warning("session_not_saved", extra={"reason": "this run no longer holds the lease"})
+
+
+def store_session(deps: Deps, session: dict[str, Any], *, login: bool, has_session: bool, user_pk: int | None) -> bool:
+    """The one way a session (instagrapi's dump: device, cookies, tokens) reaches the database: encrypted when a
+    key is set, and only while this run holds the account's lease. Returns whether it was written."""
+    text, encrypted = vault.encode(session, deps.settings.encryption_key)
+    return deps.store.save_session(
         deps.settings.account(),
         settings=text,
         encrypted=encrypted,
-        user_pk=ig.user_pk,
+        user_pk=user_pk,
         now=deps.clock(),
         login=login,
         has_session=has_session,
         run_id=deps.run_id,
     )
-    if not saved:
-        log.warning("session_not_saved", extra={"reason": "this run no longer holds the lease"})

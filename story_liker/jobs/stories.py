@@ -13,8 +13,7 @@ from story_liker.jobs.deps import Counts, Deps, Outcome, Report, bookkeeping
 from story_liker.jobs.likes import Likes, like_pass
 from story_liker.jobs.pacing import Paced
 from story_liker.jobs.targets import Failing, adopt_from_tray, cleared, resolve_targets, targets_by_user
-from story_liker.limits import STORY_LIKE
-from story_liker.models import Target
+from story_liker.models import STORY_LIKE, Target
 from story_liker.store import liked_stories
 
 log = logging.getLogger(__name__)

@@ -227,11 +227,15 @@ def _execute(spec: Spec, job: Callable[[Deps], Report]) -> None:
     run_id = uuid.uuid4().hex[:12]
     CONTEXT.set({"run_id": run_id, "command": spec.name, "account": settings.ig_username or ""})
     code = BUG
+    end: RunEnd | None = None
     try:
         with _monitored(spec, settings, run_id) as end:
             code = _run(spec, job, settings, run_id, env, end)
     except Interrupted as exc:  # a second signal in the hooks: stop at once, as asked
         code = exc.exit_code
+    finally:
+        if end is not None and end.store is not None:
+            end.store.engine.dispose()  # the files closed (and SQLite's WAL checkpointed) when the command ends
     raise typer.Exit(code)
 
 
@@ -593,11 +597,16 @@ def migrate() -> None:
     from story_liker.db import migrate as upgrade
 
     settings = _load_settings()
+    engine = None
     try:
-        before, after = upgrade(make_engine(settings.database_url))
+        engine = make_engine(settings.database_url)
+        before, after = upgrade(engine)
     except StoryLikerError as exc:
         _fail(exc.message, exc.exit_code)
         raise  # unreachable; for type checkers
+    finally:
+        if engine is not None:
+            engine.dispose()
     log.info("migrated", extra={"from": before, "to": after})
     typer.echo(
         f"schema at {after}" + (" (unchanged)" if before == after else f" (was {before or 'empty'})"),

@@ -126,12 +126,15 @@ def run(
                 )
         checks.extend(_endpoints(settings))
         return checks
-    now = datetime.now(UTC)
-    checks.extend(_account(settings, store, account, now))
-    checks.append(_targets(settings, store, account, now))
-    checks.extend(_endpoints(settings))
-    if online:
-        checks.append(_online(settings, store, connect))
+    try:
+        now = datetime.now(UTC)
+        checks.extend(_account(settings, store, account, now))
+        checks.append(_targets(settings, store, account, now))
+        checks.extend(_endpoints(settings))
+        if online:
+            checks.append(_online(settings, store, connect))
+    finally:
+        store.engine.dispose()
     return checks
 
 

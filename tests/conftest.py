@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -130,7 +131,36 @@ class Result:
         return found[-1]
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 60) -> Result:
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> Result:
+    """Run `story-liker` in this process (typer's CliRunner, as llm and doc2dash test theirs) with exactly the given
+    environment and working directory, as a process would see them; no signal handlers are installed (the
+    runner's Env). A test where the process is the point (signals, kill -9, a terminal, two runs at once, the
+    installed entry point, something that may hang) uses `run_process`."""
+    from typer.testing import CliRunner
+
+    from story_liker.cli import Env, app
+
+    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")}
+    saved_env, saved_cwd = dict(os.environ), Path.cwd()
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    os.environ.clear()
+    os.environ.update(base | (env or {}))
+    if cwd is not None:
+        os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(app, list(args), obj=Env(signals=False), input="")
+    finally:
+        root.handlers[:], root.level = saved_handlers, saved_level
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception  # a crash the CLI did not turn into an exit code: a bug, shown with its traceback
+    return Result(result.exit_code, result.stdout, result.stderr)
+
+
+def run_process(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 60) -> Result:
     """Run the installed `story-liker` as a separate process with exactly the given environment."""
     base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")}
     proc = subprocess.run(

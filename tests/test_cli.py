@@ -15,13 +15,14 @@ import sqlalchemy as sa
 
 from story_liker.db import SCHEMA_REVISION, make_engine
 from story_liker.store import Store
-from tests.conftest import Terminal, fresh_database_url, login, needs_postgres, run_cli
+from tests.conftest import Terminal, fresh_database_url, login, needs_postgres, run_cli, run_process
 
 
 def test_help_and_version_work_with_an_empty_environment(tmp_path: Path) -> None:
-    result = run_cli("--help", cwd=tmp_path)
+    """The installed entry point, as a process."""
+    result = run_process("--help", cwd=tmp_path)
     assert result.code == 0 and "run-stories" in result.stdout
-    version = run_cli("--version", cwd=tmp_path)
+    version = run_process("--version", cwd=tmp_path)
     assert version.code == 0 and version.stdout.startswith("story-liker ")
     assert not (tmp_path / "data").exists()  # --help touches no database
 

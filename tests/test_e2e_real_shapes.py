@@ -323,9 +323,10 @@ def test_every_target_is_checked_and_liked_when_the_tray_leaves_a_fifth_out(
     login(ig, env, tmp_path)
     step = timedelta(hours=2)
 
-    for _ in range(5):
+    posted = datetime.now(UTC).timestamp() - 3000
+    for round_ in range(5):
         for user in users:
-            ig.add_story(user)
+            ig.add_story(user, taken_at=posted + round_ * 60)  # each round's stories a minute after the last
         result = run(env, tmp_path)
         assert summary(result)["errors"] == 0
         now = datetime.now(UTC)

@@ -10,7 +10,7 @@ import pytest
 
 from story_liker.db import make_engine
 from story_liker.store import Store
-from tests.conftest import finish_with_cpu, login, run_cli, start
+from tests.conftest import finish_with_cpu, login, run_cli, run_process, start
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +55,7 @@ def test_new_story_after_a_pass_is_liked_next_time(ig: Any, env: dict[str, str],
     env["TARGET_ACCOUNTS"] = "alice"
     login(ig, env, tmp_path)
     assert run_cli("run-stories", env=env, cwd=tmp_path).code == 0
-    new = ig.add_story(ig.users[0])
+    new = ig.add_story(ig.users[0], taken_at=old.taken_at + 60)  # a minute after the first: newer, whenever we run
     result = run_cli("run-stories", env=env, cwd=tmp_path)
     assert result.code == 0, result.output
     assert ig.liked_story_ids == {old.id, new.id}
@@ -267,15 +267,16 @@ def test_malformed_reels_answer_is_skipped_without_traceback(ig: Any, env: dict[
 
 
 def test_no_secret_reaches_the_output(ig: Any, env: dict[str, str], tmp_path: Path) -> None:
+    """A real process's whole output (what a journal or a log collector keeps), a re-login at DEBUG included."""
     follow_with_stories(ig, ["alice"], per_user=2, liked=0)
     env |= {"TARGET_ACCOUNTS": "alice", "IG_PASSWORD": ig.password, "LOG_LEVEL": "DEBUG"}
     login(ig, env, tmp_path)
     ig.expire_session()
-    outputs = [run_cli("run-stories", env=env, cwd=tmp_path)]
+    outputs = [run_process("run-stories", env=env, cwd=tmp_path)]
     ig.fail("reels_tray", status=429)
-    outputs.append(run_cli("run-stories", env=env, cwd=tmp_path))
-    outputs.append(run_cli("status", env=env, cwd=tmp_path))
-    outputs.append(run_cli("status", "--json", env=env, cwd=tmp_path))
+    outputs.append(run_process("run-stories", env=env, cwd=tmp_path))
+    outputs.append(run_process("status", env=env, cwd=tmp_path))
+    outputs.append(run_process("status", "--json", env=env, cwd=tmp_path))
     text = "".join(r.output for r in outputs)
     settings = ig.settings()
     cookies = {k: v for k, v in settings["cookies"].items() if k != "ds_user_id"}  # the user pk is public

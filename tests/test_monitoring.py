@@ -16,7 +16,7 @@ import pytest
 
 from story_liker.hooks.healthchecks import ping_suffix, run_uuid
 from story_liker.hooks.prometheus import textfile_path
-from tests.conftest import login, run_cli
+from tests.conftest import login, run_cli, run_process
 from tests.receiver import BoundedHTTPServer as _BoundedHTTPServer
 from tests.receiver import BoundedTCPServer as _BoundedTCPServer
 
@@ -234,7 +234,7 @@ def test_dead_or_hanging_monitoring_never_fails_or_holds_up_a_pass(recorder: Any
         "HEALTHCHECK_URL": url,
         "PUSHGATEWAY_URL": "http://127.0.0.1:1",  # nothing listens: refused
     }
-    result = run_cli(
+    result = run_process(
         "cleanup", "--all-accounts", env=env, cwd=tmp_path, timeout=40
     )  # a run that waited for the answer would hang
     assert result.code == 0, result.output

@@ -17,7 +17,7 @@ from story_liker.hooks.notify import Health, State, assess
 from story_liker.models import Account
 from story_liker.settings import Settings, load
 from story_liker.store import Store
-from tests.conftest import Result, assert_no_secrets, login, run_cli
+from tests.conftest import Result, assert_no_secrets, login, run_cli, run_process
 from tests.receiver import Receiver, free_port, receiver
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
@@ -619,12 +619,12 @@ def test_a_hanging_notification_service_does_not_hold_the_run(
 ) -> None:
     rec.hold = threading.Event()  # accepts the message and never answers while the run lasts
     env |= {"NOTIFY_URLS": json_url(rec)}
-    result = run_cli("keepalive", env=env, cwd=tmp_path, timeout=50)  # no session: 77; a run that waited would hang
+    result = run_process("keepalive", env=env, cwd=tmp_path, timeout=50)  # no session: 77; a run that waited would hang
     assert result.code == 77
     assert rec.arrived.is_set() and rec.calls == []  # sent, and the run was over before any answer came
     # it went out, and whether the service took it is unknown: counted as taken, never sent again (a slow service
     # would otherwise get it at every run for 3 days)
     assert result.event("notification_unconfirmed")["retry"] == "never"
     assert "notification_failed" not in {e["event"] for e in result.events()}
-    again = run_cli("keepalive", env=env, cwd=tmp_path, timeout=50)
+    again = run_process("keepalive", env=env, cwd=tmp_path, timeout=50)
     assert again.code == 77 and len(rec.received) == 1

@@ -7,7 +7,7 @@ import pytest
 from story_liker.errors import ConfigError
 from story_liker.settings import DEFAULT_DATABASE_URL, load, normalise_username
 from story_liker.store import Store
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_process
 
 
 def test_defaults_are_conservative() -> None:
@@ -268,7 +268,7 @@ def test_a_secret_file_that_is_no_small_text_file_is_one_line_naming_the_variabl
     tmp_path: Path, variable: str, kind: str
 ) -> None:
     path, says = _secret_file(kind, tmp_path)
-    result = run_cli("status", env={"IG_USERNAME": "me", variable: path}, cwd=tmp_path, timeout=30)
+    result = run_process("status", env={"IG_USERNAME": "me", variable: path}, cwd=tmp_path, timeout=30)
     assert result.code == 78, result.output
     assert result.stderr.startswith(f"story-liker: {variable}: ") and says in result.stderr, result.stderr
     assert len(result.stderr.splitlines()) == 1 and "Passw" not in result.output
@@ -303,6 +303,6 @@ def test_a_dotenv_that_is_no_text_file_is_one_line_for_every_command(tmp_path: P
     else:
         (tmp_path / ".env").write_bytes("IG_USERNAME=me\nIG_PASSWORD=Passwört-123\n".encode("latin-1"))
     for args in (["status"], ["doctor"], ["run-stories"]):
-        result = run_cli(*args, env={}, cwd=tmp_path, timeout=30)
+        result = run_process(*args, env={}, cwd=tmp_path, timeout=30)
         assert result.code == 78, (args, result.output)
         assert ".env" in result.output and "unexpected" not in result.output and "Passw" not in result.output

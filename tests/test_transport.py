@@ -35,7 +35,7 @@ from story_liker.errors import NetworkError
 from story_liker.ig.adapter import Instagrapi
 from story_liker.ig.transport import FreshConnections, RedirectAdapter
 from story_liker.ig.types import Connection, PostItem, StoryItem
-from tests.conftest import login, run_cli
+from tests.conftest import login, run_cli, run_process
 from tests.tls_front import MARKER, FrontConn, TlsFront
 
 pytestmark = pytest.mark.slow
@@ -140,7 +140,7 @@ def test_http_timeout_applies_to_the_curl_transport(
     curl_env |= {"TARGET_ACCOUNTS": "alice,quiet", "HTTP_TIMEOUT_SECONDS": "1"}
     login_through_front(ig, front, curl_env, tmp_path)
     ig.delay(where, 30, times=1)  # far past the timeout; stopping the double wakes it
-    result = run_cli("run-stories", env=curl_env, cwd=tmp_path, timeout=90)
+    result = run_process("run-stories", env=curl_env, cwd=tmp_path, timeout=90)
     assert result.code == 75, result.output
     assert "Traceback" not in result.output and "unreachable" in result.stderr
     assert ig.count(where) == 1  # not sent again, neither by curl nor by us

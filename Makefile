@@ -11,7 +11,7 @@ COGGED  = README.md docs/reference/commands.md docs/reference/configuration.md \
 COG     = $(BIN)/cog -I docs
 LINTED  = story_liker tests bench docs/docgen.py
 
-.PHONY: install run test test-pg check format docs bench demo clean
+.PHONY: install run test test-fast test-pg check format docs bench demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ run: $(STAMP)
 ## Install and run the whole test suite (no Instagram account, no network, no database server needed).
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PARALLEL)
+
+## The unit and integration tests only (no end-to-end or deploy tests): a quick check while working.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest $(PARALLEL) -m "not slow"
 
 ## The same suite, with the store, lock and end-to-end cases also on PostgreSQL.
 ## Only those: make test-pg PYTEST_ARGS="-m postgres" (what CI runs). Selecting no test at all fails.

@@ -1,6 +1,6 @@
 """What cog writes into the reference pages and the example env file, from the code itself.
 
-`make docs` runs `cog -r` on the generated files and `make check` runs `cog --check` on them (tests/test_docs.py
+`make docs` runs `cog -r` on the generated files and `make check` runs `cog --check` on them (tests/unit/test_docs.py
 too): a setting, a command, an exit code, an outcome or a metric added without its documentation fails there.
 Each function writes through `cog.out`, so it runs inside a cog block:
 
@@ -323,7 +323,7 @@ Every setting is described in docs/reference/configuration.md.
 Generated from the settings' own descriptions (make docs): edit those."""
 
 ENV_WIDTH = 79
-_ENV_SETTING = re.compile(r"#\s?([A-Z][A-Z0-9_]*)=(\S.*)")  # what tests/test_deploy.py reads as a setting
+_ENV_SETTING = re.compile(r"#\s?([A-Z][A-Z0-9_]*)=(\S.*)")  # what tests/deploy/ reads as a setting
 
 
 def _comment(text: str) -> list[str]:

@@ -36,10 +36,18 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
+SLOW = ("e2e", "deploy")  # the directories whose tests are `slow` (`make test-fast` leaves them out)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (`make test`: -n auto --dist loadgroup) the tests sharing the module's nested systemd
-    run on one worker, so it boots once; the others spread over the workers."""
+    """The kind of a test is its directory: tests/unit (pure modules, the fake), tests/integration (the store on
+    both databases, the adapter against the double, the hooks against a receiver), tests/e2e (the CLI end to end,
+    processes where the process is the point) and tests/deploy (the deploy files with their own tools); the last
+    two are `slow`. Under pytest-xdist (`make test`: -n auto --dist loadgroup) the tests sharing the module's nested
+    systemd run on one worker, so it boots once; the others spread over the workers."""
     for item in items:
+        if Path(item.path).parent.name in SLOW:
+            item.add_marker(pytest.mark.slow)
         if "nested_systemd" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("nested_systemd"))
 

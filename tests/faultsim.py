@@ -19,7 +19,7 @@ asked again; the schedule sends at most FOLLOW_UP_BOUND more requests in all tha
 password login a day; needs-human exactly when the rules say so, told once; exit codes only from the documented
 set; no secret in any output.
 
-`make test` runs a seeded sample (tests/test_fault_simulation.py); `make bench` the whole matrix.
+`make test` runs a seeded sample (tests/unit/test_fault_simulation.py); `make bench` the whole matrix.
 """
 
 from __future__ import annotations

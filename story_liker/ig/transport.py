@@ -6,7 +6,7 @@ Kept free of instagrapi imports so tests and the demo can use it on any ``reques
 Writes are never re-sent by libcurl
 -----------------------------------
 Read from instagrapi 3.2.2 (``instagrapi/transports.py``), curl_cffi 0.17.0 and its libcurl 8.23.0
-(curl-impersonate, nghttp2 1.63) and checked against a local TLS server (``tests/test_transport.py``):
+(curl-impersonate, nghttp2 1.63) and checked against a local TLS server (``tests/integration/test_transport.py``):
 
 - instagrapi's private session is a ``requests.Session`` whose ``https://`` adapter (``_CurlH2Adapter``) sends
   through one ``curl_cffi.requests.Session`` (its ``client`` attribute): HTTP/2 only, and libcurl keeps the

@@ -20,8 +20,6 @@ from tests.conftest import login, run_cli, run_process
 from tests.receiver import BoundedHTTPServer as _BoundedHTTPServer
 from tests.receiver import BoundedTCPServer as _BoundedTCPServer
 
-pytestmark = pytest.mark.slow
-
 
 class _Recorder(BaseHTTPRequestHandler):
     calls: list[tuple[str, str, bytes]]

@@ -16,8 +16,6 @@ from story_liker.store import Store
 from tests.conftest import assert_no_secrets, login, run_cli
 from tests.receiver import Receiver, free_port, receiver
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture
 def rec() -> Iterator[Receiver]:

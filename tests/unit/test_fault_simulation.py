@@ -15,8 +15,6 @@ from hypothesis import strategies as st
 from tests import faultsim
 from tests.faultsim import FAULTS, SCENARIOS, Fault, Scenario, Template
 
-pytestmark = pytest.mark.slow
-
 SAMPLE = 3  # request indexes per fault kind and pass in `make test`
 
 

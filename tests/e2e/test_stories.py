@@ -12,8 +12,6 @@ from story_liker.db import make_engine
 from story_liker.store import Store
 from tests.conftest import finish_with_cpu, login, run_cli, run_process, start
 
-pytestmark = pytest.mark.slow
-
 
 def follow_with_stories(ig: Any, names: list[str], per_user: int = 3, liked: int = 1) -> list[Any]:
     stories = []

@@ -15,7 +15,6 @@ from story_liker.db import make_engine
 from story_liker.store import LikedPost, LikedStory, Store
 from tests.conftest import finish, login, run_cli, start
 
-pytestmark = pytest.mark.slow
 HOUR = 3600
 
 

@@ -30,8 +30,6 @@ from tests.conftest import (
     start,
 )
 
-pytestmark = pytest.mark.slow
-
 
 def stories_for(ig: Any, name: str, n: int, followed: bool = True) -> list[Any]:
     user = ig.add_user(name, followed=followed)

@@ -6,12 +6,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.conftest import login, run_cli
-from tests.test_e2e_stories import follow_with_stories
-
-pytestmark = pytest.mark.slow
+from tests.e2e.test_stories import follow_with_stories
 
 
 def test_everyone_i_follow_with_an_exclusion_and_an_extra_public_account(

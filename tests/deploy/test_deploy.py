@@ -54,7 +54,7 @@ except ImportError:
         raise
     pytest.skip("PyYAML is missing: pip install pyyaml", allow_module_level=True)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 HOWTO = ROOT / "docs" / "how-to"
 KUBERNETES_HOWTO = HOWTO / "deploy-kubernetes.md"

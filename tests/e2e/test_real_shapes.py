@@ -22,8 +22,6 @@ from story_liker.models import Target
 from story_liker.store import Store
 from tests.conftest import Result, login, run_cli
 
-pytestmark = pytest.mark.slow
-
 DAY = timedelta(days=1)
 
 

@@ -7,12 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.conftest import finish, login, run_cli, start
-from tests.test_e2e_stories import follow_with_stories
-
-pytestmark = pytest.mark.slow
+from tests.e2e.test_stories import follow_with_stories
 
 # a 400 that is no throttle and says nothing of the media being gone ("has been deleted" is gone, not refused)
 REFUSED = {"message": "Sorry, there was a problem with your request.", "status": "fail"}

@@ -38,8 +38,6 @@ from story_liker.ig.types import Connection, PostItem, StoryItem
 from tests.conftest import login, run_cli, run_process
 from tests.tls_front import MARKER, FrontConn, TlsFront
 
-pytestmark = pytest.mark.slow
-
 H2_TLS13 = "h2 TLSv1.3 i.instagram.com"  # what the front writes into MARKER for the private API host
 
 

@@ -99,6 +99,7 @@ class Story(SQLModel, table=True):
     taken_at: datetime = _time(nullable=False, index=True)
     liked_at: datetime = _time(nullable=False)
     skipped: bool = False  # left deliberately (STORY_LIKE_PROBABILITY, STORY_MAX_PER_TARGET): handled, not liked
+    found: bool = False  # found already liked (in the app, or a like whose answer was lost): no like this tool sent
 
 
 class Post(SQLModel, table=True):
@@ -114,6 +115,7 @@ class Post(SQLModel, table=True):
     taken_at: datetime = _time(nullable=False)
     liked_at: datetime = _time(nullable=False)
     skipped: bool = False  # left deliberately (POST_MAX_PER_TARGET): handled, not liked
+    found: bool = False  # found already liked: kept for bookkeeping, no like this tool sent
 
 
 STORY_LIKE = "story_like"  # Action.kind of a story's like

@@ -120,8 +120,9 @@ def report_data(store: Store, settings: Settings, account: str, *, window: Windo
         "since": _iso(window.start),
         "until": _iso(window.end),
         "timezone": str(zone),
-        "story_likes": sum(d["story_likes"] for d in days.values()),
+        "story_likes": sum(d["story_likes"] for d in days.values()),  # likes this tool sent
         "post_likes": sum(d["post_likes"] for d in days.values()),
+        "found_already_liked": store.found_liked_between(account, window.start, window.end),  # not counted above
         "requests": sum(d["requests"] for d in days.values()),
         "runs": sum(d["runs"] for d in days.values()),
         "per_day": list(days.values()),
@@ -164,7 +165,8 @@ def report_text(data: dict[str, Any], *, bars: bool) -> str:
     widest = max((d["story_likes"] + d["post_likes"] for d in days), default=0)
     lines = [
         f"{data['account']}: {data['story_likes']} story likes, {data['post_likes']} post likes, "
-        f"{data['requests']} requests in {data['runs']} runs since {data['since']}"
+        f"{data['requests']} requests in {data['runs']} runs since {data['since']}",
+        _found_line(data),
     ]
     lines.append("likes per day (stories + posts), requests")
     for d in days:
@@ -217,7 +219,7 @@ def report_rich(data: dict[str, Any]) -> Any:
         chart.add_row(d["date"], bar, str(stories), str(posts), str(d["requests"]))
     rest = report_text(data, bars=False).splitlines()
     per_target_at = rest.index("per target (stories, posts)")
-    return Group(Text(rest[0], style="bold"), chart, Text("\n".join(rest[per_target_at:])))
+    return Group(Text(rest[0], style="bold"), Text(rest[1]), chart, Text("\n".join(rest[per_target_at:])))
 
 
 def history_data(store: Store, account: str, *, target: str | None, limit: int) -> list[dict[str, Any]]:
@@ -254,9 +256,20 @@ def history_text(items: list[dict[str, Any]]) -> str:
     )
 
 
+def _found_line(data: dict[str, Any]) -> str:
+    found = data["found_already_liked"]
+    return (
+        f"found already liked (in the app, not counted as likes): {found.get('story', 0)} stories, "
+        f"{found.get('post', 0)} posts"
+    )
+
+
 def digest_text(data: dict[str, Any]) -> str:
     """The daily summary: likes per target, cooldowns, targets not checked."""
-    lines = [f"Since {data['since']}: {data['story_likes']} story likes, {data['post_likes']} post likes."]
+    lines = [
+        f"Since {data['since']}: {data['story_likes']} story likes, {data['post_likes']} post likes "
+        f"({_found_line(data)})."
+    ]
     liked = [t for t in data["per_target"] if t["story_likes"] or t["post_likes"]]
     for t in liked:
         lines.append(f"- {t['username']}: {t['story_likes']} stories, {t['post_likes']} posts")

@@ -40,6 +40,7 @@ class LikedStory:
     target_user_pk: int
     taken_at: datetime
     skipped: bool = False
+    found: bool = False  # found already liked: bookkeeping, not a like this tool sent
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class LikedPost:
     media_type: str
     taken_at: datetime
     skipped: bool = False
+    found: bool = False
 
 
 def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:
@@ -541,7 +543,7 @@ class Store:
         with self._tx() as session:
             rows = session.exec(
                 select(Story.target_user_pk, sa.func.max(Story.liked_at))
-                .where(col(Story.account) == account, col(Story.skipped).is_(False))
+                .where(col(Story.account) == account, col(Story.skipped).is_(False), col(Story.found).is_(False))
                 .group_by(col(Story.target_user_pk))
             ).all()
             return {int(pk): at for pk, at in rows if at is not None}
@@ -551,7 +553,7 @@ class Store:
         with self._tx() as session:
             rows = session.exec(
                 select(Post.target_user_pk, sa.func.max(Post.liked_at))
-                .where(col(Post.account) == account, col(Post.skipped).is_(False))
+                .where(col(Post.account) == account, col(Post.skipped).is_(False), col(Post.found).is_(False))
                 .group_by(col(Post.target_user_pk))
             ).all()
             return {int(pk): at for pk, at in rows if at is not None}
@@ -770,50 +772,57 @@ class Store:
             )
 
     @staticmethod
-    def _like_columns() -> list[tuple[str, Any, Any, Any, Any, Any, Any]]:
-        """(kind, pk, target user pk, liked_at, taken_at, account, skipped) of the story and the post table."""
-        return [
-            (
-                "story",
-                col(Story.story_pk),
-                col(Story.target_user_pk),
-                col(Story.liked_at),
-                col(Story.taken_at),
-                col(Story.account),
-                col(Story.skipped),
-            ),
-            (
-                "post",
-                col(Post.media_pk),
-                col(Post.target_user_pk),
-                col(Post.liked_at),
-                col(Post.taken_at),
-                col(Post.account),
-                col(Post.skipped),
-            ),
-        ]
+    def _like_columns() -> list[tuple[str, Any, Any, Any, Any, Any, Any, Any]]:
+        """(kind, pk, target user pk, liked_at, taken_at, account, sent, found) of the story and the post table:
+        ``sent`` selects the likes this tool sent (not skipped, not found already liked), ``found`` the ones it
+        found liked (kept for bookkeeping: never counted as its likes)."""
+
+        def columns(kind: str, table: type[Story] | type[Post], pk: Any) -> tuple[Any, ...]:
+            kept = col(table.skipped).is_(False)
+            return (
+                kind,
+                col(pk),
+                col(table.target_user_pk),
+                col(table.liked_at),
+                col(table.taken_at),
+                col(table.account),
+                sa.and_(kept, col(table.found).is_(False)),
+                sa.and_(kept, col(table.found).is_(True)),
+            )
+
+        return [columns("story", Story, Story.story_pk), columns("post", Post, Post.media_pk)]
 
     def likes_between(self, account: str, since: datetime, until: datetime) -> list[tuple[str, str, int, datetime]]:
-        """(kind "story"/"post", pk, target user pk, liked_at) of every like recorded in [since, until)."""
+        """(kind "story"/"post", pk, target user pk, liked_at) of every like this tool sent in [since, until)."""
         found: list[tuple[str, str, int, datetime]] = []
         with self._tx() as session:
-            for kind, pk, user, liked, _taken, owner, skipped in self._like_columns():
+            for kind, pk, user, liked, _taken, owner, sent, _found in self._like_columns():
                 rows = session.execute(
-                    sa.select(pk, user, liked).where(
-                        owner == account, skipped.is_(False), liked >= since, liked < until
-                    )
+                    sa.select(pk, user, liked).where(owner == account, sent, liked >= since, liked < until)
                 ).all()
                 found.extend((kind, str(p), int(u), at) for p, u, at in rows)
         return found
 
+    def found_liked_between(self, account: str, since: datetime, until: datetime) -> dict[str, int]:
+        """How many stories and posts were found already liked (not by this tool) in [since, until), per kind."""
+        counts: dict[str, int] = {}
+        with self._tx() as session:
+            for kind, _pk, _user, liked, _taken, owner, _sent, found in self._like_columns():
+                counts[kind] = int(
+                    session.execute(
+                        sa.select(sa.func.count()).where(owner == account, found, liked >= since, liked < until)
+                    ).scalar_one()
+                )
+        return counts
+
     def liked_history(
         self, account: str, *, target_user_pk: int | None, limit: int
     ) -> list[tuple[str, str, int, datetime, datetime]]:
-        """The newest ``limit`` likes (kind, pk, target user pk, liked_at, taken_at), newest first."""
+        """The newest ``limit`` likes this tool sent (kind, pk, target user pk, liked_at, taken_at), newest first."""
         found: list[tuple[str, str, int, datetime, datetime]] = []
         with self._tx() as session:
-            for kind, pk, user, liked, taken, owner, skipped in self._like_columns():
-                query = sa.select(pk, user, liked, taken).where(owner == account, skipped.is_(False))
+            for kind, pk, user, liked, taken, owner, sent, _found in self._like_columns():
+                query = sa.select(pk, user, liked, taken).where(owner == account, sent)
                 if target_user_pk is not None:
                     query = query.where(user == target_user_pk)
                 rows = session.execute(query.order_by(liked.desc(), pk.desc()).limit(limit)).all()
@@ -822,15 +831,12 @@ class Store:
         return found[:limit]
 
     def liked_target_pks(self, account: str) -> set[int]:
-        """The user pks of the targets with at least one like on record (stories within their retention)."""
+        """The user pks of the targets this tool liked at least once (stories within their retention)."""
         found: set[int] = set()
         with self._tx() as session:
-            for _kind, _pk, user, _liked, _taken, owner, skipped in self._like_columns():
+            for _kind, _pk, user, _liked, _taken, owner, sent, _found in self._like_columns():
                 found.update(
-                    int(u)
-                    for u in session.execute(
-                        sa.select(user).where(owner == account, skipped.is_(False)).distinct()
-                    ).scalars()
+                    int(u) for u in session.execute(sa.select(user).where(owner == account, sent).distinct()).scalars()
                 )
         return found
 
@@ -842,9 +848,9 @@ class Store:
             return list(session.exec(query.order_by(col(Run.started_at))).all())
 
 
-def liked_stories(items: Iterable[Any], *, skipped: bool = False) -> list[LikedStory]:
-    return [LikedStory(i.pk, i.user_pk, i.taken_at, skipped) for i in items]
+def liked_stories(items: Iterable[Any], *, skipped: bool = False, found: bool = False) -> list[LikedStory]:
+    return [LikedStory(i.pk, i.user_pk, i.taken_at, skipped, found) for i in items]
 
 
-def liked_posts(items: Iterable[Any], *, skipped: bool = False) -> list[LikedPost]:
-    return [LikedPost(i.pk, i.user_pk, i.media_type, i.taken_at, skipped) for i in items]
+def liked_posts(items: Iterable[Any], *, skipped: bool = False, found: bool = False) -> list[LikedPost]:
+    return [LikedPost(i.pk, i.user_pk, i.media_type, i.taken_at, skipped, found) for i in items]

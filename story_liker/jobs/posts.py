@@ -265,8 +265,10 @@ def _todo(deps: Deps, new: list[Found], oldest: datetime, dry_run: bool) -> list
     )
     counts.left_out += len(capped)
     if not dry_run:
-        if liked_elsewhere:
-            store.record_posts(account, liked_posts(liked_elsewhere), now, counted=False)
+        for ours in (True, False):  # ours when it was our like whose answer was lost; else found liked
+            group = [f for f in liked_elsewhere if (f.pk in unconfirmed) is ours]
+            if group:
+                store.record_posts(account, liked_posts(group, found=not ours), now, counted=False)
         if capped:
             store.record_posts(account, liked_posts(capped, skipped=True), now, counted=False)
     return todo

@@ -51,10 +51,14 @@ def _pass(deps: Deps, ig: Paced, targets: list[Target], allowed: int, likes: Lik
     counts.stories_seen = len(items)
     pks = [s.pk for s in items]
     recorded = store.liked_story_pks(account, pks)
-    lost = planning.lost_likes(items, store.unconfirmed_likes(account, STORY_LIKE, pks) - recorded)
+    unconfirmed = store.unconfirmed_likes(account, STORY_LIKE, pks) - recorded
+    lost = planning.lost_likes(items, unconfirmed)
     liked_elsewhere = [s for s in items if s.has_liked is True and s.pk not in recorded]
-    if liked_elsewhere and not dry_run:
-        store.record_stories(account, liked_stories(liked_elsewhere), now, counted=False)
+    if liked_elsewhere and not dry_run:  # ours when it was our like whose answer was lost; else found liked
+        for ours in (True, False):
+            group = [s for s in liked_elsewhere if (s.pk in unconfirmed) is ours]
+            if group:
+                store.record_stories(account, liked_stories(group, found=not ours), now, counted=False)
     counts.already_liked = len(recorded) + len(liked_elsewhere)
     handled = recorded | {s.pk for s in liked_elsewhere} | lost
     todo = [s for s in items if s.pk not in handled]

@@ -199,3 +199,29 @@ def test_since_durations(text: str, span: timedelta) -> None:
     assert reporting.parse_since(text) == span
     with pytest.raises(ConfigError):
         reporting.parse_since("yesterday")
+
+
+def test_report_and_history_count_only_the_likes_this_tool_sent(store: Store) -> None:
+    """A run that liked 18 stories and found 12 already liked: status said 18, report said 30, and history listed
+    the 12 as liked at the run's time. Found ones are kept for bookkeeping and said apart, never counted."""
+    from story_liker.jobs.stories import run_stories
+    from story_liker.settings import load
+    from tests.fake import ME, Harness, ScriptedInstagram, story, tray_of
+
+    names = {100 + n: f"user{n}" for n in range(6)}
+    h = Harness(store, overrides={"target_accounts": ",".join(names.values()), "story_likes_per_hour": 50})
+    h.store_session()
+    reels = {pk: [story(pk, n, at=h.clock(), has_liked=n < 2) for n in range(5)] for pk in names}  # 2 of 5 liked
+    run_stories(
+        h.deps(ScriptedInstagram(h.clock, tray=tray_of(reels, names), reels=reels)), dry_run=False, max_likes=None
+    )
+    settings = load(ig_username=ME, timezone="UTC")
+    window = reporting.Window(h.clock() - timedelta(days=1), h.clock() + timedelta(minutes=1))
+    data = reporting.report_data(h.store, settings, ME, window=window)
+    assert data["story_likes"] == 18 and data["found_already_liked"] == {"story": 12, "post": 0}
+    assert "found already liked (in the app, not counted as likes): 12 stories" in reporting.report_text(
+        data, bars=False
+    )
+    history = reporting.history_data(h.store, ME, target=None, limit=100)
+    assert len(history) == 18
+    assert "12 stories" in reporting.digest_text(data)

@@ -40,9 +40,15 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("current_name", sa.String(length=30), nullable=True))
     with op.batch_alter_table("action", schema=None) as batch_op:
         batch_op.add_column(sa.Column("item_pk", sa.String(length=40), nullable=True))
+    for table in ("story", "post"):  # found already liked: kept for bookkeeping, no like this tool sent
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.add_column(sa.Column("found", sa.Boolean(), nullable=False, server_default=sa.false()))
 
 
 def downgrade() -> None:
+    for table in ("story", "post"):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.drop_column("found")
     with op.batch_alter_table("action", schema=None) as batch_op:
         batch_op.drop_column("item_pk")
     with op.batch_alter_table("target", schema=None) as batch_op:

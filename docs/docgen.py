@@ -366,7 +366,11 @@ def env_example() -> None:
 EXIT_CODES = {
     "OK": ("ok — also nothing new, nothing to do, the like budget used up, outside `ACTIVE_HOURS`", "nothing"),
     "BUG": ("a bug (the log has the traceback)", "alert"),
-    "NO_INPUT": ("bad command-line usage, or a prompt got no answer (Ctrl-D)", "fix the unit or crontab"),
+    "USAGE": (
+        "bad command-line usage: a wrong value on the command line (a name, a duration, a file that exists), or a "
+        "prompt got no answer (Ctrl-D)",
+        "fix the unit or crontab",
+    ),
     "DB_UNAVAILABLE": (
         "the database is unavailable (`doctor`, `notify test`: also a notification or healthcheck service unreachable)",
         "retry later; alert if it persists",
@@ -426,6 +430,7 @@ OUTCOMES = {
     "dry_run": "read and decided, sent no like (`--dry-run`, `DRY_RUN`)",
     "outside_active_hours": "outside `ACTIVE_HOURS`: no request was sent",
     "no_input": "a prompt got no answer (Ctrl-D or an empty line)",
+    "usage_error": "a wrong value on the command line (a name, a duration, a file that exists already)",
     "config_error": "a setting is wrong or missing (the message names it)",
     "schema_outdated": "the schema is older than the code: run `story-liker migrate`",
     "database_read_only": "the command writes, and the database is read-only to it",
@@ -481,7 +486,7 @@ def outcomes() -> None:
             f"docs/docgen.py OUTCOMES: describe every outcome (missing {sorted(names - set(OUTCOMES))}, gone "
             f"{sorted(set(OUTCOMES) - names)})"
         )
-    order = [errors.OK, errors.TRY_LATER, errors.NEEDS_HUMAN, errors.CONFIG, errors.DB_UNAVAILABLE, errors.NO_INPUT]
+    order = [errors.OK, errors.TRY_LATER, errors.NEEDS_HUMAN, errors.CONFIG, errors.DB_UNAVAILABLE, errors.USAGE]
     codes: dict[str, list[int]] = {}
     for name, code in rows:
         codes.setdefault(name, []).append(code)

@@ -523,17 +523,17 @@ def _ask(label: str, *, secret: bool = False, name: str | None = None) -> str:
 
 
 def _read_sessionid(path: Path | None) -> str | None:
-    from story_liker.errors import ConfigError
+    from story_liker.errors import UsageError
 
     if path is None:
         return None
     try:
         stdin = _env().stdin
         if str(path) == "-" and stdin is None:
-            raise ConfigError("--sessionid-file -: standard input is closed")
+            raise UsageError("--sessionid-file -: standard input is closed")
         text = stdin.read() if str(path) == "-" and stdin is not None else path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the sessionid from {path}: {type(exc).__name__}") from None
+        raise UsageError(f"cannot read the sessionid from {path}: {type(exc).__name__}") from None
     return text.strip()
 
 
@@ -652,9 +652,9 @@ def _accounts(
             try:
                 name = normalise_username(username)
             except ValueError as exc:
-                from story_liker.errors import ConfigError
+                from story_liker.errors import UsageError
 
-                raise ConfigError(str(exc)) from None
+                raise UsageError(str(exc)) from None
         typer.echo(action(d, name))
         return Report(Outcome.OK, d.counts)
 
@@ -682,10 +682,10 @@ def accounts_add(username: str) -> None:
     """Add a target."""
 
     def action(d: Deps, name: str | None) -> str:
-        from story_liker.errors import ConfigError
+        from story_liker.errors import UsageError
 
         if name == d.settings.account():
-            raise ConfigError(f"{name} is IG_USERNAME, the account that likes: it cannot be its own target")
+            raise UsageError(f"{name} is IG_USERNAME, the account that likes: it cannot be its own target")
         return (
             f"added {name}"
             if d.store.add_target(d.settings.account(), name or "", d.clock())
@@ -715,11 +715,11 @@ def _not_overridden(d: Deps, name: str, command: str) -> None:
 
 def _toggle(command: str, username: str, enabled: bool) -> None:
     def action(d: Deps, name: str | None) -> str:
-        from story_liker.errors import ConfigError
+        from story_liker.errors import UsageError
 
         _not_overridden(d, name or "", command)
         if not d.store.set_target_enabled(d.settings.account(), name or "", enabled):
-            raise ConfigError(f"{name} is not a target")
+            raise UsageError(f"{name} is not a target")
         return f"{command}d {name}"
 
     _accounts(command, username, action)
@@ -742,11 +742,11 @@ def accounts_remove(username: str) -> None:
     """Remove a target; the story and post records it earned stay."""
 
     def action(d: Deps, name: str | None) -> str:
-        from story_liker.errors import ConfigError
+        from story_liker.errors import UsageError
 
         _not_overridden(d, name or "", "remove")
         if not d.store.remove_target(d.settings.account(), name or ""):
-            raise ConfigError(f"{name} is not a target")
+            raise UsageError(f"{name} is not a target")
         return f"removed {name}"
 
     _accounts("remove", username, action)
@@ -854,13 +854,13 @@ def history(
     from story_liker.settings import normalise_username
 
     def run(d: Deps) -> Report:
-        from story_liker.errors import ConfigError
+        from story_liker.errors import UsageError
         from story_liker.jobs.deps import Outcome, Report
 
         try:
             name = normalise_username(target) if target is not None else None
         except ValueError as exc:
-            raise ConfigError(f"--target: {exc}") from None
+            raise UsageError(f"--target: {exc}") from None
         items = reporting.history_data(d.store, d.settings.account(), target=name, limit=limit)
         typer.echo(json.dumps(items, indent=2) if as_json else reporting.history_text(items))
         return Report(Outcome.OK, d.counts)

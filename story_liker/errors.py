@@ -6,7 +6,7 @@ from enum import StrEnum
 
 OK = 0
 BUG = 1
-NO_INPUT = 2  # a prompt got no answer (Ctrl-D), as for bad command-line usage
+USAGE = 2  # bad command-line usage: a value typed on the command line, or a prompt left unanswered (Ctrl-D)
 DB_UNAVAILABLE = 69  # EX_UNAVAILABLE
 TRY_LATER = 75  # EX_TEMPFAIL
 NEEDS_HUMAN = 77  # EX_NOPERM
@@ -36,7 +36,14 @@ class StoryLikerError(Exception):
 class NoInput(StoryLikerError):
     """A person at a prompt gave no answer (Ctrl-D or an empty line)."""
 
-    exit_code = NO_INPUT
+    exit_code = USAGE
+
+
+class UsageError(StoryLikerError):
+    """A value given on the command line is wrong (a name, a duration, a file that must not exist yet): what the
+    person typed, not the settings. 2, as click's own usage errors: fix the command, not the configuration."""
+
+    exit_code = USAGE
 
 
 class ConfigError(StoryLikerError):

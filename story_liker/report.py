@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from story_liker import planning
-from story_liker.errors import ConfigError
+from story_liker.errors import UsageError
 from story_liker.models import Target
 from story_liker.settings import Settings
 from story_liker.store import Store
@@ -30,10 +30,10 @@ def parse_since(text: str) -> timedelta:
     """`7d`, `24h`, `90m`, `2w`; a bare number is days."""
     match = _SINCE.match(text)
     if not match:
-        raise ConfigError(f"--since {text!r}: expected a duration like 7d, 24h, 90m or 2w")
+        raise UsageError(f"--since {text!r}: expected a duration like 7d, 24h, 90m or 2w")
     span = float(match.group(1)) * _UNITS[(match.group(2) or "d").lower()]
     if span <= timedelta(0) or span > MAX_SINCE:
-        raise ConfigError(f"--since {text!r}: between one minute and {MAX_SINCE.days} days")
+        raise UsageError(f"--since {text!r}: between one minute and {MAX_SINCE.days} days")
     return span
 
 
@@ -230,7 +230,7 @@ def history_data(store: Store, account: str, *, target: str | None, limit: int) 
     if target is not None:
         found = next((t for t in targets if t.username == target), None)
         if found is None:
-            raise ConfigError(f"{target} is not a target")
+            raise UsageError(f"{target} is not a target")
         if found.user_pk is None:
             return []
         user_pk = found.user_pk

@@ -18,6 +18,7 @@ from story_liker.errors import (
     NoInput,
     StoryLikerError,
     UndecryptableSession,
+    UsageError,
     is_password_rejected,
 )
 from story_liker.jobs.deps import Deps, Outcome, Report
@@ -60,7 +61,7 @@ def login(
     account = settings.account()
     imported = read_settings_file(settings_file) if settings_file else None
     if sessionid is not None and (len(sessionid) < 30 or not sessionid[:1].isdigit()):
-        raise ConfigError("--sessionid does not look like an Instagram sessionid (digits first, 30+ characters)")
+        raise UsageError("that sessionid does not look like an Instagram sessionid (digits first, 30+ characters)")
     key = settings.encryption_key
     counts = deps.counts
     with lease(deps, timedelta(minutes=15)):
@@ -225,7 +226,7 @@ def export_session(deps: Deps, path: Path) -> Report:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        raise ConfigError(f"{path} exists: export into a new file") from None
+        raise UsageError(f"{path} exists: export into a new file") from None
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
     with os.fdopen(fd, "w", encoding="utf-8") as file:

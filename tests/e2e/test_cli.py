@@ -264,17 +264,18 @@ def test_accounts_commands_manage_targets(env: dict[str, str], tmp_path: Path) -
     listing = run_cli("accounts", "list", env=env, cwd=tmp_path).stdout
     assert "alice" in listing and "disabled" in listing
     assert run_cli("accounts", "remove", "alice", env=env, cwd=tmp_path).code == 0
-    missing = run_cli("accounts", "enable", "alice", env=env, cwd=tmp_path)
-    assert missing.code == 78 and "not a target" in missing.stderr
+    missing = run_cli("accounts", "enable", "alice", env=env, cwd=tmp_path)  # command-line values: usage, 2
+    assert missing.code == 2 and "not a target" in missing.stderr
     bad = run_cli("accounts", "add", "no way!", env=env, cwd=tmp_path)
-    assert bad.code == 78 and "not an Instagram username" in bad.stderr
+    assert bad.code == 2 and "not an Instagram username" in bad.stderr
+    assert run_cli("accounts", "remove", "nobody", env=env, cwd=tmp_path).code == 2
     assert run_cli("accounts", "enable", "bob", env=env, cwd=tmp_path).code == 0
 
 
 def test_the_account_itself_is_refused_as_a_target(tmp_path: Path) -> None:
     env = {"IG_USERNAME": "Me.Myself", "DATABASE_URL": f"sqlite:///{tmp_path / 'stories.db'}"}
     added = run_cli("accounts", "add", "@me.myself", env=env, cwd=tmp_path)
-    assert added.code == 78 and "added" not in added.stdout, added.output
+    assert added.code == 2 and "added" not in added.stdout, added.output  # a name typed on the command line
     assert added.stderr.splitlines() == [
         "story-liker: me.myself is IG_USERNAME, the account that likes: it cannot be its own target"
     ]

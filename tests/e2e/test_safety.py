@@ -157,7 +157,7 @@ def test_a_session_moves_hosts_by_export_and_import(ig: Any, env: dict[str, str]
     assert out.code == 0 and "delete it" in out.stderr, out.output
     assert stat.S_IMODE(exported.stat().st_mode) == 0o600
     again = run_cli("session", "export", str(exported), env=env, cwd=tmp_path)
-    assert again.code == 78 and "exists" in again.stderr  # never overwrites a file
+    assert again.code == 2 and "exists" in again.stderr  # never overwrites a file; a path typed: usage
 
     other_host = env | {"DATABASE_URL": f"sqlite:///{tmp_path / 'other' / 'stories.db'}"}
     ig.reset_requests()

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from story_liker import report as reporting
 from story_liker.db import make_engine, migrate
-from story_liker.errors import ConfigError
+from story_liker.errors import UsageError
 from story_liker.store import LikedPost, LikedStory, Store
 from tests.conftest import Terminal, run_cli
 from tests.double import shortcode
@@ -172,8 +172,8 @@ def test_history_of_one_target_and_a_limit(seeded: dict[str, Any]) -> None:
     assert [i["pk"] for i in two] == ["3500000000000000001", "3500000000000000002"]
     text = cli(seeded, "history", "--limit", "1")
     assert text.stdout.strip().endswith("https://www.instagram.com/stories/alice/3500000000000000001/")
-    assert cli(seeded, "history", "--target", "zed").code == 78
-    assert cli(seeded, "history", "--target", "not a name!").code == 78
+    assert cli(seeded, "history", "--target", "zed").code == 2  # usage, as the exit-code table says
+    assert cli(seeded, "history", "--target", "not a name!").code == 2
     assert json.loads(cli(seeded, "history", "--target", "carol", "--json").stdout) == []
 
 
@@ -197,8 +197,10 @@ def test_shortcode_matches_instagram() -> None:
 )
 def test_since_durations(text: str, span: timedelta) -> None:
     assert reporting.parse_since(text) == span
-    with pytest.raises(ConfigError):
+    with pytest.raises(UsageError):  # a value typed on the command line: 2, not a configuration error
         reporting.parse_since("yesterday")
+    with pytest.raises(UsageError):
+        reporting.parse_since("0d")
 
 
 def test_report_and_history_count_only_the_likes_this_tool_sent(store: Store) -> None:

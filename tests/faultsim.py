@@ -11,7 +11,8 @@ A schedule is a pass with one fault at request ``k`` (or none: the baseline), th
 would make over the next day (run-stories hourly, run-posts every 3 h), on the real store (a fresh SQLite file),
 the real jobs, an injected clock, sleeper and randomness. The faults: a 5xx, a timeout (Instagram never saw the
 request), a connection dropped after Instagram acted, 429, ``feedback_required``, a challenge, ``login_required``
-with the password accepted and refused, a like of something gone, and three of our own side: SIGTERM before the
+with the password accepted and refused, a session Instagram ends again before every run, three likes of things
+deleted meanwhile, and three of our own side: SIGTERM before the
 request, the lease lost before it, the database failing on its next write. Then the promises are checked
 (`check`): no item liked twice by the server; the hourly limits hold; everything that should be liked is, before
 it expires, unless a human is needed or a cooldown Instagram asked for covers it; nothing a request taught is
@@ -88,11 +89,12 @@ SERVER_FAULTS = (
     "challenge",
     "login_required_accepted",
     "login_required_refused",
+    "expiring",
     "gone",
 )
 OWN_FAULTS = ("sigterm", "lease_lost", "db_write_fails")
 FAULTS = SERVER_FAULTS + OWN_FAULTS
-HUMAN_FAULTS = frozenset({"challenge", "login_required_refused"})
+HUMAN_FAULTS = frozenset({"challenge", "login_required_refused", "expiring"})
 LIKES = frozenset({"like_story", "like_post"})
 
 
@@ -131,11 +133,15 @@ class Media:
 class World:
     """Who posts what, and what Instagram did. Deterministic for a seed."""
 
-    def __init__(self, seed: int = 7) -> None:
+    def __init__(self, seed: int = 7, *, unfollow: bool = False) -> None:
+        """``unfollow``: bob is unfollowed after 2 h and followed again at 26 h (the `*` scenario's day and a half);
+        elsewhere the follow states hold, so that a walk at another hour learns nothing other than the baseline's."""
         rng = random.Random(seed)
         self.users = [
             User(101, "alice"),
-            User(102, "bob", unfollowed=(START + timedelta(hours=2), START + timedelta(hours=26))),  # and again
+            User(
+                102, "bob", unfollowed=(START + timedelta(hours=2), START + timedelta(hours=26)) if unfollow else None
+            ),
             User(103, "carol", in_tray=False),  # followed, dropped from the tray
             User(104, "dave", in_tray=False),  # muted: never in the tray
             User(105, "erin", followed=False),  # public, not followed
@@ -269,8 +275,15 @@ class SimInstagram:
             world.session_valid = False
             world.password_ok = fault == "login_required_accepted"
             raise SessionExpired("the Instagram session expired (login_required)")
+        if fault == "expiring":  # and from now on before every run: a session Instagram keeps ending
+            world.session_valid = False
+            self.sim.expiring = True
+            raise SessionExpired("the Instagram session expired (login_required)")
         if fault == "gone" and name in LIKES:
-            world.gone.add(str(arg))  # deleted by its owner between the read and the like
+            self.sim.gone_left = 3  # its owner deleted them: this like's item and the next two likes'
+        if name in LIKES and self.sim.gone_left:
+            self.sim.gone_left -= 1
+            world.gone.add(str(arg))
             raise Gone(f"the media of {name} is gone")
         if act is not None:
             act()
@@ -409,6 +422,8 @@ class Sim:
     cooldowns: list[tuple[datetime, datetime]] = field(default_factory=list)
     db_fail_armed: bool = False
     fired: list[Fault] = field(default_factory=list)  # the faults that happened (one past a run's end does not)
+    expiring: bool = False  # the session is ended before every run from now on
+    gone_left: int = 0  # likes still to be answered "gone" (a target deleted its stories)
     known_before_rename: set[int] = field(default_factory=set)  # target pks stored before a target's rename
 
 
@@ -490,6 +505,8 @@ def _fail_next_write(sim: Sim) -> Callable[..., None]:
 
 def _one_run(sim: Sim, command: str, fault: Fault | None, seed: int, *, everyone: bool) -> RunResult:
     sim.run += 1
+    if sim.expiring:
+        sim.world.session_valid = False  # Instagram ended it again before this run
     settings = _settings(sim.store, sim.world, everyone=everyone)
     ig = SimInstagram(sim.world, sim.clock, sim, fault if fault is not None and fault.kind in SERVER_FAULTS else None)
     deps = _SimDeps(
@@ -578,7 +595,7 @@ def run_schedule(
 ) -> Outcome:
     """One schedule: the scenario's pass and the runs after it, with ``faults`` (each in its own run)."""
     planned = [] if faults is None else [faults] if isinstance(faults, Fault) else list(faults)
-    world = World(seed)
+    world = World(seed, unfollow=scenario.everyone)
     store = template.fresh()
     clock = FakeClock(START)
     sim = Sim(world, store, clock)
@@ -667,6 +684,11 @@ def check(outcome: Outcome, baseline: Outcome) -> list[str]:
     twice = [pk for pk, n in world.acted.items() if n > 1]
     if twice:
         broken.append(f"{where}: liked twice by the server: {twice}")
+    own = [m.pk for m in world.media if m.user_pk == OWN_PK and m.pk in world.acted]
+    if own:
+        broken.append(f"{where}: the account liked its own media: {own}")
+    if outcome.cooldowns and not kinds & {"429", "feedback_required"}:
+        broken.append(f"{where}: a cooldown though Instagram throttled nothing")
 
     for kind, per_hour in LIMITS.items():
         times = sorted(at for k, at in world.acted_at if k == kind)

@@ -258,6 +258,9 @@ class _Proxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return
+            if not self.alive:  # accepted as the cut came: the server is gone for it too
+                client.close()
+                return
             upstream = socket.create_connection(self.target)
             self.sockets += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
@@ -272,7 +275,11 @@ class _Proxy:
             pass
 
     def cut(self) -> None:
+        """The server goes away: its connections die and new ones are refused (a run that reconnects, as it does
+        after a dropped connection, finds nobody)."""
         self.alive = False
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() blocked on it
         self.listener.close()
         for sock in self.sockets:
             with contextlib.suppress(OSError):

@@ -142,8 +142,26 @@ class _Text(logging.Formatter):
         return redact(line)
 
 
+class _Stdout(logging.StreamHandler):  # type: ignore[type-arg]  # a StreamHandler of any text stream
+    """Writes to whatever ``sys.stdout`` is when a line is written, unless a command points it elsewhere: a
+    progress bar on a terminal (rich's live display) puts its own stdout in place while it shows, and the log
+    lines then print above the bar instead of onto it."""
+
+    def __init__(self) -> None:
+        self._fixed: Any = None
+        super().__init__(sys.stdout)
+
+    @property  # a property where logging keeps a plain attribute
+    def stream(self) -> Any:
+        return self._fixed if self._fixed is not None else sys.stdout
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        self._fixed = None if value is None or value is sys.stdout else value
+
+
 def configure(level: str = "INFO", fmt: str = "json") -> None:
-    handler = logging.StreamHandler(sys.stdout)
+    handler = _Stdout()
     handler.addFilter(_Context())
     handler.addFilter(_Muzzle())
     handler.setFormatter(_Json(reserved_attrs=[*_STANDARD - {"message"}]) if fmt == "json" else _Text())

@@ -60,6 +60,14 @@ class Likes:
             log.info("pass_time_up", extra={"kind": self.kind, "budget_minutes": settings.pass_budget_minutes})
         return not self.window_closed
 
+    def pause(self, low: float, high: float) -> None:
+        """A pause that stands in for liking (before a like, between the targets liked): a dry run sends no like,
+        so it skips the wait and only checks that the run may go on; the requests keep their own pacing."""
+        if self.dry_run:
+            self.deps.checkpoint()
+            return
+        self.deps.pause(low, high)
+
     def one(
         self,
         pk: str,

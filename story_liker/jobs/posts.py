@@ -284,9 +284,9 @@ def _like_all(deps: Deps, ig: Paced, likes: Likes, chosen: list[Found]) -> set[s
         if not likes.may_go_on():
             break
         if previous is not None and found.user_pk != previous:
-            deps.pause(settings.target_delay_min_seconds, settings.target_delay_max_seconds)
+            likes.pause(settings.target_delay_min_seconds, settings.target_delay_max_seconds)
         previous = found.user_pk
-        deps.pause(settings.action_delay_min_seconds, settings.action_delay_max_seconds)
+        likes.pause(settings.action_delay_min_seconds, settings.action_delay_max_seconds)
         post = found.post
         if likes.one(
             post.pk,

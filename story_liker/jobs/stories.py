@@ -168,7 +168,7 @@ def _like_all(deps: Deps, ig: Paced, likes: Likes, by_pk: dict[int, Target], cho
             if not likes.may_go_on():
                 break
             if index:
-                deps.pause(settings.target_delay_min_seconds, settings.target_delay_max_seconds)
+                likes.pause(settings.target_delay_min_seconds, settings.target_delay_max_seconds)
             deps.progress.advance(target.username)
             if not likes.dry_run:
                 try:
@@ -179,7 +179,7 @@ def _like_all(deps: Deps, ig: Paced, likes: Likes, by_pk: dict[int, Target], cho
             for item in items:
                 if not likes.may_go_on():
                     break
-                deps.pause(settings.action_delay_min_seconds, settings.action_delay_max_seconds)
+                likes.pause(settings.action_delay_min_seconds, settings.action_delay_max_seconds)
                 if _like(deps, ig, likes, target, item) and not likes.dry_run:
                     done.add(item.pk)
     finally:

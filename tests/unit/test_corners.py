@@ -563,3 +563,14 @@ def test_postgresql_dropping_the_connections_while_a_like_is_in_flight_keeps_the
     finally:
         admin.dispose()
         engine.dispose()
+
+
+def test_a_dry_run_keeps_the_request_pacing_and_skips_the_pauses_that_stand_in_for_liking(h: Harness) -> None:
+    """22.8 s for 4 requests and 18 would-likes with 0.5-1 s delays: a dry run waited the full like delays."""
+    h.overrides |= {"action_delay_min_seconds": 5, "action_delay_max_seconds": 5}
+    h.overrides |= {"target_delay_min_seconds": 7, "target_delay_max_seconds": 7}
+    h.overrides |= {"request_delay_min_seconds": 1, "request_delay_max_seconds": 1}
+    reels = {pk: [story(pk, n, at=h.clock()) for n in range(3)] for pk in NAMES}
+    ig = followed_instagram(h, reels)
+    run_stories(h.deps(ig), dry_run=True, max_likes=None)
+    assert ig.liked == [] and sum(h.clock.sleeps) <= len(ig.calls)  # the gaps between requests, nothing more

@@ -189,6 +189,10 @@ def _load_settings(*, output_on_stdout: bool = False, **overrides: Any) -> Setti
         _fail(exc.message, exc.exit_code)
         raise  # unreachable; for type checkers
     configure(settings.log_level, settings.log_style)
+    if output_on_stdout:  # stdout is the command's result (`status --json | jq`): its log lines go to stderr
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.StreamHandler):
+                handler.setStream(sys.stderr)
     for secret in (settings.ig_password, settings.ig_totp_seed, settings.session_encryption_key):
         if secret is not None:
             register_secret(secret.get_secret_value())
@@ -251,6 +255,9 @@ def _run(spec: Spec, job: Callable[[Deps], Report], settings: Settings, run_id: 
     """The command's job and its run record; ``end`` tells the hooks how it went. Returns the exit code."""
     started = time.monotonic()
     code, outcome, counts, extra = BUG, "bug", {}, {}
+    # an error is said once: by the run_failed line of a JSON log, else (a person at a terminal, or a command
+    # whose stdout is its result) by the one `story-liker: ...` line on stderr
+    said_in_log = settings.log_style == "json" and not spec.prints
     store = None  # set once the schema is known to be right: only then is the database used after a failure
     deps: Deps | None = None
     signals: _Signals | None = None
@@ -284,15 +291,15 @@ def _run(spec: Spec, job: Callable[[Deps], Report], settings: Settings, run_id: 
         code, outcome = exc.exit_code, exc.outcome
         # a routine 75 (cooldown, lock held, login backoff, network) is a warning, not an error
         level = logging.WARNING if code == TRY_LATER else logging.ERROR
-        if settings.log_style == "text":  # a person at a terminal: the line below says it, once
-            level = logging.DEBUG
-        log.log(level, "run_failed", extra={"error": exc.message, "exit_code": code})
-        _say_error(exc.message, code)
+        log.log(level if said_in_log else logging.DEBUG, "run_failed", extra={"error": exc.message, "exit_code": code})
+        if not said_in_log:
+            _say_error(exc.message, code)
     except KeyboardInterrupt:
         code, outcome = Interrupted(signal.SIGINT).exit_code, "interrupted"
     except Exception as exc:
         log.exception("unexpected_error", extra={"error": type(exc).__name__})
-        _say_error(f"unexpected error {type(exc).__name__} (a bug; the log has details)", BUG)
+        if not said_in_log:
+            _say_error(f"unexpected error {type(exc).__name__} (a bug; the log has details)", BUG)
     finally:
         duration = round(time.monotonic() - started, 3)
         if deps is not None:

@@ -129,6 +129,26 @@ class Result:
     def output(self) -> str:
         return self.stdout + self.stderr
 
+    @property
+    def error(self) -> str:
+        """The command's error, said exactly once: the run_failed line of a JSON log on stdout, or one
+        `story-liker: ...` line on stderr (a terminal's text log, a command whose stdout is its result,
+        an error before logging starts). "" when it said none."""
+        said = [
+            line.removeprefix("story-liker: ")
+            for line in self.stderr.splitlines()
+            if line.startswith("story-liker: ") and not line.startswith("story-liker: warning:")
+        ]
+        for line in self.stdout.splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and record.get("event") in ("run_failed", "unexpected_error"):
+                said.append(str(record.get("error", "")))
+        assert len(said) <= 1, f"the error is said {len(said)} times:\n{self.output}"
+        return said[0] if said else ""
+
     def events(self) -> list[dict[str, Any]]:
         """The JSON log lines of stdout, parsed (every stdout line must be one)."""
         return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]

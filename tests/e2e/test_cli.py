@@ -69,8 +69,7 @@ def test_unknown_command_is_a_usage_error(tmp_path: Path) -> None:
 def test_bad_configuration_exits_78_with_one_line(tmp_path: Path, env: dict[str, str], needle: str) -> None:
     result = run_cli("run-stories", env=env, cwd=tmp_path)
     assert result.code == 78, result.output
-    assert needle in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert needle in result.error and "\n" not in result.error  # said once, on one line
     assert "Traceback" not in result.output
 
 
@@ -137,9 +136,9 @@ def test_unreachable_database_exits_69(tmp_path: Path) -> None:
     env = {"IG_USERNAME": "me", "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none"}
     result = run_cli("run-stories", env=env, cwd=tmp_path)
     assert result.code == 69, result.output
-    assert "database unavailable" in result.stderr and "Traceback" not in result.output
+    assert "database unavailable" in result.error and "Traceback" not in result.output
     migrate = run_cli("migrate", env=env, cwd=tmp_path)
-    assert migrate.code == 69 and "database unavailable" in migrate.stderr
+    assert migrate.code == 69 and "database unavailable" in migrate.error
 
 
 PASSWORD = "S3cretPW"
@@ -222,8 +221,7 @@ def test_a_corrupt_sqlite_file_is_one_line_naming_it_and_78_for_every_command(tm
         if args[0] == "doctor":
             assert re.search(r"\[FAIL\] database +the database file \S+ is not a SQLite", result.stdout), result.stdout
         else:
-            errors = [line for line in result.stderr.splitlines() if line.startswith("story-liker: ")]
-            assert len(errors) == 1 and "corrupt" in errors[0], (args, result.stderr)
+            assert "corrupt" in result.error, (args, result.output)
 
 
 def test_old_schema_is_refused_with_78_until_migrate(env: dict[str, str], tmp_path: Path) -> None:
@@ -232,7 +230,7 @@ def test_old_schema_is_refused_with_78_until_migrate(env: dict[str, str], tmp_pa
     with engine.begin() as connection:
         connection.execute(sa.text("UPDATE alembic_version SET version_num = '0000'"))
     result = run_cli("run-stories", env=env, cwd=tmp_path)
-    assert result.code == 78 and "story-liker migrate" in result.stderr
+    assert result.code == 78 and "story-liker migrate" in result.error
     with engine.begin() as connection:
         connection.execute(sa.text("UPDATE alembic_version SET version_num = :v"), {"v": SCHEMA_REVISION})
     again = run_cli("migrate", env=env, cwd=tmp_path)
@@ -252,7 +250,7 @@ def test_no_stored_session_and_no_password_exits_77_without_a_request(
 ) -> None:
     env["TARGET_ACCOUNTS"] = "alice"
     result = run_cli("run-stories", env=env, cwd=tmp_path)
-    assert result.code == 77 and "story-liker login" in result.stderr
+    assert result.code == 77 and "story-liker login" in result.error
     assert ig.count() == 0
 
 
@@ -265,9 +263,9 @@ def test_accounts_commands_manage_targets(env: dict[str, str], tmp_path: Path) -
     assert "alice" in listing and "disabled" in listing
     assert run_cli("accounts", "remove", "alice", env=env, cwd=tmp_path).code == 0
     missing = run_cli("accounts", "enable", "alice", env=env, cwd=tmp_path)  # command-line values: usage, 2
-    assert missing.code == 2 and "not a target" in missing.stderr
+    assert missing.code == 2 and "not a target" in missing.error
     bad = run_cli("accounts", "add", "no way!", env=env, cwd=tmp_path)
-    assert bad.code == 2 and "not an Instagram username" in bad.stderr
+    assert bad.code == 2 and "not an Instagram username" in bad.error
     assert run_cli("accounts", "remove", "nobody", env=env, cwd=tmp_path).code == 2
     assert run_cli("accounts", "enable", "bob", env=env, cwd=tmp_path).code == 0
 
@@ -325,7 +323,7 @@ def test_corrupt_settings_file_leaves_the_stored_session_untouched(
     bad.write_text(content, errors="surrogateescape")
     result = run_cli("login", "--settings-file", str(bad), env=env, cwd=tmp_path)
     assert result.code == 78, result.output
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.error and "\n" not in result.error
     assert store.account(ig.username).settings == before
     missing = run_cli("login", "--settings-file", str(tmp_path / "nope.json"), env=env, cwd=tmp_path)
     assert missing.code == 78
@@ -391,7 +389,7 @@ def test_postgres_without_schema_exits_78_and_asks_for_migrate(tmp_path: Path) -
         for command in ("run-stories", "cleanup", "status"):
             result = run_cli(command, env={"IG_USERNAME": "me", "DATABASE_URL": url}, cwd=tmp_path)
             assert result.code == 78, result.output
-            assert result.stderr.strip() == "story-liker: the database has no schema yet: run `story-liker migrate`"
+            assert result.error == "the database has no schema yet: run `story-liker migrate`"
         assert run_cli("migrate", env={"DATABASE_URL": url}, cwd=tmp_path).code == 0
         assert run_cli("cleanup", "--all-accounts", env={"DATABASE_URL": url}, cwd=tmp_path).code == 0
 
@@ -511,7 +509,7 @@ def test_three_wrong_passwords_on_a_terminal_give_up_with_the_error_and_count_fo
             | {"TARGET_ACCOUNTS": "alice"},
             cwd=tmp_path,
         )
-        assert run.code == 77 and "3 login attempts failed in a row" in run.stderr, run.output
+        assert run.code == 77 and "3 login attempts failed in a row" in run.error, run.output
         assert double.count() == 0
 
 
@@ -548,7 +546,7 @@ def test_a_password_from_the_environment_is_never_asked_again(env: dict[str, str
     with InstagramDouble() as double:
         plain = {"IG_USERNAME": double.username, "IG_API_URL": double.url, "IG_PASSWORD": WRONG[0]} | _db(env)
         result = run_cli("login", env=plain, cwd=tmp_path)
-        assert result.code == 77 and result.stderr.strip().endswith("story-liker: login failed: BadPassword")
+        assert result.code == 77 and result.error == "login failed: BadPassword"
         assert double.count("send_login_request") == 1
         terminal = _login_on_a_terminal(double, env, tmp_path, IG_PASSWORD=WRONG[0])
         code = terminal.wait()
@@ -596,7 +594,7 @@ def test_help_shows_no_bool_placeholders_and_cleanup_has_its_own_dry_run_text(tm
 
 def test_without_a_username_the_error_says_how_to_set_it(tmp_path: Path) -> None:
     result = run_cli("run-stories", cwd=tmp_path)
-    assert result.code == 78 and ".env" in result.stderr and "story-liker login" in result.stderr
+    assert result.code == 78 and ".env" in result.error and "story-liker login" in result.error
 
 
 def test_on_a_terminal_logs_are_text_and_an_error_is_printed_once(ig: Any, env: dict[str, str], tmp_path: Path) -> None:
@@ -630,7 +628,7 @@ def test_accounts_disable_and_remove_refuse_a_name_target_accounts_lists(env: di
     assert run_cli("accounts", "add", "alice", env=env, cwd=tmp_path).code == 0
     for command in ("disable", "remove"):
         result = run_cli("accounts", command, "alice", env=env, cwd=tmp_path)
-        assert result.code == 78 and "TARGET_ACCOUNTS" in result.stderr, result.output
+        assert result.code == 78 and "TARGET_ACCOUNTS" in result.error, result.output
     free = env | {"TARGET_ACCOUNTS": "bob"}
     assert run_cli("accounts", "disable", "alice", env=free, cwd=tmp_path).code == 0
 

@@ -106,7 +106,7 @@ def test_cleanup_removes_only_old_story_records_and_never_a_post(env: dict[str, 
     dry = run_cli("cleanup", "--dry-run", env=env, cwd=tmp_path)
     assert dry.code == 0 and "would delete 2" in dry.stderr
     short = run_cli("cleanup", "--older-than", "1", env=env, cwd=tmp_path)
-    assert short.code == 78 and "--force" in short.stderr
+    assert short.code == 78 and "--force" in short.error
     done = run_cli("cleanup", env=env, cwd=tmp_path)
     assert done.code == 0 and "deleted 2" in done.stderr
     assert done.event("run_finished")["deleted"] == 2
@@ -164,7 +164,7 @@ def test_cleanup_of_one_account_leaves_the_other_accounts_records_alone(env: dic
 
     nameless = {k: v for k, v in env.items() if k != "IG_USERNAME"}
     refused = run_cli("cleanup", env=nameless, cwd=tmp_path)
-    assert refused.code == 78 and "--all-accounts" in refused.stderr, refused.output
+    assert refused.code == 78 and "--all-accounts" in refused.error, refused.output
     assert _left(url) == {"acct_a": (1, 1), "acct_b": (6, 6)}
     every = run_cli("cleanup", "--all-accounts", env=nameless, cwd=tmp_path)
     assert every.code == 0 and "deleted 5 story records of every account" in every.stderr, every.output

@@ -61,7 +61,7 @@ def test_three_refused_likes_stop_the_pass_and_the_next_run_sends_nothing(
 
     ig.reset_requests()
     again = run_cli("run-stories", env=env, cwd=tmp_path)
-    assert again.code == 75 and "cooling down" in again.stderr
+    assert again.code == 75 and "cooling down" in again.error
     assert ig.count() == 0
 
 
@@ -112,7 +112,7 @@ def test_a_failed_relogin_is_not_tried_again_by_the_next_run(ig: Any, env: dict[
     ig.reset_requests()
     for _ in range(3):
         again = run_cli("run-stories", env=env, cwd=tmp_path)
-        assert again.code == 75 and "next attempt is allowed after" in again.stderr, again.output
+        assert again.code == 75 and "next attempt is allowed after" in again.error, again.output
     assert ig.count() == 0  # neither a read nor a login: the session is known dead, the backoff runs
 
 
@@ -131,7 +131,7 @@ def test_an_outdated_app_version_needs_a_human_and_session_upgrade_keeps_the_dev
     ig.fail("current_user", status=400, body={"message": "", "error_type": "needs_upgrade", "status": "fail"})
 
     outdated = run_cli("keepalive", env=env, cwd=tmp_path)
-    assert outdated.code == 77 and "story-liker session upgrade" in outdated.stderr, outdated.output
+    assert outdated.code == 77 and "story-liker session upgrade" in outdated.error, outdated.output
     ig.reset_requests()
     upgraded = run_cli("session", "upgrade", env=env, cwd=tmp_path)
     assert upgraded.code == 0, upgraded.output
@@ -157,7 +157,7 @@ def test_a_session_moves_hosts_by_export_and_import(ig: Any, env: dict[str, str]
     assert out.code == 0 and "delete it" in out.stderr, out.output
     assert stat.S_IMODE(exported.stat().st_mode) == 0o600
     again = run_cli("session", "export", str(exported), env=env, cwd=tmp_path)
-    assert again.code == 2 and "exists" in again.stderr  # never overwrites a file; a path typed: usage
+    assert again.code == 2 and "exists" in again.error  # never overwrites a file; a path typed: usage
 
     other_host = env | {"DATABASE_URL": f"sqlite:///{tmp_path / 'other' / 'stories.db'}"}
     ig.reset_requests()
@@ -206,7 +206,7 @@ def test_a_session_of_another_account_is_refused_under_a_second_name(
     ):
         refused = run_cli(*args, env=other, cwd=tmp_path)
         assert refused.code == 78, (args, refused.output)
-        assert "belongs to instagram user liker, not someone_else" in refused.stderr, refused.output
+        assert "belongs to instagram user liker, not someone_else" in refused.error, refused.output
         assert _session_row(env, "someone_else") == (False, None)
     assert _session_row(env, "liker") == (False, None)
     assert run_cli("session", "import", str(session), env=env, cwd=tmp_path).code == 0  # the right name: stored
@@ -226,7 +226,7 @@ def test_a_second_name_for_the_same_instagram_user_is_refused(ig: Any, env: dict
     for args in (["session", "import", str(session)], ["login"]):  # a settings file; a password login
         refused = run_cli(*args, env=renamed, cwd=tmp_path)
         assert refused.code == 78, (args, refused.output)
-        assert "account 'liker'" in refused.stderr and "Traceback" not in refused.output, refused.output
+        assert "account 'liker'" in refused.error and "Traceback" not in refused.output, refused.output
         assert _session_row(env, "liker_renamed") == (False, None)
     assert _session_row(env, "liker") == (True, ig.own_pk)
 
@@ -243,7 +243,7 @@ def test_whose_session_it_is_goes_by_instagrams_answer_not_the_file_or_the_case(
     forged["authorization_data"]["ds_user_id"] = forged["cookies"]["ds_user_id"] = "31400000017"
     (tmp_path / "forged.json").write_text(json.dumps(forged))
     refused = run_cli("session", "import", str(tmp_path / "forged.json"), env=env, cwd=tmp_path)
-    assert refused.code == 78 and "names instagram user pk 31400000017" in refused.stderr, refused.output
+    assert refused.code == 78 and "names instagram user pk 31400000017" in refused.error, refused.output
     assert _session_row(env, "liker") == (False, None)
 
     (tmp_path / "session.json").write_text(json.dumps(ig.settings()))

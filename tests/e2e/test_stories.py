@@ -118,7 +118,7 @@ def test_throttling_stops_the_pass_persists_a_cooldown_and_the_next_run_sends_no
     ig.reset_requests()
     second = run_cli("run-stories", env=env, cwd=tmp_path)
     assert second.code == 75, second.output
-    assert "cooling down" in second.stderr
+    assert "cooling down" in second.error
     assert ig.count() == 0
 
 
@@ -148,7 +148,7 @@ def test_challenge_sets_needs_human_until_login(ig: Any, env: dict[str, str], tm
     assert first.code == 77, first.output
     ig.reset_requests()
     second = run_cli("run-stories", env=env, cwd=tmp_path)
-    assert second.code == 77 and "needs a human" in second.stderr
+    assert second.code == 77 and "needs a human" in second.error
     assert ig.count() == 0
     ig.require_challenge(False)
     login(ig, env, tmp_path)
@@ -222,7 +222,7 @@ def test_a_held_lock_exits_75_without_contacting_instagram(ig: Any, env: dict[st
     )
     result, cpu = finish_with_cpu(start(["run-stories"], env, tmp_path))
     assert result.code == 75, result.output
-    assert "another run holds the lock" in result.stderr
+    assert "another run holds the lock" in result.error
     assert ig.count() == 0
     # "Within a second" without timing a loaded machine: little CPU of its own (about 0.8 s here, nearly
     # all interpreter start and imports; 2 s leaves room for slower cores, not for a pass or a busy wait),
@@ -292,7 +292,7 @@ def test_unreachable_instagram_exits_75(ig: Any, env: dict[str, str], tmp_path: 
     ig.stop()
     result = run_cli("run-stories", env=env, cwd=tmp_path)
     assert result.code == 75, result.output
-    assert "unreachable" in result.stderr
+    assert "unreachable" in result.error
 
 
 def test_many_targets_request_economy(ig: Any, env: dict[str, str], tmp_path: Path) -> None:

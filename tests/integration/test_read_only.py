@@ -174,9 +174,8 @@ def lived_in(ig: Any, place: ReadOnlyPlace, tmp_path: Path) -> dict[str, Any]:
 
 
 def _one_line(result: Result) -> str:
-    errors = [line for line in result.stderr.splitlines() if line.startswith("story-liker:")]
-    assert len(errors) == 1 and "Traceback" not in result.output, result.output
-    return errors[0]
+    assert result.error and "\n" not in result.error and "Traceback" not in result.output, result.output
+    return result.error
 
 
 def test_the_reading_commands_work_on_a_read_only_database(
@@ -308,7 +307,7 @@ def test_status_cannot_create_a_database_in_a_read_only_place(place: ReadOnlyPla
     place.freeze()
     result = place.run("status", env={"IG_USERNAME": "me", "DATABASE_URL": place.url}, cwd=tmp_path)
     assert result.code == 78, result.output
-    assert _one_line(result).startswith(f"story-liker: cannot create the SQLite database {place.directory}")
+    assert _one_line(result).startswith(f"cannot create the SQLite database {place.directory}")
 
 
 def test_the_store_on_a_read_only_engine_reads_and_refuses_writes(store: Store) -> None:

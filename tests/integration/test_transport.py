@@ -119,7 +119,7 @@ def test_an_untrusted_certificate_sends_nothing_and_exits_75(
     del curl_env["REQUESTS_CA_BUNDLE"]
     result = run_cli("run-stories", env=curl_env, cwd=tmp_path)
     assert result.code == 75, result.output
-    assert "Traceback" not in result.output and "unreachable" in result.stderr
+    assert "Traceback" not in result.output and "unreachable" in result.error
     assert ig.count() == 0 and front.records == []
     assert len(front.connections) == 1  # a TLS connection that the client dropped before any HTTP/2 request
 
@@ -140,7 +140,7 @@ def test_http_timeout_applies_to_the_curl_transport(
     ig.delay(where, 30, times=1)  # far past the timeout; stopping the double wakes it
     result = run_process("run-stories", env=curl_env, cwd=tmp_path, timeout=90)
     assert result.code == 75, result.output
-    assert "Traceback" not in result.output and "unreachable" in result.stderr
+    assert "Traceback" not in result.output and "unreachable" in result.error
     assert ig.count(where) == 1  # not sent again, neither by curl nor by us
     assert ig.count() == before + 1, ig.paths()
     assert result.event("run_finished")["requests"] == ig.count()
@@ -158,7 +158,7 @@ def test_connection_reset_on_the_first_request_exits_75_after_one_request(
     ig.fault_reset("reels_tray", times=None)
     result = run_cli("run-stories", env=curl_env, cwd=tmp_path)
     assert result.code == 75, result.output
-    assert "Traceback" not in result.output and "unreachable" in result.stderr
+    assert "Traceback" not in result.output and "unreachable" in result.error
     assert ig.paths() == ["POST /api/v1/feed/reels_tray/"]  # a fresh connection: libcurl does not resend
     assert result.event("run_finished")["requests"] == 1
     assert_all_over_h2_tls(ig, front)
@@ -179,7 +179,7 @@ def test_a_like_whose_connection_dies_reaches_instagram_once_and_the_pass_exits_
     ig.fault_reset("send_story_like", times=1)  # the first like only: a copy on a new connection would be answered
     dropped = run_cli("run-stories", env=curl_env, cwd=tmp_path)
     assert dropped.code == 75, dropped.output
-    assert "Traceback" not in dropped.output and "unreachable" in dropped.stderr
+    assert "Traceback" not in dropped.output and "unreachable" in dropped.error
     assert ig.count("send_story_like") == 1
     assert dropped.event("run_finished")["requests"] == ig.count()
     assert [conn.reset for conn in front.connections] == [False, True]  # the reads' connection, the like's own

@@ -177,21 +177,21 @@ def test_api_url_on_loopback_is_accepted(monkeypatch: pytest.MonkeyPatch, url: s
 def test_database_urls_that_cannot_work_are_configuration_errors(url: str, says: str, tmp_path: Path) -> None:
     for command in ("status", "run-stories"):
         result = run_cli(command, env={"IG_USERNAME": "me", "DATABASE_URL": url}, cwd=tmp_path)
-        assert result.code == 78 and says in result.stderr, result.output
+        assert result.code == 78 and says in result.error, result.output
         assert "Traceback" not in result.output
 
 
 def test_a_sqlite_path_that_is_a_directory_is_78_and_leaves_nothing_behind(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     result = run_cli("run-stories", env={"IG_USERNAME": "me", "DATABASE_URL": "sqlite:///data"}, cwd=tmp_path)
-    assert result.code == 78 and "is a directory" in result.stderr
+    assert result.code == 78 and "is a directory" in result.error
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
 
 
 def test_a_bad_log_level_is_78_for_status_too(tmp_path: Path) -> None:
     for command in ("status", "run-stories"):
         result = run_cli(command, env={"IG_USERNAME": "me", "LOG_LEVEL": "LOUD"}, cwd=tmp_path)
-        assert result.code == 78 and "LOG_LEVEL" in result.stderr, (command, result.output)
+        assert result.code == 78 and "LOG_LEVEL" in result.error, (command, result.output)
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ def test_a_log_line_prints_above_the_progress_bar_not_onto_it() -> None:
         progress.bar = Progress(*progress.bar.columns, console=Console(file=screen, force_terminal=True, width=80))
         progress.start(12, "liking stories")
         progress.advance("ada.lovelace")
+        progress.bar.refresh()  # the bar is on the screen (its refresh thread may not have drawn it yet)
         logging.getLogger("story_liker.jobs.likes").info("story_liked", extra={"target": "ada.lovelace"})
         progress.advance("bob")
         progress.stop()

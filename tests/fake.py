@@ -1,5 +1,5 @@
 """In-process fakes for testing pass logic: a scripted `Instagram`, a clock that only moves when told, and
-a Deps builder on the real store. The HTTP double (tests/double.py) stays the adapter's contract suite."""
+a Deps builder on the real store. The HTTP double (tests/double/) stays the adapter's contract suite."""
 
 from __future__ import annotations
 

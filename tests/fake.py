@@ -13,6 +13,7 @@ from story_liker import settings as settings_module
 from story_liker.errors import TargetUnavailable
 from story_liker.ig.types import Connection, PostItem, StoryItem, TrayEntry, UserRef
 from story_liker.jobs.deps import Deps
+from story_liker.models import Target
 from story_liker.store import Store
 
 ME = "me"
@@ -189,6 +190,12 @@ class ScriptedInstagram:
         if self.sessionid:
             settings["authorization_data"] = {"ds_user_id": "4242", "sessionid": self.sessionid}
         return settings
+
+
+def stored_id(target: Target) -> int:
+    """The id of a target read from the store (every stored row has one; only a new, unsaved one has none)."""
+    assert target.id is not None, target
+    return target.id
 
 
 def story(user_pk: int, n: int, *, at: datetime = START, has_liked: bool = False) -> StoryItem:

@@ -62,8 +62,17 @@ SECRET_SETTINGS = {
 SECRET_FILES = {f"{name}_FILE" for name in SECRET_SETTINGS} | {"PGPASSFILE"}
 
 
-def run(cmd: list[str], *, timeout: float = 60, **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False, **kwargs)  # type: ignore[call-overload, no-any-return]
+def run(
+    cmd: list[str],
+    *,
+    timeout: float = 60,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    stdin: int | None = None,
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd, env=env, stdin=stdin
+    )
 
 
 def tool(name: str, install: str) -> str:

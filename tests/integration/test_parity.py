@@ -24,7 +24,7 @@ import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import pytest
 
@@ -48,6 +48,8 @@ OWN_PK = 4242  # the fake's account (tests.fake): the double is the same account
 UNKNOWN = 999  # no user has this pk
 SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 MEDIA_TYPES = {1: "photo", 2: "video", 8: "album"}
+P = ParamSpec("P")
+T = TypeVar("T")
 
 # --- the world, in the double and in the fake -------------------------------------------------------------------
 
@@ -247,10 +249,11 @@ def same(fake: Any, real: Any) -> None:
     assert typed(fake) == typed(real)
 
 
-def one_request(side: Instagram, call: Callable[[], Any]) -> Any:
-    """``call``'s result, checking it sent exactly one request (the Protocols' promise)."""
+def one_request(side: Client, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """``call(*args, **kwargs)``, a method of ``side``, checking it sent exactly one request (the Protocols'
+    promise)."""
     before = side.requests_sent
-    result = call()
+    result = call(*args, **kwargs)
     assert side.requests_sent - before == 1, type(side).__name__
     return result
 
@@ -304,10 +307,15 @@ def sides(world: World) -> tuple[ScriptedInstagram, Instagrapi]:
     return fake_of(world), adapter_of(world.ig)
 
 
+def clients(sides: tuple[ScriptedInstagram, Instagrapi]) -> list[Client]:
+    """The fake, then the adapter: each a Client (mypy checks it here)."""
+    return [sides[0], sides[1]]
+
+
 def test_the_tray(world: World, sides: tuple[ScriptedInstagram, Instagrapi]) -> None:
     """The followed users with live stories; not the own reel, the ads, the hashtags, nor a muted user's; in
     Instagram's order, which is no promise: compared by user."""
-    got = [sorted(one_request(side, side.reels_tray), key=lambda e: e.user_pk) for side in sides]
+    got = [sorted(one_request(side, side.reels_tray), key=lambda e: e.user_pk) for side in clients(sides)]
     same(*got)
     assert {e.user_pk for e in got[1]} == {world.alice.pk, world.bob.pk, world.carol.pk}
 
@@ -315,7 +323,7 @@ def test_the_tray(world: World, sides: tuple[ScriptedInstagram, Instagrapi]) -> 
 def test_the_reels(world: World, sides: tuple[ScriptedInstagram, Instagrapi]) -> None:
     """Every viewable user's live stories, oldest first; none of a private account not followed nor of nobody."""
     pks = [u.pk for u in world.ig.users] + [UNKNOWN]
-    got = [one_request(side, lambda side=side: side.reels_media(pks)) for side in sides]
+    got = [one_request(side, side.reels_media, pks) for side in clients(sides)]
     same(*got)
     assert set(got[1]) == {u.pk for u in world.ig.users if u is not world.dave}
     assert [s.has_liked for s in got[1][world.alice.pk]] == [True, False, False]  # the expired one is not there
@@ -324,12 +332,12 @@ def test_the_reels(world: World, sides: tuple[ScriptedInstagram, Instagrapi]) ->
 @pytest.mark.parametrize("name", ["alice", "bob", "carol", "erin", "frank"])
 def test_a_users_stories(world: World, sides: tuple[ScriptedInstagram, Instagrapi], name: str) -> None:
     user = getattr(world, name)
-    same(*(one_request(side, lambda side=side: side.user_stories(user.pk)) for side in sides))
+    same(*(one_request(side, side.user_stories, user.pk) for side in clients(sides)))
 
 
 def test_the_following_list(world: World, sides: tuple[ScriptedInstagram, Instagrapi]) -> None:
     """One page, every followed user (muted and private ones too) marked followed; no next page."""
-    pages = [one_request(side, lambda side=side: side.following_page(None)) for side in sides]
+    pages = [one_request(side, side.following_page, None) for side in clients(sides)]
     same(*(sorted(users, key=lambda u: u.user_pk) for users, _ in pages))
     assert [cursor for _, cursor in pages] == [None, None]
 
@@ -337,7 +345,7 @@ def test_the_following_list(world: World, sides: tuple[ScriptedInstagram, Instag
 @pytest.mark.parametrize("name", ["alice", "bob", "carol", "dave", "erin", "frank"])
 def test_a_lookup(world: World, sides: tuple[ScriptedInstagram, Instagrapi], name: str) -> None:
     """Private or not, followed or not: found, and whether it is followed not said (usernameinfo does not say)."""
-    same(*(one_request(side, lambda side=side: side.lookup(name)) for side in sides))
+    same(*(one_request(side, side.lookup, name) for side in clients(sides)))
 
 
 @pytest.mark.parametrize("name", ["alice", "bob", "carol", "erin"])
@@ -348,8 +356,8 @@ def test_a_users_posts_page_by_page(world: World, sides: tuple[ScriptedInstagram
     pages = 0
     while True:
         got = [
-            one_request(side, lambda side=side, cursor=cursor: side.user_posts(user.pk, 2, cursor))
-            for side, cursor in zip(sides, cursors, strict=True)
+            one_request(side, side.user_posts, user.pk, 2, cursor)
+            for side, cursor in zip(clients(sides), cursors, strict=True)
         ]
         same(*(posts for posts, _ in got))
         cursors = [cursor for _, cursor in got]
@@ -375,8 +383,8 @@ def test_the_home_feed_page_by_page(world: World, sides: tuple[ScriptedInstagram
         pages = 0
         while True:
             got = [
-                one_request(side, lambda side=side, cursor=cursor: side.timeline_page(cursor))
-                for side, cursor in zip(sides, cursors, strict=True)
+                one_request(side, side.timeline_page, cursor)
+                for side, cursor in zip(clients(sides), cursors, strict=True)
             ]
             same(*(unpinned(posts) for posts, _ in got))
             cursors = [cursor for _, cursor in got]
@@ -394,11 +402,11 @@ def test_the_real_home_feed_walked_to_its_end(world: World, sides: tuple[Scripte
     the older posts behind it): walked to the end, the followed users' posts are the fake's, in order."""
     followed = {u.pk for u in world.ig.users if u.followed}
     walked: list[list[PostItem]] = []
-    for side in sides:
+    for side in clients(sides):
         posts: list[PostItem] = []
         cursor: str | None = None
         for _ in range(20):
-            page, cursor = one_request(side, lambda side=side, cursor=cursor: side.timeline_page(cursor))
+            page, cursor = one_request(side, side.timeline_page, cursor)
             posts += page
             if cursor is None:
                 break
@@ -415,7 +423,7 @@ def test_the_real_home_feed_walked_to_its_end(world: World, sides: tuple[Scripte
 def test_the_home_feed_marks_no_post_pinned(world: World, sides: tuple[ScriptedInstagram, Instagrapi]) -> None:
     pinned = [p for p in world.ig.posts if p.pinned]
     assert pinned and all(any(u.followed for u in (p.user, *p.coauthors)) for p in pinned)  # in the home feed
-    for side in sides:
+    for side in clients(sides):
         posts: list[PostItem] = []
         cursor: str | None = None
         for _ in range(20):
@@ -431,7 +439,7 @@ def test_the_session(world: World, sides: tuple[ScriptedInstagram, Instagrapi]) 
     """The account's pk, who the session is (one request), and settings that carry the device and the session."""
     fake, real = sides
     assert (fake.user_pk, real.user_pk) == (OWN_PK, OWN_PK)
-    same(*(one_request(side, side.ping) for side in sides))
+    same(*(one_request(side, side.ping) for side in clients(sides)))
     for settings in (fake.dump_settings(), real.dump_settings()):
         assert {"uuids", "device_settings", "authorization_data"} <= settings.keys()
         assert (
@@ -450,7 +458,8 @@ def seen_in(world: World) -> list[str]:
 
 def liked_in(world: World) -> list[str]:
     ig = world.ig
-    return sorted(str(m.pk) for m in (*ig.stories, *ig.posts) if m.liked)
+    media: list[DStory | DPost] = [*ig.stories, *ig.posts]
+    return sorted(str(m.pk) for m in media if m.liked)
 
 
 def test_seen_and_likes(fresh: World) -> None:
@@ -460,9 +469,9 @@ def test_seen_and_likes(fresh: World) -> None:
     story, post = fresh.story(), fresh.post()
     liked_before = liked_in(fresh)
     for side in (fake, real):
-        assert one_request(side, lambda side=side: side.mark_seen([story], [int(time.time())])) is None
-        assert one_request(side, lambda side=side: side.like_story(story)) is None
-        assert one_request(side, lambda side=side: side.like_post(post)) is None
+        assert one_request(side, side.mark_seen, [story], [int(time.time())]) is None
+        assert one_request(side, side.like_story, story) is None
+        assert one_request(side, side.like_post, post) is None
     assert fake.seen == seen_in(fresh) == [story.pk]
     assert sorted(fake.liked) == sorted(set(liked_in(fresh)) - set(liked_before)) == sorted([story.pk, post.pk])
 
@@ -599,7 +608,7 @@ def test_a_relogin_and_a_login_by_sessionid(fresh: World) -> None:
     assert old[0] != fake.dump_settings()["authorization_data"]["sessionid"]
     sessionid = ig.settings()["authorization_data"]["sessionid"]
     fake, real = fake_of(fresh), adapter_of(ig, logged_in=False)
-    same(*(one_request(side, lambda side=side: side.login_by_sessionid(sessionid)) for side in (fake, real)))
+    same(*(one_request(side, side.login_by_sessionid, sessionid) for side in (fake, real)))
     assert fake.user_pk == real.user_pk == OWN_PK
 
 

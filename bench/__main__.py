@@ -2,7 +2,7 @@
 what a like's own connection costs on the production transport (bench/transport.py) and the fault
 simulation's whole matrix (bench/faults.py).
 
-Everything runs against the local Instagram double (``tests/double.py``) on loopback, with the real
+Everything runs against the local Instagram double (``tests/double/``) on loopback, with the real
 ``story-liker`` processes (through ``bench/sqlprobe.py``, which is the CLI's ``main`` plus a SQL
 statement counter). Prints a table with PASS/MISS against the targets and writes bench/results.json.
 """

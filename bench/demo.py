@@ -1,6 +1,6 @@
 """`make demo`: watch story-liker work against a local Instagram double, no network and no account.
 
-Starts the project's Instagram double (``tests/double.py``) with a few dozen followed accounts,
+Starts the project's Instagram double (``tests/double/``) with a few dozen followed accounts,
 their stories and posts, then runs the real CLI on a throw-away SQLite database, step by step:
 ``migrate``, ``login --settings-file``, ``run-stories`` (twice), ``run-posts``, ``status``.
 The CLI processes write to this terminal (text logs, a progress bar when it is a terminal).

@@ -39,6 +39,9 @@ def pytest_configure(config: pytest.Config) -> None:
 SLOW = ("e2e", "deploy")  # the directories whose tests are `slow` (`make test-fast` leaves them out)
 
 
+# tryfirst: pytest-xdist's worker reads the xdist_group markers in its own hook of the same name, which, registered
+# after this conftest, would otherwise run first and see none.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The kind of a test is its directory: tests/unit (pure modules, the fake), tests/integration (the store on
     both databases, the adapter against the double, the hooks against a receiver), tests/e2e (the CLI end to end,

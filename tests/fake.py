@@ -1,5 +1,5 @@
 """In-process fakes for testing pass logic: a scripted `Instagram`, a clock that only moves when told, and
-a Deps builder on the real store. The HTTP double (tests/double.py) stays the adapter's contract suite."""
+a Deps builder on the real store. The HTTP double (tests/double/) stays the adapter's contract suite."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from story_liker import settings as settings_module
 from story_liker.errors import TargetUnavailable
 from story_liker.ig.types import Connection, PostItem, StoryItem, TrayEntry, UserRef
 from story_liker.jobs.deps import Deps
+from story_liker.models import Target
 from story_liker.store import Store
 
 ME = "me"
@@ -63,8 +64,11 @@ class ScriptedInstagram:
     """Implements the `Instagram` Protocol with scripted answers and a log of every call (one call = one
     request, as the adapter promises). ``script[name]`` is a queue of answers for that method: an exception
     instance is raised, anything else ignored (the normal answer is given); ``always[name]`` is raised every
-    time; ``fail_for[(name, arg)]`` every time that call is made with that argument. ``before`` runs before each
-    call (tests use it to move the clock or let another run act)."""
+    time; ``fail_for[(name, arg)]`` every time that call is made with that argument. ``lost[name]`` is a queue of
+    exceptions raised AFTER a write acted (``mark_seen``, ``like_story``, ``like_post``): the seen or the like is
+    recorded, then the answer is lost, as when the connection drops after Instagram acted (the adapter raises
+    NetworkError then too; tests/integration/test_parity.py). ``before`` runs before each call (tests use it to move
+    the clock or let another run act)."""
 
     clock: FakeClock
     tray: list[TrayEntry] = field(default_factory=list)
@@ -83,6 +87,7 @@ class ScriptedInstagram:
     device: dict[str, Any] = field(default_factory=lambda: dict(DEVICE))
     sessionid: str | None = "31234567890%3AabcdefSECRETsession"
     malformed: int = 0
+    lost: dict[str, list[Exception]] = field(default_factory=dict)  # raised after a write acted: the answer lost
 
     @property
     def requests_sent(self) -> int:
@@ -109,6 +114,11 @@ class ScriptedInstagram:
         if isinstance(arg, str | int) and (name, arg) in self.fail_for:
             raise self.fail_for[name, arg]
 
+    def _answer_lost(self, name: str) -> None:
+        queue = self.lost.get(name)
+        if queue:
+            raise queue.pop(0)
+
     def reels_tray(self) -> list[TrayEntry]:
         self._call("reels_tray")
         return list(self.tray)
@@ -134,10 +144,12 @@ class ScriptedInstagram:
     def mark_seen(self, stories: Sequence[StoryItem], seen_at: Sequence[int]) -> None:
         self._call("mark_seen", list(zip([s.pk for s in stories], seen_at, strict=True)))
         self.seen.extend(s.pk for s in stories)
+        self._answer_lost("mark_seen")
 
     def like_story(self, story: StoryItem) -> None:
         self._call("like_story", story.pk)
         self.liked.append(story.pk)
+        self._answer_lost("like_story")
 
     def user_posts(self, user_pk: int, count: int, max_id: str | None = None) -> tuple[list[PostItem], str | None]:
         self._call("user_posts", user_pk if max_id is None else (user_pk, max_id))
@@ -154,6 +166,7 @@ class ScriptedInstagram:
     def like_post(self, post: PostItem) -> None:
         self._call("like_post", post.pk)
         self.liked.append(post.pk)
+        self._answer_lost("like_post")
 
     def ping(self) -> UserRef:
         self._call("ping")
@@ -177,6 +190,12 @@ class ScriptedInstagram:
         if self.sessionid:
             settings["authorization_data"] = {"ds_user_id": "4242", "sessionid": self.sessionid}
         return settings
+
+
+def stored_id(target: Target) -> int:
+    """The id of a target read from the store (every stored row has one; only a new, unsaved one has none)."""
+    assert target.id is not None, target
+    return target.id
 
 
 def story(user_pk: int, n: int, *, at: datetime = START, has_liked: bool = False) -> StoryItem:

@@ -381,8 +381,15 @@ class SimInstagram:
     def like_post(self, post: PostItem) -> None:
         self._like("like_post", post.pk)
 
-    def ping(self) -> None:
+    def ping(self) -> UserRef:
         self._request("ping", None)
+        return UserRef(OWN_PK, ME)
+
+    def login_by_sessionid(self, sessionid: str) -> UserRef:
+        raise AssertionError("the simulation runs no `login`")  # a Client's Login side, never used here
+
+    def login_with_code(self, code_prompt: Callable[[], str]) -> None:
+        raise AssertionError("the simulation runs no `login`")
 
     def relogin(self) -> None:
         def login() -> None:

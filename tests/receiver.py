@@ -33,14 +33,14 @@ class Bounded(socketserver.ThreadingMixIn):
     def process_request(self, request: Any, client_address: Any) -> None:
         self.slots.acquire()
         try:
-            super().process_request(request, client_address)  # type: ignore[misc]
+            super().process_request(request, client_address)
         except BaseException:
             self.slots.release()
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
-            super().process_request_thread(request, client_address)  # type: ignore[misc]
+            super().process_request_thread(request, client_address)
         finally:
             self.slots.release()
 

@@ -145,8 +145,12 @@ def _left(url: str) -> dict[str, tuple[int, int]]:
 
     engine = make_engine(url)
     with engine.connect() as connection:
-        stories = dict(connection.execute(sa.text("SELECT account, COUNT(*) FROM story GROUP BY account")).all())
-        actions = dict(connection.execute(sa.text("SELECT account, COUNT(*) FROM action GROUP BY account")).all())
+        stories: dict[str, int] = dict(
+            connection.execute(sa.text("SELECT account, COUNT(*) FROM story GROUP BY account")).all()
+        )
+        actions: dict[str, int] = dict(
+            connection.execute(sa.text("SELECT account, COUNT(*) FROM action GROUP BY account")).all()
+        )
     engine.dispose()
     return {a: (int(stories.get(a, 0)), int(actions.get(a, 0))) for a in sorted(set(stories) | set(actions))}
 

@@ -21,6 +21,7 @@ from story_liker.db import make_engine
 from story_liker.models import Target
 from story_liker.store import Store
 from tests.conftest import Result, login, run_cli
+from tests.double import DUser, InstagramDouble
 
 DAY = timedelta(days=1)
 
@@ -57,7 +58,7 @@ def walk_is_due(env: dict[str, str], ig: Any) -> None:
         store.mark_following_synced(ig.username, datetime.now(UTC) - DAY - timedelta(minutes=1))
 
 
-def story_reads(ig: Any, user: Any) -> int:
+def story_reads(ig: InstagramDouble, user: DUser) -> int:
     return ig.count(f"feed/user/{user.pk}/story/")
 
 

@@ -219,8 +219,8 @@ def test_kill_9_mid_pass_leaves_a_consistent_database_and_the_next_run_continues
         with engine.connect() as connection:
             assert connection.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
     with engine.connect() as connection:
-        stories_rows = connection.execute(sa.text("SELECT count(*) FROM story")).scalar()
-        actions = connection.execute(sa.text("SELECT count(*) FROM action")).scalar()
+        stories_rows = connection.execute(sa.text("SELECT count(*) FROM story")).scalar_one()
+        actions = connection.execute(sa.text("SELECT count(*) FROM action")).scalar_one()
     # each like counts before it is sent and is recorded once confirmed: at most the like in flight counts unrecorded
     assert stories_rows <= actions <= stories_rows + 1
     engine.dispose()

@@ -968,14 +968,15 @@ def home_feeds(draw: st.DrawFn) -> tuple[dict[str, Any], list[tuple[str, int, st
         author = draw(st.sampled_from([ALICE, int(BOB), CAROL]))
         media_type = draw(st.sampled_from([1, 2, 8]))
         liked = draw(st.booleans())
-        media = _media(draw(st.sampled_from([pk, str(pk)])), author, media_type, has_liked=liked)
+        spelled: list[int | str] = [pk, str(pk)]
+        media = _media(draw(st.sampled_from(spelled)), author, media_type, has_liked=liked)
         if media_type == 2 and draw(st.booleans()):
             media["product_type"] = "clips"
         wrapped = key == "feed_items" or draw(st.booleans())
         entry = {"media_or_ad": media} if wrapped else media
         if kind == "post":
             coauthors = draw(st.lists(st.sampled_from([ALICE, int(BOB), CAROL]), max_size=2, unique=True))
-            if coauthors or draw(st.booleans()):
+            if bool(coauthors) or draw(st.booleans()):
                 media["coauthor_producers"] = [_user(c, "co") for c in coauthors]
             shown = "reel" if media.get("product_type") == "clips" else {1: "photo", 2: "video", 8: "album"}[media_type]
             expected.append((str(pk), author, shown, liked, tuple(c for c in coauthors if c != author)))

@@ -306,7 +306,12 @@ def test_delay_with_default_timeout_raises_requests_timeout(ig: InstagramDouble,
 def test_hold_keeps_a_request_unanswered_until_released(ig: InstagramDouble, client: Client) -> None:
     release = ig.hold("current_user")
     answered = threading.Event()
-    worker = threading.Thread(target=lambda: (client.account_info(), answered.set()))
+
+    def ask() -> None:
+        client.account_info()
+        answered.set()
+
+    worker = threading.Thread(target=ask)
     worker.start()
     deadline = time.monotonic() + 30
     while ig.count("current_user") < 1 and time.monotonic() < deadline:

@@ -50,7 +50,11 @@ class _Recorder(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def recorder() -> Iterator[tuple[str, list[tuple[str, str, bytes]], type[_Recorder]]]:
-    handler = type("Handler", (_Recorder,), {"calls": [], "hold": None, "statuses": []})
+    class Handler(_Recorder):  # a class of its own for each test: nothing recorded, held or to answer yet
+        pass
+
+    Handler.calls, Handler.hold, Handler.statuses = [], None, []
+    handler = Handler
     server = _BoundedHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

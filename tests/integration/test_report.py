@@ -18,6 +18,7 @@ from story_liker.errors import UsageError
 from story_liker.store import LikedPost, LikedStory, Store
 from tests.conftest import Terminal, run_cli
 from tests.double import shortcode
+from tests.fake import stored_id
 
 ME = "liker"
 PKS = {"alice": 101, "bob": 102, "carol": 103, "dave": 104}
@@ -32,7 +33,7 @@ def seeded(database_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
     now = datetime.now(UTC).replace(microsecond=0)
     store.sync_targets(ME, ["alice", "bob", "carol", "dave"], now - timedelta(days=9))
     store.set_target_enabled(ME, "dave", False)
-    ids = {t.username: t.id for t in store.targets(ME, enabled_only=False)}
+    ids = {t.username: stored_id(t) for t in store.targets(ME, enabled_only=False)}
     checked = {"alice": now - timedelta(hours=1), "bob": now - timedelta(hours=10), "carol": None, "dave": None}
     store.update_targets(
         {ids[n]: {"user_pk": PKS[n], "story_checked_at": checked[n]} for n in ("alice", "bob", "carol", "dave")}

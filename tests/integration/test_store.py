@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -94,11 +95,14 @@ def test_cleanup_deletes_only_old_stories_and_never_posts(store: Store) -> None:
 
 def _kept(store: Store) -> dict[str, tuple[int, int]]:
     """(story records, limit rows) per account."""
+    from sqlmodel import col
+
     from story_liker.models import Action, Story
 
+    story, action = col(Story.account), col(Action.account)
     with store.engine.connect() as connection:
-        stories = dict(connection.execute(sa.select(Story.account, sa.func.count()).group_by(Story.account)).all())
-        actions = dict(connection.execute(sa.select(Action.account, sa.func.count()).group_by(Action.account)).all())
+        stories = dict(connection.execute(sa.select(story, sa.func.count()).group_by(story)).all())
+        actions = dict(connection.execute(sa.select(action, sa.func.count()).group_by(action)).all())
     return {a: (int(stories.get(a, 0)), int(actions.get(a, 0))) for a in sorted(set(stories) | set(actions))}
 
 
@@ -194,8 +198,8 @@ def test_runs_are_recorded_newest_first(store: Store) -> None:
     assert runs[1].exit_code == 0 and runs[1].counts == '{"liked": 3}'
 
 
-def test_database_files_are_owner_only(tmp_path: pytest.TempPathFactory) -> None:
-    path = tmp_path / "deep" / "dir" / "s.db"  # type: ignore[operator]
+def test_database_files_are_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "dir" / "s.db"
     engine = make_engine(f"sqlite:///{path}")
     migrate(engine)
     assert path.stat().st_mode & 0o777 == 0o600

@@ -117,7 +117,7 @@ def test_a_like_instagram_confirmed_counts_against_the_limits_even_when_the_data
 
     def fail_the_first_liked(account: str, rows: Any, now: Any, *, counted: bool) -> int:
         if not rows[0].skipped and not getattr(fail_the_first_liked, "done", False):
-            fail_the_first_liked.done = True  # type: ignore[attr-defined]
+            fail_the_first_liked.done = True  # type: ignore[attr-defined]  # a mark on the function: it fails once
             raise DatabaseUnavailable("database unavailable (test): the connection was terminated")
         return original(account, rows, now, counted=counted)
 

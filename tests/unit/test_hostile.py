@@ -21,7 +21,7 @@ from story_liker.jobs.deps import Outcome
 from story_liker.jobs.posts import run_posts
 from story_liker.jobs.stories import run_stories
 from story_liker.store import Store
-from tests.fake import ME, START, Harness, ScriptedInstagram, story, tray_of
+from tests.fake import ME, START, Harness, ScriptedInstagram, stored_id, story, tray_of
 
 NAMES = {101: "alice", 102: "bob", 103: "carol"}
 
@@ -312,7 +312,9 @@ def test_the_post_sweep_of_targets_not_followed_reaches_every_one_in_turn(store:
 
     sync_targets(h.deps(ScriptedInstagram(h.clock)))
     by_name = {name: pk for pk, name in names.items()}
-    h.store.update_targets({t.id: {"user_pk": by_name[t.username], "followed": False} for t in h.store.targets(ME)})
+    h.store.update_targets(
+        {stored_id(t): {"user_pk": by_name[t.username], "followed": False} for t in h.store.targets(ME)}
+    )
     for _ in range(8):  # a day of 3-hourly post passes
         ig = ScriptedInstagram(h.clock)
         run_posts(h.deps(ig), dry_run=False, max_likes=None)

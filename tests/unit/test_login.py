@@ -4,6 +4,7 @@ tries, the retry rule and the identity check run against the scripted fake, with
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ def h(store: Store) -> Harness:
     return Harness(store)
 
 
-def typed(*passwords: str) -> tuple[list[int], object]:
+def typed(*passwords: str) -> tuple[list[int], Callable[[int], str]]:
     asked: list[int] = []
 
     def prompt(attempt: int) -> str:
@@ -38,7 +39,7 @@ def test_a_typed_password_instagram_rejected_is_asked_again_and_each_try_counts(
         h.deps(ig),
         settings_file=None,
         sessionid=None,
-        password_prompt=prompt,  # type: ignore[arg-type]
+        password_prompt=prompt,
         code_prompt=lambda: "123456",
         challenge_prompt=None,
     )
@@ -58,7 +59,7 @@ def test_a_network_failure_at_a_typed_login_is_not_asked_again(h: Harness) -> No
             h.deps(ig),
             settings_file=None,
             sessionid=None,
-            password_prompt=prompt,  # type: ignore[arg-type]
+            password_prompt=prompt,
             code_prompt=lambda: "123456",
             challenge_prompt=None,
         )
@@ -84,7 +85,7 @@ def test_a_settings_file_of_another_account_is_refused_and_nothing_is_stored(h: 
     path = tmp_path / "session.json"
     path.write_text(json.dumps({"uuids": dict(DEVICE), "authorization_data": {"ds_user_id": "4242", "sessionid": "x"}}))
     ig = ScriptedInstagram(h.clock)
-    ig.ping = lambda: UserRef(4242, "someone_else")  # type: ignore[method-assign]
+    ig.ping = lambda: UserRef(4242, "someone_else")  # type: ignore[method-assign]  # a session of someone else
     with pytest.raises(ConfigError, match="belongs to instagram user someone_else"):
         login(
             h.deps(ig),

@@ -126,7 +126,10 @@ def test_everyone_with_nothing_stored_yet_still_reads_the_tray(store: Store) -> 
 
 def test_active_hours_parse_and_wrap_midnight() -> None:
     ranges = parse_active_hours("08:00-23:30, 23:45-01:00")
-    at = lambda hh, mm: datetime(2026, 11, 30, hh, mm, tzinfo=BERLIN)  # noqa: E731
+
+    def at(hh: int, mm: int) -> datetime:
+        return datetime(2026, 11, 30, hh, mm, tzinfo=BERLIN)
+
     assert [planning.is_active(at(*t), ranges, BERLIN) for t in ((7, 59), (8, 0), (23, 40), (0, 30), (1, 0))] == [
         False,
         True,
@@ -213,7 +216,10 @@ def test_a_new_device_warms_up_over_a_week_an_imported_session_does_not(store: S
     )
     ig = ScriptedInstagram(h.clock, sessionid=None, followed=[])
     run_stories(h.deps(ig), dry_run=False, max_likes=None)  # the first run logs in on a new device
-    per_day = lambda: status_data(h.deps(ig))["limits"][STORY_LIKE]["effective_per_day"]  # noqa: E731
+
+    def per_day() -> object:
+        return status_data(h.deps(ig))["limits"][STORY_LIKE]["effective_per_day"]
+
     assert per_day() == 25
     h.clock.advance(days=3.5)
     assert per_day() == 62
@@ -253,8 +259,8 @@ NEW_YORK, SYDNEY, LORD_HOWE = (
 )
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(

@@ -135,12 +135,16 @@ def parse_story(item: Any, reel_pk: int) -> StoryItem:
     return StoryItem(pk, reel_pk, _timestamp(item.get("taken_at")), _has_liked(item))
 
 
-def parse_post(item: Any, feed_pk: int) -> PostItem:
-    """One item of a user's feed; a collab post keeps its own author (the ``user`` of the item)."""
+def parse_post(item: Any, feed_pk: int | None) -> PostItem:
+    """One item of a user's feed (``feed_pk``; None: the home feed, which pins nothing); a collab post keeps its
+    own author (the ``user`` of the item)."""
     if not isinstance(item, dict):
         raise Malformed("feed item is not an object")
     owner = _owner_pk(item.get("user"))
-    owner = feed_pk if owner is None else owner
+    if owner is None:
+        if feed_pk is None:
+            raise Malformed("timeline post without an author")
+        owner = feed_pk
     pk = _media_ids(item, owner)
     raw_type = item.get("media_type")
     if not isinstance(raw_type, int) or isinstance(raw_type, bool) or raw_type not in MEDIA_TYPES:
@@ -148,7 +152,8 @@ def parse_post(item: Any, feed_pk: int) -> PostItem:
     media_type = "reel" if raw_type == 2 and item.get("product_type") == "clips" else MEDIA_TYPES[raw_type]
     taken_at, liked = _timestamp(item.get("taken_at")), _has_liked(item)
     coauthors = _coauthors(item.get("coauthor_producers"), owner)
-    return PostItem(pk, owner, taken_at, media_type, liked, coauthors, _pinned(item, feed_pk))
+    pinned = feed_pk is not None and _pinned(item, feed_pk)  # an author's pin is for their profile, not the home feed
+    return PostItem(pk, owner, taken_at, media_type, liked, coauthors, pinned)
 
 
 def _pinned(item: dict[str, Any], feed_pk: int) -> bool:
@@ -418,10 +423,7 @@ def _cursor(value: Any) -> str | None:
 def _timeline_post(media: Any) -> PostItem:
     if not isinstance(media, dict):
         raise Malformed("media_or_ad is not an object")
-    author = _owner_pk(media.get("user"))
-    if author is None:
-        raise Malformed("timeline post without an author")
-    return parse_post(media, author)
+    return parse_post(media, None)
 
 
 def _card_kind(entry: dict[str, Any]) -> str:

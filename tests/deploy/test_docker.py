@@ -184,7 +184,7 @@ def test_the_docker_build_context_excludes_the_venv_the_env_file_and_the_session
         "data/stories.db-wal",
         ".git/config",
         "deploy/docker/secrets/ig_password",
-        "tests/double.py",
+        "tests/double/__init__.py",
         "story_liker/__pycache__/cli.pyc",
     ):
         assert _docker_ignored(lines, secret), secret

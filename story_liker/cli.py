@@ -199,6 +199,10 @@ def _load_settings(*, output_on_stdout: bool = False, **overrides: Any) -> Setti
             for part in secret.get_secret_value().split(","):
                 register_secret(part.strip())
     CONTEXT.set({"account": settings.ig_username or ""})
+    for name, closest, where in settings_module.misspelled_here():  # read by no setting: a typo, most likely
+        _warn(
+            "unknown_setting", {"variable": name, "did_you_mean": closest, "set_in": where}, to_stderr=output_on_stdout
+        )
     if settings.ig_api_url:
         _warn(
             "ig_api_url_set",
@@ -673,13 +677,21 @@ def accounts_list() -> None:
     """List the targets of IG_USERNAME."""
 
     def action(d: Deps, _: str | None) -> str:
+        from story_liker.status import not_stored_yet
+
         rows = d.store.targets(d.settings.account(), enabled_only=False)
         lines = [
             f"{t.username:30} {'enabled ' if t.enabled else 'disabled'} {t.managed_by:3} pk={t.user_pk or '-'}"
             + (f"  error: {t.last_error}" if t.last_error else "")
             for t in rows
         ]
-        return "\n".join(lines) or "no targets"
+        lines += [
+            f"{name:30} enabled  env not stored yet (TARGET_ACCOUNTS; the next run stores it)"
+            for name in not_stored_yet(d.settings, rows)
+        ]
+        if d.settings.follow_everyone and not any(t.managed_by == "tray" for t in rows):
+            lines.append("*  every account you follow: found by the next run (TARGET_ACCOUNTS=*)")
+        return "\n".join(lines) or "no targets: set TARGET_ACCOUNTS or run `story-liker accounts add NAME`"
 
     _accounts("list", None, action, read_only=True)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import weakref
 from collections.abc import Iterator, Sequence
@@ -132,6 +133,9 @@ def _why_not_writable(path: Path) -> str:
     return os.strerror(errno.EACCES)
 
 
+log = logging.getLogger(__name__)
+
+
 def _sqlite_file(database: str | None) -> Path | None:
     """The file of a SQLite database given as a path; None for :memory: and file: URIs."""
     if not database or database == ":memory:" or database.startswith("file:"):
@@ -229,6 +233,14 @@ def _prepare_sqlite_file(database: str | None) -> None:
     try:
         if not path.parent.exists():
             path.parent.mkdir(mode=0o700, parents=True)
+        if not path.exists():  # run from another directory, a relative DATABASE_URL finds none: say where it went
+            log.warning(
+                "new_database",
+                extra={
+                    "path": os.path.abspath(path),
+                    "hint": "none was there: if yours is elsewhere, run from its directory or set DATABASE_URL",
+                },
+            )
         for suffix in ("", "-wal", "-shm"):
             file = path.with_name(path.name + suffix)
             if not file.exists():

@@ -107,6 +107,10 @@ def run(
         assert error is not None
         return [problem("settings", f"{error.message} (read: {sources})", error.exit_code)]
     checks = [ok("settings", f"valid (read: {sources})")]
+    from story_liker.settings import misspelled_here
+
+    for name, closest, where in misspelled_here():
+        checks.append(problem("settings", f"{name} ({where}) is not a setting: did you mean {closest}?", CONFIG))
     if not settings.ig_username:
         checks.append(problem("account", "IG_USERNAME is not set: the Instagram account that likes", CONFIG))
         return checks
@@ -115,7 +119,7 @@ def run(
     checks.append(database)
     if store is None:
         if database.status == NOTE:  # no database yet: nothing stored, so no session either
-            checks.append(problem("session", f"none stored yet for {account}: run `story-liker login`", NEEDS_HUMAN))
+            checks.append(problem("session", "none stored: run `story-liker login`", NEEDS_HUMAN))
             if not settings.named_targets and not settings.follow_everyone:
                 checks.append(
                     problem("targets", "none: set TARGET_ACCOUNTS or `story-liker accounts add NAME`", CONFIG)
@@ -187,11 +191,17 @@ def _ago(value: datetime | None, now: datetime) -> str:
 def _account(settings: Settings, store: Store, account: str, now: datetime) -> list[Check]:
     from story_liker import limits as like_limits
     from story_liker import vault
+    from story_liker.status import session_of
 
     state = store.account(account, create=False)
+    reading = session_of(state, settings, now)
     checks: list[Check] = []
     if state.settings is None:
-        checks.append(problem("session", f"no session stored for {account}: run `story-liker login`", NEEDS_HUMAN))
+        checks.append(
+            problem("session", reading.detail, NEEDS_HUMAN)
+            if not reading.runs_alone
+            else note("session", reading.detail)
+        )
     else:
         try:
             stored = vault.decode(state.settings, state.settings_encrypted, settings.encryption_key)
@@ -204,16 +214,12 @@ def _account(settings: Settings, store: Store, account: str, now: datetime) -> l
             version = f"app {app}" + (f" (instagrapi's current: {current})" if current and current != app else "")
             how = "encrypted" if state.settings_encrypted else "not encrypted (set SESSION_ENCRYPTION_KEY)"
             detail = f"stored {_ago(state.saved_at, now)}, {how}, {version}"
-            if state.has_session:
-                checks.append(ok("session", detail))
-            elif settings.ig_password is not None:
-                checks.append(note("session", f"{detail}; no live session: the next run logs in once with IG_PASSWORD"))
+            if reading.state == "live":
+                checks.append(ok("session", f"{reading.detail}, {detail}"))
+            elif reading.runs_alone:
+                checks.append(note("session", f"{reading.detail} ({detail})"))
             else:
-                checks.append(
-                    problem(
-                        "session", f"{detail}; no live session and no IG_PASSWORD: run `story-liker login`", NEEDS_HUMAN
-                    )
-                )
+                checks.append(problem("session", f"{reading.detail} ({detail})", NEEDS_HUMAN))
     if state.needs_human:
         reason = state.needs_human_reason or "?"
         fix = "`story-liker session upgrade`" if "needs_upgrade" in reason else "`story-liker login`"

@@ -108,6 +108,27 @@ def login_gate(
     return LoginGate(allowed=True)
 
 
+@dataclass(frozen=True)
+class SessionReading:
+    """What the stored session means for the next run: one reading for `status` and `doctor`."""
+
+    state: str  # "live"; "device" (a device stored, no live session: a login failed or never finished); "none"
+    detail: str  # what it means and what to do, in words
+    runs_alone: bool  # the next run goes on without a person (a live session, or a password it may log in with)
+
+
+def session_reading(*, stored: bool, live: bool, password: bool, gate: LoginGate) -> SessionReading:
+    if live:
+        return SessionReading("live", "a live session", True)
+    what = "a device stored, no live session yet" if stored else "none stored"
+    if password and (gate.allowed or gate.next_attempt is not None):
+        when = f"after {gate.next_attempt.isoformat(timespec='minutes')}" if gate.next_attempt else "once"
+        return SessionReading(
+            "device" if stored else "none", f"{what}: the next run logs in {when} with IG_PASSWORD", True
+        )
+    return SessionReading("device" if stored else "none", f"{what}: run `story-liker login`", False)
+
+
 class LoginFailure(StrEnum):
     """How a password login failed, as far as trying again at once is concerned."""
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import difflib
 import ipaddress
 import re
+from collections.abc import Iterable
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Annotated, Literal
@@ -669,6 +672,43 @@ def load(**overrides: object) -> Settings:
         raise ConfigError(describe(exc)) from None
     except UnicodeDecodeError:
         raise ConfigError(f".env: {dotenv.resolve()} is not UTF-8 text") from None
+
+
+# Kubernetes gives a pod a variable for every service (a service named story-liker: STORY_LIKER_SERVICE_HOST, ...)
+_SERVICE_LINK = re.compile(r"_SERVICE_(HOST|PORT)(_\w+)?$|_PORT(_\d+_(TCP|UDP|SCTP)(_\w+)?)?$")
+
+
+def misspelled(names: Iterable[str]) -> list[tuple[str, str]]:
+    """Variables (of the environment or `.env`) shaped like a setting that no setting reads, each with the
+    closest real name: `TARGET_ACOUNTS` -> `TARGET_ACCOUNTS`. A setting's shape is its first word and a close
+    spelling (`IG_USER`, `NOTIFY_URL`), or a very close spelling under another first word (`TAGRET_ACCOUNTS`);
+    the usual variables of a shell, systemd, Docker or Kubernetes are far from every setting."""
+    known = sorted(name.upper() for name in Settings.model_fields)
+    families = {name.split("_", 1)[0] for name in known}
+    found = []
+    for raw in names:
+        name = raw.upper()
+        if name in known or not re.fullmatch(r"[A-Z][A-Z0-9]*(_[A-Z0-9]+)+", name) or _SERVICE_LINK.search(name):
+            continue
+        closest = difflib.get_close_matches(name, known, n=1, cutoff=0.0)[0]
+        ratio = difflib.SequenceMatcher(None, name, closest).ratio()
+        if ratio >= 0.9 or (ratio >= 0.75 and name.split("_", 1)[0] in families):
+            found.append((raw, closest))
+    return sorted(set(found))
+
+
+def misspelled_here() -> list[tuple[str, str, str]]:
+    """`misspelled` over this process's environment and `.env`: (name, closest setting, where it was set)."""
+    import os
+
+    found = [(name, closest, "environment") for name, closest in misspelled(os.environ)]
+    dotenv = Path(".env")
+    if dotenv.is_file():
+        from dotenv import dotenv_values
+
+        with contextlib.suppress(OSError, UnicodeDecodeError):  # load() says what is wrong with the file
+            found += [(name, closest, ".env") for name, closest in misspelled(dotenv_values(dotenv))]
+    return found
 
 
 def describe(exc: ValidationError) -> str:

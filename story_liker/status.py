@@ -3,18 +3,52 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from story_liker import health, planning
 from story_liker import limits as like_limits
-from story_liker import planning
 from story_liker.jobs.deps import Deps
-from story_liker.models import Target
+from story_liker.models import Account, Target
 from story_liker.settings import Settings
 
 
 def _iso(value: Any) -> str | None:
     return value.isoformat(timespec="seconds") if value is not None else None
+
+
+def not_stored_yet(settings: Settings, targets: list[Target]) -> list[str]:
+    """The names TARGET_ACCOUNTS lists that the database has no target for yet: the next run stores them."""
+    stored = {t.username for t in targets} | {t.current_name for t in targets if t.current_name}
+    return [name for name in settings.named_targets or [] if name not in stored]
+
+
+def database_shown(url: str) -> str:
+    """Which database this is: a SQLite file's absolute path, else the URL without its password."""
+    import os
+
+    from sqlalchemy.engine import make_url
+
+    from story_liker.logging import redact_database_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and not parsed.database.startswith("file:"):
+        return os.path.abspath(parsed.database)
+    return redact_database_url(url)
+
+
+def session_of(state: Account, settings: Settings, now: datetime) -> health.SessionReading:
+    """The stored session as the next run will find it: the one reading `status` and `doctor` show."""
+    gate = health.login_gate(
+        state.login_failures,
+        state.login_attempt_at,
+        now,
+        last_auto_login=state.auto_login_at,
+        auto_login_every=timedelta(hours=settings.auto_login_min_hours),
+    )
+    return health.session_reading(
+        stored=state.settings is not None, live=state.has_session, password=settings.ig_password is not None, gate=gate
+    )
 
 
 def status_data(deps: Deps) -> dict[str, Any]:
@@ -28,10 +62,15 @@ def status_data(deps: Deps) -> dict[str, Any]:
     posts_liked = store.last_post_likes(account)
     lock = store.lock_holder(account)
     cooling = state.cooldown_until is not None and state.cooldown_until > now
+    reading = session_of(state, settings, now)
     return {
         "account": account,
+        "database": database_shown(settings.database_url),
         "session": {
-            "stored": state.has_session,
+            "stored": state.has_session,  # a live session
+            "state": reading.state,  # live, device (stored before a login that failed or never finished), none
+            "detail": reading.detail,
+            "runs_alone": reading.runs_alone,  # the next run needs no person for its session
             "encrypted": state.settings_encrypted,
             "saved_at": _iso(state.saved_at),
             "user_pk": state.user_pk,
@@ -61,9 +100,7 @@ def status_data(deps: Deps) -> dict[str, Any]:
         },
         "story_recheck_hours": settings.story_recheck_hours,
         "now": _iso(now),
-        "configured_not_synced": [
-            n for n in settings.named_targets or [] if n not in {t.username for t in targets}
-        ],  # listed in TARGET_ACCOUNTS, stored at the next run
+        "configured_not_synced": not_stored_yet(settings, targets),  # in TARGET_ACCOUNTS, stored at the next run
         "post_recheck_hours": settings.post_recheck_hours,
         "posts_in_use": store.last_success(account, "run-posts") is not None,  # else no post flag is raised
         "targets": [
@@ -133,8 +170,8 @@ def _when(iso: str | None, now: datetime) -> str:
 
 def _problems(data: dict[str, Any]) -> list[str]:
     found = []
-    if not data["session"]["stored"]:
-        found.append("no session stored: run `story-liker login` (runs exit 77 until then)")
+    if not data["session"]["runs_alone"]:
+        found.append(f"session {data['session']['detail']} (runs exit 77 until then)")
     if data["needs_human"]["flag"]:
         found.append(f"needs a human: {data['needs_human']['reason']}")
     if data["login"]["failures"]:
@@ -153,13 +190,14 @@ def status_text(data: dict[str, Any]) -> str:
     session = data["session"]
     now = datetime.fromisoformat(data["now"])
     lines = [
+        f"database     {data['database']}",
         f"account      {data['account']} (pk {session['user_pk'] or '? (known after the first login)'})",
         "session      "
         + (
             f"stored {_when(session['saved_at'], now)}, "
             + ("encrypted" if session["encrypted"] else "stored unencrypted (set SESSION_ENCRYPTION_KEY)")
             if session["stored"]
-            else "none: run `story-liker login`"
+            else session["detail"]
         ),
         "needs human  " + (f"YES: {data['needs_human']['reason']}" if data["needs_human"]["flag"] else "no"),
         "cooldown     "

@@ -286,7 +286,7 @@ def week_world(seed: int) -> WeekWorld:
 
 
 def alphabetical(names: dict[int, str]) -> Any:
-    """Today's (old) selection: the budget goes to the stories sorted by (target username, taken_at)."""
+    """The naive ("old") selection: the budget goes to the stories sorted by (target username, taken_at)."""
 
     def select(todo: Sequence[Any], allowed: int, _last_liked: Any = None) -> list[Any]:
         return sorted(todo, key=lambda s: (names[s.user_pk], s.taken_at, s.pk))[: max(0, allowed)]
@@ -297,7 +297,7 @@ def alphabetical(names: dict[int, str]) -> Any:
 def configured_only(
     store: Store, settings: Settings, state: Account, kind: str, configured: ratelimit.Limits, now: datetime
 ) -> ratelimit.Effective:
-    """Today's (old) limits: the configured ones, never adapted."""
+    """The naive ("old") limits: the configured ones, never adapted."""
     return ratelimit.Effective(configured, ())
 
 
@@ -548,7 +548,7 @@ def week_report(world: WeekWorld, results: Sequence[WeekResult], budget_per_day:
     out.append("")
     out += [
         "  Notes",
-        "  - old = today's planner, emulated on the same passes: settings without ACTIVE_HOURS and with",
+        "  - old = a naive planner for comparison, emulated on the same passes: settings without ACTIVE_HOURS and with",
         "    DAILY_LIMIT_VARIATION_PERCENT=0; story_liker.planning.fair_share monkeypatched with an alphabetical",
         "    selector (stories sorted by (target username, taken_at), the first `allowed`), and",
         "    story_liker.limits.in_force with one that returns the configured limits (no AIMD, no",

@@ -222,12 +222,12 @@ def status_text(data: dict[str, Any]) -> str:
         state = "now" if hours["active_now"] else f"not now; next window {_when(hours['next_window'], now)}"
         lines.append(f"active hours {', '.join(hours['ranges'])} {hours['timezone']} ({state})")
     for kind, usage in data["limits"].items():
+        why = "; ".join(usage["why_different"])  # on the line it explains: a limit that is not the configured one
         lines.append(
             f"{kind:12} {usage['last_hour']}/{usage['effective_per_hour']} last hour, "
             f"{usage['last_day']}/{usage['effective_per_day']} last day, {usage['remaining']} left now"
+            + (f" (configured {usage['per_hour']}/h, {usage['per_day']}/day; {why})" if why else "")
         )
-        for why in usage["why_different"]:
-            lines.append(f"             (configured {usage['per_hour']}/h, {usage['per_day']}/day; {why})")
     targets = data["targets"]
     lines.append(f"targets      {sum(t['enabled'] for t in targets)} enabled of {len(targets)}")
     if data["configured_not_synced"]:

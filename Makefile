@@ -11,7 +11,7 @@ COGGED  = README.md docs/reference/commands.md docs/reference/configuration.md \
 COG     = $(BIN)/cog -I docs
 LINTED  = story_liker tests bench docs/docgen.py
 
-.PHONY: install run test test-fast test-pg check format docs bench demo clean
+.PHONY: install run test test-fast test-pg check format docs bench demo sandbox clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,11 @@ bench: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m bench.demo
+
+## NOT Instagram: the demo's world on a local double that stays up (127.0.0.1:8765) and a database that stays
+## (./sandbox/), to try every command on; prints the settings to use. Ctrl-C stops it. Options: SANDBOX_ARGS="--reset".
+sandbox: $(STAMP)
+	$(BIN)/python -m bench.sandbox $(SANDBOX_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

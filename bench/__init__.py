@@ -1,5 +1,6 @@
-"""Benchmark (`make bench`, ``python -m bench``) and demo (`make demo`, ``python -m bench.demo``).
+"""Benchmark (`make bench`, ``python -m bench``), demo (`make demo`, ``python -m bench.demo``) and sandbox
+(`make sandbox`, ``python -m bench.sandbox``).
 
-Both drive the installed ``story-liker`` CLI as separate processes against the project's local
+All drive the installed ``story-liker`` CLI as separate processes against the project's local
 Instagram double (``tests/double/``): no network, no Instagram account.
 """

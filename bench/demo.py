@@ -3,7 +3,9 @@
 Starts the project's Instagram double (``tests/double/``) with a few dozen followed accounts,
 their stories and posts, then runs the real CLI on a throw-away SQLite database, step by step:
 ``migrate``, ``login --settings-file``, ``run-stories`` (twice), ``run-posts``, ``status``.
-The CLI processes write to this terminal (text logs, a progress bar when it is a terminal).
+The CLI processes write to this terminal (text logs, a progress bar when it is a terminal); they run
+``story_liker.cli.main`` through ``bench/democli.py``, which leaves out the one warning every command pointed at
+the double logs (``ig_api_url_set``): the demo says that once, at the start.
 Nothing is left behind: the double is stopped and the temporary directory removed, also on Ctrl-C.
 """
 
@@ -20,7 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from bench.common import breakdown, cli_command, cli_env
+from bench.common import breakdown, cli_env
 
 if TYPE_CHECKING:
     from tests.double import InstagramDouble
@@ -70,6 +72,7 @@ SETTINGS = {
     "http_timeout_seconds": 5,
 }
 HOUR = 3600
+DEMO_CLI = Path(__file__).with_name("democli.py")
 
 
 @dataclass(frozen=True)
@@ -149,10 +152,15 @@ def steps(settings_file: Path) -> list[Step]:
     ]
 
 
+def demo_command(*args: str) -> list[str]:
+    """The CLI's own `main`, without the `ig_api_url_set` warning the demo has explained once (bench/democli.py)."""
+    return [sys.executable, str(DEMO_CLI), *args]
+
+
 def run_step(args: tuple[str, ...], env: dict[str, str], cwd: Path) -> int:
     """The CLI inherits this terminal. When the demo is stopped, the step gets the same signal (Ctrl-C on a
     terminal reaches it directly; it finishes the request in flight and exits) and is awaited."""
-    proc = subprocess.Popen(cli_command(*args), env=env, cwd=cwd, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(demo_command(*args), env=env, cwd=cwd, stdin=subprocess.DEVNULL)
     try:
         return proc.wait()
     except Stopped as stop:
@@ -190,6 +198,10 @@ def demo() -> int:
         env = cli_env(double, f"sqlite:///{workdir / 'stories.db'}", target_accounts=",".join(NAMES), **SETTINGS)
         say(f"The double listens on {double.url}: {len(NAMES)} followed targets, {stories} stories and")
         say(f"{posts} posts waiting for a like. Database and session file live in {workdir} until the end.")
+        say(
+            "IG_API_URL points every command at the double. Outside the demo each command then logs a warning,\n"
+            "ig_api_url_set, which marks a run that does not talk to Instagram; the steps below leave it out."
+        )
         for number, step in enumerate(steps(settings_file), 1):
             say()
             say(_bold(f"[{number}] {step.title}"))

@@ -214,8 +214,8 @@ class Settings(BaseSettings):
     )
     ig_api_url: str | None = Field(
         None,
-        description="For the tests and `make demo` only: sends every Instagram request to a local Instagram double. "
-        "Loopback addresses only; never set it.",
+        description="For the tests, `make demo` and `make sandbox` only: sends every Instagram request to a local "
+        "Instagram double. Loopback addresses only; never set it.",
     )
     session_encryption_key: SecretStr | None = Field(
         None,

@@ -1,6 +1,6 @@
 """`make sandbox`: the demo's world on a local Instagram double that stays up, and a database that stays.
 
-NOT INSTAGRAM. Starts the project's Instagram double (``tests/double.py``) with the world of ``make demo``
+NOT INSTAGRAM. Starts the project's Instagram double (``tests/double/``) with the world of ``make demo``
 (``bench/demo.py``: 30 followed accounts, their stories and posts) on a fixed local port, keeps a directory
 (``./sandbox/`` by default) with a SQLite database holding an imported session of the double, writes the
 settings that point the CLI at it to ``sandbox/env`` and prints them with commands to try. It serves until

@@ -274,10 +274,8 @@ def test_the_account_itself_is_refused_as_a_target(tmp_path: Path) -> None:
     env = {"IG_USERNAME": "Me.Myself", "DATABASE_URL": f"sqlite:///{tmp_path / 'stories.db'}"}
     added = run_cli("accounts", "add", "@me.myself", env=env, cwd=tmp_path)
     assert added.code == 2 and "added" not in added.stdout, added.output  # a name typed on the command line
-    assert added.stderr.splitlines() == [
-        "story-liker: me.myself is IG_USERNAME, the account that likes: it cannot be its own target"
-    ]
-    assert run_cli("accounts", "list", env=env, cwd=tmp_path).stdout.strip() == "no targets"
+    assert added.error == "me.myself is IG_USERNAME, the account that likes: it cannot be its own target"
+    assert run_cli("accounts", "list", env=env, cwd=tmp_path).stdout.startswith("no targets: ")
     listed = env | {"TARGET_ACCOUNTS": "alice, https://instagram.com/me.myself/"}
     for args in (["run-stories"], ["status"], ["accounts", "list"]):
         result = run_cli(*args, env=listed, cwd=tmp_path)
@@ -642,7 +640,7 @@ def test_status_json_on_a_configuration_error_is_a_json_object(tmp_path: Path) -
 def test_status_says_no_session_is_a_problem_and_lists_configured_targets(tmp_path: Path) -> None:
     result = run_cli("status", env={"IG_USERNAME": "me", "TARGET_ACCOUNTS": "alice,bob"}, cwd=tmp_path)
     assert result.code == 0
-    assert "problems     no session stored" in result.stdout and "alice, bob" in result.stdout
+    assert "problems     session none stored: run `story-liker login`" in result.stdout and "alice, bob" in result.stdout
 
 
 def test_redaction_hides_the_password_of_any_url_with_credentials() -> None:

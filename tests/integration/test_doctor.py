@@ -184,7 +184,7 @@ def test_no_session_is_77(env: dict[str, str], tmp_path: Path) -> None:
         ("needs_human", ("needs human", 77), "challenge_required"),
         ("needs_upgrade", ("needs human", 77), "story-liker session upgrade"),
         ("cooldown", ("cooldown", 75), "feedback_required"),
-        ("dead_session", ("session", 77), "no live session and no IG_PASSWORD"),
+        ("dead_session", ("session", 77), "no live session yet: run `story-liker login`"),
     ],
 )
 def test_a_flag_in_the_database_is_its_exit_code(

@@ -640,7 +640,9 @@ def test_status_json_on_a_configuration_error_is_a_json_object(tmp_path: Path) -
 def test_status_says_no_session_is_a_problem_and_lists_configured_targets(tmp_path: Path) -> None:
     result = run_cli("status", env={"IG_USERNAME": "me", "TARGET_ACCOUNTS": "alice,bob"}, cwd=tmp_path)
     assert result.code == 0
-    assert "problems     session none stored: run `story-liker login`" in result.stdout and "alice, bob" in result.stdout
+    assert (
+        "problems     session none stored: run `story-liker login`" in result.stdout and "alice, bob" in result.stdout
+    )
 
 
 def test_redaction_hides_the_password_of_any_url_with_credentials() -> None:

@@ -74,7 +74,9 @@ def test_a_misspelled_setting_is_a_warning_and_a_doctor_problem_never_its_value(
     env = {"IG_USERNAME": "bob", "TARGET_ACOUNTS": "alice,bob2", "IG_PASWORD": "hunter2-secret"}
     status = run_cli("status", env=env, cwd=tmp_path)
     assert status.code == 0, status.output
-    warnings = {e["variable"]: e for e in map(json.loads, status.stderr.splitlines()) if e["event"] == "unknown_setting"}
+    warnings = {
+        e["variable"]: e for e in map(json.loads, status.stderr.splitlines()) if e["event"] == "unknown_setting"
+    }
     assert warnings["TARGET_ACOUNTS"]["did_you_mean"] == "TARGET_ACCOUNTS"
     assert warnings["IG_PASWORD"]["did_you_mean"] == "IG_PASSWORD"
     assert "hunter2-secret" not in status.output and "alice" not in status.stderr

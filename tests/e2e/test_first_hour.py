@@ -93,7 +93,8 @@ def test_a_misspelled_setting_is_a_warning_and_a_doctor_problem_never_its_value(
 
 def test_status_names_its_database_and_a_new_one_from_another_directory_says_so(tmp_path: Path) -> None:
     home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
-    home.mkdir(), elsewhere.mkdir()
+    home.mkdir()
+    elsewhere.mkdir()
     env = {"IG_USERNAME": "bob"}  # the default, relative DATABASE_URL
     first = run_cli("status", env=env, cwd=home)
     new = [json.loads(line) for line in first.stderr.splitlines()]

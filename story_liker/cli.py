@@ -610,7 +610,7 @@ def migrate() -> None:
     settings = _load_settings()
     engine = None
     try:
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, announce_new=False)  # its line below names the database
         before, after = upgrade(engine)
     except StoryLikerError as exc:
         _fail(exc.message, exc.exit_code)
@@ -619,8 +619,12 @@ def migrate() -> None:
         if engine is not None:
             engine.dispose()
     log.info("migrated", extra={"from": before, "to": after})
+    from story_liker.status import database_shown
+
     typer.echo(
-        f"schema at {after}" + (" (unchanged)" if before == after else f" (was {before or 'empty'})"),
+        f"schema at {after}"
+        + (" (unchanged)" if before == after else f" (was {before or 'empty'})")
+        + f": {database_shown(settings.database_url)}",
         err=True,
     )
 

@@ -143,7 +143,7 @@ def _sqlite_file(database: str | None) -> Path | None:
     return Path(database)
 
 
-def make_engine(url: str, *, read_only: bool = False) -> Engine:
+def make_engine(url: str, *, read_only: bool = False, announce_new: bool = True) -> Engine:
     """The engine for DATABASE_URL. ``read_only``: a connection that cannot write, so a command that only reads
     works where the database cannot be written (a read-only directory, mount or file) and never writes by
     mistake: SQLite opened with mode=ro, PostgreSQL with read-only transactions. A SQLite database that does
@@ -155,7 +155,7 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
             return _read_only_sqlite(url, path)
         if path is not None and path.is_file() and not _writable(path):
             raise _read_only(path, _why_not_writable(path))  # every command that writes, before it starts
-        _prepare_sqlite_file(parsed.database)
+        _prepare_sqlite_file(parsed.database, announce_new=announce_new)
         engine = sa.create_engine(url, connect_args={"timeout": 10})
         # BEGIN IMMEDIATE takes the write lock up front: a deferred transaction that later writes fails with
         # SQLITE_BUSY at once when another process wrote in between, busy_timeout or not.
@@ -223,8 +223,9 @@ def _sqlite_connections(engine: Engine, pragmas: Sequence[str], *, begin: str) -
         connection.exec_driver_sql(begin)
 
 
-def _prepare_sqlite_file(database: str | None) -> None:
-    """Create the directory (0700) and the file (0600) before SQLite does with the umask's modes."""
+def _prepare_sqlite_file(database: str | None, *, announce_new: bool = True) -> None:
+    """Create the directory (0700) and the file (0600) before SQLite does with the umask's modes; a new file is
+    a `new_database` warning naming it (``announce_new``), unless the command says where it is itself."""
     path = _sqlite_file(database)
     if path is None:
         return
@@ -233,7 +234,9 @@ def _prepare_sqlite_file(database: str | None) -> None:
     try:
         if not path.parent.exists():
             path.parent.mkdir(mode=0o700, parents=True)
-        if not path.exists():  # run from another directory, a relative DATABASE_URL finds none: say where it went
+        if (
+            announce_new and not path.exists()
+        ):  # run from another directory, a relative DATABASE_URL finds none: say where it went
             log.warning(
                 "new_database",
                 extra={

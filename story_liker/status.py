@@ -195,7 +195,7 @@ def status_text(data: dict[str, Any]) -> str:
         "session      "
         + (
             f"stored {_when(session['saved_at'], now)}, "
-            + ("encrypted" if session["encrypted"] else "stored unencrypted (set SESSION_ENCRYPTION_KEY)")
+            + ("encrypted" if session["encrypted"] else "unencrypted (set SESSION_ENCRYPTION_KEY)")
             if session["stored"]
             else session["detail"]
         ),

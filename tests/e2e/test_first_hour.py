@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from story_liker.db import SCHEMA_REVISION
 from story_liker.settings import misspelled
 from story_liker.status import status_text
 from tests.conftest import STORY_LIKER, Result, run_cli
@@ -104,6 +105,13 @@ def test_status_names_its_database_and_a_new_one_from_another_directory_says_so(
     other = run_cli("status", "--json", env=env, cwd=elsewhere)
     assert json.loads(other.stdout)["database"] == str(elsewhere / "data" / "stories.db")
     assert json.loads(other.stderr)["path"] == str(elsewhere / "data" / "stories.db")
+
+
+def test_migrate_names_the_database_it_made_in_its_own_line(tmp_path: Path) -> None:
+    made = run_cli("migrate", env={}, cwd=tmp_path)
+    assert made.code == 0, made.output
+    assert made.stderr == f"schema at {SCHEMA_REVISION} (was empty): {tmp_path / 'data' / 'stories.db'}\n"
+    assert "new_database" not in made.output  # said once, by migrate's own line
 
 
 def test_status_shows_a_postgres_database_without_its_password() -> None:

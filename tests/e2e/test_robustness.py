@@ -498,7 +498,7 @@ def test_login_replaces_a_session_it_cannot_decrypt_only_when_asked(
 def test_unencrypted_session_is_reported_by_status(ig: Any, env: dict[str, str], tmp_path: Path) -> None:
     login(ig, env, tmp_path)
     text = run_cli("status", env=env, cwd=tmp_path)
-    assert "stored unencrypted" in text.stdout
+    assert "unencrypted (set SESSION_ENCRYPTION_KEY)" in text.stdout
     assert_no_secrets(ig, text)
 
 

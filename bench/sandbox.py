@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import fcntl
 import json
+import os
 import select
 import shlex
 import shutil
@@ -172,8 +173,11 @@ def save_state(directory: Path, double: InstagramDouble) -> None:
 
 
 def write_atomically(path: Path, text: str) -> None:
+    """Owner-only (0600): the state holds the double's sessionid, which is no secret of anyone's, but a file
+    shaped like a session is kept like one, as the habit to copy."""
     scratch = path.with_name(path.name + ".new")
-    scratch.write_text(text)
+    with open(os.open(scratch, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600), "w") as file:
+        file.write(text)
     scratch.replace(path)
 
 

@@ -141,6 +141,7 @@ def test_the_sandbox_serves_every_command_and_keeps_its_database_across_restarts
 
     assert sandbox.stop(signal.SIGINT) == 0
     assert (directory / "stories.db").is_file()
+    assert (directory / "double.json").stat().st_mode & 0o777 == 0o600  # holds the double's sessionid
 
     _, shown = start(sandboxes, directory)
     env = sourced(directory / "env")  # another port this time (--port 0): the file says which

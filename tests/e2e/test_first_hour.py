@@ -45,6 +45,28 @@ def test_login_with_stdin_closed_is_the_no_terminal_error_not_a_crash(tmp_path: 
     assert from_stdin.code == 2 and from_stdin.error == "--sessionid-file -: standard input is closed"
 
 
+def test_a_bad_sessionid_from_a_file_or_stdin_names_no_flag_it_did_not_use(tmp_path: Path) -> None:
+    env = {"IG_USERNAME": "bob", "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    (tmp_path / "sid").write_text("abc\n")
+    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")}
+    piped = subprocess.run(
+        [STORY_LIKER, "login", "--sessionid-file", "-"],
+        env=base | env,
+        cwd=tmp_path,
+        input="abc\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # `echo abc | story-liker login --sessionid-file -`
+    for result in (
+        run_cli("login", "--sessionid-file", str(tmp_path / "sid"), env=env, cwd=tmp_path),
+        Result(piped.returncode, piped.stdout, piped.stderr),
+    ):
+        assert result.code == 2, result.output
+        assert result.error.startswith("that sessionid does not look like an Instagram sessionid"), result.error
+        assert "--sessionid" not in result.output
+
+
 # --- a misspelled setting ----------------------------------------------------------------------------------
 
 

@@ -907,3 +907,19 @@ def test_timers_are_scheduled_under_real_systemd(nested_systemd: NestedSystemd) 
         c: nested_systemd.show(f"story-liker@{c}.service", "TimeoutStartUSec")["TimeoutStartUSec"] for c in COMMANDS
     }
     assert limits == {"run-stories": "15min", "run-posts": "15min", "cleanup": "5min", "keepalive": "5min"}
+
+
+def test_the_cleanup_schedules_say_what_cleanup_deletes() -> None:
+    """cleanup forgets story records past STORY_RETENTION_HOURS; post records are kept (a post stays likeable for
+    days and its record is what stops a second like): no schedule may say it forgets posts."""
+    files = [
+        DEPLOY / "systemd" / "story-liker-cleanup.timer",
+        DEPLOY / "systemd" / "story-liker-cleanup@.timer",
+        DEPLOY / "kubernetes" / "sqlite" / "40-cronjobs.yaml",
+        DEPLOY / "kubernetes" / "postgres" / "40-cronjobs.yaml",
+    ]
+    for path in files:
+        said = [line for line in path.read_text().splitlines() if "forget" in line]
+        assert said, path
+        for line in said:
+            assert "STORY_RETENTION_HOURS" in line and "post" not in line, (path, line)

@@ -610,7 +610,7 @@ def migrate() -> None:
     settings = _load_settings()
     engine = None
     try:
-        engine = make_engine(settings.database_url, announce_new=False)  # its line below names the database
+        engine = make_engine(settings.database_url)  # no new_database warning: its line below names the database
         before, after = upgrade(engine)
     except StoryLikerError as exc:
         _fail(exc.message, exc.exit_code)

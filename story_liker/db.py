@@ -143,7 +143,7 @@ def _sqlite_file(database: str | None) -> Path | None:
     return Path(database)
 
 
-def make_engine(url: str, *, read_only: bool = False, announce_new: bool = True) -> Engine:
+def make_engine(url: str, *, read_only: bool = False, announce_new: bool = False) -> Engine:
     """The engine for DATABASE_URL. ``read_only``: a connection that cannot write, so a command that only reads
     works where the database cannot be written (a read-only directory, mount or file) and never writes by
     mistake: SQLite opened with mode=ro, PostgreSQL with read-only transactions. A SQLite database that does
@@ -223,7 +223,7 @@ def _sqlite_connections(engine: Engine, pragmas: Sequence[str], *, begin: str) -
         connection.exec_driver_sql(begin)
 
 
-def _prepare_sqlite_file(database: str | None, *, announce_new: bool = True) -> None:
+def _prepare_sqlite_file(database: str | None, *, announce_new: bool) -> None:
     """Create the directory (0700) and the file (0600) before SQLite does with the umask's modes; a new file is
     a `new_database` warning naming it (``announce_new``), unless the command says where it is itself."""
     path = _sqlite_file(database)
@@ -262,7 +262,7 @@ def _prepare_sqlite_file(database: str | None, *, announce_new: bool = True) -> 
 def open_engine(url: str, *, read_only: bool, auto_migrate: bool) -> Engine:
     """The engine a command works with, its schema checked (check_schema). ``read_only``: see make_engine; a
     SQLite database with no schema yet is still migrated on the spot, as for any command (it is written then)."""
-    engine = make_engine(url, read_only=read_only)
+    engine = make_engine(url, read_only=read_only, announce_new=True)  # a command: say where a new file went
     try:
         if read_only and auto_migrate and current_revision(engine) is None:
             engine.dispose()

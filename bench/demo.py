@@ -67,8 +67,11 @@ SETTINGS = {
     "target_delay_max_seconds": 0.3,
     "request_delay_min_seconds": 0.05,
     "request_delay_max_seconds": 0.15,
+    "story_watch_percent": 2,  # a photo story watched about 0.1 s: the order of a real pass, in a demo's time
     "story_likes_per_hour": 60,
+    "story_likes_per_10_minutes": 60,
     "post_likes_per_hour": 60,
+    "post_likes_per_10_minutes": 60,
     "http_timeout_seconds": 5,
 }
 HOUR = 3600

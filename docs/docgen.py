@@ -147,15 +147,23 @@ SECTIONS = [
     Section(
         "Like limits",
         {
+            "STORY_LIKES_PER_10_MINUTES": set_("6"),
             "STORY_LIKES_PER_HOUR": set_("20"),
             "STORY_LIKES_PER_DAY": set_("100"),
+            "POST_LIKES_PER_10_MINUTES": set_("5"),
             "POST_LIKES_PER_HOUR": set_("15"),
             "POST_LIKES_PER_DAY": set_("80"),
         },
+        note="Three rolling windows each: 10 minutes against bursts, an hour, a day. Field reports tie action "
+        'blocks and "automated behaviour" challenges to bursts (a challenge after 16 likes in a row, blocks at '
+        "about 60 likes an hour); 6 story and 5 post likes in any 10 minutes stay far below both. A pass that "
+        "meets the 10-minute window waits for room between two reels (or posts) while PASS_BUDGET_MINUTES "
+        "allows, else leaves the rest to the next pass: an hourly timer likes up to about 12 stories a pass.",
     ),
     Section(
         "Pauses",
         {
+            "STORY_WATCH_PERCENT": DEFAULT,
             "ACTION_DELAY_MIN_SECONDS": set_("3"),
             "ACTION_DELAY_MAX_SECONDS": set_("12"),
             "TARGET_DELAY_MIN_SECONDS": set_("5"),

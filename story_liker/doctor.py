@@ -241,7 +241,8 @@ def _account(settings: Settings, store: Store, account: str, now: datetime) -> l
     limits = []
     for kind, usage in like_limits.usage(store, settings, account, now).items():
         limits.append(
-            f"{kind} {usage['last_hour']}/{usage['effective_per_hour']} last hour, "
+            f"{kind} {usage['last_10_minutes']}/{usage['effective_per_10_minutes']} last 10 min, "
+            f"{usage['last_hour']}/{usage['effective_per_hour']} last hour, "
             f"{usage['last_day']}/{usage['effective_per_day']} last day"
             + (f" ({'; '.join(usage['why_different'])})" if usage.get("why_different") else "")
         )

@@ -18,8 +18,12 @@ if TYPE_CHECKING:
 def configured(settings: Settings, kind: str) -> ratelimit.Limits:
     """The limits STORY_LIKES_* / POST_LIKES_* set for ``kind``."""
     if kind == STORY_LIKE:
-        return ratelimit.Limits(settings.story_likes_per_hour, settings.story_likes_per_day)
-    return ratelimit.Limits(settings.post_likes_per_hour, settings.post_likes_per_day)
+        return ratelimit.Limits(
+            settings.story_likes_per_hour, settings.story_likes_per_day, settings.story_likes_per_10_minutes
+        )
+    return ratelimit.Limits(
+        settings.post_likes_per_hour, settings.post_likes_per_day, settings.post_likes_per_10_minutes
+    )
 
 
 def aimd(store: Store, account: str, kind: str, now: datetime) -> float:
@@ -52,6 +56,9 @@ def usage(store: Store, settings: Settings, account: str, now: datetime) -> dict
         recent = store.recent_actions(account, kind, now)
         effective = in_force(store, settings, state, kind, limits, now)
         found[kind] = {
+            "last_10_minutes": sum(1 for at in recent if now - at < ratelimit.BURST),
+            "per_10_minutes": limits.per_10_minutes,
+            "effective_per_10_minutes": effective.limits.per_10_minutes,
             "last_hour": sum(1 for at in recent if now - at < ratelimit.HOUR),
             "per_hour": limits.per_hour,
             "effective_per_hour": effective.limits.per_hour,

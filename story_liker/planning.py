@@ -1,6 +1,6 @@
-"""Pure planning: which targets a story or post pass reads and how, where a target's marker moves, when a viewer
-marks stories seen. Functions of (targets, what Instagram said, now, settings, rng); nothing here sends,
-sleeps or reads the clock.
+"""Pure planning: which targets a story or post pass reads and how, where a target's marker moves, how long a
+viewer watches a story and when it likes it, what the seen report says. Functions of (targets, what Instagram
+said, now, settings, rng); nothing here sends, sleeps or reads the clock.
 """
 
 from __future__ import annotations
@@ -220,9 +220,11 @@ def read_cost(settings: Pauses, *, first: bool = False) -> float:
     return (0 if first else settings.target_delay_max_seconds) + settings.request_delay_max_seconds
 
 
-def like_cost(settings: Pauses) -> float:
-    """The longest a pass waits for one more like: the pause between likes and the gap before the request."""
-    return settings.action_delay_max_seconds + settings.request_delay_max_seconds
+def like_cost(settings: Pauses, *, watched: bool = False) -> float:
+    """The longest a pass waits for one more like: the pause between likes and the gap before the request; a story
+    (``watched``) is on screen at most VIDEO_WATCH_CAP_SECONDS, its like inside that time."""
+    pause = settings.action_delay_max_seconds + settings.request_delay_max_seconds
+    return max(pause, VIDEO_WATCH_CAP_SECONDS) + HOLD_AFTER_LIKE_SECONDS if watched else pause
 
 
 PROFILE_PAGES = 5  # a profile read follows its feed at most this many pages (5 x POST_FEED_COUNT posts)
@@ -264,19 +266,32 @@ def lost_likes(items: Sequence[StoryItem | PostItem], unconfirmed: Collection[st
     return {item.pk for item in items if item.pk in unconfirmed and item.has_liked is None}
 
 
-def seen_times(stories: Sequence[StoryItem], now: datetime, rng: random.Random) -> list[int]:
-    """When a viewer watching these stories in order saw each: a few seconds apart, rising, the last one now,
-    none before its story was taken and none in the future (unix seconds, in the order given)."""
-    if not stories:
-        return []
-    stamps = [0] * len(stories)
-    at = int(now.timestamp())
-    for index in range(len(stories) - 1, -1, -1):
-        taken = int(stories[index].taken_at.timestamp())
-        stamps[index] = max(min(at, int(now.timestamp())), taken)
-        at = stamps[index] - rng.randint(3, 9)  # the story before was watched a few seconds earlier
-    for index in range(1, len(stamps)):  # clamping to taken_at may break the order: keep it rising
-        stamps[index] = max(stamps[index], stamps[index - 1])
+PHOTO_WATCH_SECONDS = (5.0, 7.0)  # a photo story is on screen about this long (the app shows one for 5 s)
+WATCH_MIN_SECONDS = 3.0  # nothing is watched for less
+VIDEO_WATCH_CAP_SECONDS = 20.0  # a longer video is watched this long, then skipped on (a tap), as people do
+HOLD_AFTER_LIKE_SECONDS = 1.0  # an item liked stays on screen at least this long after the like
+
+
+def watch_seconds(story: StoryItem, rng: random.Random) -> float:
+    """How long a viewer watches ``story``: a photo about 5-7 s, a video its duration (capped), never under 3 s."""
+    if story.video_duration is not None:
+        return max(WATCH_MIN_SECONDS, min(story.video_duration, VIDEO_WATCH_CAP_SECONDS))
+    return max(WATCH_MIN_SECONDS, rng.uniform(*PHOTO_WATCH_SECONDS))
+
+
+def like_offset(watch: float, rng: random.Random) -> float:
+    """When, after an item came on screen, a viewer likes it: after at least a second of it and at least a
+    second before its watching ends (``watch`` is never under WATCH_MIN_SECONDS)."""
+    return rng.uniform(1.0, max(1.0, watch - HOLD_AFTER_LIKE_SECONDS))
+
+
+def seen_stamps(stories: Sequence[StoryItem], started: Sequence[datetime], now: datetime) -> list[int]:
+    """The seen report's times (unix seconds) for ``stories`` watched in order, each from the moment its watching
+    began (``started``): rising, none before its story was taken, none after ``now`` (when it is sent)."""
+    stamps: list[int] = []
+    for story, at in zip(stories, started, strict=True):
+        stamp = max(int(at.timestamp()), int(story.taken_at.timestamp()), stamps[-1] if stamps else 0)
+        stamps.append(min(stamp, int(now.timestamp())))
     return stamps
 
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
+BURST = timedelta(minutes=10)
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 
@@ -17,6 +18,7 @@ DAY = timedelta(days=1)
 class Limits:
     per_hour: int
     per_day: int
+    per_10_minutes: int | None = None  # the burst window (None: none)
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,20 @@ def next_slot(now: datetime, recent: Sequence[datetime], limits: Limits) -> date
     if len(times) >= limits.per_day:
         candidates.append(times[len(times) - limits.per_day] + DAY)
     return max(candidates)
+
+
+def burst_room_at(now: datetime, recent: Sequence[datetime], limits: Limits, wanted: int = 1) -> datetime:
+    """The earliest time at which ``wanted`` more actions fit the 10-minute window (``now`` if they fit already;
+    ``wanted`` is capped at the window's size). Without a burst window: ``now``. The hour and the day are
+    ``budget``'s: a pass plans its likes by them and paces them by this."""
+    window = limits.per_10_minutes
+    if window is None or wanted <= 0:
+        return now
+    if window == 0:
+        return datetime.max.replace(tzinfo=now.tzinfo)
+    inside = sorted(at for at in recent if now - at < BURST)
+    over = len(inside) + min(wanted, window) - window  # how many of those must leave the window first
+    return now if over <= 0 else max(now, inside[over - 1] + BURST)
 
 
 def jitter(rng: random.Random, low: float, high: float) -> float:
@@ -107,7 +123,8 @@ class Effective:
 
 
 def effective_limits(configured: Limits, *, aimd: float = 1.0, warmup: float = 1.0, day: float = 1.0) -> Effective:
-    """The limits in force: configured x adaptive share x warm-up (both windows) x day variation (daily)."""
+    """The limits in force: configured x adaptive share x warm-up (hour and day) x day variation (daily); the
+    10-minute window as configured."""
     reasons = []
     if aimd < 1:
         reasons.append(f"reduced to {aimd:.0%} after an action block (+10 % per clean day)")
@@ -120,6 +137,10 @@ def effective_limits(configured: Limits, *, aimd: float = 1.0, warmup: float = 1
         return 0 if value == 0 else max(1, math.floor(value * factor))
 
     return Effective(
-        Limits(scaled(configured.per_hour, aimd * warmup), scaled(configured.per_day, aimd * warmup * day)),
+        Limits(
+            scaled(configured.per_hour, aimd * warmup),
+            scaled(configured.per_day, aimd * warmup * day),
+            configured.per_10_minutes,  # a cap on bursts, not on volume: what the others scale
+        ),
         tuple(reasons),
     )

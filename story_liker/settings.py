@@ -243,15 +243,32 @@ class Settings(BaseSettings):
     story_likes_per_day: int = Field(
         100, ge=0, le=10000, description="At most this many story likes in any rolling 24 hours."
     )
+    story_likes_per_10_minutes: int = Field(
+        6,
+        ge=1,
+        le=1000,
+        description="At most this many story likes in any rolling 10 minutes: no bursts. A pass that meets it waits "
+        "for room between two reels while its PASS_BUDGET_MINUTES allow, else leaves the rest to the next pass.",
+    )
     post_likes_per_hour: int = Field(15, ge=0, le=1000, description="At most this many post likes in any rolling hour.")
+    post_likes_per_10_minutes: int = Field(
+        5,
+        ge=1,
+        le=1000,
+        description="At most this many post likes in any rolling 10 minutes, met as for stories.",
+    )
     post_likes_per_day: int = Field(
         80, ge=0, le=10000, description="At most this many post likes in any rolling 24 hours."
     )
     action_delay_min_seconds: float = Field(
-        3.0, ge=0, le=3600, description="The shortest random pause before a like, in seconds."
+        3.0,
+        ge=0,
+        le=3600,
+        description="The shortest random pause between two likes, in seconds (a story's like also waits for its "
+        "moment on screen).",
     )
     action_delay_max_seconds: float = Field(
-        12.0, ge=0, le=3600, description="The longest random pause before a like, in seconds."
+        12.0, ge=0, le=3600, description="The longest random pause between two likes, in seconds."
     )
     target_delay_min_seconds: float = Field(
         5.0,
@@ -262,6 +279,13 @@ class Settings(BaseSettings):
     )
     target_delay_max_seconds: float = Field(
         20.0, ge=0, le=3600, description="The longest random pause between targets and per-target reads, in seconds."
+    )
+    story_watch_percent: float = Field(
+        100.0,
+        ge=0,
+        le=100,
+        description="How much of each story's watch time a pass spends watching it (100: a photo 5-7 s, a video its "
+        "length, the like inside it); lower it only for a demo or a test double.",
     )
     request_delay_min_seconds: float = Field(
         1.0,

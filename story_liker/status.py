@@ -224,9 +224,14 @@ def status_text(data: dict[str, Any]) -> str:
     for kind, usage in data["limits"].items():
         why = "; ".join(usage["why_different"])  # on the line it explains: a limit that is not the configured one
         lines.append(
-            f"{kind:12} {usage['last_hour']}/{usage['effective_per_hour']} last hour, "
+            f"{kind:12} {usage['last_10_minutes']}/{usage['effective_per_10_minutes']} last 10 min, "
+            f"{usage['last_hour']}/{usage['effective_per_hour']} last hour, "
             f"{usage['last_day']}/{usage['effective_per_day']} last day, {usage['remaining']} left now"
-            + (f" (configured {usage['per_hour']}/h, {usage['per_day']}/day; {why})" if why else "")
+            + (
+                f" (configured {usage['per_10_minutes']}/10 min, {usage['per_hour']}/h, {usage['per_day']}/day; {why})"
+                if why
+                else ""
+            )
         )
     targets = data["targets"]
     lines.append(f"targets      {sum(t['enabled'] for t in targets)} enabled of {len(targets)}")

@@ -319,7 +319,8 @@ def ig() -> Iterator[Any]:
 
 @pytest.fixture
 def env(ig: Any, database_url: str) -> dict[str, str]:
-    """Settings for a CLI run against the double: no delays, JSON logs, a fresh database.
+    """Settings for a CLI run against the double: no delays, no watching, no 10-minute window (the pacing is tested
+    in-process, on a fake clock), JSON logs, a fresh database.
 
     PostgreSQL gets its schema the way a user gives it (`migrate`); SQLite creates its own on first run.
     """
@@ -337,6 +338,9 @@ def env(ig: Any, database_url: str) -> dict[str, str]:
         "TARGET_DELAY_MAX_SECONDS": "0",
         "REQUEST_DELAY_MIN_SECONDS": "0",
         "REQUEST_DELAY_MAX_SECONDS": "0",
+        "STORY_WATCH_PERCENT": "0",
+        "STORY_LIKES_PER_10_MINUTES": "1000",
+        "POST_LIKES_PER_10_MINUTES": "1000",
         "HTTP_TIMEOUT_SECONDS": "5",
     }
 

@@ -84,6 +84,7 @@ def _metrics_state(settings: Settings, store: Store, command: str) -> dict[str, 
             now = datetime.now(UTC)
             state["budget"] = {
                 kind: {
+                    "10m": max(0, usage["effective_per_10_minutes"] - usage["last_10_minutes"]),
                     "hour": max(0, usage["effective_per_hour"] - usage["last_hour"]),
                     "day": max(0, usage["effective_per_day"] - usage["last_day"]),
                 }

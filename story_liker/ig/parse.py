@@ -132,7 +132,16 @@ def parse_story(item: Any, reel_pk: int) -> StoryItem:
     if owner is not None and owner != reel_pk:
         raise Malformed("story item of another user than its reel")
     pk = _media_ids(item, reel_pk)
-    return StoryItem(pk, reel_pk, _timestamp(item.get("taken_at")), _has_liked(item))
+    return StoryItem(pk, reel_pk, _timestamp(item.get("taken_at")), _has_liked(item), _video_duration(item))
+
+
+def _video_duration(item: dict[str, Any]) -> float | None:
+    """A video's ``video_duration`` in seconds; None for a photo or a value that is no positive finite number (the
+    item stays likeable: how long it is watched falls back to a photo's time)."""
+    value = item.get("video_duration")
+    if item.get("media_type") != 2 or isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if 0 < value < 3600 else None
 
 
 def parse_post(item: Any, feed_pk: int | None) -> PostItem:

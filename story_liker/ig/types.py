@@ -28,6 +28,7 @@ class StoryItem:
     user_pk: int
     taken_at: datetime
     has_liked: bool | None  # None: the answer did not say (only an explicit false proves a lost like did not land)
+    video_duration: float | None = None  # seconds, for a video (None: a photo, or the answer did not say)
 
     @property
     def id(self) -> str:

@@ -20,6 +20,8 @@ from story_liker.store import Store
 
 log = logging.getLogger(__name__)
 
+WAIT_STEP_SECONDS = 60.0  # a long wait checks the signal and the lease at least this often
+
 
 class Outcome(StrEnum):
     """How a command that exited 0 ended (the `outcome` of `run_finished`; errors carry their own)."""
@@ -126,6 +128,14 @@ class Deps:
     def keep_lease(self) -> None:
         if self.lease is not None:
             self.lease.keep()
+
+    def wait_until(self, moment: datetime) -> None:
+        """Wait until ``moment``, a while at a time, making sure between them that the run may go on (no signal,
+        the lease kept: a wait may be longer than a third of the lease, each while is not)."""
+        while (left := (moment - self.clock()).total_seconds()) > 0:
+            self.sleep(min(left, WAIT_STEP_SECONDS, self.settings.lock_ttl_seconds / 3))
+            self.checkpoint()
+            self.keep_lease()
 
     def pause(self, low: float, high: float) -> None:
         """Sleep a jittered while, then make sure the run may go on (no signal, the lease still ours)."""

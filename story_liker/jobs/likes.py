@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from story_liker import health, planning, ratelimit
@@ -40,11 +40,15 @@ class Likes:
     strikes: int  # throttles in a row before this pass (read under the lease)
     limit_kind: str = ""  # story_like / post_like: whose limits a like counts against, whose share a block halves
     aimd: float = 1.0  # the adaptive share in force for that kind
+    limits: ratelimit.Limits | None = None  # the limits in force: their 10-minute window paces the likes
+    recent: list[datetime] = field(default_factory=list)  # when the likes that count in the windows were sent
     rejected_in_row: int = 0
     window_closed: bool = False  # ACTIVE_HOURS ended, or the pass's time is up: no more likes
     sent: set[str] = field(default_factory=set)  # pks whose like this pass sent (or would have, dry): maybe acted on
     refused: set[str] = field(default_factory=set)  # pks Instagram refused this pass: tried again next pass
     unreleased: list[int] = field(default_factory=list)  # reservations whose release failed: tried at the end
+    _reserved: dict[int, datetime] = field(default_factory=dict)  # this pass's reservations: when each was made
+    last_sent: datetime | None = None  # when this pass last sent a like (the pause between likes counts from it)
 
     def may_go_on(self) -> bool:
         """False once the active hours ended or the pass's time budget has no room for another like: the pass stops
@@ -55,10 +59,40 @@ class Likes:
         if not planning.is_active(self.deps.clock(), settings.active_hours, settings.zone):
             self.window_closed = True
             log.info("active_hours_ended", extra={"kind": self.kind})
-        elif not self.dry_run and not self.deps.fits(planning.like_cost(settings)):
+        elif not self.dry_run and not self.deps.fits(planning.like_cost(settings, watched=self.watched)):
             self.window_closed = True
             log.info("pass_time_up", extra={"kind": self.kind, "budget_minutes": settings.pass_budget_minutes})
         return not self.window_closed
+
+    def room(self, wanted: int = 1) -> bool:
+        """Make room for ``wanted`` more likes in the 10-minute window (STORY/POST_LIKES_PER_10_MINUTES): at once
+        when they fit, else by waiting for it while the pass's time budget allows; past that the pass stops liking
+        and leaves the rest to the next pass (False). A dry run sends no like and never waits."""
+        if self.limits is None or self.dry_run or not self.may_go_on():
+            return not self.window_closed
+        deps, now = self.deps, self.deps.clock()
+        ready_at = ratelimit.burst_room_at(now, self.recent, self.limits, wanted)
+        if ready_at <= now:
+            return True
+        wait = (ready_at - now).total_seconds()
+        if not deps.fits(wait + planning.like_cost(deps.settings, watched=self.watched)):
+            self.window_closed = True
+            log.info(
+                "burst_limit_reached",
+                extra={"kind": self.kind, "per_10_minutes": self.limits.per_10_minutes, "next_slot": _iso(ready_at)},
+            )
+            return False
+        log.info(
+            "burst_wait",
+            extra={"kind": self.kind, "seconds": round(wait, 1), "per_10_minutes": self.limits.per_10_minutes},
+        )
+        deps.wait_until(ready_at)
+        return self.may_go_on()
+
+    @property
+    def watched(self) -> bool:
+        """Whether an item is watched before its like (stories), which a like's time then includes."""
+        return self.limit_kind == STORY_LIKE
 
     def pause(self, low: float, high: float) -> None:
         """A pause that stands in for liking (before a like, between the targets liked): a dry run sends no like,
@@ -100,10 +134,15 @@ class Likes:
             counts.would_like += 1
             log.info(f"{kind}_would_like", extra=fields | {"outcome": "dry_run"})
             return True
+        if not self.room():
+            return False
         ready()
-        store, account = deps.store, deps.settings.account()
-        reserved = store.reserve_like(account, self.limit_kind, pk, deps.clock())
+        store, account, at = deps.store, deps.settings.account(), deps.clock()
+        reserved = store.reserve_like(account, self.limit_kind, pk, at)
         self.sent.add(pk)
+        self.recent.append(at)
+        self._reserved[reserved] = at
+        self.last_sent = at
         try:
             send()
         except Gone as exc:
@@ -160,6 +199,9 @@ class Likes:
         self.sent.discard(pk)
         if refused:
             self.refused.add(pk)
+        at = self._reserved.pop(reserved, None)
+        if at is not None:  # no longer one of the likes the windows count
+            self.recent.remove(at)
         try:
             self.deps.store.release_like(reserved)
         except DatabaseUnavailable:
@@ -192,6 +234,10 @@ class Likes:
     def attempted(self) -> set[str]:
         """The pks this pass sent or had refused: none is sent again in this pass."""
         return self.sent | self.refused
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
 
 
 PassBody = Callable[[Deps, Paced, list[Target], int, Likes], Outcome]
@@ -228,7 +274,7 @@ def like_pass(deps: Deps, kind: str, body: PassBody, *, dry_run: bool, max_likes
             log.info("budget_used_up", extra={"next_slot": next_slot.isoformat(timespec="seconds")})
             return Report(Outcome.BUDGET_USED_UP, deps.counts)
         aimd = like_limits.aimd(deps.store, account, kind, now)
-        likes = Likes(deps, kind.removesuffix("_like"), dry_run, state.cooldown_strikes, kind, aimd)
+        likes = Likes(deps, kind.removesuffix("_like"), dry_run, state.cooldown_strikes, kind, aimd, limits, recent)
         bodies = 0
 
         def run(ig: Paced) -> Outcome:

@@ -1,12 +1,14 @@
 """One `run-stories` pass: the tray, batched reels (with the targets the tray left out), per-user reads for
-targets not followed, then per target one seen request and one request per like."""
+targets not followed, then per target its reel watched, one request per like while its story is on screen, and
+one seen request."""
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 
-from story_liker import planning
+from story_liker import planning, ratelimit
 from story_liker.errors import BadResponse, NetworkError, TargetUnavailable
 from story_liker.ig.types import Instagram, StoryItem, TrayEntry, UserRef, unique
 from story_liker.jobs.deps import Counts, Deps, Outcome, Report, bookkeeping
@@ -69,7 +71,11 @@ def _pass(deps: Deps, ig: Paced, targets: list[Target], allowed: int, likes: Lik
     if counts.skipped:
         log.info("budget_used_up", extra={"planned": len(chosen), "left_for_later": counts.skipped})
     try:
-        handled |= _like_all(deps, ig, likes, by_pk, chosen)
+        handled |= _like_all(deps, ig, likes, by_pk, chosen, left_out)
+        unsent = sum(1 for s in chosen if s.pk not in handled and s.pk not in likes.attempted)
+        if unsent:  # the pass stopped liking (its time, the 10-minute window, the active hours): the next pass
+            counts.skipped += unsent
+            log.info("likes_left_for_later", extra={"left_for_later": unsent})
     finally:
         if not dry_run:  # a dry run leaves markers and check times alone: the next real pass does the same
             for pk in checked:
@@ -153,13 +159,17 @@ def _read(
     return reels, checked
 
 
-def _like_all(deps: Deps, ig: Paced, likes: Likes, by_pk: dict[int, Target], chosen: list[StoryItem]) -> set[str]:
-    """Per target, as a viewer would: one seen request for the stories about to be liked, then the likes.
-    Returns the pks handled (liked, or counted as such in a dry run)."""
+def _like_all(
+    deps: Deps, ig: Paced, likes: Likes, by_pk: dict[int, Target], chosen: list[StoryItem], seen_too: list[StoryItem]
+) -> set[str]:
+    """Per target, as a viewer would: watch its reel, liking each chosen story while it is on screen, then one seen
+    request for what was watched. ``seen_too``: stories left out by chance or by the cap, watched and not liked
+    (those the limits left for later are not watched). Returns the pks handled (liked, or counted as such in a
+    dry run)."""
     per_target: dict[int, list[StoryItem]] = {}
     for item in chosen:
         per_target.setdefault(item.user_pk, []).append(item)
-    settings, counts = deps.settings, deps.counts
+    settings = deps.settings
     done: set[str] = set()
     deps.progress.start(len(per_target), "liking stories")
     try:
@@ -169,22 +179,65 @@ def _like_all(deps: Deps, ig: Paced, likes: Likes, by_pk: dict[int, Target], cho
                 break
             if index:
                 likes.pause(settings.target_delay_min_seconds, settings.target_delay_max_seconds)
+            if not likes.room(len(items)):  # no room in the 10-minute window within the pass's time
+                break
             deps.progress.advance(target.username)
-            if not likes.dry_run:
-                try:
-                    ig.mark_seen(items, planning.seen_times(items, deps.clock(), deps.rng))
-                except BadResponse as exc:  # the likes do not depend on it
-                    counts.errors += 1
-                    log.warning("seen_failed", extra={"target": target.username, "reason": exc.message})
-            for item in items:
-                if not likes.may_go_on():
-                    break
-                likes.pause(settings.action_delay_min_seconds, settings.action_delay_max_seconds)
-                if _like(deps, ig, likes, target, item) and not likes.dry_run:
-                    done.add(item.pk)
+            reel = sorted(items + [s for s in seen_too if s.user_pk == pk], key=lambda s: (s.taken_at, s.pk))
+            done |= _watch(deps, ig, likes, target, reel, {s.pk for s in items})
     finally:
         deps.progress.stop()
     return done
+
+
+def _watch(deps: Deps, ig: Paced, likes: Likes, target: Target, reel: list[StoryItem], to_like: set[str]) -> set[str]:
+    """Watch ``reel`` in order: each story for its watch time (planning.watch_seconds), a chosen one liked while on
+    screen, a second at least after it came and a second at least before it goes. The pause between likes
+    (ACTION_DELAY_*) still holds: a like it would come too early for waits, holding its story on screen (as the app
+    pauses a story while it is held). Then the seen report, with the moment each watched story came on screen.
+    Stops before a like the 10-minute window has no room for: the rest of the reel is not watched this pass."""
+    settings, rng, clock = deps.settings, deps.rng, deps.clock
+    scale = settings.story_watch_percent / 100
+
+    def later(moment: datetime, seconds: float) -> datetime:
+        return moment + timedelta(seconds=seconds * scale)
+
+    if likes.dry_run:  # no like and no seen request to time: what would be liked is said at once
+        return {s.pk for s in reel if s.pk in to_like and _like(deps, ig, likes, target, s)}
+    watched: list[StoryItem] = []
+    started: list[datetime] = []
+    done: set[str] = set()
+    for story in reel:
+        liking = story.pk in to_like
+        if (liking and not likes.room()) or not likes.may_go_on():
+            break
+        start = clock()
+        watched.append(story)
+        started.append(start)
+        watch = planning.watch_seconds(story, rng)
+        ends = later(start, watch)
+        if liking:
+            at = later(start, planning.like_offset(watch, rng))
+            if likes.last_sent is not None:
+                gap = ratelimit.jitter(rng, settings.action_delay_min_seconds, settings.action_delay_max_seconds)
+                at = max(at, likes.last_sent + timedelta(seconds=gap))
+            deps.wait_until(at)
+            if _like(deps, ig, likes, target, story):
+                done.add(story.pk)
+            ends = max(ends, later(clock(), planning.HOLD_AFTER_LIKE_SECONDS))
+        deps.wait_until(ends)
+    if watched:  # an error that ends the pass (a block, a signal) sends nothing more, this report neither
+        _seen(deps, ig, target, watched, started)
+    return done
+
+
+def _seen(deps: Deps, ig: Paced, target: Target, watched: list[StoryItem], started: list[datetime]) -> None:
+    """The seen report of one reel, sent as the viewer moves on (also when the pass's time or the limits end the
+    watching inside it: what was watched was seen)."""
+    try:
+        ig.mark_seen(watched, planning.seen_stamps(watched, started, deps.clock()))
+    except BadResponse as exc:  # the likes do not depend on it
+        deps.counts.errors += 1
+        log.warning("seen_failed", extra={"target": target.username, "reason": exc.message})
 
 
 def _like(deps: Deps, ig: Paced, likes: Likes, target: Target, story: StoryItem) -> bool:

@@ -166,7 +166,7 @@ class Shapes(DoubleState):
         }
         if story.media_type == 2:
             item["video_versions"] = self._video_versions(story.pk, 720, 1280)
-            item["video_duration"] = 15.0 if story.segment_group else 9.5
+            item["video_duration"] = story.video_duration
             item["has_audio"] = True
         if story.audience:
             item["audience"] = story.audience

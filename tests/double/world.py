@@ -48,6 +48,13 @@ class DStory:
         return self.taken_at + STORY_TTL
 
     @property
+    def video_duration(self) -> float | None:
+        """A video's length in seconds (a segment of a long one is 15 s); None for a photo."""
+        if self.media_type != 2:
+            return None
+        return 15.0 if self.segment_group else 9.5
+
+    @property
     def live(self) -> bool:
         return self.expiring_at > time.time()
 

@@ -210,6 +210,9 @@ def test_an_error_is_said_once_per_command(tmp_path: Path) -> None:
 @pytest.mark.parametrize("why", [["warming up: day 2 of 7"], ["AIMD: halved after a throttle", "daily variation"]])
 def test_a_limit_other_than_the_configured_one_says_why_on_its_line(why: list[str]) -> None:
     usage = {
+        "last_10_minutes": 1,
+        "effective_per_10_minutes": 6,
+        "per_10_minutes": 6,
         "last_hour": 1,
         "effective_per_hour": 9,
         "last_day": 3,
@@ -221,8 +224,8 @@ def test_a_limit_other_than_the_configured_one_says_why_on_its_line(why: list[st
     }
     data = _status_data(limits={"story likes": usage})
     line = next(line for line in status_text(data).splitlines() if line.startswith("story likes"))
-    assert line.endswith(f"(configured 20/h, 100/day; {'; '.join(why)})"), line
-    assert "3/130 last day" in line
+    assert line.endswith(f"(configured 6/10 min, 20/h, 100/day; {'; '.join(why)})"), line
+    assert "1/6 last 10 min, 1/9 last hour, 3/130 last day" in line
 
 
 def _status_data(**changes: Any) -> dict[str, Any]:

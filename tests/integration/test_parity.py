@@ -105,7 +105,8 @@ def build_world(ig: InstagramDouble) -> World:
 
 
 def story_item(story: DStory) -> StoryItem:
-    return StoryItem(str(story.pk), story.user.pk, datetime.fromtimestamp(story.taken_at, UTC), story.liked)
+    taken_at = datetime.fromtimestamp(story.taken_at, UTC)
+    return StoryItem(str(story.pk), story.user.pk, taken_at, story.liked, story.video_duration)
 
 
 def post_item(post: DPost, feed: DUser | None = None) -> PostItem:

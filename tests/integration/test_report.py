@@ -212,7 +212,8 @@ def test_report_and_history_count_only_the_likes_this_tool_sent(store: Store) ->
     from tests.fake import ME, Harness, ScriptedInstagram, story, tray_of
 
     names = {100 + n: f"user{n}" for n in range(6)}
-    h = Harness(store, overrides={"target_accounts": ",".join(names.values()), "story_likes_per_hour": 50})
+    limits = {"story_likes_per_hour": 50, "story_likes_per_10_minutes": 50}  # the counting is the point here
+    h = Harness(store, overrides={"target_accounts": ",".join(names.values()), **limits})
     h.store_session()
     reels = {pk: [story(pk, n, at=h.clock(), has_liked=n < 2) for n in range(5)] for pk in names}  # 2 of 5 liked
     run_stories(

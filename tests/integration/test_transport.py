@@ -124,14 +124,14 @@ def test_an_untrusted_certificate_sends_nothing_and_exits_75(
     assert len(front.connections) == 1  # a TLS connection that the client dropped before any HTTP/2 request
 
 
-@pytest.mark.parametrize(("where", "before", "connections"), [("reels_tray", 0, 1), ("send_story_like", 4, 2)])
+@pytest.mark.parametrize(("where", "before", "connections"), [("reels_tray", 0, 1), ("send_story_like", 3, 2)])
 def test_http_timeout_applies_to_the_curl_transport(
     ig: Any, front: TlsFront, curl_env: dict[str, str], tmp_path: Path, where: str, before: int, connections: int
 ) -> None:
     """A silent server: HTTP_TIMEOUT_SECONDS ends the request (curl sends it once), the pass exits 75.
 
-    ``before``: requests of the pass sent before the stalled one (tray, reels_media, following, seen), on the
-    kept-alive connection; the stalled like went out on a connection of its own.
+    ``before``: requests of the pass sent before the stalled one (tray, reels_media, following; the seen report
+    follows the reel's likes), on the kept-alive connection; the stalled like went out on a connection of its own.
     """
     stories_for(ig, "alice", 2)
     ig.add_user("quiet")

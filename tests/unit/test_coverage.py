@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -18,7 +20,7 @@ from story_liker.jobs.deps import Outcome
 from story_liker.jobs.stories import run_stories
 from story_liker.models import Target
 from story_liker.store import Store
-from tests.fake import ME, Harness, ScriptedInstagram, story
+from tests.fake import ME, Call, Harness, ScriptedInstagram, story
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 SIX_HOURS = timedelta(hours=6)
@@ -131,16 +133,39 @@ def test_a_reel_instagram_had_nothing_for_is_settled_at_the_trays_value() -> Non
     assert planning.new_marker(100, [], set(), settled_at=250) == 250
 
 
-@given(offsets=st.lists(st.integers(0, 86_400), min_size=1, max_size=30), seed=st.integers())
-def test_seen_times_rise_never_precede_their_story_and_never_lie_ahead(offsets: list[int], seed: int) -> None:
+@given(
+    offsets=st.lists(st.tuples(st.integers(0, 86_400), st.integers(-90_000, 600)), min_size=1, max_size=30),
+)
+def test_seen_stamps_rise_never_precede_their_story_and_never_lie_ahead(offsets: list[tuple[int, int]]) -> None:
+    """Whatever the watch starts (even out of order, before a story was taken or after the report is sent)."""
     stories = sorted(
-        (StoryItem(str(n), 7, NOW - timedelta(seconds=o), False) for n, o in enumerate(offsets)),
+        (StoryItem(str(n), 7, NOW - timedelta(seconds=o), False) for n, (o, _) in enumerate(offsets)),
         key=lambda s: s.taken_at,
     )
-    stamps = planning.seen_times(stories, NOW, random.Random(seed))
+    started = [NOW + timedelta(seconds=late) for _, late in offsets]
+    stamps = planning.seen_stamps(stories, started, NOW)
     now = int(NOW.timestamp())
     assert stamps == sorted(stamps) and stamps[-1] <= now
     assert all(at >= int(s.taken_at.timestamp()) for at, s in zip(stamps, stories, strict=True))
+
+
+def test_seen_stamps_are_the_moments_the_watching_began() -> None:
+    stories = [StoryItem(str(n), 7, NOW - timedelta(hours=2), False) for n in range(3)]
+    started = [NOW - timedelta(seconds=s) for s in (20, 14, 6)]
+    assert planning.seen_stamps(stories, started, NOW) == [int(at.timestamp()) for at in started]
+
+
+@given(duration=st.one_of(st.none(), st.floats(0.01, 3000)), seed=st.integers())
+def test_watch_times_and_like_moments(duration: float | None, seed: int) -> None:
+    rng = random.Random(seed)
+    story = StoryItem("1", 7, NOW, False, duration)
+    watch = planning.watch_seconds(story, rng)
+    if duration is None:
+        assert 5 <= watch <= 7
+    else:
+        assert watch == max(3, min(duration, planning.VIDEO_WATCH_CAP_SECONDS))
+    offset = planning.like_offset(watch, rng)
+    assert 1 <= offset <= watch - planning.HOLD_AFTER_LIKE_SECONDS
 
 
 def test_fair_share_goes_round_robin_oldest_first() -> None:
@@ -243,16 +268,53 @@ def test_a_private_account_you_dont_follow_costs_one_request_a_day_and_no_error(
     assert h.store.targets(ME)[0].unavailable == "private"
 
 
-def test_one_seen_request_per_target_before_its_likes(h: Harness) -> None:
-    reels = {pk: [story(pk, n, at=h.clock()) for n in (3, 2, 1)] for pk in (101, 102)}
-    tray = [TrayEntry(pk, name, int(h.clock().timestamp())) for pk, name in ((101, "alice"), (102, "bob"))]
+def _on_screen(calls: list[Call]) -> list[tuple[Call, int, int]]:
+    """Each like with the watching of its story as the seen report that followed it says: (like, from, to) in
+    unix seconds; a story's watching ends where the next one's begins, the last one's when the report is sent."""
+    found = []
+    for index, seen in enumerate(calls):
+        if seen.name != "mark_seen":
+            continue
+        stamps = dict(seen.arg)
+        ends = [*[at for _, at in seen.arg][1:], int(seen.at.timestamp()) + 1]
+        until = dict(zip(stamps, ends, strict=True))
+        for like in calls[:index]:
+            if like.name == "like_story" and like.arg in stamps:
+                found.append((like, stamps[like.arg], until[like.arg]))
+    return found
+
+
+def test_a_reel_is_watched_each_like_sent_while_its_story_is_on_screen_then_one_seen_report(h: Harness) -> None:
+    """As the viewer: a target's stories in order, a photo 5-7 s and a video its length (capped), each liked a
+    second or more into it and a second or more before it ends; the pause between likes holds; the seen report,
+    sent once the reel is watched, gives the moment each story came on screen."""
+    h.overrides |= {"action_delay_min_seconds": 4, "action_delay_max_seconds": 9}
+    now = h.clock()
+    reels = {
+        101: [story(101, n, at=now) for n in (3, 2, 1)],
+        102: [replace(story(102, 2, at=now), video_duration=14.5), replace(story(102, 1, at=now), video_duration=95.0)],
+    }
+    tray = [TrayEntry(pk, name, int(now.timestamp())) for pk, name in ((101, "alice"), (102, "bob"))]
     ig = ScriptedInstagram(h.clock, tray=tray, reels=reels, followed=[UserRef(103, "carol", True)])
     run_stories(h.deps(ig), dry_run=False, max_likes=None)
     writes = [c for c in ig.calls if c.name in ("mark_seen", "like_story")]
-    assert [c.name for c in writes] == ["mark_seen", *["like_story"] * 3] * 2
-    for seen in (c for c in writes if c.name == "mark_seen"):
-        stamps = [at for _, at in seen.arg]
-        assert stamps == sorted(stamps) and stamps[-1] <= int(seen.at.timestamp())
+    assert [c.name for c in writes] == [*["like_story"] * 3, "mark_seen", *["like_story"] * 2, "mark_seen"]
+    seen = [c for c in writes if c.name == "mark_seen"]
+    assert [pk for pk, _ in seen[0].arg] == ["101003", "101002", "101001"]  # oldest first, as the reel plays
+    for report in seen:
+        stamps = [at for _, at in report.arg]
+        assert stamps == sorted(stamps) and stamps[-1] <= int(report.at.timestamp())
+    watched = {pk: b - a for report in seen for (pk, a), (_, b) in pairwise([*report.arg, ("", 0)]) if pk and b}
+    assert all(5 - 1 <= watched[pk] <= 7 + 1 + 9 for pk in ("101003", "101002"))  # a photo, or held for a like
+    assert watched["102002"] >= 14  # the video's length (whole seconds)
+    windows = _on_screen(writes)
+    assert len(windows) == 5
+    for like, begins, ends in windows:
+        assert begins + 1 <= like.at.timestamp() < ends, (like, begins, ends)
+    likes = [c.at for c in writes if c.name == "like_story"]
+    assert all((b - a).total_seconds() >= 4 for a, b in pairwise(likes))
+    last = seen[1]
+    assert (last.at - likes[-1]).total_seconds() <= planning.VIDEO_WATCH_CAP_SECONDS + 1  # capped: 95 s is not
 
 
 def test_a_short_budget_reaches_every_target_with_something_new(h: Harness) -> None:

@@ -266,7 +266,46 @@ def _med_max(values: Sequence[float], fmt: str = ".1f") -> str:
 
 def _ratio(r: PacingResult) -> str:
     ratios = [m * 60 / w for m, w in zip(r.pass_minutes, r.watch_s, strict=True) if w]
-    return f"{statistics.median(ratios):.1f}" if ratios else "-"
+    return f"{min(ratios):.1f} / {statistics.median(ratios):.1f}" if ratios else "-"
+
+
+@dataclass(frozen=True)
+class Goal:
+    ok: bool
+    goal: str
+    measured: str
+    note: str = ""
+
+
+def goals(results: Sequence[PacingResult], pacing_name: str = "current") -> list[Goal]:
+    """The issue's goals, for one pacing's weeks (every timer): 100 % of the story likes on screen, no seen
+    report inconsistent with the watching, no 10 minutes with more likes than the 10-minute limit, every target
+    checked within STORY_RECHECK_HOURS, every eligible post liked in time."""
+    mine = [r for r in results if r.pacing == pacing_name]
+    stories = [r for r in mine if r.kind == "stories"]
+    out: list[Goal] = []
+    likes, shown = sum(r.on_screen.likes for r in stories), sum(r.on_screen.on_screen for r in stories)
+    detail = "; ".join(f"{r.every_hours} h: {r.on_screen_share}" for r in stories)
+    out.append(Goal(bool(likes) and shown == likes, "story likes sent while their item was on screen: 100 %",
+                    f"{shown}/{likes}", detail))  # fmt: skip
+    bad, reports = sum(r.seen.inconsistent for r in stories), sum(r.seen.reports for r in stories)
+    out.append(Goal(bad == 0, "seen reports inconsistent with the watching: 0", f"{bad} of {reports}"))
+    for kind in KINDS:
+        weeks = [r for r in mine if r.kind == kind]
+        limit = _default(window_setting(kind)) if window_setting(kind) in Settings.model_fields else None
+        worst = max((r.max_10_min for r in weeks), default=0)
+        measured = f"{worst} (limit {'none' if limit is None else limit})"
+        note = "; ".join(f"{r.every_hours} h: {r.max_10_min} in 10 min, {r.max_hour} in an hour" for r in weeks)
+        out.append(Goal(limit is not None and worst <= limit, f"{kind}: likes in any 10 minutes <= the 10-minute"
+                        " limit", measured, note))  # fmt: skip
+    covered, targets = sum(r.covered for r in stories), sum(r.targets for r in stories)
+    out.append(Goal(covered == targets, "targets checked within STORY_RECHECK_HOURS at every pass: 100 %",
+                    f"{covered}/{targets}", "1 h and 3 h timers"))  # fmt: skip
+    posts = [r for r in mine if r.kind == "posts"]
+    liked, eligible = sum(r.liked_in_time for r in posts), sum(r.eligible for r in posts)
+    out.append(Goal(liked == eligible, "eligible posts liked before they aged out: 100 %", f"{liked}/{eligible}",
+                    "1 h and 3 h timers"))  # fmt: skip
+    return out
 
 
 def report(results: Sequence[PacingResult]) -> list[str]:
@@ -311,7 +350,7 @@ def report(results: Sequence[PacingResult]) -> list[str]:
         "seen reports bad",
         "pass min med/max",
         "watch s med/max",
-        "pass/watch",
+        "pass/watch min/med",
         "checked in 6 h | liked in time",
     ]
     out.append(table(headers, rows, "llllrrrrrrrrrr"))
@@ -347,6 +386,10 @@ def report(results: Sequence[PacingResult]) -> list[str]:
                 f"  stories every {r.every_hours} h, {r.pacing}: {r.seen.reports} seen reports of {r.seen.items}"
                 f" items; items with inconsistent times: {faults}"
             )
+    out.append("")
+    rows = [["PASS" if g.ok else "FAIL", g.goal, g.measured, g.note] for g in goals(results)]
+    out.append("  Goals, current pacing:")
+    out.append(table(["", "goal", "measured", "note"], rows, "llrl"))
     out += [
         "  Notes",
         "  - limits 10m/h/d: the like limits in force (STORY_/POST_LIKES_PER_10_MINUTES where the settings have",
@@ -368,7 +411,9 @@ def report(results: Sequence[PacingResult]) -> list[str]:
         "    user_stories) that last brought the item before the report.",
         "  - pass min: a pass that liked something, from its start to its end (the fake clock: the pauses and",
         "    waits, requests take no time). watch s: the watch time of what the pass liked (as for on screen: a",
-        f"    photo {timeline.PHOTO_WATCH:g} s, a video its duration capped); pass/watch: their ratio, median.",
+        f"    photo {timeline.PHOTO_WATCH:g} s, a video its duration capped); pass/watch: their ratio, lowest and"
+        " median",
+        "    (below 1: a pass that claims more watching than it took time).",
         "  - requests/day: every request of the UTC day, days 1-7 (day 1 holds the first pass, from a new",
         "    database); passes (tray only): the passes that sent a request, and of those the ones that sent only",
         "    the tray. other: lookups, the daily following walk.",

@@ -54,9 +54,8 @@ class FakeClock:
 
 @dataclass
 class Call:
-    """One request: its name, its argument, when it was sent (the clock's time) and ``items``: what it carried
-    (``mark_seen``: the stories reported, in the order sent, with ``arg`` their (pk, seen_at)) or what its
-    answer held (the tray's entries, the stories of ``reels_media`` and ``user_stories``, the posts of a page)."""
+    """One request: its name, its argument, when it was sent (the clock's time), and ``items``: what it carried
+    or what its answer held, where a fake keeps them (the bench's RecordingInstagram does)."""
 
     name: str
     arg: Any
@@ -105,11 +104,10 @@ class ScriptedInstagram:
     def names(self) -> list[str]:
         return [call.name for call in self.calls]
 
-    def _call(self, name: str, arg: Any = None, items: Sequence[Any] = ()) -> Call:
+    def _call(self, name: str, arg: Any = None) -> None:
         if self.before is not None:
             self.before(self, name)
-        call = Call(name, arg, self.clock(), tuple(items))
-        self.calls.append(call)
+        self.calls.append(Call(name, arg, self.clock()))
         queue = self.script.get(name)
         if queue:
             answer = queue.pop(0)
@@ -119,7 +117,6 @@ class ScriptedInstagram:
             raise self.always[name]
         if isinstance(arg, str | int) and (name, arg) in self.fail_for:
             raise self.fail_for[name, arg]
-        return call
 
     def _answer_lost(self, name: str) -> None:
         queue = self.lost.get(name)
@@ -127,20 +124,16 @@ class ScriptedInstagram:
             raise queue.pop(0)
 
     def reels_tray(self) -> list[TrayEntry]:
-        call = self._call("reels_tray")
-        call.items = tuple(self.tray)
+        self._call("reels_tray")
         return list(self.tray)
 
     def reels_media(self, user_pks: Sequence[int]) -> dict[int, list[StoryItem]]:
-        call = self._call("reels_media", list(user_pks))
-        answer = {pk: list(self.reels[pk]) for pk in user_pks if pk in self.reels}
-        call.items = tuple(s for found in answer.values() for s in found)
-        return answer
+        self._call("reels_media", list(user_pks))
+        return {pk: list(self.reels[pk]) for pk in user_pks if pk in self.reels}
 
     def user_stories(self, user_pk: int) -> list[StoryItem]:
-        call = self._call("user_stories", user_pk)
-        call.items = tuple(self.reels.get(user_pk, []))
-        return list(call.items)
+        self._call("user_stories", user_pk)
+        return list(self.reels.get(user_pk, []))
 
     def following_page(self, max_id: str | None) -> tuple[list[UserRef], str | None]:
         self._call("following_page", max_id)
@@ -153,7 +146,7 @@ class ScriptedInstagram:
         return self.users[username]
 
     def mark_seen(self, stories: Sequence[StoryItem], seen_at: Sequence[int]) -> None:
-        self._call("mark_seen", list(zip([s.pk for s in stories], seen_at, strict=True)), stories)
+        self._call("mark_seen", list(zip([s.pk for s in stories], seen_at, strict=True)))
         self.seen.extend(s.pk for s in stories)
         self._answer_lost("mark_seen")
 
@@ -163,17 +156,15 @@ class ScriptedInstagram:
         self._answer_lost("like_story")
 
     def user_posts(self, user_pk: int, count: int, max_id: str | None = None) -> tuple[list[PostItem], str | None]:
-        call = self._call("user_posts", user_pk if max_id is None else (user_pk, max_id))
+        self._call("user_posts", user_pk if max_id is None else (user_pk, max_id))
         start = int(max_id or 0)
         feed = self.posts.get(user_pk, [])
-        call.items = tuple(feed[start : start + count])
-        return list(call.items), str(start + count) if start + count < len(feed) else None
+        return list(feed[start : start + count]), str(start + count) if start + count < len(feed) else None
 
     def timeline_page(self, max_id: str | None) -> tuple[list[PostItem], str | None]:
-        call = self._call("timeline_page", max_id)
+        self._call("timeline_page", max_id)
         index = int(max_id or 0)
         page = list(self.timeline[index]) if index < len(self.timeline) else []
-        call.items = tuple(page)
         return page, str(index + 1) if index + 1 < len(self.timeline) else None
 
     def like_post(self, post: PostItem) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench import burst, pacing, timeline
-from bench.simulate import quiet_and_isolated
+from bench.simulate import RecordingInstagram, quiet_and_isolated
 from bench.timeline import (
     BEFORE_FETCH,
     BEFORE_TAKEN,
@@ -28,7 +28,7 @@ from bench.timeline import (
 from story_liker.ig.types import PostItem, StoryItem, TrayEntry
 from story_liker.jobs import stories
 from story_liker.settings import Settings
-from tests.fake import FakeClock, ScriptedInstagram
+from tests.fake import FakeClock
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 TAKEN = int(T0.timestamp()) - 3600  # the stories were taken an hour before
@@ -214,12 +214,12 @@ def test_posts_liked_before_they_aged_out() -> None:
 # --- the request log of the fake ------------------------------------------------------------------------------
 
 
-def test_the_fake_records_what_each_request_carried_and_brought_back_with_the_clock_time() -> None:
+def test_the_bench_fake_records_what_each_request_carried_and_brought_back_with_the_clock_time() -> None:
     clock = FakeClock(T0)
     taken = T0 - timedelta(hours=1)
     stories = [StoryItem("s1", 7, taken, False), StoryItem("s2", 7, taken + timedelta(minutes=1), False)]
     post = PostItem("p1", 7, taken, "photo", False)
-    ig = ScriptedInstagram(clock, tray=[TrayEntry(7, "ann", unix(0))], reels={7: stories}, posts={7: [post]})
+    ig = RecordingInstagram(clock, tray=[TrayEntry(7, "ann", unix(0))], reels={7: stories}, posts={7: [post]})
     ig.reels_tray()
     clock.advance(seconds=2)
     ig.reels_media([7, 8])

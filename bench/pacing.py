@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -44,6 +44,7 @@ from bench.simulate import (
     start_at,
     week_world,
 )
+from story_liker import planning
 from story_liker.ig.types import StoryItem, UserRef
 from story_liker.jobs import stories as story_pass
 from story_liker.jobs.posts import run_posts
@@ -100,6 +101,7 @@ class PacingResult:
     pacing: str  # 0.4.0 | current
     targets: int
     passes: int  # that sent a request
+    active_passes: int  # that started inside ACTIVE_HOURS (the others exit at once)
     tray_only_passes: int
     likes: int
     max_10_min: int
@@ -233,6 +235,7 @@ def _result(
         pacing=name,
         targets=len(targets),
         passes=len(spans),
+        active_passes=sum(1 for p in logs if planning.is_active(p.started, parse_active_hours(ACTIVE_HOURS), UTC)),
         tray_only_passes=len(tray_only),
         likes=len(likes),
         max_10_min=timeline.max_in_window(likes, TEN_MINUTES),
@@ -373,13 +376,13 @@ def report(results: Sequence[PacingResult]) -> list[str]:
                 r.pacing,
                 _med_max(total, "g"),
                 *per_kind,
-                f"{r.passes} ({r.tray_only_passes})",
+                f"{r.passes}/{r.active_passes} ({r.tray_only_passes})",
                 _med_max(r.tray_only_per_day, "g"),
                 others,
             ]
         )
     headers = ["kind", "every", "pacing", "requests/day med/max", "by kind med/max: 1", "2", "3", "4", "5"]
-    headers += ["passes (tray only)", "tray-only/day", "other/day"]
+    headers += ["passes sent/active (tray only)", "tray-only/day", "other/day"]
     out.append(table(headers, rows, "lllrrrrrrrrl"))
     out.append(f"  by kind: stories 1-5 = {' '.join(STORY_KINDS)}; posts 1-3 = {' '.join(POST_KINDS)}; per UTC day 1-7")
     for r in results:
@@ -418,8 +421,9 @@ def report(results: Sequence[PacingResult]) -> list[str]:
         " median",
         "    (below 1: a pass that claims more watching than it took time).",
         "  - requests/day: every request of the UTC day, days 1-7 (day 1 holds the first pass, from a new",
-        "    database); passes (tray only): the passes that sent a request, and of those the ones that sent only",
-        "    the tray. other: lookups, the daily following walk.",
+        "    database). passes sent/active (tray only): the passes that sent a request, of the passes started in",
+        "    the active hours (a pass with no like budget left sends nothing), and of those sent the ones that sent",
+        "    only the tray. other: lookups, the daily following walk.",
         "  - checked in 6 h (stories): the targets that, at the start of every pass that sent a request, had been",
         f"    checked within STORY_RECHECK_HOURS ({_default('story_recheck_hours'):g}) of active time or were checked"
         " by that pass (a check: the tray",

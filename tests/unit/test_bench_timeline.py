@@ -4,6 +4,7 @@ person could have produced and one no person could; and the week it measures, wi
 from __future__ import annotations
 
 import ast
+import inspect
 import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -28,7 +29,7 @@ from bench.timeline import (
 from story_liker.ig.types import PostItem, StoryItem, TrayEntry
 from story_liker.jobs import stories
 from story_liker.settings import Settings
-from tests.fake import FakeClock
+from tests.fake import FakeClock, ScriptedInstagram
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 TAKEN = int(T0.timestamp()) - 3600  # the stories were taken an hour before
@@ -220,7 +221,8 @@ def test_the_bench_fake_records_what_each_request_carried_and_brought_back_with_
     stories = [StoryItem("s1", 7, taken, False), StoryItem("s2", 7, taken + timedelta(minutes=1), False)]
     post = PostItem("p1", 7, taken, "photo", False)
     ig = RecordingInstagram(clock, tray=[TrayEntry(7, "ann", unix(0))], reels={7: stories}, posts={7: [post]})
-    ig.reels_tray()
+    reason = ["cold_start"] if "reason" in inspect.signature(ScriptedInstagram.reels_tray).parameters else []
+    ig.reels_tray(*reason)  # the tray is asked with the app's reason once the Protocol has one
     clock.advance(seconds=2)
     ig.reels_media([7, 8])
     clock.advance(seconds=20)

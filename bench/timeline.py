@@ -259,10 +259,7 @@ class PassFigures:
     requests: int
     likes: int
     watch_s: float  # the watch time (watch_time) of what it liked
-
-    @property
-    def tray_only(self) -> bool:
-        return self.requests == 1
+    tray_only: bool = False  # its one request was the tray
 
 
 def per_pass(events: Sequence[Event], passes: Sequence[Span], like_kind: str) -> list[PassFigures]:
@@ -276,7 +273,9 @@ def per_pass(events: Sequence[Event], passes: Sequence[Span], like_kind: str) ->
         mine = events[low:high]
         liked = [e.body for e in mine if e.kind == like_kind]
         watch = sum(watch_time(known.get(pk)) for pk in liked)
-        figures.append(PassFigures((span.ended - span.started) / timedelta(minutes=1), len(mine), len(liked), watch))
+        minutes = (span.ended - span.started) / timedelta(minutes=1)
+        only_tray = [e.kind for e in mine] == ["reels_tray"]
+        figures.append(PassFigures(minutes, len(mine), len(liked), watch, only_tray))
     return figures
 
 

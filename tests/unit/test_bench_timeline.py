@@ -172,6 +172,10 @@ def test_each_pass_has_its_length_requests_likes_and_the_watch_time_of_what_it_l
     figures = timeline.per_pass(events, [Span(at(0), at(60)), Span(at(3600), at(3660))], "like_story")
     assert [(f.minutes, f.requests, f.likes, f.watch_s) for f in figures] == [(1.0, 3, 1, 7.0), (1.0, 2, 1, 12.0)]
     assert not figures[0].tray_only
+    quiet = timeline.per_pass([Event(at(0), "reels_tray", Read(()))], [Span(at(0), at(2))], "like_story")
+    assert quiet[0].tray_only and quiet[0].requests == 1
+    feed = timeline.per_pass([Event(at(0), "timeline_page", Read(()))], [Span(at(0), at(2))], "like_post")
+    assert not feed[0].tray_only
     days = timeline.per_day([*events, Event(at(86400), "reels_tray", None)], T0, 2)
     assert days == {"reels_tray": [2, 1], "reels_media": [1, 0], "like_story": [2, 0]}
 

@@ -403,11 +403,12 @@ def report(results: Sequence[PacingResult]) -> list[str]:
         "    0.4.0 = the current passes with bench/burst.py (0.4.0's story like step and seen times) patched in for",
         "    story_liker.jobs.stories._like_all; the post like step has no copy: it is the current one in both.",
         "  - max/10 min, max/h: the most accepted likes in any 10 minutes, any hour of the week (sliding).",
-        "  - on screen, stories: a seen report's seen_at is when its item's watching began; it ends at the next",
-        f"    item's seen_at in that report, the last item's after {timeline.PHOTO_WATCH:g} s (a photo) or its video's",
-        f"    duration capped at {timeline.VIDEO_WATCH_CAP:g} s (from the answer that brought it). A like of item k",
-        f"    is on screen when start_k + {timeline.MIN_ON_SCREEN:g} s <= like < end_k; early: before that, late:",
-        "    after end_k, unshown: in no seen report.",
+        "  - on screen, stories: a seen report's seen_at is when its item's watching began; it ends at the next item's",
+        f"    seen_at in that report, the last item's after {timeline.PHOTO_WATCH:g} s (a photo) or its video's"
+        f" duration capped at {timeline.VIDEO_WATCH_CAP:g} s",
+        f"    (from the answer that brought it). A like of item k is on screen when start_k +"
+        f" {timeline.MIN_ON_SCREEN:g} s <= like < end_k;",
+        "    early: before that, late: after end_k, unshown: in no seen report.",
         "  - on screen, posts (no seen report exists for posts): the read sent last before the like (a profile",
         "    page or a home-feed page) showed the post, and the like came 1 s to"
         f" {timeline.POST_DWELL / timedelta(minutes=1):g} min after it; unshown: that page did",
@@ -432,11 +433,12 @@ def report(results: Sequence[PacingResult]) -> list[str]:
         "    like budget left (the daily limit) exits without a request, so it checks nothing. liked in time",
         "    (posts): the targets' posts taken during the week whose POST_MAX_AGE_DAYS (3) ended before it did,",
         "    liked while younger (goal: all).",
-        f"  - the story world: the week of section 5 (seeded); {NOT_FOLLOWED} targets public and not followed; the",
-        f"    tray never lists {TRAY_OMITS:.0%} of the followed ones; {VIDEO_SHARE:.0%} of the stories videos of"
-        f" {VIDEO_SECONDS[0]:g}-{VIDEO_SECONDS[1]:g} s",
-        "    once StoryItem carries video_duration (before that: all photos). The post world: section 7's, 100",
-        "    targets, every one followed, a pass stopped by SIGTERM at 15 min as the shipped timers do.",
+        f"  - the story world: the week of section 5 (seeded); {NOT_FOLLOWED} targets public and not followed; the tray"
+        f" never lists {TRAY_OMITS:.0%}",
+        f"    of the followed ones; {VIDEO_SHARE:.0%} of the stories videos of"
+        f" {VIDEO_SECONDS[0]:g}-{VIDEO_SECONDS[1]:g} s once StoryItem carries video_duration",
+        "    (before that: all photos). The post world: section 7's, 100 targets, every one followed, a pass",
+        "    stopped by SIGTERM at 15 min as the shipped timers do.",
     ]
     return out
 

@@ -40,6 +40,8 @@ from bench.common import (
     run_measured,
     table,
 )
+from bench.pacing import goals as pacing_goals
+from bench.pacing import run_all as pacing_weeks
 
 if TYPE_CHECKING:
     from tests.double import InstagramDouble
@@ -570,6 +572,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench.notes.append(f"PostgreSQL cleanup rows skipped: {why}")
         print("in-process simulations: the planner over a week, coverage over a day, posts over a week", flush=True)
         sims = simulate.run_all(workdir)
+        print("pacing weeks: stories and posts, 0.4.0's story like step and the current one", flush=True)
+        paced = pacing_weeks(workdir)
         print("likes on the production transport (curl, HTTP/2, TLS) through the local TLS front", flush=True)
         like_costs = transport.measure(workdir)
         print("the fault simulation: every fault at every request of a story and a post pass", flush=True)
@@ -583,10 +587,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "every fault at every request of a story and a post pass, then a day of runs",
         )
     )
+    bench.checks += [Check(f"pacing week: {g.goal}", g.measured, g.ok, g.note) for g in pacing_goals(paced.results)]
     print()
     print(report(bench))
     print()
     print(sims.report())
+    print()
+    print(paced.report())
     print()
     print(transport.report(like_costs))
     print()
@@ -594,6 +601,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elapsed = time.perf_counter() - started
     results = _as_json(bench, elapsed) | {
         "simulations": sims.as_json(),
+        "pacing": paced.as_json(),
         "like_connections": [asdict(cost) for cost in like_costs],
         "fault_simulation": {
             "schedules": fault_matrix.schedules,

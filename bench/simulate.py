@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -888,7 +888,57 @@ class PostWorld:
 
 
 @dataclass
-class LiveInstagram(ScriptedInstagram):
+class RecordingInstagram(ScriptedInstagram):
+    """The Protocol fake that also keeps, on each request of its log (``calls``, each with the fake clock's time),
+    what the request carried or brought back (``Call.items``): the stories of a seen report (with ``arg``, their
+    (pk, seen_at), as sent), the tray's entries, the stories of a reels answer, the posts of a page. A request
+    whose answer was lost keeps what it carried; one that failed keeps nothing. Arguments beyond the ones it
+    needs go to the fake as they are (the Protocol may grow some)."""
+
+    def _keep(self, first: int, items: Iterable[Any]) -> None:
+        if len(self.calls) > first:
+            self.calls[first].items = tuple(items)
+
+    def reels_tray(self, *args: Any, **kwargs: Any) -> list[TrayEntry]:
+        first = len(self.calls)
+        tray = super().reels_tray(*args, **kwargs)
+        self._keep(first, tray)
+        return tray
+
+    def reels_media(self, user_pks: Sequence[int], *args: Any, **kwargs: Any) -> dict[int, list[StoryItem]]:
+        first = len(self.calls)
+        found = super().reels_media(user_pks, *args, **kwargs)
+        self._keep(first, (item for items in found.values() for item in items))
+        return found
+
+    def user_stories(self, user_pk: int, *args: Any, **kwargs: Any) -> list[StoryItem]:
+        first = len(self.calls)
+        found = super().user_stories(user_pk, *args, **kwargs)
+        self._keep(first, found)
+        return found
+
+    def mark_seen(self, stories: Sequence[StoryItem], seen_at: Sequence[int], *args: Any, **kwargs: Any) -> None:
+        first = len(self.calls)
+        try:
+            super().mark_seen(stories, seen_at, *args, **kwargs)
+        finally:
+            self._keep(first, stories)
+
+    def user_posts(self, user_pk: int, count: int, max_id: str | None = None) -> tuple[list[PostItem], str | None]:
+        first = len(self.calls)
+        page, cursor = super().user_posts(user_pk, count, max_id)
+        self._keep(first, page)
+        return page, cursor
+
+    def timeline_page(self, max_id: str | None, *args: Any, **kwargs: Any) -> tuple[list[PostItem], str | None]:
+        first = len(self.calls)
+        page, cursor = super().timeline_page(max_id, *args, **kwargs)
+        self._keep(first, page)
+        return page, cursor
+
+
+@dataclass
+class LiveInstagram(RecordingInstagram):
     """The Protocol fake with each profile read answered from the world at the moment of the request (the
     ``before`` hook does not know whose feed is asked for)."""
 

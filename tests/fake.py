@@ -54,9 +54,13 @@ class FakeClock:
 
 @dataclass
 class Call:
+    """One request: its name, its argument, when it was sent (the clock's time), and ``items``: what it carried
+    or what its answer held, where a fake keeps them (the bench's RecordingInstagram does)."""
+
     name: str
     arg: Any
     at: datetime
+    items: tuple[Any, ...] = ()
 
 
 @dataclass

@@ -150,7 +150,7 @@ SECTIONS = [
             "STORY_LIKES_PER_10_MINUTES": set_("6"),
             "STORY_LIKES_PER_HOUR": set_("20"),
             "STORY_LIKES_PER_DAY": set_("100"),
-            "POST_LIKES_PER_10_MINUTES": set_("5"),
+            "POST_LIKES_PER_10_MINUTES": set_("8"),
             "POST_LIKES_PER_HOUR": set_("15"),
             "POST_LIKES_PER_DAY": set_("80"),
         },

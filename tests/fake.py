@@ -124,8 +124,15 @@ class ScriptedInstagram:
         return list(self.tray)
 
     def reels_media(self, user_pks: Sequence[int]) -> dict[int, list[StoryItem]]:
+        """The reels of the users asked for that have stories; as Instagram does, it leaves out the ones with
+        none, and the ones whose own story feed is scripted unreadable (``fail_for``: private, gone)."""
         self._call("reels_media", list(user_pks))
-        return {pk: list(self.reels[pk]) for pk in user_pks if pk in self.reels}
+        unreadable = {
+            arg
+            for (name, arg), exc in self.fail_for.items()
+            if name == "user_stories" and isinstance(exc, TargetUnavailable)
+        }
+        return {pk: list(self.reels[pk]) for pk in user_pks if self.reels.get(pk) and pk not in unreadable}
 
     def user_stories(self, user_pk: int) -> list[StoryItem]:
         self._call("user_stories", user_pk)

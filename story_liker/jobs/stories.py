@@ -1,5 +1,6 @@
-"""One `run-stories` pass: the tray, batched reels (with the targets the tray left out), per-user reads for
-targets not followed, then per target one seen request and one request per like."""
+"""One `run-stories` pass: the tray, batched reels (with the targets the tray left out, those not followed among
+them), own reads of the due targets not followed that a batch answer left out, then per target one seen request
+and one request per like."""
 
 from __future__ import annotations
 
@@ -115,13 +116,15 @@ def _read(
     deps: Deps, ig: Instagram, plan: planning.ReadPlan, by_pk: dict[int, Target], allowed: int
 ) -> tuple[dict[int, list[StoryItem]], set[int]]:
     """Carry out the read plan. Returns the stories per user pk and the pks checked (a reel missing from a
-    ``reels_media`` answer is checked: nothing there). A target whose own read fails is recorded as failing at
-    once (jobs.targets.Failing) and the others go on. The per-user reads stop while the pass's time budget still
-    holds the likes of what was found (up to ``allowed``): the unread ones, checked longest ago, go first next
-    pass."""
+    ``reels_media`` answer is checked: nothing there, unless its target is not followed: then only its own read
+    tells no stories from private or gone, and only a due one gets it). A target whose own read fails is recorded
+    as failing at once (jobs.targets.Failing) and the others go on. The own reads stop while the pass's time budget
+    still holds the likes of what was found (up to ``allowed``): the unread ones, checked longest ago, go first
+    next pass."""
     counts, settings = deps.counts, deps.settings
     reels: dict[int, list[StoryItem]] = {}
     checked: set[int] = set()
+    answered: set[int] = set()  # the pks of the batches that were answered
     for batch in plan.batches:
         try:
             found = ig.reels_media(batch)
@@ -130,16 +133,18 @@ def _read(
             log.warning("reels_skipped", extra={"reason": exc.message, "user_pks": batch})
             continue
         reels.update({pk: items for pk, items in found.items() if pk in batch})
-        checked.update(batch)
+        answered.update(batch)
+        checked.update(pk for pk in batch if pk in found or pk not in plan.unproven)
+    per_user = [pk for pk in plan.per_user if pk in answered and pk not in reels]
     failing = Failing(deps, "stories")
-    for index, pk in enumerate(plan.per_user):
+    for index, pk in enumerate(per_user):
         target = by_pk[pk]
         assert target.id is not None
         stories_found = sum(len(items) for items in reels.values())
         likes_after = planning.like_cost(settings) * min(allowed, stories_found + 1)
         if not deps.fits(planning.read_cost(settings, first=not index) + likes_after):
-            log.info("reads_stopped", extra={"reason": "the pass's time budget", "unread": len(plan.per_user) - index})
-            counts.deferred += len(plan.per_user) - index
+            log.info("reads_stopped", extra={"reason": "the pass's time budget", "unread": len(per_user) - index})
+            counts.deferred += len(per_user) - index
             break
         if index:
             deps.pause(settings.target_delay_min_seconds, settings.target_delay_max_seconds)

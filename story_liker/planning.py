@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from story_liker.ig.types import PostItem, StoryItem
+from story_liker.ig.types import PostItem, StoryItem, TrayReason
 from story_liker.ratelimit import unit_hash
 
 if TYPE_CHECKING:  # the rows' type only: the planner needs no database (nor SQLModel) to decide
@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # the rows' type only: the planner needs no database (nor SQL
 RECHECK_UNAVAILABLE = timedelta(days=1)  # a private (not followed) or missing account is looked at daily
 RETRY_FIRST = timedelta(hours=1)  # a target whose lookup or read failed is tried again after this, doubling to a day
 FOLLOWING_REFRESH = timedelta(days=1)  # the own following list is walked again after this
+APP_CLOSED_AFTER = timedelta(minutes=30)  # no request for this long: the app would have been closed (tray_reason)
 
 
 class Skip(StrEnum):
@@ -95,6 +96,16 @@ def unavailable_skip(target: Target, now: datetime, reading: str | None = None) 
     if due is not None and now < due:
         return Skip.FAILING
     return None
+
+
+def tray_reason(last_request: datetime | None, now: datetime) -> TrayReason:
+    """How the app would ask for the story tray now: ``cold_start`` when it would have been closed, that is when this
+    account sent no request within APP_CLOSED_AFTER (or never, or the clock went back past it); ``pull_to_refresh``
+    while it would still be open (a pass right after another, or after this run's login). Hourly timers start
+    cold, as a person opening the app does."""
+    if last_request is None or not timedelta(0) <= now - last_request < APP_CLOSED_AFTER:
+        return "cold_start"
+    return "pull_to_refresh"
 
 
 def plan_story_reads(

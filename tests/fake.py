@@ -11,7 +11,7 @@ from typing import Any
 
 from story_liker import settings as settings_module
 from story_liker.errors import TargetUnavailable
-from story_liker.ig.types import Connection, PostItem, StoryItem, TrayEntry, UserRef
+from story_liker.ig.types import Connection, PostItem, StoryItem, TrayEntry, TrayReason, UserRef
 from story_liker.jobs.deps import Deps
 from story_liker.models import Target
 from story_liker.store import Store
@@ -119,8 +119,8 @@ class ScriptedInstagram:
         if queue:
             raise queue.pop(0)
 
-    def reels_tray(self) -> list[TrayEntry]:
-        self._call("reels_tray")
+    def reels_tray(self, reason: TrayReason) -> list[TrayEntry]:
+        self._call("reels_tray", reason)  # the call's arg: the reason asked with
         return list(self.tray)
 
     def reels_media(self, user_pks: Sequence[int]) -> dict[int, list[StoryItem]]:

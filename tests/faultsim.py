@@ -55,7 +55,7 @@ from story_liker.errors import (
     ThrottleKind,
 )
 from story_liker.hooks import notify
-from story_liker.ig.types import PostItem, StoryItem, TrayEntry, UserRef
+from story_liker.ig.types import PostItem, StoryItem, TrayEntry, TrayReason, UserRef
 from story_liker.jobs.deps import Deps
 from story_liker.jobs.lease import Lease
 from story_liker.jobs.posts import run_posts
@@ -291,7 +291,7 @@ class SimInstagram:
             raise NetworkError(f"Instagram unreachable (connection dropped on {name})")
 
     # reads
-    def reels_tray(self) -> list[TrayEntry]:
+    def reels_tray(self, reason: TrayReason) -> list[TrayEntry]:
         self._request("reels_tray", None)
         now, world = self.clock(), self.world
         tray = []

@@ -9,7 +9,7 @@ from typing import Any
 
 from story_liker import planning
 from story_liker.errors import BadResponse, NetworkError, TargetUnavailable
-from story_liker.ig.types import Instagram, StoryItem, TrayEntry, UserRef, unique
+from story_liker.ig.types import Instagram, StoryItem, TrayEntry, TrayReason, UserRef, unique
 from story_liker.jobs.deps import Counts, Deps, Outcome, Report, bookkeeping
 from story_liker.jobs.likes import Likes, like_pass
 from story_liker.jobs.pacing import Paced
@@ -27,7 +27,7 @@ def run_stories(deps: Deps, *, dry_run: bool, max_likes: int | None) -> Report:
 def _pass(deps: Deps, ig: Paced, targets: list[Target], allowed: int, likes: Likes) -> Outcome:
     counts, store, settings = deps.counts, deps.store, deps.settings
     account, now, dry_run = settings.account(), deps.clock(), likes.dry_run
-    tray = _tray(ig, counts)
+    tray = _tray(ig, counts, planning.tray_reason(ig.last_request, now))
     if settings.follow_everyone:
         targets = adopt_from_tray(deps, list(tray.values()))
         counts.targets = len(targets)
@@ -103,9 +103,9 @@ def _leave_out(deps: Deps, todo: list[StoryItem], dry_run: bool) -> tuple[list[S
     return kept, left_out
 
 
-def _tray(ig: Instagram, counts: Counts) -> dict[int, TrayEntry]:
+def _tray(ig: Instagram, counts: Counts, reason: TrayReason) -> dict[int, TrayEntry]:
     try:
-        return {entry.user_pk: entry for entry in ig.reels_tray()}
+        return {entry.user_pk: entry for entry in ig.reels_tray(reason)}
     except BadResponse as exc:  # without the tray the due targets are still checked, in batches
         counts.errors += 1
         log.warning("tray_skipped", extra={"reason": exc.message})

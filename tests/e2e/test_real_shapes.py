@@ -154,6 +154,41 @@ def test_a_target_you_do_not_follow_is_checked_again_when_due_in_one_batch(
     assert new.liked and summary(later)["requests"] == 1 + 1 + 1 + 2  # tray, batch, own read, seen, like
 
 
+def last_contact_back(env: dict[str, str], ig: Any, by: timedelta) -> None:
+    """As if the account's last run (the stored session's time) had been ``by`` ago."""
+    import sqlalchemy as sa
+    from sqlmodel import col
+
+    from story_liker.models import Account
+
+    with database(env) as store, store.engine.begin() as conn:
+        at = datetime.now(UTC) - by
+        conn.execute(sa.update(Account).where(col(Account.username) == ig.username).values(saved_at=at))
+
+
+def test_the_tray_is_asked_cold_after_half_an_hour_and_refreshed_right_after_a_run(
+    ig: Any, env: dict[str, str], tmp_path: Path
+) -> None:
+    """The reason the app gives: ``cold_start`` when it would have been closed (no run for 30 min), then
+    ``pull_to_refresh`` for a pass right after; each a nothing-new pass of one request with a target not followed."""
+    friend, star = ig.add_user("friend"), ig.add_user("public_star", followed=False)
+    ig.add_story(friend)
+    ig.add_story(star)
+    env["TARGET_ACCOUNTS"] = "friend,public_star"
+    login(ig, env, tmp_path)
+    run(env, tmp_path)
+
+    last_contact_back(env, ig, timedelta(minutes=31))
+    ig.reset_requests()
+    cold = run(env, tmp_path)
+    assert ig.tray_reasons() == ["cold_start"] and summary(cold)["requests"] == 1
+
+    ig.reset_requests()
+    warm = run(env, tmp_path)
+    assert ig.tray_reasons() == ["pull_to_refresh"] and summary(warm)["requests"] == 1
+    assert ig.paths() == ["POST /api/v1/feed/reels_tray/"]
+
+
 # (2) ---------------------------------------------------------------------------------------------------------
 
 

@@ -440,3 +440,48 @@ def test_the_recheck_interval_holds_between_passes_too(h: Harness) -> None:
             checks.append(h.clock())
         h.clock.advance(hours=3, minutes=20)
     assert max(b - a for a, b in itertools.pairwise(checks)) <= SIX_HOURS
+
+
+# --- the tray as the app asks for it ---------------------------------------------------------------------------
+
+
+def test_the_tray_reason_is_cold_start_after_half_an_hour_without_a_request() -> None:
+    assert planning.tray_reason(None, NOW) == "cold_start"  # never: the app was never open
+    assert planning.tray_reason(NOW - timedelta(minutes=29, seconds=59), NOW) == "pull_to_refresh"
+    assert planning.tray_reason(NOW - planning.APP_CLOSED_AFTER, NOW) == "cold_start"
+    assert planning.tray_reason(NOW, NOW) == "pull_to_refresh"
+    assert planning.tray_reason(NOW + timedelta(minutes=5), NOW) == "cold_start"  # the clock went back: not known
+
+
+def tray_reasons(ig: ScriptedInstagram) -> list[Any]:
+    return [c.arg for c in ig.calls if c.name == "reels_tray"]
+
+
+def test_a_pass_asks_the_tray_cold_after_a_while_and_refreshes_it_right_after_another(h: Harness) -> None:
+    """The stored session's time (saved at the end of every run that talked to Instagram) is the account's last
+    request before a run; an hourly timer starts cold, a pass a few minutes after another refreshes."""
+    tray = [TrayEntry(101, "alice", 1)]
+    reasons = []
+    for minutes in (0, 45, 10, 29, 31):  # the session was stored (a login) right before the first
+        h.clock.advance(minutes=minutes)
+        ig = ScriptedInstagram(h.clock, tray=tray, followed=[UserRef(101, "alice", True)])
+        run_stories(h.deps(ig), dry_run=False, max_likes=None)
+        reasons += tray_reasons(ig)
+    assert reasons == ["pull_to_refresh", "cold_start", "pull_to_refresh", "pull_to_refresh", "cold_start"]
+
+
+def test_a_run_that_logs_in_first_refreshes_the_tray_the_login_opened(store: Store) -> None:
+    """No stored session: the login's own requests come first (instagrapi's login flow asks the tray cold), so the
+    pass's tray is a refresh; a session that expired mid-pass is logged in again and the pass's second tray too."""
+    from story_liker.errors import SessionExpired
+
+    h = Harness(store, overrides={"target_accounts": "alice", "ig_password": "pw"})
+    ig = ScriptedInstagram(h.clock, tray=[TrayEntry(101, "alice", 1)], followed=[UserRef(101, "alice", True)])
+    run_stories(h.deps(ig), dry_run=False, max_likes=None)
+    assert ig.names()[:2] == ["relogin", "reels_tray"] and tray_reasons(ig) == ["pull_to_refresh"]
+
+    h.clock.advance(hours=25)  # past AUTO_LOGIN_MIN_HOURS: a second unattended login is allowed
+    expired = SessionExpired("login_required")
+    again = ScriptedInstagram(h.clock, tray=[TrayEntry(101, "alice", 1)], script={"reels_tray": [expired]})
+    run_stories(h.deps(again), dry_run=False, max_likes=None)
+    assert tray_reasons(again) == ["cold_start", "pull_to_refresh"] and "relogin" in again.names()

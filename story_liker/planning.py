@@ -184,10 +184,14 @@ def plan_post_reads(targets: Sequence[Target], now: datetime, *, recheck: timede
     (a post is liked while younger than POST_MAX_AGE_DAYS, which is longer than ``recheck``).
 
     - Not followed, or follow state unknown: never in the home feed, so its own feed every pass.
-    - Followed: its share of the rotation. A pass reads ``ceil(n * gap / recheck)`` of the n followed targets,
-      oldest-checked (or never checked) first, where ``gap`` is the time since the last pass (the newest
-      check time): with a 3-hour timer 1/8 of them, so each is read about every ``recheck``. Never checked or
-      overdue ones are read whatever the share.
+    - Followed, never read: its first read is due at its own time within ``recheck`` of when it was added
+      (first_read_at), so a first pass with 500 new targets reads a few, not 500, and the rotation that follows is
+      spread evenly from the start. A post taken after the target was added is read within ``recheck`` (plus the
+      gap to the next pass) all the same.
+    - Followed, read before: its share of the rotation. A pass reads ``ceil(n * gap / recheck)`` of the n followed
+      targets (the first reads due now count towards it), oldest-checked first, where ``gap`` is the time since
+      the last pass (the newest check time): with a 3-hour timer 1/8 of them, so each is read about every
+      ``recheck``. Overdue ones are read whatever the share.
     - Unresolved, private-not-followed or missing: as for stories (retried daily).
     """
     followed: list[Target] = []
@@ -210,12 +214,37 @@ def plan_post_reads(targets: Sequence[Target], now: datetime, *, recheck: timede
     never = now - timedelta(days=36500)
     # oldest-checked first, those not followed too: a pass out of time leaves the ones it read last time
     others.sort(key=lambda t: (t.post_checked_at or never, t.id or 0))
-    followed.sort(key=lambda t: (t.post_checked_at or never, t.id or 0))
+    due_first = first_read_at(followed, recheck)
+    first = sorted(
+        (t for t in followed if t.id in due_first and due_first[t.id] <= now), key=lambda t: due_first[t.id or 0]
+    )
+    rotation = sorted(
+        (t for t in followed if t.post_checked_at is not None), key=lambda t: (t.post_checked_at, t.id or 0)
+    )
     gap = since_last_pass([t.post_checked_at for t in targets], now)
     share = len(followed) if gap >= recheck else math.ceil(len(followed) * (gap / recheck))
-    overdue = sum(1 for t in followed if is_due(t.post_checked_at, now, recheck))
-    sweep = [t.user_pk for t in others + followed[: max(share, overdue)] if t.user_pk is not None]
+    overdue = sum(1 for t in rotation if is_due(t.post_checked_at, now, recheck))
+    sweep = [t.user_pk for t in others + first + rotation[: max(share - len(first), overdue)] if t.user_pk is not None]
     return PostPlan(timeline_pages > 0 and bool(followed), sweep, skipped)
+
+
+def first_read_at(followed: Sequence[Target], recheck: timedelta) -> dict[int, datetime]:
+    """When each followed target never read for posts is first due, by target id: the targets added together (the
+    same ``added_at``: one TARGET_ACCOUNTS sync, one `accounts add`, one tray adoption) take evenly spaced times over
+    ``recheck`` from then, in the order they were added (the k-th of n at ``added_at + recheck * k / n``: the first
+    at once). Ranked among all of that group, read or not, so a target's time does not move as the others are read.
+    A target without ``added_at`` (or whose time is past) is due now."""
+    groups: dict[datetime | None, list[Target]] = {}
+    for target in followed:
+        groups.setdefault(target.added_at, []).append(target)
+    at_once = datetime.min.replace(tzinfo=UTC)
+    due: dict[int, datetime] = {}
+    for added, group in groups.items():
+        group.sort(key=lambda t: t.id or 0)
+        for rank, target in enumerate(group):
+            if target.post_checked_at is None and target.id is not None:
+                due[target.id] = at_once if added is None else added + recheck * rank / len(group)
+    return due
 
 
 class Pauses(Protocol):

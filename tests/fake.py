@@ -262,6 +262,13 @@ class Harness:
             sleeper=self.clock.sleep,
         )
 
+    def added_earlier(self, hours: float = 24) -> None:
+        """TARGET_ACCOUNTS as if synced ``hours`` ago and never read since: with the default (POST_RECHECK_HOURS)
+        every target's first profile read is due, so a first post pass reads them all (planning.first_read_at
+        spreads the first reads of targets added now)."""
+        names = [n.strip() for n in str(self.overrides.get("target_accounts", "")).split(",") if n.strip()]
+        self.store.sync_targets(ME, [n for n in names if n != "*"], self.clock() - timedelta(hours=hours))
+
     def store_session(self, sessionid: str = "31234567890%3AabcdefSECRETsession") -> None:
         settings = {"uuids": dict(DEVICE), "authorization_data": {"ds_user_id": "4242", "sessionid": sessionid}}
         self.store.save_session(

@@ -436,6 +436,7 @@ def many_followed(store: Store, count: int, **overrides: Any) -> tuple[Harness, 
     }
     harness = Harness(store, overrides={"target_accounts": ",".join(names.values())} | delays | overrides)
     harness.store_session()
+    harness.added_earlier()  # a day ago: every first profile read is due, as these tests want
     return harness, names
 
 

@@ -380,6 +380,7 @@ def test_post_pass_reads_are_paced_too(store: Store) -> None:
         overrides={"target_accounts": "alice,bob", "request_delay_min_seconds": 2, "request_delay_max_seconds": 2},
     )
     h.store_session()
+    h.added_earlier()  # both first reads due
     ig = ScriptedInstagram(h.clock, followed=[UserRef(101, "alice", True), UserRef(102, "bob", True)])
     assert run_posts(h.deps(ig), dry_run=False, max_likes=None).outcome is Outcome.NOTHING_NEW
     assert ig.names() == ["following_page", "timeline_page", "user_posts", "user_posts"]

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from story_liker.errors import TRY_LATER, BadResponse, NeedsHuman, NetworkError, Throttled
+from story_liker.errors import TRY_LATER, BadResponse, NeedsHuman, NetworkError, TargetUnavailable, Throttled
 from story_liker.ig.adapter import Instagrapi
 from story_liker.ig.parse import (
     MAX_TIMESTAMP,
@@ -265,6 +265,24 @@ def test_tray_with_non_finite_and_huge_numbers_and_non_user_reels(ig: InstagramD
     a = adapter(ig)
     assert a.reels_tray("cold_start") == [TrayEntry(alice.pk, "alice", NOW)]
     assert a.malformed == 4  # bob, carol, dave and the string; the hashtag reel and the ad are normal answers
+
+
+def test_a_reels_batch_answers_for_public_accounts_not_followed_and_leaves_out_the_rest(ig: InstagramDouble) -> None:
+    """As Instagram answers (and the story pass relies on): a public account you don't follow with a story is in the
+    answer; one with none now, a private one and a pk of nobody are simply missing, with no error and nothing
+    malformed. Only the user's own story feed tells those three apart."""
+    star, quiet = ig.add_user("star", followed=False), ig.add_user("quiet", followed=False)
+    secret = ig.add_user("secret", private=True, followed=False)
+    story = ig.add_story(star)
+    ig.add_story(secret)
+    a = adapter(ig)
+    found = a.reels_media([star.pk, quiet.pk, secret.pk, 999])
+    assert {pk: [s.pk for s in items] for pk, items in found.items()} == {star.pk: [str(story.pk)]}
+    assert a.requests_sent == ig.count() == 1 and a.malformed == 0
+    assert a.user_stories(quiet.pk) == []  # {"reel": null}: nothing now
+    with pytest.raises(TargetUnavailable) as private:
+        a.user_stories(secret.pk)
+    assert private.value.reason == "private"
 
 
 @pytest.mark.parametrize("reason", ["cold_start", "pull_to_refresh"])

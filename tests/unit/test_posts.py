@@ -423,3 +423,21 @@ def test_new_targets_profiles_are_read_over_the_recheck_and_every_post_is_liked_
     late = h.clock() - DAY - gap  # taken earlier than this: its profile came round since
     assert all(pk in liked for pk, at in taken.items() if at < late)
     assert max(liked[pk] - taken[pk] for pk in liked) <= DAY + gap + timedelta(minutes=10)
+
+
+def test_status_does_not_flag_a_new_targets_profile_waiting_for_its_first_read(store: Store) -> None:
+    """Its first read is due within POST_RECHECK_HOURS of its addition: late a quarter after that, not at once."""
+    from story_liker import status
+
+    h = Harness(store, overrides={"target_accounts": "alice,bob,carol"})
+    h.store_session()
+    posts(h, instagram(h))  # reads alice's profile; bob's and carol's come 8 h and 16 h on
+    h.store.start_run("r1", account=ME, command="run-posts", now=h.clock())  # as the CLI records each run
+    h.store.finish_run("r1", exit_code=0, outcome="ok", counts={}, now=h.clock())
+    data = status.status_data(h.deps(instagram(h)))
+    assert [t["posts_checked_at"] is None for t in data["targets"]] == [False, True, True]
+    assert not any(t["posts_overdue"] for t in data["targets"])
+    h.clock.advance(hours=31)  # no pass since: every one late now, the never-read ones too
+    data = status.status_data(h.deps(instagram(h)))
+    assert all(t["posts_overdue"] for t in data["targets"])
+    assert "3 target(s) whose posts were not read within 30 h" in status.status_text(data)

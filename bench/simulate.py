@@ -1176,7 +1176,12 @@ def posts_report(results: Sequence[PostWeekResult]) -> list[str]:
                 f"  first pass, {r.targets} targets: {r.first_pass} requests ({_kinds(r.first_pass_by_kind)}),"
                 f" {r.first_pass_minutes:.0f} min with the default delays; liked {r.backlog_liked} of the"
                 f" {r.backlog} posts younger than 3 days"
-                + (" (the others were past the first page of their profile)" if r.backlog_liked < r.backlog else "")
+                + (
+                    " (the others aged out before their profile's first read, spread over POST_RECHECK_HOURS, or were"
+                    " past its first page)"
+                    if r.backlog_liked < r.backlog
+                    else ""
+                )
             )
     for r in results:
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(r.outcomes.items()))

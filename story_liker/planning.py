@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from story_liker.ig.types import PostItem, StoryItem
+from story_liker.ig.types import PostItem, StoryItem, TrayReason
 from story_liker.ratelimit import unit_hash
 
 if TYPE_CHECKING:  # the rows' type only: the planner needs no database (nor SQLModel) to decide
@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # the rows' type only: the planner needs no database (nor SQL
 RECHECK_UNAVAILABLE = timedelta(days=1)  # a private (not followed) or missing account is looked at daily
 RETRY_FIRST = timedelta(hours=1)  # a target whose lookup or read failed is tried again after this, doubling to a day
 FOLLOWING_REFRESH = timedelta(days=1)  # the own following list is walked again after this
+APP_CLOSED_AFTER = timedelta(minutes=30)  # no request for this long: the app would have been closed (tray_reason)
 
 
 class Skip(StrEnum):
@@ -40,13 +41,17 @@ class ReadPlan:
     checked without a request of its own."""
 
     batches: list[list[int]] = field(default_factory=list)  # feed/reels_media, user pks per request
-    per_user: list[int] = field(default_factory=list)  # feed/user/{pk}/story/, one request each
+    # targets not followed (or not known to be) in the batches: a batch answer without them proves nothing (no
+    # stories, private, gone); of those, ``per_user`` (the due ones, oldest-checked first) get their own read then
+    unproven: frozenset[int] = frozenset()
+    per_user: list[int] = field(default_factory=list)  # feed/user/{pk}/story/, one request each if left out
     settled: list[int] = field(default_factory=list)
     skipped: dict[int, Skip] = field(default_factory=dict)  # keyed by target id
 
     @property
     def requests(self) -> int:
-        return len(self.batches) + len(self.per_user)
+        """The batches; a due target not followed that a batch answer leaves out costs one more."""
+        return len(self.batches)
 
 
 def is_due(checked_at: datetime | None, now: datetime, interval: timedelta) -> bool:
@@ -93,6 +98,16 @@ def unavailable_skip(target: Target, now: datetime, reading: str | None = None) 
     return None
 
 
+def tray_reason(last_request: datetime | None, now: datetime) -> TrayReason:
+    """How the app would ask for the story tray now: ``cold_start`` when it would have been closed, that is when this
+    account sent no request within APP_CLOSED_AFTER (or never, or the clock went back past it); ``pull_to_refresh``
+    while it would still be open (a pass right after another, or after this run's login). Hourly timers start
+    cold, as a person opening the app does."""
+    if last_request is None or not timedelta(0) <= now - last_request < APP_CLOSED_AFTER:
+        return "cold_start"
+    return "pull_to_refresh"
+
+
 def plan_story_reads(
     targets: Sequence[Target],
     tray: Mapping[int, int],
@@ -106,16 +121,18 @@ def plan_story_reads(
 
     - In the tray with a ``latest_reel_media`` newer than the marker: fetched in a ``reels_media`` batch.
     - In the tray with nothing newer: settled for free.
-    - Followed but missing from the tray (it is lossy: first page only, users drop out, muted accounts never
-      appear): fetched in a batch once due (never checked, or not within ``recheck``); the free slots of the
-      batches sent anyway take the next ones, oldest-checked first, so the due ones come in small waves.
-    - Not followed, or follow state unknown ("unknown" is not "followed"): its own story feed, every pass.
+    - Missing from the tray (it is lossy: first page only, users drop out, muted accounts never appear; and a
+      target not followed, or whose follow state is unknown, is never in it): fetched in a batch once due (never
+      checked, or not within ``recheck``); the free slots of the batches sent anyway take the next ones,
+      oldest-checked first, so the due ones come in small waves. ``reels_media`` answers for public accounts one
+      does not follow as for followed ones; a private one, one that is gone, or one with no story now is simply
+      left out of the answer. So a due target not followed that an answer leaves out is read on its own
+      (``per_user``: no stories, private or gone); a spare one left out stays unchecked until it is due.
     - Private-not-followed or missing accounts: rechecked daily.
     """
     fresh: list[int] = []
     due: list[Target] = []
     spare: list[Target] = []
-    per_user: list[int] = []
     settled: list[int] = []
     skipped: dict[int, Skip] = {}
     planned: set[int] = set()
@@ -135,22 +152,20 @@ def plan_story_reads(
         skip = unavailable_skip(target, now, "stories")
         if skip is not None:
             skipped[target.id] = skip
-        elif target.followed is True:
+        else:
             # due now, or overdue before the next pass (``horizon``: about the time since the last one)
             (due if is_due(target.story_checked_at, now + horizon, recheck) else spare).append(target)
-        else:
-            per_user.append(pk)
     never = now - timedelta(days=36500)
     due.sort(key=lambda t: t.story_checked_at or never)
     spare.sort(key=lambda t: t.story_checked_at or never)
-    checked_at = {t.user_pk: t.story_checked_at or never for t in targets}
-    per_user.sort(key=lambda pk: checked_at[pk])  # a pass out of time leaves the ones it read last time
     wanted = fresh + [t.user_pk for t in due if t.user_pk is not None]
-    if wanted:  # the batches go out anyway: their free slots take the targets checked longest ago
-        free = -len(wanted) % batch_size
-        wanted += [t.user_pk for t in spare[:free] if t.user_pk is not None]
+    # the batches go out anyway: their free slots take the targets checked longest ago
+    spare = spare[: -len(wanted) % batch_size] if wanted else []
+    wanted += [t.user_pk for t in spare if t.user_pk is not None]
     batches = [wanted[i : i + batch_size] for i in range(0, len(wanted), batch_size)]
-    return ReadPlan(batches, per_user, settled, skipped)
+    unproven = frozenset(t.user_pk for t in (*due, *spare) if t.followed is not True and t.user_pk is not None)
+    per_user = [t.user_pk for t in due if t.followed is not True and t.user_pk is not None]
+    return ReadPlan(batches, unproven, per_user, settled, skipped)
 
 
 @dataclass(frozen=True)
@@ -169,10 +184,14 @@ def plan_post_reads(targets: Sequence[Target], now: datetime, *, recheck: timede
     (a post is liked while younger than POST_MAX_AGE_DAYS, which is longer than ``recheck``).
 
     - Not followed, or follow state unknown: never in the home feed, so its own feed every pass.
-    - Followed: its share of the rotation. A pass reads ``ceil(n * gap / recheck)`` of the n followed targets,
-      oldest-checked (or never checked) first, where ``gap`` is the time since the last pass (the newest
-      check time): with a 3-hour timer 1/8 of them, so each is read about every ``recheck``. Never checked or
-      overdue ones are read whatever the share.
+    - Followed, never read: its first read is due at its own time within ``recheck`` of when it was added
+      (first_read_at), so a first pass with 500 new targets reads a few, not 500, and the rotation that follows is
+      spread evenly from the start. A post taken after the target was added is read within ``recheck`` (plus the
+      gap to the next pass) all the same.
+    - Followed, read before: its share of the rotation. A pass reads ``ceil(n * gap / recheck)`` of the n followed
+      targets (the first reads due now count towards it), oldest-checked first, where ``gap`` is the time since
+      the last pass (the newest check time): with a 3-hour timer 1/8 of them, so each is read about every
+      ``recheck``. Overdue ones are read whatever the share.
     - Unresolved, private-not-followed or missing: as for stories (retried daily).
     """
     followed: list[Target] = []
@@ -195,12 +214,37 @@ def plan_post_reads(targets: Sequence[Target], now: datetime, *, recheck: timede
     never = now - timedelta(days=36500)
     # oldest-checked first, those not followed too: a pass out of time leaves the ones it read last time
     others.sort(key=lambda t: (t.post_checked_at or never, t.id or 0))
-    followed.sort(key=lambda t: (t.post_checked_at or never, t.id or 0))
+    due_first = first_read_at(followed, recheck)
+    first = sorted(
+        (t for t in followed if t.id in due_first and due_first[t.id] <= now), key=lambda t: due_first[t.id or 0]
+    )
+    rotation = sorted(
+        (t for t in followed if t.post_checked_at is not None), key=lambda t: (t.post_checked_at, t.id or 0)
+    )
     gap = since_last_pass([t.post_checked_at for t in targets], now)
     share = len(followed) if gap >= recheck else math.ceil(len(followed) * (gap / recheck))
-    overdue = sum(1 for t in followed if is_due(t.post_checked_at, now, recheck))
-    sweep = [t.user_pk for t in others + followed[: max(share, overdue)] if t.user_pk is not None]
+    overdue = sum(1 for t in rotation if is_due(t.post_checked_at, now, recheck))
+    sweep = [t.user_pk for t in others + first + rotation[: max(share - len(first), overdue)] if t.user_pk is not None]
     return PostPlan(timeline_pages > 0 and bool(followed), sweep, skipped)
+
+
+def first_read_at(followed: Sequence[Target], recheck: timedelta) -> dict[int, datetime]:
+    """When each followed target never read for posts is first due, by target id: the targets added together (the
+    same ``added_at``: one TARGET_ACCOUNTS sync, one `accounts add`, one tray adoption) take evenly spaced times over
+    ``recheck`` from then, in the order they were added (the k-th of n at ``added_at + recheck * k / n``: the first
+    at once). Ranked among all of that group, read or not, so a target's time does not move as the others are read.
+    A target without ``added_at`` (or whose time is past) is due now."""
+    groups: dict[datetime | None, list[Target]] = {}
+    for target in followed:
+        groups.setdefault(target.added_at, []).append(target)
+    at_once = datetime.min.replace(tzinfo=UTC)
+    due: dict[int, datetime] = {}
+    for added, group in groups.items():
+        group.sort(key=lambda t: t.id or 0)
+        for rank, target in enumerate(group):
+            if target.post_checked_at is None and target.id is not None:
+                due[target.id] = at_once if added is None else added + recheck * rank / len(group)
+    return due
 
 
 class Pauses(Protocol):

@@ -131,7 +131,8 @@ def _target(
     why = planning.unavailable_skip(t, now) or ("unresolved" if t.user_pk is None else None)
     overdue = t.enabled and why is None and planning.is_due(t.story_checked_at, now, settings.story_recheck)
     late = settings.post_recheck * POSTS_LATE
-    posts_overdue = t.enabled and why is None and planning.is_due(t.post_checked_at, now, late)
+    # never read: its first read is due within POST_RECHECK_HOURS of its addition (planning.first_read_at)
+    posts_overdue = t.enabled and why is None and planning.is_due(t.post_checked_at or t.added_at, now, late)
     return {
         "username": t.username,
         "renamed_to": t.current_name,  # the name Instagram shows now (matched by user id since it was learnt)
@@ -145,7 +146,7 @@ def _target(
         "not_checked_because": str(why) if why else None,
         "posts_checked_at": _iso(t.post_checked_at),  # its own feed (the sweep); the home feed is not per target
         "posts_last_liked_at": _iso(post_liked),
-        "posts_overdue": posts_overdue,  # own feed not read within POST_RECHECK_HOURS and a quarter (or never)
+        "posts_overdue": posts_overdue,  # own feed not read within POST_RECHECK_HOURS and a quarter (of its addition)
         "last_error": t.last_error,
         "last_error_at": _iso(t.last_error_at),
     }

@@ -11,7 +11,7 @@ from typing import Any
 
 from story_liker import settings as settings_module
 from story_liker.errors import TargetUnavailable
-from story_liker.ig.types import Connection, PostItem, StoryItem, TrayEntry, UserRef
+from story_liker.ig.types import Connection, PostItem, StoryItem, TrayEntry, TrayReason, UserRef
 from story_liker.jobs.deps import Deps
 from story_liker.models import Target
 from story_liker.store import Store
@@ -123,13 +123,20 @@ class ScriptedInstagram:
         if queue:
             raise queue.pop(0)
 
-    def reels_tray(self) -> list[TrayEntry]:
-        self._call("reels_tray")
+    def reels_tray(self, reason: TrayReason) -> list[TrayEntry]:
+        self._call("reels_tray", reason)  # the call's arg: the reason asked with
         return list(self.tray)
 
     def reels_media(self, user_pks: Sequence[int]) -> dict[int, list[StoryItem]]:
+        """The reels of the users asked for that have stories; as Instagram does, it leaves out the ones with
+        none, and the ones whose own story feed is scripted unreadable (``fail_for``: private, gone)."""
         self._call("reels_media", list(user_pks))
-        return {pk: list(self.reels[pk]) for pk in user_pks if pk in self.reels}
+        unreadable = {
+            arg
+            for (name, arg), exc in self.fail_for.items()
+            if name == "user_stories" and isinstance(exc, TargetUnavailable)
+        }
+        return {pk: list(self.reels[pk]) for pk in user_pks if self.reels.get(pk) and pk not in unreadable}
 
     def user_stories(self, user_pk: int) -> list[StoryItem]:
         self._call("user_stories", user_pk)
@@ -258,6 +265,13 @@ class Harness:
             monotonic=self.clock.monotonic,
             sleeper=self.clock.sleep,
         )
+
+    def added_earlier(self, hours: float = 24) -> None:
+        """TARGET_ACCOUNTS as if synced ``hours`` ago and never read since: with the default (POST_RECHECK_HOURS)
+        every target's first profile read is due, so a first post pass reads them all (planning.first_read_at
+        spreads the first reads of targets added now)."""
+        names = [n.strip() for n in str(self.overrides.get("target_accounts", "")).split(",") if n.strip()]
+        self.store.sync_targets(ME, [n for n in names if n != "*"], self.clock() - timedelta(hours=hours))
 
     def store_session(self, sessionid: str = "31234567890%3AabcdefSECRETsession") -> None:
         settings = {"uuids": dict(DEVICE), "authorization_data": {"ds_user_id": "4242", "sessionid": sessionid}}

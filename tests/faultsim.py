@@ -55,7 +55,7 @@ from story_liker.errors import (
     ThrottleKind,
 )
 from story_liker.hooks import notify
-from story_liker.ig.types import PostItem, StoryItem, TrayEntry, UserRef
+from story_liker.ig.types import PostItem, StoryItem, TrayEntry, TrayReason, UserRef
 from story_liker.jobs.deps import Deps
 from story_liker.jobs.lease import Lease
 from story_liker.jobs.posts import run_posts
@@ -291,7 +291,7 @@ class SimInstagram:
             raise NetworkError(f"Instagram unreachable (connection dropped on {name})")
 
     # reads
-    def reels_tray(self) -> list[TrayEntry]:
+    def reels_tray(self, reason: TrayReason) -> list[TrayEntry]:
         self._request("reels_tray", None)
         now, world = self.clock(), self.world
         tray = []
@@ -709,7 +709,10 @@ def check(outcome: Outcome, baseline: Outcome) -> list[str]:
 
     expired = sorted(r.at for r in _at_faults(outcome, ("login_required_accepted",)))
     keeps_expiring = any(b - a < timedelta(hours=24) for a, b in itertools.pairwise(expired))  # AUTO_LOGIN_MIN_HOURS
-    human = bool(kinds & HUMAN_FAULTS) or keeps_expiring
+    # a session Instagram keeps ending needs a human once a later run finds it ended again within
+    # AUTO_LOGIN_MIN_HOURS of the login that followed; ended in the schedule's last run, that login is all there is
+    ended_again = any(f.kind == "expiring" and f.run < len(outcome.runs) for f in outcome.faults)
+    human = bool(kinds & (HUMAN_FAULTS - {"expiring"})) or ended_again or keeps_expiring
     if outcome.needs_human != human:
         broken.append(f"{where}: needs-human is {outcome.needs_human}, the rules say {human}")
     if outcome.needs_human_notifications != (1 if human else 0):

@@ -37,7 +37,7 @@ from story_liker.ig.parse import (
     parse_user_info,
     parse_user_story,
 )
-from story_liker.ig.types import Connection, PostItem, StoryItem, TrayEntry, UserRef
+from story_liker.ig.types import Connection, PostItem, StoryItem, TrayEntry, TrayReason, UserRef
 
 log = logging.getLogger(__name__)
 
@@ -177,9 +177,12 @@ class Instagrapi:
 
     # --- reads ---
 
-    def reels_tray(self) -> list[TrayEntry]:
+    def reels_tray(self, reason: TrayReason) -> list[TrayEntry]:
+        """instagrapi's ``get_reels_tray_feed`` builds the app's body with the ``reason`` given (its default is
+        ``pull_to_refresh``); ``reel_tray_impressions`` is empty on a cold start, the own user's impression with the
+        time otherwise. One private_request."""
         with self._call("reels_tray"):
-            raw = self.client.get_reels_tray_feed("cold_start")  # builds the app's body, one private_request
+            raw = self.client.get_reels_tray_feed(reason)
         entries, bad = parse_tray(raw)
         self._skipped(bad)
         own = self.user_pk  # the own reel comes first when the account has a story: never a followed account

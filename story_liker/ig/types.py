@@ -10,9 +10,14 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 log = logging.getLogger(__name__)
+
+
+# How the app asks for the story tray: ``cold_start`` as it opens, ``pull_to_refresh`` while it is open (the two
+# values instagrapi and the other clients know)
+TrayReason = Literal["cold_start", "pull_to_refresh"]
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,10 @@ class Instagram(Protocol):
         """Items skipped inside the adapter as malformed (answers that raise BadResponse are not counted)."""
         ...
 
-    def reels_tray(self) -> list[TrayEntry]: ...
+    def reels_tray(self, reason: TrayReason) -> list[TrayEntry]:
+        """The story tray, asked with the app's ``reason`` (planning.tray_reason)."""
+        ...
+
     def reels_media(self, user_pks: Sequence[int]) -> dict[int, list[StoryItem]]: ...
     def user_stories(self, user_pk: int) -> list[StoryItem]: ...
     def following_page(self, max_id: str | None) -> tuple[list[UserRef], str | None]:

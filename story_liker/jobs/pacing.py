@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from story_liker import ratelimit
-from story_liker.ig.types import Instagram, PostItem, StoryItem, TrayEntry, UserRef
+from story_liker.ig.types import Instagram, PostItem, StoryItem, TrayEntry, TrayReason, UserRef
 from story_liker.jobs.deps import Deps
 
 T = TypeVar("T")
@@ -21,11 +21,17 @@ T = TypeVar("T")
 class Paced:
     """`Instagram`, with a gap before each request and the run's guards (signal, lease) checked first."""
 
-    def __init__(self, ig: Instagram, deps: Deps) -> None:
+    def __init__(self, ig: Instagram, deps: Deps, *, last_contact: datetime | None = None) -> None:
         self.ig = ig
         self.deps = deps
         self._last: datetime | None = None
+        self._before = last_contact  # the account's last contact with Instagram before this run, as stored
         self._ready = False
+
+    @property
+    def last_request(self) -> datetime | None:
+        """When this account last sent a request: this run's last one, else its last contact before the run."""
+        return self._last or self._before
 
     def ready(self) -> None:
         """Wait out the gap after the previous request, then check the run may go on (no signal, the lease still
@@ -62,8 +68,8 @@ class Paced:
     def user_pk(self) -> int | None:
         return self.ig.user_pk
 
-    def reels_tray(self) -> list[TrayEntry]:
-        return self._send(self.ig.reels_tray)
+    def reels_tray(self, reason: TrayReason) -> list[TrayEntry]:
+        return self._send(lambda: self.ig.reels_tray(reason))
 
     def reels_media(self, user_pks: Sequence[int]) -> dict[int, list[StoryItem]]:
         return self._send(lambda: self.ig.reels_media(user_pks))

@@ -65,7 +65,7 @@ def with_instagram(deps: Deps, body: Callable[[Paced], T]) -> T:
         # the session's Instagram user, learnt before any request: another account row holding it is a 78 here
         # (a session stored under two names before 0004), not after this run doubled its likes
         store.claim_user_pk(account, raw.user_pk)
-    ig = Paced(raw, deps)
+    ig = Paced(raw, deps, last_contact=state.saved_at)  # stored at the end of every run that talked to Instagram
     logged_in = False
     alive = not needs_login  # the session is worth saving: stored and not found dead, or fresh from a login
     try:

@@ -1,6 +1,6 @@
-"""One `run-stories` pass: the tray, batched reels (with the targets the tray left out), per-user reads for
-targets not followed, then per target its reel watched, one request per like while its story is on screen, and
-one seen request."""
+"""One `run-stories` pass: the tray, batched reels (with the targets the tray left out, those not followed among
+them), own reads of the due targets not followed that a batch answer left out, then per target its reel watched,
+one request per like while its story is on screen, and one seen request."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from story_liker import planning, ratelimit
 from story_liker.errors import BadResponse, NetworkError, TargetUnavailable
-from story_liker.ig.types import Instagram, StoryItem, TrayEntry, UserRef, unique
+from story_liker.ig.types import Instagram, StoryItem, TrayEntry, TrayReason, UserRef, unique
 from story_liker.jobs.deps import Counts, Deps, Outcome, Report, bookkeeping
 from story_liker.jobs.likes import Likes, like_pass
 from story_liker.jobs.pacing import Paced
@@ -28,7 +28,7 @@ def run_stories(deps: Deps, *, dry_run: bool, max_likes: int | None) -> Report:
 def _pass(deps: Deps, ig: Paced, targets: list[Target], allowed: int, likes: Likes) -> Outcome:
     counts, store, settings = deps.counts, deps.store, deps.settings
     account, now, dry_run = settings.account(), deps.clock(), likes.dry_run
-    tray = _tray(ig, counts)
+    tray = _tray(ig, counts, planning.tray_reason(ig.last_request, now))
     if settings.follow_everyone:
         targets = adopt_from_tray(deps, list(tray.values()))
         counts.targets = len(targets)
@@ -108,9 +108,9 @@ def _leave_out(deps: Deps, todo: list[StoryItem], dry_run: bool) -> tuple[list[S
     return kept, left_out
 
 
-def _tray(ig: Instagram, counts: Counts) -> dict[int, TrayEntry]:
+def _tray(ig: Instagram, counts: Counts, reason: TrayReason) -> dict[int, TrayEntry]:
     try:
-        return {entry.user_pk: entry for entry in ig.reels_tray()}
+        return {entry.user_pk: entry for entry in ig.reels_tray(reason)}
     except BadResponse as exc:  # without the tray the due targets are still checked, in batches
         counts.errors += 1
         log.warning("tray_skipped", extra={"reason": exc.message})
@@ -121,13 +121,15 @@ def _read(
     deps: Deps, ig: Instagram, plan: planning.ReadPlan, by_pk: dict[int, Target], allowed: int
 ) -> tuple[dict[int, list[StoryItem]], set[int]]:
     """Carry out the read plan. Returns the stories per user pk and the pks checked (a reel missing from a
-    ``reels_media`` answer is checked: nothing there). A target whose own read fails is recorded as failing at
-    once (jobs.targets.Failing) and the others go on. The per-user reads stop while the pass's time budget still
-    holds the likes of what was found (up to ``allowed``): the unread ones, checked longest ago, go first next
-    pass."""
+    ``reels_media`` answer is checked: nothing there, unless its target is not followed: then only its own read
+    tells no stories from private or gone, and only a due one gets it). A target whose own read fails is recorded
+    as failing at once (jobs.targets.Failing) and the others go on. The own reads stop while the pass's time budget
+    still holds the likes of what was found (up to ``allowed``): the unread ones, checked longest ago, go first
+    next pass."""
     counts, settings = deps.counts, deps.settings
     reels: dict[int, list[StoryItem]] = {}
     checked: set[int] = set()
+    answered: set[int] = set()  # the pks of the batches that were answered
     for batch in plan.batches:
         try:
             found = ig.reels_media(batch)
@@ -136,16 +138,18 @@ def _read(
             log.warning("reels_skipped", extra={"reason": exc.message, "user_pks": batch})
             continue
         reels.update({pk: items for pk, items in found.items() if pk in batch})
-        checked.update(batch)
+        answered.update(batch)
+        checked.update(pk for pk in batch if pk in found or pk not in plan.unproven)
+    per_user = [pk for pk in plan.per_user if pk in answered and pk not in reels]
     failing = Failing(deps, "stories")
-    for index, pk in enumerate(plan.per_user):
+    for index, pk in enumerate(per_user):
         target = by_pk[pk]
         assert target.id is not None
         stories_found = sum(len(items) for items in reels.values())
         likes_after = planning.like_cost(settings) * min(allowed, stories_found + 1)
         if not deps.fits(planning.read_cost(settings, first=not index) + likes_after):
-            log.info("reads_stopped", extra={"reason": "the pass's time budget", "unread": len(plan.per_user) - index})
-            counts.deferred += len(plan.per_user) - index
+            log.info("reads_stopped", extra={"reason": "the pass's time budget", "unread": len(per_user) - index})
+            counts.deferred += len(per_user) - index
             break
         if index:
             deps.pause(settings.target_delay_min_seconds, settings.target_delay_max_seconds)

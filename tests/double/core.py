@@ -365,6 +365,11 @@ class InstagramDouble(Routing):
         with self._lock:
             return sum(1 for rec in self.requests if path_contains in rec.target)
 
+    def tray_reasons(self) -> list[str | None]:
+        """The ``reason`` of every story-tray request so far, in order (``cold_start``, ``pull_to_refresh``)."""
+        with self._lock:
+            return [rec.form.get("reason") for rec in self.requests if rec.path.endswith("/feed/reels_tray/")]
+
     def paths(self) -> list[str]:
         """``"METHOD target"`` of every request so far (handy in assertion messages)."""
         with self._lock:

@@ -29,6 +29,8 @@ def test_everyone_i_follow_with_an_exclusion_and_an_extra_public_account(
     ig.reset_requests()
     assert run_cli("run-stories", env=env, cwd=tmp_path).code == 0
     assert ig.count("send_story_like") == 0
+    # nothing new: the tray alone, the stranger (not followed, read in the first pass's batch) not due yet
+    assert ig.paths() == ["POST /api/v1/feed/reels_tray/"]
 
 
 def test_outside_active_hours_a_run_exits_0_without_a_request(ig: Any, env: dict[str, str], tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from story_liker.errors import TRY_LATER, BadResponse, NeedsHuman, NetworkError, Throttled
+from story_liker.errors import TRY_LATER, BadResponse, NeedsHuman, NetworkError, TargetUnavailable, Throttled
 from story_liker.ig.adapter import Instagrapi
 from story_liker.ig.parse import (
     MAX_TIMESTAMP,
@@ -31,7 +31,7 @@ from story_liker.ig.parse import (
     parse_user_info,
     parse_user_story,
 )
-from story_liker.ig.types import Connection, PostItem, StoryItem, TrayEntry, UserRef
+from story_liker.ig.types import Connection, PostItem, StoryItem, TrayEntry, TrayReason, UserRef
 from tests.double import InstagramDouble
 
 NOW = 1_760_000_000
@@ -101,7 +101,7 @@ def test_short_read_on_a_like_is_one_request(ig: InstagramDouble, sleeps: list[f
 
 
 CALLS: dict[str, tuple[str, Callable[[Instagrapi, InstagramDouble], Any]]] = {
-    "reels_tray": ("reels_tray", lambda a, ig: a.reels_tray()),
+    "reels_tray": ("reels_tray", lambda a, ig: a.reels_tray("cold_start")),
     "reels_media": ("reels_media", lambda a, ig: a.reels_media([ig.users[0].pk])),
     "user_stories": ("/story/", lambda a, ig: a.user_stories(ig.users[0].pk)),
     "following_page": ("/following/", lambda a, ig: a.following_page(None)),
@@ -170,7 +170,7 @@ def test_delay_range_and_saved_request_timeout_never_sleep(ig: InstagramDouble, 
     a = Instagrapi(Connection(username=ig.username, settings=saved, api_url=ig.url))
     a.client.delay_range = [5, 9]
     a.ping()
-    a.reels_tray()
+    a.reels_tray("pull_to_refresh")
     assert waited(sleeps) == [] and ig.count() == 2
     assert a.dump_settings()["request_timeout"] == 0 and a.dump_settings()["session_retry_total"] == 0
 
@@ -185,7 +185,7 @@ def test_requests_sent_counts_every_request_of_a_pass_and_a_login(ig: InstagramD
     a = adapter(ig, logged_in=False, password=ig.password)
     a.relogin()  # CAA: graphql_www, bloks, attestation, public qe/sync, login, then reels_tray and timeline
     assert a.requests_sent == ig.count() == 8, ig.paths()
-    [entry] = a.reels_tray()
+    [entry] = a.reels_tray("pull_to_refresh")  # the app is open: the login's own flow just asked it cold
     stories = a.reels_media([entry.user_pk])[alice.pk]
     a.mark_seen(stories, [NOW])
     a.like_story(stories[0])
@@ -263,8 +263,40 @@ def test_tray_with_non_finite_and_huge_numbers_and_non_user_reels(ig: InstagramD
     ]
     ig.raw("reels_tray", json.dumps({"tray": tray, "broadcasts": [], "status": "ok"}))  # NaN, Infinity on the wire
     a = adapter(ig)
-    assert a.reels_tray() == [TrayEntry(alice.pk, "alice", NOW)]
+    assert a.reels_tray("cold_start") == [TrayEntry(alice.pk, "alice", NOW)]
     assert a.malformed == 4  # bob, carol, dave and the string; the hashtag reel and the ad are normal answers
+
+
+def test_a_reels_batch_answers_for_public_accounts_not_followed_and_leaves_out_the_rest(ig: InstagramDouble) -> None:
+    """As Instagram answers (and the story pass relies on): a public account you don't follow with a story is in the
+    answer; one with none now, a private one and a pk of nobody are simply missing, with no error and nothing
+    malformed. Only the user's own story feed tells those three apart."""
+    star, quiet = ig.add_user("star", followed=False), ig.add_user("quiet", followed=False)
+    secret = ig.add_user("secret", private=True, followed=False)
+    story = ig.add_story(star)
+    ig.add_story(secret)
+    a = adapter(ig)
+    found = a.reels_media([star.pk, quiet.pk, secret.pk, 999])
+    assert {pk: [s.pk for s in items] for pk, items in found.items()} == {star.pk: [str(story.pk)]}
+    assert a.requests_sent == ig.count() == 1 and a.malformed == 0
+    assert a.user_stories(quiet.pk) == []  # {"reel": null}: nothing now
+    with pytest.raises(TargetUnavailable) as private:
+        a.user_stories(secret.pk)
+    assert private.value.reason == "private"
+
+
+@pytest.mark.parametrize("reason", ["cold_start", "pull_to_refresh"])
+def test_the_tray_is_asked_with_the_reason_given_as_the_app_asks_it(ig: InstagramDouble, reason: TrayReason) -> None:
+    """The body instagrapi builds for the app: the reason, the tray session, a page of 50; on a cold start no
+    impressions, on a refresh the own reel's. One request."""
+    ig.add_story(ig.add_user("alice"))
+    a = adapter(ig)
+    assert [e.username for e in a.reels_tray(reason)] == ["alice"]
+    assert ig.count() == 1 and ig.tray_reasons() == [reason]
+    form = ig.requests[0].form
+    assert form["page_size"] == 50 and form["tray_session_id"] and form["supported_capabilities_new"]
+    impressions = form["reel_tray_impressions"]
+    assert impressions == {} if reason == "cold_start" else list(impressions) == [str(ig.own_pk)]
 
 
 def test_the_own_reel_and_the_trays_other_entries_are_no_followed_reels(ig: InstagramDouble) -> None:
@@ -274,7 +306,7 @@ def test_the_own_reel_and_the_trays_other_entries_are_no_followed_reels(ig: Inst
     ig.add_story(alice)
     ig.add_story(bob, close_friends=True)
     a = adapter(ig)
-    assert sorted(e.username for e in a.reels_tray()) == ["alice", "bob"]
+    assert sorted(e.username for e in a.reels_tray("cold_start")) == ["alice", "bob"]
     assert a.malformed == 0
 
 

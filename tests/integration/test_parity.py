@@ -316,9 +316,12 @@ def clients(sides: tuple[ScriptedInstagram, Instagrapi]) -> list[Client]:
 def test_the_tray(world: World, sides: tuple[ScriptedInstagram, Instagrapi]) -> None:
     """The followed users with live stories; not the own reel, the ads, the hashtags, nor a muted user's; in
     Instagram's order, which is no promise: compared by user."""
-    got = [sorted(one_request(side, side.reels_tray), key=lambda e: e.user_pk) for side in clients(sides)]
-    same(*got)
-    assert {e.user_pk for e in got[1]} == {world.alice.pk, world.bob.pk, world.carol.pk}
+    for reason in ("cold_start", "pull_to_refresh"):
+        got = [sorted(one_request(side, side.reels_tray, reason), key=lambda e: e.user_pk) for side in clients(sides)]
+        same(*got)
+        assert {e.user_pk for e in got[1]} == {world.alice.pk, world.bob.pk, world.carol.pk}
+    fake = sides[0]  # the reason asked with, as each side records it: the fake's call, the double's request
+    assert [c.arg for c in fake.calls] == ["cold_start", "pull_to_refresh"] == world.ig.tray_reasons()[-2:]
 
 
 def test_the_reels(world: World, sides: tuple[ScriptedInstagram, Instagrapi]) -> None:
@@ -469,7 +472,7 @@ def test_seen_and_likes(fresh: World) -> None:
 
 # Each call of the Instagram Protocol that sends a request: the path of its request, and the call, the same on both.
 CALLS: dict[str, tuple[str, Callable[[Instagram, World], object]]] = {
-    "reels_tray": ("reels_tray", lambda side, w: side.reels_tray()),
+    "reels_tray": ("reels_tray", lambda side, w: side.reels_tray("cold_start")),
     "reels_media": ("reels_media", lambda side, w: side.reels_media([w.alice.pk])),
     "user_stories": ("/story/", lambda side, w: side.user_stories(w.alice.pk)),
     "following_page": ("/following/", lambda side, w: side.following_page(None)),

@@ -58,10 +58,35 @@ def test_spare_slots_cost_no_request_of_their_own() -> None:
 
 
 def test_unknown_follow_state_is_checked_like_not_followed() -> None:
+    """Both never checked: due, in the batch, and read alone if its answer leaves them out."""
     plan = planning.plan_story_reads(
         [target(1, followed=None), target(2, followed=False)], {}, NOW, recheck=SIX_HOURS, batch_size=20
     )
-    assert plan.per_user == [1001, 1002]
+    assert plan.batches == [[1001, 1002]] and plan.per_user == [1001, 1002]
+    assert plan.unproven == {1001, 1002} and plan.requests == 1
+
+
+def test_targets_not_followed_are_checked_on_the_recheck_interval_not_every_pass() -> None:
+    """Checked an hour ago: not due, so no request of their own (a nothing-new pass is the tray alone)."""
+    recent = [target(n, followed=False, story_checked_at=NOW - timedelta(hours=1)) for n in (1, 2)]
+    plan = planning.plan_story_reads(recent, {}, NOW, recheck=SIX_HOURS, batch_size=20)
+    assert plan.batches == [] and plan.per_user == [] and plan.requests == 0
+
+
+def test_a_due_target_not_followed_makes_a_batch_and_spare_ones_ride_along_without_their_own_read() -> None:
+    due = target(1, followed=False, story_checked_at=NOW - timedelta(hours=7))
+    soon = target(2, followed=None, story_checked_at=NOW - timedelta(hours=3))
+    later = target(3, followed=True, story_checked_at=NOW - timedelta(hours=2))
+    plan = planning.plan_story_reads([later, soon, due], {}, NOW, recheck=SIX_HOURS, batch_size=20)
+    assert plan.batches == [[1001, 1002, 1003]]  # the due one, then the spare ones, oldest-checked first
+    assert plan.per_user == [1001] and plan.unproven == {1001, 1002}
+
+
+def test_a_target_not_followed_in_the_tray_is_read_as_the_tray_says() -> None:
+    """A follow state not known yet, but the tray lists it: nothing newer is settled, newer is batched (proven)."""
+    targets = [target(1, followed=None, story_marker=10), target(2, followed=False, story_marker=50)]
+    plan = planning.plan_story_reads(targets, {1001: 20, 1002: 50}, NOW, recheck=SIX_HOURS, batch_size=20)
+    assert plan.batches == [[1001]] and plan.settled == [1002] and not plan.unproven and plan.per_user == []
 
 
 def test_private_and_missing_accounts_wait_a_day() -> None:
@@ -70,7 +95,7 @@ def test_private_and_missing_accounts_wait_a_day() -> None:
     back = target(3, followed=False, unavailable="private", last_error_at=NOW - timedelta(hours=25))
     plan = planning.plan_story_reads([private, gone, back], {}, NOW, recheck=SIX_HOURS, batch_size=20)
     assert plan.skipped == {1: planning.Skip.PRIVATE, 2: planning.Skip.NOT_FOUND}
-    assert plan.per_user == [1003]
+    assert plan.batches == [[1003]] and plan.per_user == [1003]
 
 
 @given(
@@ -97,13 +122,17 @@ def test_every_target_is_planned_exactly_once_and_batches_respect_their_size(
     plan = planning.plan_story_reads(targets, tray, NOW, recheck=SIX_HOURS, batch_size=batch_size)
     batched = [pk for batch in plan.batches for pk in batch]
     assert all(len(batch) <= batch_size for batch in plan.batches)
-    planned = batched + plan.per_user + plan.settled
+    planned = batched + plan.settled
     assert len(planned) == len(set(planned))
     for t in targets:
         assert t.user_pk is not None
-        due = t.user_pk in tray or t.followed is not True or planning.is_due(t.story_checked_at, NOW, SIX_HOURS)
+        due = t.user_pk in tray or planning.is_due(t.story_checked_at, NOW, SIX_HOURS)
         if due:
             assert t.user_pk in planned, t  # nothing due is ever left out
+        # a batch answer without it proves nothing only for one not followed that the tray did not list
+        unproven = t.user_pk in batched and t.followed is not True and t.user_pk not in tray
+        assert (t.user_pk in plan.unproven) is unproven, t
+        assert (t.user_pk in plan.per_user) is (unproven and due), t  # due ones get their own read if left out
     if plan.batches:  # only the last batch may have free slots, and only if nothing spare was left
         assert all(len(batch) == batch_size for batch in plan.batches[:-1])
 
@@ -185,15 +214,70 @@ def h(store: Store) -> Harness:
     return harness
 
 
-def test_a_public_account_you_dont_follow_is_checked_every_pass(h: Harness) -> None:
-    """usernameinfo carries no friendship status; the following list settles it."""
+def test_a_public_account_you_dont_follow_is_read_in_a_batch_on_the_recheck_interval(h: Harness) -> None:
+    """usernameinfo carries no friendship status; the following list settles it. Not followed, it is never in the
+    tray: checked in a batch when due (reels_media answers for a public account with stories), not every pass, and
+    the passes between are the tray alone."""
     h.overrides["target_accounts"] = "alice,stranger"
     alice, stranger = UserRef(101, "alice", True), UserRef(900, "stranger", None)
     reels = {900: [story(900, 1, at=h.clock())]}
-    ig = ScriptedInstagram(h.clock, followed=[alice], users={"stranger": stranger}, reels=reels)
-    assert run_stories(h.deps(ig), dry_run=False, max_likes=None).outcome is Outcome.OK
-    assert ig.liked == ["900001"] and ("user_stories", 900) in [(c.name, c.arg) for c in ig.calls]
+    checks, requests = [], []
+    for hour in range(12):
+        ig = ScriptedInstagram(h.clock, followed=[alice], users={"stranger": stranger}, reels=reels)
+        run_stories(h.deps(ig), dry_run=False, max_likes=None)
+        if hour == 0:
+            assert ig.liked == ["900001"]
+        if any(c.name == "reels_media" and 900 in c.arg for c in ig.calls):
+            checks.append(h.clock())
+        assert "user_stories" not in ig.names()  # in the batch answer: no read of its own
+        requests.append(len(ig.calls) - ig.names().count("following_page") - ig.names().count("lookup"))
+        h.clock.advance(hours=1)
     assert {t.username: t.followed for t in h.store.targets(ME)} == {"alice": True, "stranger": False}
+    assert len(checks) >= 2 and max(b - a for a, b in itertools.pairwise(checks)) <= SIX_HOURS
+    assert requests.count(1) >= 12 - len(checks) - 1 and max(requests[1:]) == 2  # tray; tray + batch when due
+
+
+def test_a_public_account_you_dont_follow_with_no_story_now_is_read_alone_only_when_due(h: Harness) -> None:
+    """Left out of the batch answer: no story, private or gone? Its own read says (here: nothing), once per
+    recheck interval, not every pass."""
+    h.overrides["target_accounts"] = "stranger"
+    users = {"stranger": UserRef(900, "stranger", None)}
+    own_reads = []
+    for _ in range(12):
+        ig = ScriptedInstagram(h.clock, followed=[], users=users)
+        run_stories(h.deps(ig), dry_run=False, max_likes=None)
+        if "user_stories" in ig.names():
+            assert [n for n in ig.names() if n != "following_page" and n != "lookup"] == [
+                "reels_tray",
+                "reels_media",
+                "user_stories",
+            ]
+            own_reads.append(h.clock())
+        h.clock.advance(hours=1)
+    # every 3 h here, not 6: the horizon (planning.pass_horizon) reads the time since the last pass off the check
+    # times, and this lone target is the only one checked; with a tray target checked each pass it is 5 h
+    assert 2 <= len(own_reads) <= 4 and max(b - a for a, b in itertools.pairwise(own_reads)) <= SIX_HOURS
+    target = h.store.targets(ME)[0]
+    assert target.unavailable is None and target.story_checked_at == own_reads[-1]
+
+
+def test_a_spare_slot_that_comes_back_empty_leaves_a_target_not_followed_unchecked(h: Harness) -> None:
+    """A batch goes out for carol; stranger, checked 2 h ago, rides along and is left out of the answer: that proves
+    nothing (no story, private, gone), so no read of its own and no check: it stays due on its own interval."""
+    h.overrides["target_accounts"] = "carol,stranger"
+    users = {"stranger": UserRef(900, "stranger", None)}
+    followed = [UserRef(103, "carol", True)]
+    run_stories(h.deps(ScriptedInstagram(h.clock, followed=followed, users=users)), dry_run=False, max_likes=None)
+    checked = {t.username: t.story_checked_at for t in h.store.targets(ME)}
+    h.clock.advance(hours=2)
+    h.store.update_targets(
+        {t.id or 0: {"story_checked_at": None} for t in h.store.targets(ME) if t.username == "carol"}
+    )
+    ig = ScriptedInstagram(h.clock, followed=followed, users=users)
+    run_stories(h.deps(ig), dry_run=False, max_likes=None)
+    assert [c.arg for c in ig.calls if c.name == "reels_media"] == [[103, 900]] and "user_stories" not in ig.names()
+    after = {t.username: t.story_checked_at for t in h.store.targets(ME)}
+    assert after["stranger"] == checked["stranger"] and after["carol"] == h.clock()
 
 
 def test_with_no_following_walk_an_unknown_target_is_still_checked(h: Harness) -> None:
@@ -221,7 +305,9 @@ def test_a_followed_target_the_tray_leaves_out_is_checked_first_then_every_six_h
     assert checks[0] == h.clock() - timedelta(hours=24) and max(gaps) <= SIX_HOURS
 
 
-def test_a_target_unfollowed_since_moves_to_per_user_reads(h: Harness) -> None:
+def test_a_target_unfollowed_since_is_still_read_in_the_batches(h: Harness) -> None:
+    """Out of the tray after the unfollow, it is due as any target the tray leaves out: a batch, not a read of its
+    own (a public account with stories is in the answer)."""
     h.overrides["target_accounts"] = "alice"
     ig = ScriptedInstagram(h.clock, followed=[UserRef(101, "alice", True)])
     run_stories(h.deps(ig), dry_run=False, max_likes=None)
@@ -229,7 +315,8 @@ def test_a_target_unfollowed_since_moves_to_per_user_reads(h: Harness) -> None:
     later = ScriptedInstagram(h.clock, followed=[], reels={101: [story(101, 1, at=h.clock())]})
     run_stories(h.deps(later), dry_run=False, max_likes=None)
     assert h.store.targets(ME)[0].followed is False
-    assert later.liked == ["101001"] and "user_stories" in later.names()
+    assert later.liked == ["101001"] and "user_stories" not in later.names()
+    assert [c.arg for c in later.calls if c.name == "reels_media"] == [[101]]
 
 
 def test_a_reel_missing_from_reels_media_is_settled_and_the_next_pass_is_one_request(h: Harness) -> None:
@@ -415,3 +502,48 @@ def test_the_recheck_interval_holds_between_passes_too(h: Harness) -> None:
             checks.append(h.clock())
         h.clock.advance(hours=3, minutes=20)
     assert max(b - a for a, b in itertools.pairwise(checks)) <= SIX_HOURS
+
+
+# --- the tray as the app asks for it ---------------------------------------------------------------------------
+
+
+def test_the_tray_reason_is_cold_start_after_half_an_hour_without_a_request() -> None:
+    assert planning.tray_reason(None, NOW) == "cold_start"  # never: the app was never open
+    assert planning.tray_reason(NOW - timedelta(minutes=29, seconds=59), NOW) == "pull_to_refresh"
+    assert planning.tray_reason(NOW - planning.APP_CLOSED_AFTER, NOW) == "cold_start"
+    assert planning.tray_reason(NOW, NOW) == "pull_to_refresh"
+    assert planning.tray_reason(NOW + timedelta(minutes=5), NOW) == "cold_start"  # the clock went back: not known
+
+
+def tray_reasons(ig: ScriptedInstagram) -> list[Any]:
+    return [c.arg for c in ig.calls if c.name == "reels_tray"]
+
+
+def test_a_pass_asks_the_tray_cold_after_a_while_and_refreshes_it_right_after_another(h: Harness) -> None:
+    """The stored session's time (saved at the end of every run that talked to Instagram) is the account's last
+    request before a run; an hourly timer starts cold, a pass a few minutes after another refreshes."""
+    tray = [TrayEntry(101, "alice", 1)]
+    reasons = []
+    for minutes in (0, 45, 10, 29, 31):  # the session was stored (a login) right before the first
+        h.clock.advance(minutes=minutes)
+        ig = ScriptedInstagram(h.clock, tray=tray, followed=[UserRef(101, "alice", True)])
+        run_stories(h.deps(ig), dry_run=False, max_likes=None)
+        reasons += tray_reasons(ig)
+    assert reasons == ["pull_to_refresh", "cold_start", "pull_to_refresh", "pull_to_refresh", "cold_start"]
+
+
+def test_a_run_that_logs_in_first_refreshes_the_tray_the_login_opened(store: Store) -> None:
+    """No stored session: the login's own requests come first (instagrapi's login flow asks the tray cold), so the
+    pass's tray is a refresh; a session that expired mid-pass is logged in again and the pass's second tray too."""
+    from story_liker.errors import SessionExpired
+
+    h = Harness(store, overrides={"target_accounts": "alice", "ig_password": "pw"})
+    ig = ScriptedInstagram(h.clock, tray=[TrayEntry(101, "alice", 1)], followed=[UserRef(101, "alice", True)])
+    run_stories(h.deps(ig), dry_run=False, max_likes=None)
+    assert ig.names()[:2] == ["relogin", "reels_tray"] and tray_reasons(ig) == ["pull_to_refresh"]
+
+    h.clock.advance(hours=25)  # past AUTO_LOGIN_MIN_HOURS: a second unattended login is allowed
+    expired = SessionExpired("login_required")
+    again = ScriptedInstagram(h.clock, tray=[TrayEntry(101, "alice", 1)], script={"reels_tray": [expired]})
+    run_stories(h.deps(again), dry_run=False, max_likes=None)
+    assert tray_reasons(again) == ["cold_start", "pull_to_refresh"] and "relogin" in again.names()

@@ -66,6 +66,19 @@ def test_several_faults_in_a_day_keep_every_promise(
     assert faultsim.check(outcome, baselines[scenario.name]) == []
 
 
+def test_a_session_ended_in_the_last_run_is_one_login_and_the_next_end_a_human(
+    template: Template, baselines: dict[str, faultsim.Outcome]
+) -> None:
+    """The session ended in the schedule's last post run (found by the property test above): one unattended login
+    and the pass goes on; nothing shows it keeps ending, so no human is needed. Ended one run earlier, the last run
+    finds it ended again within AUTO_LOGIN_MIN_HOURS: a human."""
+    last = len(faultsim.POSTS.follow_ups) + 1
+    for run, human in ((last, False), (last - 1, True)):
+        outcome = faultsim.run_schedule(template, faultsim.POSTS, [Fault("expiring", 0, run)])
+        assert faultsim.check(outcome, baselines["posts"]) == []
+        assert outcome.needs_human is human and len(outcome.world.logins) == 1
+
+
 def test_the_simulation_finds_a_double_like(template: Template, baselines: dict[str, faultsim.Outcome]) -> None:
     """The checks can fail: a world where a like lands twice (as a re-sent POST would) breaks the first promise."""
     outcome = faultsim.run_schedule(template, faultsim.STORIES, None)

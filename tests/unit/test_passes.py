@@ -361,8 +361,7 @@ def test_every_request_is_paced_and_per_target_reads_wait_the_target_delay(store
     )
     h.store_session()
     users = {name: UserRef(500 + n, name, followed=False) for n, name in enumerate(names)}
-    reels = {ref.user_pk: [story(ref.user_pk, 1, at=h.clock())] for ref in users.values()}
-    ig = ScriptedInstagram(h.clock, users=users, reels=reels, followed=[])
+    ig = ScriptedInstagram(h.clock, users=users, followed=[])  # no stories: each left out of the batch, read alone
     assert stories(h, ig, dry_run=True) is Outcome.DRY_RUN
     gaps = [(b.at - a.at).total_seconds() for a, b in zip(ig.calls, ig.calls[1:], strict=False)]
     assert ig.names().count("lookup") == 8 and ig.names().count("user_stories") == 8
@@ -381,6 +380,7 @@ def test_post_pass_reads_are_paced_too(store: Store) -> None:
         overrides={"target_accounts": "alice,bob", "request_delay_min_seconds": 2, "request_delay_max_seconds": 2},
     )
     h.store_session()
+    h.added_earlier()  # both first reads due
     ig = ScriptedInstagram(h.clock, followed=[UserRef(101, "alice", True), UserRef(102, "bob", True)])
     assert run_posts(h.deps(ig), dry_run=False, max_likes=None).outcome is Outcome.NOTHING_NEW
     assert ig.names() == ["following_page", "timeline_page", "user_posts", "user_posts"]

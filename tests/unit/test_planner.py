@@ -73,6 +73,7 @@ def test_chance_skips_are_deterministic_recorded_and_never_retried(h: Harness) -
 
 def test_posts_share_a_short_budget_round_robin_and_respect_their_cap(h: Harness) -> None:
     h.overrides |= {"post_likes_per_hour": 3, "post_max_per_target": 4}
+    h.added_earlier()  # both profiles' first reads due
 
     def post(user: int, n: int) -> PostItem:
         return PostItem(f"{user}{n:03d}", user, h.clock() - timedelta(hours=n), "photo", False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,10 +36,41 @@ def plan(targets: list[Target], now: datetime = NOW, *, pages: int = 2) -> plann
 # --- the sweep schedule -------------------------------------------------------------------------------
 
 
-def test_a_first_pass_reads_every_profile_once() -> None:
-    targets = [target(n, followed=True) for n in range(1, 51)]
+def test_targets_added_a_day_ago_and_never_read_are_all_read_at_once() -> None:
+    """Their first reads' times (spread over the recheck from when they were added) are all past."""
+    targets = [target(n, followed=True, added_at=NOW - DAY) for n in range(1, 51)]
     got = plan(targets)
     assert got.timeline and sorted(got.sweep) == [t.user_pk for t in targets]
+
+
+def test_a_first_pass_of_new_targets_reads_the_first_of_them_not_all() -> None:
+    """500 targets added now: the first at once, the others at their own times over the next 24 h."""
+    targets = [target(n, followed=True, added_at=NOW) for n in range(1, 501)]
+    assert plan(targets).sweep == [1001]
+    later = plan(targets, NOW + timedelta(hours=3))  # 3 h on: the first 1/8 of them are due (63 of 500)
+    assert later.sweep == [1000 + n for n in range(1, 64)]
+
+
+def test_first_reads_are_spaced_evenly_per_group_added_together_and_never_move() -> None:
+    four = [target(n, followed=True, added_at=NOW) for n in range(1, 5)]
+    two = [target(n, followed=True, added_at=NOW + timedelta(hours=5)) for n in (8, 9)]  # an `accounts add` later
+    four[1].post_checked_at = NOW + timedelta(hours=1)  # read already (its turn came early, or the timeline's pass)
+    due = planning.first_read_at([*four, *two], DAY)
+    hours = {n: (at - NOW) / timedelta(hours=1) for n, at in due.items()}
+    assert hours == {1: 0, 3: 12, 4: 18, 8: 5, 9: 17}  # 2, read, keeps its place: the others do not move up
+    assert planning.first_read_at([target(7, followed=True)], DAY)[7] <= NOW  # no added_at: due at once
+
+
+def test_first_reads_due_count_towards_the_share_and_the_rest_of_the_share_rotates() -> None:
+    """Half read a day ago (the rotation), half added 3 h ago: 3 h of a 24 h recheck is ceil(16 * 3 / 24) = 2
+    reads; the new ones due (the first of 8 at once, the second at 3 h) take both, the rotation waits."""
+    old = [
+        target(n, followed=True, added_at=NOW - 2 * DAY, post_checked_at=NOW - DAY + timedelta(hours=4, minutes=n))
+        for n in range(1, 9)
+    ]
+    new = [target(10 + n, followed=True, added_at=NOW - timedelta(hours=3)) for n in range(8)]
+    old[0].post_checked_at = NOW - timedelta(hours=3)  # the last pass, 3 h ago
+    assert plan([*old, *new]).sweep == [1010, 1011]
 
 
 def test_a_steady_pass_reads_its_share_oldest_checked_first() -> None:
@@ -87,19 +119,19 @@ def test_over_a_week_every_profile_is_read_within_the_recheck_and_each_pass_read
     """Simulated timer passes with a random delay of up to 10 minutes: no followed target goes longer than
     POST_RECHECK_HOURS plus one gap between reads, and a steady pass reads about n * gap / 24 h profiles."""
     rng = random.Random(targets * hours)
-    state = [target(n, followed=True) for n in range(1, targets + 1)]
+    state = [target(n, followed=True, added_at=NOW) for n in range(1, targets + 1)]
     by_pk = {t.user_pk: t for t in state}
     now, reads, worst = NOW, [], timedelta(0)
     for _ in range(7 * 24 // hours):
         got = plan(state, now)
         for pk in got.sweep:
             t = by_pk[pk]
-            if t.post_checked_at is not None:
-                worst = max(worst, now - t.post_checked_at)
+            worst = max(worst, now - (t.post_checked_at or NOW))  # a first read: from when it was added
             t.post_checked_at = now
         reads.append(len(got.sweep))
         now += timedelta(hours=hours, minutes=rng.uniform(0, 10))
-    assert reads[0] == targets
+    assert reads[0] == 1  # the first of the new targets; the others at their times over the first day
+    assert max(reads[: 24 // hours]) <= math.ceil(targets * (hours + 1 / 6) / 24) + 1, reads
     assert worst <= DAY + timedelta(hours=hours, minutes=10), worst
     steady = reads[24 // hours + 1 :]
     assert max(steady) <= math.ceil(targets * (hours + 1 / 6) / 24) + 1, steady
@@ -122,6 +154,7 @@ def post(user_pk: int, n: int, *, hours_ago: float = 1, **values: Any) -> PostIt
 def h(store: Store) -> Harness:
     harness = Harness(store, overrides={"target_accounts": "alice,bob,carol"})
     harness.store_session()
+    harness.added_earlier()  # a day ago: every first read due (the spread of new targets' first reads: own tests)
     return harness
 
 
@@ -351,3 +384,60 @@ def test_a_failed_second_page_keeps_the_first_pages_likes_and_the_marker(h: Harn
     again = ScriptedInstagram(h.clock, followed=[UserRef(ALICE, "alice", True)], posts={ALICE: many})
     posts(h, again)
     assert sorted(again.liked) == sorted(p.pk for p in many[2:])
+
+
+def test_new_targets_profiles_are_read_over_the_recheck_and_every_post_is_liked_before_it_ages_out(
+    store: Store,
+) -> None:
+    """Eight targets added now, none in the home feed, each posting every 6 h; a pass every 3 h for two days. The
+    first pass reads one profile, not eight; every profile is first read within POST_RECHECK_HOURS (plus the gap
+    to the next pass) of being added, and every post is liked within that of being taken: long before the
+    three days of POST_MAX_AGE_DAYS."""
+    names = {200 + n: f"new{n}" for n in range(8)}
+    h = Harness(store, overrides={"target_accounts": ",".join(names.values())})
+    h.store_session()
+    start, gap = h.clock(), timedelta(hours=3)
+    followed = [UserRef(pk, name, True) for pk, name in names.items()]
+    feeds: dict[int, list[PostItem]] = {pk: [] for pk in names}
+    first_read: dict[int, datetime] = {}
+    taken: dict[str, datetime] = {}
+    liked: dict[str, datetime] = {}
+    for step in range(16):
+        for pk in names:
+            if step % 2 == pk % 2:
+                new = PostItem(f"{pk}{step:04d}", pk, h.clock() - timedelta(minutes=10), "photo", False)
+                feeds[pk].insert(0, new)
+                taken[new.pk] = new.taken_at
+        ig = ScriptedInstagram(h.clock, followed=followed, posts={pk: list(feed) for pk, feed in feeds.items()})
+        run_posts(h.deps(ig), dry_run=False, max_likes=None)
+        reads = [c for c in ig.calls if c.name == "user_posts"]
+        if step == 0:
+            assert len(reads) == 1, ig.names()
+        for call in reads:
+            first_read.setdefault(int(call.arg), call.at)
+        liked |= {str(c.arg): c.at for c in ig.calls if c.name == "like_post"}
+        h.clock.advance(hours=3)
+    assert set(first_read) == set(names) and max(first_read.values()) - start <= DAY + gap
+    per_pass = Counter(at.replace(minute=0, second=0, microsecond=0) for at in first_read.values())
+    assert max(per_pass.values()) <= 2  # spread: a share of ceil(8 x 3 / 24) = 1 first read a pass, 2 at most
+    late = h.clock() - DAY - gap  # taken earlier than this: its profile came round since
+    assert all(pk in liked for pk, at in taken.items() if at < late)
+    assert max(liked[pk] - taken[pk] for pk in liked) <= DAY + gap + timedelta(minutes=10)
+
+
+def test_status_does_not_flag_a_new_targets_profile_waiting_for_its_first_read(store: Store) -> None:
+    """Its first read is due within POST_RECHECK_HOURS of its addition: late a quarter after that, not at once."""
+    from story_liker import status
+
+    h = Harness(store, overrides={"target_accounts": "alice,bob,carol"})
+    h.store_session()
+    posts(h, instagram(h))  # reads alice's profile; bob's and carol's come 8 h and 16 h on
+    h.store.start_run("r1", account=ME, command="run-posts", now=h.clock())  # as the CLI records each run
+    h.store.finish_run("r1", exit_code=0, outcome="ok", counts={}, now=h.clock())
+    data = status.status_data(h.deps(instagram(h)))
+    assert [t["posts_checked_at"] is None for t in data["targets"]] == [False, True, True]
+    assert not any(t["posts_overdue"] for t in data["targets"])
+    h.clock.advance(hours=31)  # no pass since: every one late now, the never-read ones too
+    data = status.status_data(h.deps(instagram(h)))
+    assert all(t["posts_overdue"] for t in data["targets"])
+    assert "3 target(s) whose posts were not read within 30 h" in status.status_text(data)

@@ -186,6 +186,7 @@ def test_status_and_doctor_show_the_window(h: Harness) -> None:
 
 def test_post_likes_keep_their_own_window(h: Harness) -> None:
     h.overrides |= {"post_likes_per_hour": 40, "post_timeline_pages": 0}
+    h.added_earlier()  # every first profile read due: all 16 posts found in this pass
     posts = {
         pk: [PostItem(f"{pk}{n:03d}", pk, h.clock() - timedelta(hours=n + 1), "photo", False) for n in range(2)]
         for pk in NAMES

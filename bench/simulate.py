@@ -88,7 +88,11 @@ HOUR_WEIGHTS = (
     1.5,
 )
 BURST: tuple[tuple[int, float], ...] = ((1, 0.5), (2, 0.3), (3, 0.2))  # stories posted in one go, and how often
-NO_LIMITS = {"story_likes_per_hour": 1000, "story_likes_per_day": 10000}  # coverage: likes out of the way
+NO_LIMITS = {  # coverage: likes out of the way
+    "story_likes_per_10_minutes": 1000,
+    "story_likes_per_hour": 1000,
+    "story_likes_per_day": 10000,
+}
 DELAYS = tuple(f"{kind}_delay_{end}_seconds" for kind in ("action", "target", "request") for end in ("min", "max"))
 ENV_PREFIXES = ("IG_", "TARGET_", "STORY_", "POST_", "ACTION_", "REQUEST_", "ACTIVE_", "WARMUP_", "DAILY_", "LOG_")
 ENV_NAMES = ("SESSION_ENCRYPTION_KEY", "DATABASE_URL", "DRY_RUN", "TIMEZONE", "FEEDBACK_COOLDOWN_HOURS")

@@ -78,11 +78,14 @@ def _pass(deps: Deps, ig: Paced, targets: list[Target], allowed: int, likes: Lik
             log.info("likes_left_for_later", extra={"left_for_later": unsent})
     finally:
         if not dry_run:  # a dry run leaves markers and check times alone: the next real pass does the same
+            pending = {s.user_pk for s in items if s.pk not in handled}  # found, not liked: the limits, the time
             for pk in checked:
                 target = by_pk[pk]
                 assert target.id is not None
                 values: dict[str, Any] = updates.setdefault(target.id, {})
-                values |= {"story_checked_at": now, "unavailable": None} | cleared(target, "stories")
+                values |= {"unavailable": None} | cleared(target, "stories")
+                if pk not in pending:  # one with stories left stays due: the next pass reads it again, tray or not
+                    values["story_checked_at"] = now
                 settled_at = tray[pk].latest_reel_media if pk in tray and pk not in reels else None
                 marker = planning.new_marker(target.story_marker, reels.get(pk, []), handled, settled_at=settled_at)
                 if marker != target.story_marker:

@@ -234,3 +234,22 @@ def test_watch_percent_scales_the_watching_not_the_order(h: Harness) -> None:
     assert h.clock() == started and len(ig.liked) == 20
     writes = [c.name for c in ig.calls if c.name in ("like_story", "mark_seen")]
     assert writes[:4] == ["like_story", "like_story", "like_story", "mark_seen"]
+
+
+def test_a_target_not_followed_with_stories_left_for_later_is_read_again_next_pass(h: Harness) -> None:
+    """The tray never shows it: its found-but-unliked stories keep it due, so the next pass reads it (in a batch)
+    instead of six hours later, when the stories may have expired unliked."""
+    h.overrides |= {"target_accounts": "user0,user1", "story_likes_per_hour": 1}
+    users = {name: UserRef(pk, name, False) for pk, name in NAMES.items()}
+    reels = {pk: [story(pk, 1, at=h.clock())] for pk in (100, 101)}
+    ig = ScriptedInstagram(h.clock, users=users, reels=reels)
+    assert run_stories(h.deps(ig), dry_run=False, max_likes=None).outcome is Outcome.BUDGET_USED_UP
+    assert len(ig.liked) == 1
+    h.clock.advance(hours=1)
+    again = ScriptedInstagram(h.clock, users=users, reels=reels)
+    assert run_stories(h.deps(again), dry_run=False, max_likes=None).outcome is Outcome.OK
+    assert again.liked and set(again.liked) | set(ig.liked) == {"100001", "101001"}
+    h.clock.advance(hours=1)
+    quiet = ScriptedInstagram(h.clock, users=users, reels=reels)
+    run_stories(h.deps(quiet), dry_run=False, max_likes=None)
+    assert quiet.names() == ["reels_tray"]  # nothing left: both checked, the nothing-new pass is the tray

@@ -255,3 +255,32 @@ def test_per_user_reads_leave_the_pass_the_time_its_window_needs(store: Store) -
         h.clock.advance(hours=1)
     reads = sum(1 for c in ig.calls if c.name == "user_stories")
     assert len(ig.liked) > 6, f"{reads} reads, {len(ig.liked)} liked, {deps.counts.skipped} read and left"
+
+
+# --- 9. a 5xx that ends the pass inside a reel: its likes are never reported seen -------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="stories._watch drops the reel's seen report on any error that ends the pass (safety-rules.md exempts "
+    "only a block, a signal, a lost lease), and no later pass watches a story already liked: a 5xx or a timeout "
+    "on a like leaves the likes before it in that reel seen by nobody, for good",
+)
+@pytest.mark.parametrize("answered", [True, False], ids=["5xx", "timeout"])
+def test_a_network_error_inside_a_reel_leaves_no_like_unseen_for_good(h: Harness, answered: bool) -> None:
+    """The fault simulation with one more check (every story the server saw liked was in some seen report) counts
+    300 such (schedule, story) pairs over its 683 schedules, from every fault that ends a pass mid-reel: 5xx,
+    timeouts and dropped answers as well as the 429s and signals the docs exempt."""
+    from story_liker.errors import NetworkError, StoryLikerError
+
+    h.overrides |= {"target_accounts": "user0"}
+    reels = {100: [story(100, n, at=h.clock()) for n in range(3)]}
+    ig = ScriptedInstagram(h.clock, tray=tray_of(reels, NAMES), reels=reels)
+    ig.script["like_story"] = [None, NetworkError("Instagram answered 500 on like_story", answered=answered)]
+    with pytest.raises(StoryLikerError):
+        run_stories(h.deps(ig), dry_run=False, max_likes=None)
+    h.clock.advance(hours=1)
+    later = ScriptedInstagram(h.clock, tray=tray_of(reels, NAMES), reels=reels)
+    run_stories(h.deps(later), dry_run=False, max_likes=None)
+    liked, seen = set(ig.liked) | set(later.liked), set(ig.seen) | set(later.seen)
+    assert liked <= seen, f"liked, never reported seen: {sorted(liked - seen)}"

@@ -783,7 +783,11 @@ FEED_JITTER_H = 6.0  # the ranking: newest first, give or take this many hours (
 FEED_PAGE = 8  # entries per page
 FEED_PAGES = 10  # pages a load of the home feed holds (a pass reads POST_TIMELINE_PAGES of them)
 FEED_SUGGESTED_EVERY = 5  # every 5th entry is a suggested post of an account nobody here follows
-POST_NO_LIMITS = {"post_likes_per_hour": 1000, "post_likes_per_day": 10000}  # likes out of the way
+POST_NO_LIMITS = {  # likes out of the way: the week is about the sweep (the pacing week is about the limits)
+    "post_likes_per_10_minutes": 1000,
+    "post_likes_per_hour": 1000,
+    "post_likes_per_day": 10000,
+}
 POST_BACKLOG = timedelta(days=3)  # the targets posted this long before the first pass too
 DAY = timedelta(days=1)
 

@@ -331,11 +331,12 @@ def like_offset(watch: float, rng: random.Random) -> float:
 
 def seen_stamps(stories: Sequence[StoryItem], started: Sequence[datetime], now: datetime) -> list[int]:
     """The seen report's times (unix seconds) for ``stories`` watched in order, each from the moment its watching
-    began (``started``): rising, none before its story was taken, none after ``now`` (when it is sent)."""
+    began (``started``): rising, none after ``now`` (when it is sent), none before its story was taken. Should
+    Instagram's ``taken_at`` be ahead of our clock, it wins: by Instagram's clock that moment has passed."""
     stamps: list[int] = []
     for story, at in zip(stories, started, strict=True):
-        stamp = max(int(at.timestamp()), int(story.taken_at.timestamp()), stamps[-1] if stamps else 0)
-        stamps.append(min(stamp, int(now.timestamp())))
+        stamp = min(int(at.timestamp()), int(now.timestamp()))
+        stamps.append(max(stamp, int(story.taken_at.timestamp()), stamps[-1] if stamps else 0))
     return stamps
 
 

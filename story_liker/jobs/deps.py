@@ -107,6 +107,7 @@ class Deps:
     sleeper: Callable[[float], None] | None = None  # None: wait on `stop`, so a signal ends a pause at once
     lease: Held | None = None  # set while the run holds the account's lease (jobs.lease)
     deadline: datetime | None = None  # the end of the pass's time budget (PASS_BUDGET_MINUTES), once it started
+    deadline_tick: float | None = None  # the same end by ``monotonic``: a wall clock set back does not stretch it
 
     def checkpoint(self) -> None:
         """Called between two steps: a pending SIGTERM/SIGINT ends the pass here."""
@@ -123,16 +124,25 @@ class Deps:
 
     def fits(self, seconds: float) -> bool:
         """Is there time left in the pass's budget for ``seconds`` more (its pauses at their longest)?"""
+        if self.deadline_tick is not None and self.monotonic() + seconds > self.deadline_tick:
+            return False
         return self.deadline is None or self.clock() + timedelta(seconds=seconds) <= self.deadline
+
+    def start_budget(self, minutes: float) -> None:
+        """The pass's time budget starts now: it ends when either clock says it has passed."""
+        self.deadline = self.clock() + timedelta(minutes=minutes)
+        self.deadline_tick = self.monotonic() + minutes * 60
 
     def keep_lease(self) -> None:
         if self.lease is not None:
             self.lease.keep()
 
     def wait_until(self, moment: datetime) -> None:
-        """Wait until ``moment``, a while at a time, making sure between them that the run may go on (no signal,
-        the lease kept: a wait may be longer than a third of the lease, each while is not)."""
-        while (left := (moment - self.clock()).total_seconds()) > 0:
+        """Wait until ``moment`` (as the wall clock says now), a while at a time, making sure between them that the
+        run may go on (no signal, the lease kept: a wait may be longer than a third of the lease, each while is not).
+        It ends when either clock says it is over: a wall clock set back meanwhile does not make it longer."""
+        ends = self.monotonic() + (moment - self.clock()).total_seconds()
+        while (left := min(ends - self.monotonic(), (moment - self.clock()).total_seconds())) > 0:
             self.sleep(min(left, WAIT_STEP_SECONDS, self.settings.lock_ttl_seconds / 3))
             self.checkpoint()
             self.keep_lease()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from story_liker import health, planning, ratelimit
@@ -20,6 +20,7 @@ from story_liker.errors import (
     Throttled,
     ThrottleKind,
 )
+from story_liker.ig.types import StoryItem
 from story_liker.jobs.deps import Deps, Outcome, Report, outside_active_hours
 from story_liker.jobs.lease import lease
 from story_liker.jobs.pacing import Paced
@@ -49,32 +50,50 @@ class Likes:
     unreleased: list[int] = field(default_factory=list)  # reservations whose release failed: tried at the end
     _reserved: dict[int, datetime] = field(default_factory=dict)  # this pass's reservations: when each was made
     last_sent: datetime | None = None  # when this pass last sent a like (the pause between likes counts from it)
+    unseen: dict[int, list[tuple[StoryItem, datetime]]] = field(default_factory=dict)  # watched, not yet reported
 
-    def may_go_on(self) -> bool:
+    def may_go_on(self, *, budget: bool = True) -> bool:
         """False once the active hours ended or the pass's time budget has no room for another like: the pass stops
-        liking (what it read stays read; what it did not like waits for the next pass)."""
+        liking (what it read stays read; what it did not like waits for the next pass). ``budget=False``: the like
+        of a story already on screen, whose time was counted when it came; the active hours still hold."""
         settings = self.deps.settings
         if self.window_closed:
             return False
         if not planning.is_active(self.deps.clock(), settings.active_hours, settings.zone):
             self.window_closed = True
             log.info("active_hours_ended", extra={"kind": self.kind})
-        elif not self.dry_run and not self.deps.fits(planning.like_cost(settings, watched=self.watched)):
+        elif budget and not self.dry_run and not self.deps.fits(planning.like_cost(settings, watched=self.watched)):
             self.window_closed = True
             log.info("pass_time_up", extra={"kind": self.kind, "budget_minutes": settings.pass_budget_minutes})
         return not self.window_closed
 
-    def room(self, wanted: int = 1) -> bool:
+    def has_room(self) -> bool:
+        """Whether one more like fits the 10-minute window now (no wait)."""
+        if self.limits is None or self.dry_run:
+            return True
+        now = self.deps.clock()
+        return ratelimit.burst_room_at(now, self.recent, self.limits) <= now
+
+    def room(self, wanted: int = 1, *, partial: bool = False) -> bool:
         """Make room for ``wanted`` more likes in the 10-minute window (STORY/POST_LIKES_PER_10_MINUTES): at once
         when they fit, else by waiting for it while the pass's time budget allows; past that the pass stops liking
-        and leaves the rest to the next pass (False). A dry run sends no like and never waits."""
-        if self.limits is None or self.dry_run or not self.may_go_on():
+        and leaves the rest to the next pass (False). ``partial``: when the wait for all of them does not fit, the
+        room there is now will do. A dry run sends no like and never waits."""
+        if self.limits is None or self.dry_run:
             return not self.window_closed
         deps, now = self.deps, self.deps.clock()
         ready_at = ratelimit.burst_room_at(now, self.recent, self.limits, wanted)
         if ready_at <= now:
-            return True
+            return not self.window_closed
+        if not self.may_go_on():
+            return False
         wait = (ready_at - now).total_seconds()
+        if (
+            partial
+            and self.has_room()
+            and not deps.fits(wait + planning.like_cost(deps.settings, watched=self.watched))
+        ):
+            return True
         if not deps.fits(wait + planning.like_cost(deps.settings, watched=self.watched)):
             self.window_closed = True
             log.info(
@@ -110,6 +129,7 @@ class Likes:
         ready: Callable[[], None],
         send: Callable[[], None],
         record: Callable[[bool], Any],
+        on_screen: bool = False,
     ) -> bool:
         """One like of the item ``pk``; returns whether the item is handled (liked, or gone).
 
@@ -119,9 +139,10 @@ class Likes:
         answer leaves it (the next pass never sends that like again blindly). ``record(handled_only)`` files the
         item: as liked once Instagram confirmed it, as handled (not liked) when it is gone. A like Instagram did
         not confirm is tried again next pass; after health.BREAKER_THRESHOLD refusals in a row the pass stops with
-        a cooldown. One Instagram confirmed but the database could not take is named in the log."""
+        a cooldown. One Instagram confirmed but the database could not take is named in the log. ``on_screen``: the
+        item is on screen for this like (a story), which the caller let begin only while the pass could go on."""
         deps, counts, kind = self.deps, self.deps.counts, self.kind
-        if not self.may_go_on():
+        if not self.may_go_on(budget=not on_screen):  # ``on_screen``: its time was counted when the item came
             return False
         if pk in self.sent:
             log.error(f"{kind}_like_repeated", extra=fields | {"outcome": "skipped", "reason": "liked in this pass"})
@@ -253,7 +274,7 @@ def like_pass(deps: Deps, kind: str, body: PassBody, *, dry_run: bool, max_likes
     if closed is not None:
         return closed
     with lease(deps):
-        deps.deadline = deps.clock() + timedelta(minutes=settings.pass_budget_minutes)
+        deps.start_budget(settings.pass_budget_minutes)
         state = deps.store.account(account)
         check_account(deps, state)
         targets = sync_targets(deps)

@@ -191,6 +191,10 @@ def _sweep(
             if likes_of.left <= 0 and not likes_of.likes.dry_run:
                 log.info("sweep_stopped", extra={"reason": "no like left in the limits", "unread": unread})
                 break
+            if likes_of.likes.window_closed:  # no like can follow (the 10-minute window, the time, active hours)
+                log.info("sweep_stopped", extra={"reason": "the likes stopped", "unread": unread})
+                counts.deferred += unread
+                break
             if not deps.fits(planning.read_cost(settings, first=not index) + planning.like_cost(settings)):
                 log.info("sweep_stopped", extra={"reason": "the pass's time budget", "unread": unread})
                 counts.deferred += unread

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from story_liker import planning, ratelimit
-from story_liker.errors import BadResponse, NetworkError, TargetUnavailable
+from story_liker.errors import BadResponse, NetworkError, SessionExpired, TargetUnavailable
 from story_liker.ig.types import Instagram, StoryItem, TrayEntry, TrayReason, UserRef, unique
 from story_liker.jobs.deps import Counts, Deps, Outcome, Report, bookkeeping
 from story_liker.jobs.likes import Likes, like_pass
@@ -149,7 +149,7 @@ def _read(
         target = by_pk[pk]
         assert target.id is not None
         stories_found = sum(len(items) for items in reels.values())
-        likes_after = planning.like_cost(settings) * min(allowed, stories_found + 1)
+        likes_after = planning.like_cost(settings, watched=True) * min(allowed, stories_found + 1)
         if not deps.fits(planning.read_cost(settings, first=not index) + likes_after):
             log.info("reads_stopped", extra={"reason": "the pass's time budget", "unread": len(per_user) - index})
             counts.deferred += len(per_user) - index
@@ -170,38 +170,65 @@ def _like_all(
     deps: Deps, ig: Paced, likes: Likes, by_pk: dict[int, Target], chosen: list[StoryItem], seen_too: list[StoryItem]
 ) -> set[str]:
     """Per target, as a viewer would: watch its reel, liking each chosen story while it is on screen, then one seen
-    request for what was watched. ``seen_too``: stories left out by chance or by the cap, watched and not liked
-    (those the limits left for later are not watched). Returns the pks handled (liked, or counted as such in a
-    dry run)."""
+    request for what was watched. ``seen_too``: stories left out by chance or by the cap, watched and not liked (a
+    reel with none to like after those with likes); those the limits left for later are not watched. Before a reel
+    the pass waits for room in the 10-minute window for its likes (the room there is, when the wait would not fit
+    the pass's time), never inside a reel. Returns the pks handled (liked, or counted as such in a dry run)."""
     per_target: dict[int, list[StoryItem]] = {}
     for item in chosen:
         per_target.setdefault(item.user_pk, []).append(item)
+    for item in seen_too:  # a reel with nothing to like is watched after those with likes
+        per_target.setdefault(item.user_pk, [])
     settings = deps.settings
     done: set[str] = set()
+    for pk in [pk for pk, watched in likes.unseen.items() if watched and pk in by_pk]:
+        _seen(deps, ig, likes, by_pk[pk])  # a re-login's second run: what the first watched and could not report
+    reels = [
+        (pk, sorted(items + [s for s in seen_too if s.user_pk == pk], key=lambda s: (s.taken_at, s.pk)))
+        for pk, items in per_target.items()
+    ]
+    to_like = {s.pk for s in chosen}
     deps.progress.start(len(per_target), "liking stories")
+    opened: set[int] = set()
     try:
-        for index, (pk, items) in enumerate(per_target.items()):
+        index = 0
+        while reels:
+            pk, reel = reels.pop(0)
             target = by_pk[pk]
             if not likes.may_go_on():
                 break
             if index:
                 likes.pause(settings.target_delay_min_seconds, settings.target_delay_max_seconds)
-            if not likes.room(len(items)):  # no room in the 10-minute window within the pass's time
+            index += 1
+            wanted = sum(1 for s in reel if s.pk in to_like)
+            if wanted and not likes.room(wanted, partial=True):  # no room in the 10-minute window in time
                 break
-            deps.progress.advance(target.username)
-            reel = sorted(items + [s for s in seen_too if s.user_pk == pk], key=lambda s: (s.taken_at, s.pk))
-            done |= _watch(deps, ig, likes, target, reel, {s.pk for s in items})
+            if pk not in opened:
+                opened.add(pk)
+                deps.progress.advance(target.username)
+            liked, rest = _watch(deps, ig, likes, target, reel, to_like)
+            done |= liked
+            if rest:  # the window filled inside the reel: come back to it once there is room, as the app resumes
+                reels.append((pk, rest))
     finally:
         deps.progress.stop()
     return done
 
 
-def _watch(deps: Deps, ig: Paced, likes: Likes, target: Target, reel: list[StoryItem], to_like: set[str]) -> set[str]:
+def _watch(
+    deps: Deps, ig: Paced, likes: Likes, target: Target, reel: list[StoryItem], to_like: set[str]
+) -> tuple[set[str], list[StoryItem]]:
     """Watch ``reel`` in order: each story for its watch time (planning.watch_seconds), a chosen one liked while on
     screen, a second at least after it came and a second at least before it goes. The pause between likes
     (ACTION_DELAY_*) still holds: a like it would come too early for waits, holding its story on screen (as the app
     pauses a story while it is held). Then the seen report, with the moment each watched story came on screen.
-    Stops before a like the 10-minute window has no room for: the rest of the reel is not watched this pass."""
+    Stops before a story to like that the 10-minute window has no room for now (returned, with what follows it:
+    the pass comes back to it once there is room), or that the pass's time would not hold. Returns the pks handled
+    and the rest of the reel the window cut off.
+
+    What was watched is reported seen also when Instagram answers a like with an error (one try: the viewer saw
+    it), and after a re-login by the pass's second run; a like with no answer (a timeout: Instagram may be out of
+    reach), a block, a challenge, a signal or a lost lease send nothing more."""
     settings, rng, clock = deps.settings, deps.rng, deps.clock
     scale = settings.story_watch_percent / 100
 
@@ -209,45 +236,63 @@ def _watch(deps: Deps, ig: Paced, likes: Likes, target: Target, reel: list[Story
         return moment + timedelta(seconds=seconds * scale)
 
     if likes.dry_run:  # no like and no seen request to time: what would be liked is said at once
-        return {s.pk for s in reel if s.pk in to_like and _like(deps, ig, likes, target, s)}
-    watched: list[StoryItem] = []
-    started: list[datetime] = []
+        return {s.pk for s in reel if s.pk in to_like and _like(deps, ig, likes, target, s)}, []
+    watched = likes.unseen.setdefault(reel[0].user_pk, [])
     done: set[str] = set()
-    for story in reel:
-        liking = story.pk in to_like
-        if (liking and not likes.room()) or not likes.may_go_on():
-            break
-        start = clock()
-        watched.append(story)
-        started.append(start)
-        watch = planning.watch_seconds(story, rng)
-        ends = later(start, watch)
-        if liking:
-            at = later(start, planning.like_offset(watch, rng))
-            if likes.last_sent is not None:
-                gap = ratelimit.jitter(rng, settings.action_delay_min_seconds, settings.action_delay_max_seconds)
-                at = max(at, likes.last_sent + timedelta(seconds=gap))
-            deps.wait_until(at)
-            if _like(deps, ig, likes, target, story):
-                done.add(story.pk)
-            ends = max(ends, later(clock(), planning.HOLD_AFTER_LIKE_SECONDS))
-        deps.wait_until(ends)
-    if watched:  # an error that ends the pass (a block, a signal) sends nothing more, this report neither
-        _seen(deps, ig, target, watched, started)
-    return done
-
-
-def _seen(deps: Deps, ig: Paced, target: Target, watched: list[StoryItem], started: list[datetime]) -> None:
-    """The seen report of one reel, sent as the viewer moves on (also when the pass's time or the limits end the
-    watching inside it: what was watched was seen)."""
+    rest: list[StoryItem] = []
     try:
-        ig.mark_seen(watched, planning.seen_stamps(watched, started, deps.clock()))
+        for index, story in enumerate(reel):
+            liking = story.pk in to_like
+            if liking and not likes.has_room():
+                rest = reel[index:]
+                break
+            if not likes.may_go_on():
+                break
+            start = clock()
+            watched.append((story, start))
+            watch = planning.watch_seconds(story, rng)
+            ends = later(start, watch)
+            if liking:
+                at = later(start, planning.like_offset(watch, rng))
+                if likes.last_sent is not None:
+                    gap = ratelimit.jitter(rng, settings.action_delay_min_seconds, settings.action_delay_max_seconds)
+                    at = max(at, likes.last_sent + timedelta(seconds=gap))
+                deps.wait_until(at)
+                if _like(deps, ig, likes, target, story, on_screen=True):
+                    done.add(story.pk)
+                ends = max(ends, later(clock(), planning.HOLD_AFTER_LIKE_SECONDS))
+            deps.wait_until(ends)
+    except NetworkError as exc:
+        if exc.answered:  # Instagram answered (a 5xx): the viewer saw what it watched, one try to say so
+            _seen(deps, ig, likes, target, quietly=True)
+        raise
+    _seen(deps, ig, likes, target)
+    return done, rest
+
+
+def _seen(deps: Deps, ig: Paced, likes: Likes, target: Target, *, quietly: bool = False) -> None:
+    """The seen report of one reel (what ``likes.unseen`` holds of it), sent as the viewer moves on, also when the
+    pass's time or the limits end the watching inside it: what was watched was seen. ``quietly``: the pass is
+    ending with a network error; a failure of this report too is logged, and that error stays the pass's."""
+    assert target.user_pk is not None
+    watched = likes.unseen.get(target.user_pk)
+    if not watched:
+        return
+    stories, started = [s for s, _ in watched], [at for _, at in watched]
+    try:
+        ig.mark_seen(stories, planning.seen_stamps(stories, started, deps.clock()))
     except BadResponse as exc:  # the likes do not depend on it
         deps.counts.errors += 1
         log.warning("seen_failed", extra={"target": target.username, "reason": exc.message})
+    except (NetworkError, SessionExpired) as exc:  # kept: after a re-login the pass's second run reports it
+        if not quietly:
+            raise
+        log.warning("seen_failed", extra={"target": target.username, "reason": str(exc)})
+        return
+    del likes.unseen[target.user_pk]
 
 
-def _like(deps: Deps, ig: Paced, likes: Likes, target: Target, story: StoryItem) -> bool:
+def _like(deps: Deps, ig: Paced, likes: Likes, target: Target, story: StoryItem, *, on_screen: bool = False) -> bool:
     return likes.one(
         story.pk,
         {"target": target.username, "story_pk": story.pk},
@@ -256,4 +301,5 @@ def _like(deps: Deps, ig: Paced, likes: Likes, target: Target, story: StoryItem)
         record=lambda handled_only: deps.store.record_stories(
             deps.settings.account(), liked_stories([story], skipped=handled_only), deps.clock(), counted=False
         ),
+        on_screen=on_screen,
     )

@@ -19,7 +19,7 @@ from story_liker.errors import ConfigError, DatabaseCorrupt, DatabaseReadOnly, D
 from story_liker.logging import redact_database_url
 
 # The Alembic head this code needs; tests assert it matches migrations/versions.
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 MIGRATIONS = Path(__file__).with_name("migrations")
 READ_ONLY_COMMANDS = "status, report, history, accounts list and doctor"  # the commands that never write
 _NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)

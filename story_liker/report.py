@@ -7,18 +7,17 @@ records; days are days in TIMEZONE.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from story_liker import planning
 from story_liker.errors import UsageError
 from story_liker.models import Target
 from story_liker.settings import Settings
-from story_liker.store import Store
+from story_liker.store import Segment, Store
 
 SHORTCODE_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhdw]?)\s*$", re.IGNORECASE)
@@ -74,6 +73,31 @@ class Window:
     end: datetime
 
 
+def segments(window: Window, zone: tzinfo) -> list[Segment]:
+    """The window cut where the zone's UTC offset changes (daylight saving time, a zone's new rules): within each
+    piece a time's local day is its UTC time plus one fixed offset, which the database adds as it groups by day."""
+
+    def offset(at: datetime) -> int:
+        delta = at.astimezone(zone).utcoffset()
+        return int(delta.total_seconds()) if delta is not None else 0
+
+    pieces, start = [], window.start
+    while start < window.end:
+        here, low = offset(start), start
+        high = min(low + timedelta(days=1), window.end)
+        while high < window.end and offset(high) == here:  # a day at a time to the next change, or the end
+            low, high = high, min(high + timedelta(days=1), window.end)
+        if offset(high) == here:  # no change before the end (``high`` is the end)
+            pieces.append(Segment(start, window.end, here))
+            break
+        while high - low > timedelta(microseconds=1):  # the first instant of the new offset
+            middle = low + (high - low) / 2
+            low, high = (middle, high) if offset(middle) == here else (low, middle)
+        pieces.append(Segment(start, high, here))
+        start = high
+    return pieces
+
+
 def report_data(store: Store, settings: Settings, account: str, *, window: Window) -> dict[str, Any]:
     """Likes per day and per target, cooldowns, the targets never liked or not checked, requests per day."""
     zone = settings.zone
@@ -93,21 +117,24 @@ def report_data(store: Store, settings: Settings, account: str, *, window: Windo
         }
         day += timedelta(days=1)
     per_target: dict[str, Counter[str]] = {}
-    for kind, _pk, user, liked_at in store.likes_between(account, window.start, window.end):
-        days[liked_at.astimezone(zone).date()][f"{kind}_likes"] += 1
-        per_target.setdefault(names.get(user, str(user)), Counter())[f"{kind}_likes"] += 1
-    blocks, waited = [], 0
-    for run in store.runs_since(account, window.start):
-        if run.started_at >= window.end:
-            continue
-        entry = days[run.started_at.astimezone(zone).date()]
-        counts = json.loads(run.counts) if run.counts else {}
-        entry["runs"] += 1
-        entry["requests"] += int(counts.get("requests", 0) or 0)
-        if _throttled(run.outcome):
-            entry["cooldowns_started"] += 1
-            blocks.append({"at": _iso(run.started_at), "command": run.command})
-        waited += _waited(run.outcome)
+    pieces = segments(window, zone)
+    for (kind, day_text), n in store.likes_per_day(account, pieces).items():
+        entry = days.get(date.fromisoformat(day_text))
+        if entry is not None:
+            entry[f"{kind}_likes"] += n
+    for (kind, user), n in sorted(store.likes_per_target(account, window.start, window.end).items()):
+        per_target.setdefault(names.get(user, str(user)), Counter())[f"{kind}_likes"] += n
+    waited = 0
+    for day_text, runs in store.runs_per_day(account, pieces).items():
+        entry = days.get(date.fromisoformat(day_text))
+        if entry is not None:
+            entry["runs"] += runs.runs
+            entry["requests"] += runs.requests
+            entry["cooldowns_started"] += runs.throttled
+        waited += runs.waited
+    blocks = [
+        {"at": _iso(at), "command": command} for at, command in store.throttled_runs(account, window.start, window.end)
+    ]
     for t in targets:
         if t.enabled:
             per_target.setdefault(t.username, Counter())

@@ -229,26 +229,35 @@ def build_year(
             daily_cleanup(store, account, min(day + timedelta(hours=23, minutes=45), now))
 
 
+def _keep() -> Any:
+    """The default retention (story_liker.retention.Keep), or None before there was one."""
+    try:
+        from story_liker import retention
+        from story_liker.settings import load
+    except ImportError:  # a story-liker from before the passes pruned
+        return None
+    return retention.Keep.of(load(ig_username="bench"))
+
+
 def _pass_prune() -> Callable[[Any, str, datetime], Any] | None:
     """What a like pass prunes on its way in (None: passes do not prune)."""
-    try:
-        from story_liker.jobs import maintenance
-    except ImportError:  # pragma: no cover
+    keep = _keep()
+    if keep is None:
         return None
-    prune = getattr(maintenance, "prune_store", None)
-    if prune is None:
-        return None
-    return lambda store, account, at: prune(store, account, at, bounded=True)
+    from story_liker import retention
+    from story_liker.jobs.maintenance import prune_store
+
+    return lambda store, account, at: prune_store(store, account, at, keep, limit=retention.PRUNE_BATCH)
 
 
 def _daily_cleanup() -> Callable[[Any, str, datetime], Any]:
     """What the daily `cleanup` timer does (default retention)."""
-    from story_liker.jobs import maintenance
+    keep = _keep()
+    if keep is None:
+        return lambda store, account, at: store.delete_stories_before(account, at - timedelta(hours=24), at)
+    from story_liker.jobs.maintenance import prune_store
 
-    prune = getattr(maintenance, "prune_store", None)
-    if prune is not None:
-        return lambda store, account, at: prune(store, account, at, bounded=False)
-    return lambda store, account, at: store.delete_stories_before(account, at - timedelta(hours=24), at)
+    return lambda store, account, at: prune_store(store, account, at, keep, limit=None)
 
 
 def table_counts(engine: Engine) -> dict[str, int]:

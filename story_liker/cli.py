@@ -410,8 +410,10 @@ def cleanup(
         ),
     ] = False,
 ) -> None:
-    """Delete IG_USERNAME's story records older than the retention (posts are never deleted). No Instagram
-    request.
+    """Delete IG_USERNAME's story records older than the retention, its action rows past their use, and its run
+    records and delivered notifications older than RUN_RETENTION_DAYS, all at once, then give a SQLite file's free
+    space back (posts are never deleted). The like passes prune the same a batch at a time: this is for a first
+    large prune, or by hand. No Instagram request.
 
     Like every command it acts for IG_USERNAME only (several accounts may share the database, each with its own
     retention); without IG_USERNAME it exits 78 unless --all-accounts asks for every account."""

@@ -1,8 +1,9 @@
 """`report`, `history` and the daily digest: what was liked, when, for whom, and what it cost. Never a secret.
 
-Likes come from the story and post records (`cleanup` deletes story records after STORY_RETENTION_HOURS, so
-story figures reach back that far at most; post records stay); requests, runs and cooldowns from the run
-records; days are days in TIMEZONE.
+Likes come from the story and post records (the passes and `cleanup` delete story records after
+STORY_RETENTION_HOURS, so story figures reach back that far at most; post records stay); requests, runs and
+cooldowns from the run records (kept RUN_RETENTION_DAYS); days are days in TIMEZONE. The database counts and
+groups them (Store.likes_per_day, runs_per_day): a year of history is never loaded row by row.
 """
 
 from __future__ import annotations
@@ -169,6 +170,7 @@ def report_data(store: Store, settings: Settings, account: str, *, window: Windo
             if (why := not_checked_because(t, settings, window.end))
         ],
         "story_retention_hours": settings.story_retention_hours,
+        "run_retention_days": settings.run_retention_days,
     }
 
 
@@ -220,7 +222,17 @@ def report_text(data: dict[str, Any], *, bars: bool) -> str:
         lines.append(
             f"(story records are kept {data['story_retention_hours']:g} h: story likes before that are not counted)"
         )
+    if window_days(data) > data["run_retention_days"]:
+        lines.append(
+            f"(run records are kept {data['run_retention_days']:g} days: runs and requests before that are not counted)"
+        )
     return "\n".join(lines)
+
+
+def window_days(data: dict[str, Any]) -> float:
+    """How many days the report's window spans."""
+    span = datetime.fromisoformat(data["until"]) - datetime.fromisoformat(data["since"])
+    return span / timedelta(days=1)
 
 
 def report_rich(data: dict[str, Any]) -> Any:

@@ -8,13 +8,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, select
 
-from story_liker.db import unavailable_as_69
+from story_liker.db import free_pages, reclaim, unavailable_as_69
 from story_liker.errors import ConfigError
 from story_liker.models import (
     POST_LIKE,
@@ -42,6 +43,20 @@ class Segment:
     start: datetime
     end: datetime
     offset: int
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """The rows one prune deleted, per kind."""
+
+    stories: int = 0
+    actions: int = 0
+    runs: int = 0
+    notifications: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.stories + self.actions + self.runs + self.notifications
 
 
 @dataclass(frozen=True)
@@ -615,17 +630,82 @@ class Store:
             return int(session.exec(query).one())
 
     def delete_stories_before(self, account: str | None, cutoff: datetime, now: datetime) -> int:
-        """One indexed DELETE of the old story records of ``account`` (None: of every account) and its expired
-        limit rows; posts are never touched, nor another account's rows."""
-        stories, actions = sa.delete(Story).where(col(Story.taken_at) < cutoff), sa.delete(Action)
-        actions = actions.where(col(Action.at) < now - timedelta(days=2))
-        if account is not None:
-            stories = stories.where(col(Story.account) == account)
-            actions = actions.where(col(Action.account) == account)
+        """The old story records of ``account`` (None: of every account) and its limit rows older than two days,
+        at once; posts are never touched, nor another account's rows."""
+        return self.prune(account, stories_before=cutoff, actions_before=now - timedelta(days=2)).stories
+
+    def prune(
+        self,
+        account: str | None,
+        *,
+        stories_before: datetime | None = None,
+        actions_before: datetime | None = None,
+        runs_before: datetime | None = None,
+        limit: int | None = None,
+    ) -> Pruned:
+        """Delete what expired, of ``account`` (None: of every account): story records taken before
+        ``stories_before``, action rows before ``actions_before``, run records started and notifications done
+        (delivered or given up) before ``runs_before``; a kind without its time is left alone. ``limit``: at most
+        that many rows of each kind, the oldest (a pass's share: a short write); None: all at once.
+
+        Each kind is one indexed DELETE in its own transaction: one that fails deletes nothing, and the others
+        stand. Posts are never deleted, nor a notification still to be delivered."""
+        found: dict[str, int] = {}
+        for kind, key, age, where in self._expired(account, stories_before, actions_before, runs_before):
+            statement = sa.delete(key.table).where(*where)
+            if limit is not None:
+                oldest = sa.select(key).where(*where).order_by(age).limit(limit).scalar_subquery()
+                statement = sa.delete(key.table).where(key.in_(oldest))
+            found[kind] = self._write(partial(_deleted, statement))
+        return Pruned(**found)
+
+    def expired(
+        self,
+        account: str | None,
+        *,
+        stories_before: datetime,
+        actions_before: datetime,
+        runs_before: datetime,
+        cap: int,
+    ) -> int:
+        """How many rows ``prune`` would delete with these times, each kind counted up to ``cap`` only (a bounded
+        read, for `status` and `doctor`)."""
+        total = 0
         with self._tx() as session:
-            deleted = session.execute(stories)
-            session.execute(actions)
-            return int(deleted.rowcount or 0)  # type: ignore[attr-defined]
+            for _kind, key, _age, where in self._expired(account, stories_before, actions_before, runs_before):
+                some = sa.select(key).where(*where).limit(cap).subquery()
+                total += int(session.execute(sa.select(sa.func.count()).select_from(some)).scalar_one())
+        return total
+
+    @staticmethod
+    def _expired(
+        account: str | None,
+        stories_before: datetime | None,
+        actions_before: datetime | None,
+        runs_before: datetime | None,
+    ) -> list[tuple[str, Any, Any, list[Any]]]:
+        """(kind, primary key, age column, conditions) of each kind of row past its time."""
+        kinds: list[tuple[str, Any, Any, list[Any]]] = []
+
+        def add(kind: str, model: Any, age: Any, before: datetime | None, *more: Any) -> None:
+            if before is None:
+                return
+            owner = [col(model.account) == account] if account is not None else []
+            kinds.append((kind, col(model.id), col(age), [col(age) < before, *more, *owner]))
+
+        add("stories", Story, Story.taken_at, stories_before)
+        add("actions", Action, Action.at, actions_before)
+        add("runs", Run, Run.started_at, runs_before)
+        add("notifications", Notification, Notification.done_at, runs_before, col(Notification.done_at).is_not(None))
+        return kinds
+
+    def free_pages(self) -> tuple[int, int, int] | None:
+        """SQLite: (auto_vacuum mode, free pages, all pages) of the file; None on PostgreSQL (db.free_pages)."""
+        return free_pages(self.engine)
+
+    def reclaim(self, pages: int | None) -> int:
+        """SQLite: give up to ``pages`` free pages (None: all) back to the file system (db.reclaim)."""
+        return reclaim(self.engine, pages)
 
     # --- runs ------------------------------------------------------------------------------------------
 
@@ -965,6 +1045,10 @@ class Store:
     def liked_target_pks(self, account: str) -> set[int]:
         """The user pks of the targets this tool liked at least once (stories within their retention)."""
         return set(self.last_story_likes(account)) | set(self.last_post_likes(account))
+
+
+def _deleted(statement: Any, connection: sa.Connection) -> int:
+    return int(connection.execute(statement).rowcount or 0)
 
 
 def liked_stories(items: Iterable[Any], *, skipped: bool = False, found: bool = False) -> list[LikedStory]:

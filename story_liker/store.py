@@ -121,13 +121,19 @@ class Store:
             return 0
         statement = self._cache.get(model)
         if statement is None:
-            from sqlalchemy.dialects import postgresql, sqlite
-
-            insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+            # the dialect in use only: PostgreSQL's module costs a SQLite run some 50 ms of start-up
             table = model.__table__  # type: ignore[attr-defined]
             key = next(iter(table.primary_key.columns))
+            if self.engine.dialect.name == "postgresql":
+                from sqlalchemy.dialects import postgresql
+
+                insert: Any = postgresql.insert(table)
+            else:
+                from sqlalchemy.dialects import sqlite
+
+                insert = sqlite.insert(table)
             # RETURNING counts what was inserted on both backends (psycopg's rowcount can be -1 here).
-            statement = insert(table).on_conflict_do_nothing().returning(key)
+            statement = insert.on_conflict_do_nothing().returning(key)
             self._cache[model] = statement
         return len(executor.execute(statement, rows).all())
 

@@ -92,8 +92,9 @@ class Story(SQLModel, table=True):
 
     __table_args__ = (
         sa.UniqueConstraint("account", "story_pk"),
-        # the newest likes (history), a window of them (report), a target's newest (status, history --target)
-        sa.Index("ix_story_account_liked", "account", "liked_at"),
+        # the newest likes (history), a window of them (report: covering what it counts), a target's newest
+        # (status, history --target)
+        sa.Index("ix_story_account_liked", "account", "liked_at", "target_user_pk", "skipped", "found"),
         sa.Index("ix_story_account_target_liked", "account", "target_user_pk", "liked_at"),
     )
 
@@ -112,7 +113,7 @@ class Post(SQLModel, table=True):
 
     __table_args__ = (
         sa.UniqueConstraint("account", "media_pk"),
-        sa.Index("ix_post_account_liked", "account", "liked_at"),
+        sa.Index("ix_post_account_liked", "account", "liked_at", "target_user_pk", "skipped", "found"),
         sa.Index("ix_post_account_target_liked", "account", "target_user_pk", "liked_at"),
     )
 

@@ -14,9 +14,10 @@ branch_labels = None
 depends_on = None
 
 INDEXES = [
-    ("story", "ix_story_account_liked", ["account", "liked_at"]),
+    # a window of likes: report counts them from the index alone (who, sent or skipped or found)
+    ("story", "ix_story_account_liked", ["account", "liked_at", "target_user_pk", "skipped", "found"]),
     ("story", "ix_story_account_target_liked", ["account", "target_user_pk", "liked_at"]),
-    ("post", "ix_post_account_liked", ["account", "liked_at"]),
+    ("post", "ix_post_account_liked", ["account", "liked_at", "target_user_pk", "skipped", "found"]),
     ("post", "ix_post_account_target_liked", ["account", "target_user_pk", "liked_at"]),
     ("action", "ix_action_at", ["at"]),
     ("run", "ix_run_account_command_finished", ["account", "command", "finished_at"]),

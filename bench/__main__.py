@@ -575,12 +575,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         like_costs = transport.measure(workdir)
         print("the fault simulation: every fault at every request of a story and a post pass", flush=True)
         fault_matrix = faults.measure()
-        a_year = None
+        years: list[year.YearResult] = []
         if not args.no_year:
             print("a year of use: every command on a year's database beside a fresh one", flush=True)
-            a_year = year.measure(workdir)
+            pg_url = "" if why is not None else args.pg_url
+            years = year.measure(workdir, repeats=args.repeats, pg_url=pg_url)
     evaluate(bench, sims)
-    for goal in year.goals(a_year) if a_year else []:
+    for goal in (goal for result in years for goal in year.goals(result)):
         bench.checks.append(Check(goal.target, goal.measured, goal.ok, goal.note))
     bench.checks.append(
         Check(
@@ -598,9 +599,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(transport.report(like_costs))
     print()
     print(faults.report(fault_matrix))
-    if a_year is not None:
+    for result in years:
         print()
-        print(year.report(a_year))
+        print(year.report(result))
     elapsed = time.perf_counter() - started
     results = _as_json(bench, elapsed) | {
         "simulations": sims.as_json(),
@@ -612,7 +613,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "violations": fault_matrix.violations,
             "seconds": round(fault_matrix.seconds, 1),
         },
-        "year": asdict(a_year) if a_year else None,
+        "year": [asdict(result) for result in years],
     }
     RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"\n(bench took {elapsed:.0f} s; results written to {RESULTS})")

@@ -315,79 +315,150 @@ def floor_cpu(code: str, repeats: int) -> float:
     return statistics.median(samples)
 
 
-def _fresh(double: InstagramDouble, workdir: Path) -> tuple[Path, dict[str, str]]:
-    """The fresh 300-target database: logged in, one story and one post pass done (nothing new after them)."""
-    population = populate(double, TARGETS, share=0)
-    database = workdir / "fresh.db"
-    env = cli_env(double, f"sqlite:///{database}", target_accounts=",".join(population.names), **QUIET)
+def _prepare(double: InstagramDouble, env: dict[str, str], workdir: Path) -> None:
+    """A fresh database as the commands find it: logged in, one story and one post pass done (nothing new after
+    them for the 300 followed targets)."""
     login(double, env, workdir)
     for command in ("run-stories", "run-posts"):
-        run_measured(probe_command(command), env, workdir, probe=True).check(f"{command} on the fresh database")
-    sqlite_size_mb(database)  # its WAL in the file: the copies below are of the whole database
-    return database, env
+        run_measured(probe_command(command), env, workdir, probe=True).check(f"{command} on a fresh database")
 
 
 @contextlib.contextmanager
-def _engine(path: Path) -> Iterator[Engine]:
+def _engine(url: str) -> Iterator[Engine]:
     from story_liker.db import make_engine
 
-    engine = make_engine(f"sqlite:///{path}")
+    engine = make_engine(url)
     try:
         yield engine
     finally:
         engine.dispose()
 
 
-def measure(workdir: Path, *, repeats: int = 3, days: int = DAYS) -> YearResult:
-    """Everything the year's rows need, on SQLite."""
+def _build(result: YearResult, variant: str, url: str, account: str, now: datetime, days: int) -> None:
+    print(f"  {result.backend}: building a year ({variant})", flush=True)
+    started = time.perf_counter()
+    with _engine(url) as engine:
+        build_year(
+            engine,
+            account,
+            now=now,
+            days=days,
+            cleanup_timer=variant == "cleanup timer",
+            pass_prune=_pass_prune(),
+            daily_cleanup=_daily_cleanup(),
+        )
+        result.counts[variant] = table_counts(engine)
+    result.build_s[variant] = time.perf_counter() - started
+
+
+def _commands(
+    result: YearResult, workdir: Path, repeats: int, fresh: dict[str, str], years: dict[str, dict[str, str]]
+) -> None:
+    """Every command on the fresh database and on each year's, side by side (``fresh`` and ``years``: the
+    environments, DATABASE_URL, of each); the reads first, then the passes, cleanup last."""
+    for args in [*READS, *PASSES, ("cleanup",)]:
+        label = " ".join(args)
+        print(f"  {result.backend}: {label}", flush=True)
+        for variant, year_env in years.items():
+            # cleanup is measured once, on the database as the year left it (measured last); a nothing-new pass
+            # changes nothing that the next one would do differently, so its repeats run on the same database
+            times = 1 if args[0] == "cleanup" else repeats
+            fresh_cpu, _ = _measure(args, fresh, workdir, times)
+            year_cpu, year_rss = _measure(args, year_env, workdir, times)
+            result.rows.append(Row(label, variant, fresh_cpu, year_cpu, year_rss))
+
+
+VARIANTS = ("no cleanup timer", "cleanup timer")
+
+
+def _sqlite(
+    double: InstagramDouble, env: dict[str, str], workdir: Path, now: datetime, repeats: int, days: int
+) -> YearResult:
+    result = YearResult("sqlite")
+    fresh = workdir / "fresh.db"
+    _prepare(double, env | {"DATABASE_URL": f"sqlite:///{fresh}"}, workdir)
+    sqlite_size_mb(fresh)  # its WAL in the file: the copies below are of the whole database
+    result.size_mb["fresh"] = sqlite_size_mb(fresh)
+    sources: dict[str, Path] = {}
+    for variant in VARIANTS:
+        path = workdir / f"year-{variant.replace(' ', '-')}.db"
+        shutil.copyfile(fresh, path)
+        _build(result, variant, f"sqlite:///{path}", double.username, now, days)
+        result.size_mb[variant] = sqlite_size_mb(path)
+        sources[variant] = path
+
+    fresh_copy = workdir / "fresh-run.db"
+    years: dict[str, dict[str, str]] = {}
+    for variant, source in sources.items():
+        copy = workdir / f"run-{variant.replace(' ', '-')}.db"
+        for target, origin in ((copy, source), (fresh_copy, fresh)):
+            for suffix in ("-wal", "-shm"):
+                Path(str(target) + suffix).unlink(missing_ok=True)
+            shutil.copyfile(origin, target)
+        years[variant] = env | {"DATABASE_URL": f"sqlite:///{copy}"}
+    _commands(result, workdir, repeats, env | {"DATABASE_URL": f"sqlite:///{fresh_copy}"}, years)
+    return result
+
+
+def _postgres(
+    double: InstagramDouble, env: dict[str, str], workdir: Path, now: datetime, repeats: int, days: int, url: str
+) -> YearResult:
+    """The same on PostgreSQL: one schema per database (fresh, and each year), each prepared the same way."""
+    import uuid
+
+    import psycopg
+
+    result = YearResult("postgresql")
+    tag = uuid.uuid4().hex[:8]
+    schemas = {name: f"bench_year_{tag}_{n}" for n, name in enumerate(("fresh", *VARIANTS))}
+    admin = psycopg.connect(url, autocommit=True)
+    try:
+        urls = {}
+        for name, schema in schemas.items():
+            admin.execute(f'CREATE SCHEMA "{schema}"')
+            urls[name] = f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+            scoped = env | {"DATABASE_URL": urls[name]}
+            run_measured(probe_command("migrate"), scoped, workdir).check(f"migrate ({name})")
+            _prepare(double, scoped, workdir)
+        for variant in VARIANTS:
+            _build(result, variant, urls[variant], double.username, now, days)
+        for name, schema in schemas.items():
+            size = admin.execute(
+                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r'",
+                (schema,),
+            ).fetchone()
+            result.size_mb[name] = int(size[0] if size else 0) / 1e6
+        _commands(
+            result,
+            workdir,
+            repeats,
+            env | {"DATABASE_URL": urls["fresh"]},
+            {variant: env | {"DATABASE_URL": urls[variant]} for variant in VARIANTS},
+        )
+    finally:
+        for schema in schemas.values():
+            admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.close()
+    return result
+
+
+def measure(workdir: Path, *, repeats: int = 3, days: int = DAYS, pg_url: str = "") -> list[YearResult]:
+    """The year's rows on SQLite, and on PostgreSQL when ``pg_url`` names a server; the import floors."""
     from tests.double import InstagramDouble
 
-    result = YearResult()
     now = datetime.now(UTC)
     with InstagramDouble() as double:
-        fresh, env = _fresh(double, workdir)
-        account = double.username
-        years: dict[str, Path] = {}
-        for variant, timer in (("no cleanup timer", False), ("cleanup timer", True)):
-            path = workdir / f"year-{'timer' if timer else 'none'}.db"
-            shutil.copyfile(fresh, path)
-            print(f"  building a year ({variant})", flush=True)
-            started = time.perf_counter()
-            with _engine(path) as engine:
-                build_year(
-                    engine,
-                    account,
-                    now=now,
-                    days=days,
-                    cleanup_timer=timer,
-                    pass_prune=_pass_prune(),
-                    daily_cleanup=_daily_cleanup(),
-                )
-                result.counts[variant] = table_counts(engine)
-            result.build_s[variant] = time.perf_counter() - started
-            result.size_mb[variant] = sqlite_size_mb(path)
-            years[variant] = path
-        for args in [*READS, *PASSES, ("cleanup",)]:
-            label = " ".join(args)
-            print(f"  {label}", flush=True)
-            for variant, path in years.items():
-                fresh_copy, year_copy = workdir / "fresh-run.db", workdir / "year-run.db"
-                for source, target in ((fresh, fresh_copy), (path, year_copy)):
-                    for suffix in ("-wal", "-shm"):
-                        Path(str(target) + suffix).unlink(missing_ok=True)
-                    shutil.copyfile(source, target)
-                fresh_env = env | {"DATABASE_URL": f"sqlite:///{fresh_copy}"}
-                year_env = env | {"DATABASE_URL": f"sqlite:///{year_copy}"}
-                # cleanup is measured once, on a copy as the year left it; a nothing-new pass changes nothing
-                # that the next one would do differently, so its repeats run on the same copy
-                times = 1 if args[0] == "cleanup" else repeats
-                fresh_cpu, _ = _measure(args, fresh_env, workdir, times)
-                year_cpu, year_rss = _measure(args, year_env, workdir, times)
-                result.rows.append(Row(label, variant, fresh_cpu, year_cpu, year_rss))
+        population = populate(double, TARGETS, share=0)
+        env = cli_env(double, "", target_accounts=",".join(population.names), **QUIET)
+        results = [_sqlite(double, env, workdir, now, repeats, days)]
+        if pg_url:
+            results.append(_postgres(double, env, workdir, now, repeats, days, pg_url))
     print("  import floors", flush=True)
-    for label, code in FLOORS.items():
-        result.floors_cpu_s[label] = floor_cpu(code, repeats)
-    return result
+    floors = {label: floor_cpu(code, repeats) for label, code in FLOORS.items()}
+    for result in results:
+        result.floors_cpu_s = floors
+    return results
 
 
 # --- the rows ------------------------------------------------------------------------------------------------
@@ -408,13 +479,14 @@ def goals(result: YearResult) -> list[Goal]:
             ok = row.ratio <= READ_RATIO and row.year_rss_mb <= READ_RSS_MB
             found.append(
                 Goal(
-                    f"year ({row.variant}): {row.command} <= {READ_RATIO} x fresh, <= {READ_RSS_MB:g} MiB",
+                    f"year ({result.backend}, {row.variant}): {row.command} <= {READ_RATIO} x fresh,"
+                    f" <= {READ_RSS_MB:g} MiB",
                     f"{row.ratio:.2f} x, {row.year_rss_mb:.0f} MiB",
                     ok,
                 )
             )
     size = result.size_mb.get("no cleanup timer")
-    if size is not None:
+    if size is not None and result.backend == "sqlite":
         found.append(Goal(f"year with no cleanup timer: file <= {YEAR_MB:g} MB", f"{size:.1f} MB", size <= YEAR_MB))
     floor = result.floors_cpu_s.get("import instagrapi, sqlmodel; Client()")
     for row in result.rows:
@@ -422,7 +494,8 @@ def goals(result: YearResult) -> list[Goal]:
             ratio = row.year_cpu_s / floor
             found.append(
                 Goal(
-                    f"nothing-new {row.command} (a year) <= {PASS_FLOOR_RATIO} x the instagrapi+sqlmodel floor",
+                    f"nothing-new {row.command} (a year, {result.backend}) <= {PASS_FLOOR_RATIO} x the"
+                    " instagrapi+sqlmodel floor",
                     f"{row.year_cpu_s:.2f}/{floor:.2f} s = {ratio:.2f}",
                     ratio <= PASS_FLOOR_RATIO,
                 )
@@ -456,14 +529,22 @@ def report(result: YearResult) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
+    from bench.cleanup import PG_URL, postgres_reachable
+
     parser = argparse.ArgumentParser(prog="python -m bench.year", description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--days", type=int, default=DAYS)
+    parser.add_argument("--pg-url", default=PG_URL, help="PostgreSQL server for the same rows (none: SQLite only)")
     args = parser.parse_args(argv)
+    why = postgres_reachable(args.pg_url) if args.pg_url else "no --pg-url"
     with tempfile.TemporaryDirectory(prefix="story-liker-year-") as scratch:
-        result = measure(Path(scratch), repeats=args.repeats, days=args.days)
-    print(report(result))
-    return 0
+        results = measure(Path(scratch), repeats=args.repeats, days=args.days, pg_url="" if why else args.pg_url)
+    for result in results:
+        print(report(result))
+        print()
+    if why:
+        print(f"(PostgreSQL rows skipped: {why})")
+    return 0 if all(goal.ok for result in results for goal in goals(result)) else 1
 
 
 if __name__ == "__main__":

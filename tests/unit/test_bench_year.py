@@ -50,6 +50,6 @@ def test_the_goals_pass_and_miss_on_the_figures() -> None:
         "status": True,
         "report --since 365d": False,
         "file": True,
-        "nothing-new run-stories (a year)": True,
+        "nothing-new run-stories (a year, sqlite)": True,
     }
     assert "PASS" in year.report(result) and "MISS" in year.report(result)

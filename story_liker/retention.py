@@ -11,7 +11,7 @@ from story_liker.store import Store
 
 PRUNE_BATCH = 2000  # rows of each kind a like pass deletes at most: a short write, some 40 times a day's growth
 PRUNE_PAGES = 2000  # free SQLite pages (4 KiB each) a like pass gives back at most
-PRUNE_BACKLOG = 10 * PRUNE_BATCH  # rows waiting to be pruned that `status` and `doctor` name as a problem
+PRUNE_BACKLOG = 10 * PRUNE_BATCH  # expired rows from which on `status` (a problem) and `doctor` (a note) say so
 STORY_LIFE = timedelta(hours=24)
 
 
@@ -32,7 +32,7 @@ class Keep:
         stories = timedelta(hours=settings.story_retention_hours if stories_hours is None else stories_hours)
         if floor:
             stories = max(stories, STORY_LIFE)
-        actions = max(timedelta(days=2), timedelta(days=settings.post_max_age_days) + timedelta(days=1), STORY_LIFE * 2)
+        actions = max(timedelta(days=2), timedelta(days=settings.post_max_age_days) + timedelta(days=1))
         return cls(stories, actions, timedelta(days=settings.run_retention_days))
 
     def before(self, now: datetime) -> dict[str, datetime]:

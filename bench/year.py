@@ -4,8 +4,9 @@ The shape of a year: 300 targets, each with 3 stories and half a post a day, lik
 passes; every like a story or post record and an action row, every pass a run record, every day a digest
 notification (delivered). The history is written day by day through the models' own tables (SQLAlchemy Core
 inserts of ``story_liker.models``, so it follows the schema), and between the days whatever keeps the database
-small runs as it would in that year: the passes' own pruning after each simulated pass (``jobs.maintenance.prune``)
-and, in the variant "with the cleanup timer", the daily `cleanup` too.
+small runs as it would in that year: the passes' own pruning after each of the day's 48 simulated passes
+(``jobs.maintenance.prune_store`` with a pass's bound) and, in the variant "with the cleanup timer", the daily
+`cleanup` too. On PostgreSQL each database is a schema of its own, vacuumed once the year is written.
 
 The fresh database and the two year databases start from the same state: 300 followed users on the local
 Instagram double (nothing new for them), logged in, one story and one post pass done. The commands then run as

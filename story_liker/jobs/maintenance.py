@@ -22,7 +22,10 @@ def prune_store(store: Store, account: str | None, now: datetime, keep: Keep, *,
     back (PRUNE_PAGES at most with a ``limit``; all of them, VACUUM if need be, without)."""
     pruned = store.prune(account, limit=limit, **keep.before(now))
     if pruned.total or limit is None:
-        store.reclaim(PRUNE_PAGES if limit is not None else None)
+        try:
+            store.reclaim(PRUNE_PAGES if limit is not None else None)
+        except DatabaseUnavailable as exc:  # what was deleted stays deleted; the space waits for the next prune
+            log.warning("space_not_reclaimed", extra={"error": exc.message, "retry": "next prune"})
     return pruned
 
 

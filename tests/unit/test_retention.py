@@ -186,3 +186,24 @@ def test_status_and_doctor_say_when_much_waits_to_be_pruned(h: Harness, monkeypa
     assert "expired records wait to be pruned" in status_text(data) and "`story-liker cleanup`" in status_text(data)
     check = doctor._retention(h.settings(), h.store, ME, START)
     assert check.status == doctor.NOTE and "`story-liker cleanup` prunes them at once" in check.detail
+
+
+def test_space_that_cannot_be_given_back_waits_and_fails_nothing(h: Harness, monkeypatch: Any) -> None:
+    """The VACUUM or incremental vacuum after a prune cannot run (another process holds the file): what was deleted
+    stays deleted, the pass and cleanup end as they would, and `migrate` still reports its schema."""
+    from story_liker import db
+    from story_liker.errors import DatabaseUnavailable
+    from story_liker.jobs.deps import Counts
+
+    def busy(*_: Any) -> int:
+        raise DatabaseUnavailable("database unavailable: database is locked")
+
+    history(h.store, ME, START, days=30)
+    monkeypatch.setattr(h.store, "reclaim", busy)
+    report = run_stories(h.deps(followed(h)), dry_run=False, max_likes=None)
+    assert report.outcome == "nothing_new" and rows(h.store, "story") == 1
+    deps = h.deps(followed(h))
+    deps.counts = Counts()
+    assert maintenance.cleanup(deps, older_than_hours=None, dry_run=False, force=False).outcome == "ok"
+    monkeypatch.setattr(db, "reclaim", busy)
+    assert db.migrate(h.store.engine)[1] == db.SCHEMA_REVISION

@@ -1,6 +1,6 @@
-"""`make bench`: requests per pass against floor and a naive script, local overhead, SQL, cleanup, memory, and
-what a like's own connection costs on the production transport (bench/transport.py) and the fault
-simulation's whole matrix (bench/faults.py).
+"""`make bench`: requests per pass against floor and a naive script, local overhead, SQL, cleanup, memory,
+what a like's own connection costs on the production transport (bench/transport.py), the fault
+simulation's whole matrix (bench/faults.py) and every command after a year of use (bench/year.py).
 
 Everything runs against the local Instagram double (``tests/double/``) on loopback, with the real
 ``story-liker`` processes (through ``bench/sqlprobe.py``, which is the CLI's ``main`` plus a SQL
@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench import cleanup, faults, naive, simulate, transport
+from bench import cleanup, faults, naive, simulate, transport, year
 from bench.common import (
     Population,
     Proc,
@@ -566,6 +566,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL cleanup rows")
     parser.add_argument("--repeats", type=int, default=3, help="story passes per size for the timings (>= 1)")
     parser.add_argument("--pg-url", default=cleanup.PG_URL, help="PostgreSQL server for the cleanup rows")
+    parser.add_argument("--no-year", action="store_true", help="skip the year-of-use rows (bench/year.py)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     bench = Bench()
@@ -597,7 +598,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         like_costs = transport.measure(workdir)
         print("the fault simulation: every fault at every request of a story and a post pass", flush=True)
         fault_matrix = faults.measure()
+        years: list[year.YearResult] = []
+        if not args.no_year:
+            print("a year of use: every command on a year's database beside a fresh one", flush=True)
+            pg_url = "" if why is not None else args.pg_url
+            years = year.measure(workdir, repeats=args.repeats, pg_url=pg_url)
     evaluate(bench, sims)
+    for goal in (goal for result in years for goal in year.goals(result)):
+        bench.checks.append(Check(goal.target, goal.measured, goal.ok, goal.note))
     bench.checks.append(
         Check(
             "fault simulation: 0 promises broken",
@@ -617,6 +625,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(transport.report(like_costs))
     print()
     print(faults.report(fault_matrix))
+    for result in years:
+        print()
+        print(year.report(result))
     elapsed = time.perf_counter() - started
     results = _as_json(bench, elapsed) | {
         "simulations": sims.as_json(),
@@ -629,6 +640,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "violations": fault_matrix.violations,
             "seconds": round(fault_matrix.seconds, 1),
         },
+        "year": [asdict(result) for result in years],
     }
     RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(f"\n(bench took {elapsed:.0f} s; results written to {RESULTS})")

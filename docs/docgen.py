@@ -222,7 +222,8 @@ SECTIONS = [
             "DATABASE_URL": examples(
                 "sqlite:////var/lib/story-liker/stories.db",
                 "postgresql://story_liker@db.example.internal:5432/story_liker",
-            )
+            ),
+            "RUN_RETENTION_DAYS": DEFAULT,
         },
         note="A PostgreSQL password belongs in a pgpass file named by `PGPASSFILE` (libpq's own variable), not in "
         "the URL.",

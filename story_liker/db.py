@@ -19,7 +19,7 @@ from story_liker.errors import ConfigError, DatabaseCorrupt, DatabaseReadOnly, D
 from story_liker.logging import redact_database_url
 
 # The Alembic head this code needs; tests assert it matches migrations/versions.
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 MIGRATIONS = Path(__file__).with_name("migrations")
 READ_ONLY_COMMANDS = "status, report, history, accounts list and doctor"  # the commands that never write
 _NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
@@ -159,9 +159,17 @@ def make_engine(url: str, *, read_only: bool = False, announce_new: bool = False
         engine = sa.create_engine(url, connect_args={"timeout": 10})
         # BEGIN IMMEDIATE takes the write lock up front: a deferred transaction that later writes fails with
         # SQLITE_BUSY at once when another process wrote in between, busy_timeout or not.
+        # auto_vacuum first: it takes effect only in a file with no table yet (an older file gets it from the VACUUM
+        # of `migrate` or `cleanup`, Store.reclaim); then the free pages of what was pruned go back to the disk
         _sqlite_connections(
             engine,
-            ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=10000", "foreign_keys=ON"),
+            (
+                "auto_vacuum=INCREMENTAL",
+                "journal_mode=WAL",
+                "synchronous=NORMAL",
+                "busy_timeout=10000",
+                "foreign_keys=ON",
+            ),
             begin="BEGIN IMMEDIATE",
         )
         return engine
@@ -325,4 +333,52 @@ def migrate(engine: Engine) -> tuple[str | None, str]:
         before = _revision(connection)
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+    try:  # SQLite: a file from before auto-vacuum gets it, and its free pages go back
+        reclaim(engine, None)
+    except DatabaseUnavailable as exc:  # the schema is done; the space waits for the next migrate or cleanup
+        log.warning("space_not_reclaimed", extra={"error": exc.message, "retry": "cleanup"})
     return before, current_revision(engine) or ""
+
+
+def free_pages(engine: Engine) -> tuple[int, int, int] | None:
+    """SQLite: (auto_vacuum mode: 0 none, 1 full, 2 incremental; free pages; all pages); None elsewhere."""
+    if engine.dialect.name != "sqlite":
+        return None
+    with unavailable_as_69(engine), engine.connect() as connection:
+        raw = connection.connection.driver_connection
+        assert raw is not None
+        mode, free, pages = (
+            int(raw.execute(f"PRAGMA {name}").fetchone()[0]) for name in ("auto_vacuum", "freelist_count", "page_count")
+        )
+    return mode, free, pages
+
+
+def reclaim(engine: Engine, pages: int | None) -> int:
+    """SQLite: give up to ``pages`` free pages (None: all) back to the file system from the end of the file, by
+    incremental auto-vacuum (a short write); returns how many. A file made before auto-vacuum was on (mode 0)
+    gets it by a VACUUM, only when asked for all (`migrate`, `cleanup`): that rewrites the whole file, which a
+    pass never waits for. Nothing on PostgreSQL (its autovacuum makes the space reusable)."""
+    state = free_pages(engine)
+    if state is None:
+        return 0
+    mode, free, _pages = state
+    if (mode == 2 and not free) or (mode != 2 and pages is not None):
+        return 0
+    import sqlite3
+
+    with unavailable_as_69(engine), engine.connect() as connection:
+        raw = connection.connection.driver_connection  # no BEGIN: VACUUM cannot run in a transaction
+        assert raw is not None
+        try:
+            if mode == 2:
+                # executescript steps the pragma to its end (sqlite3_exec): execute() frees one page per call
+                raw.executescript("PRAGMA incremental_vacuum" + (f"({int(pages)})" if pages is not None else "") + ";")
+            else:
+                raw.execute("PRAGMA auto_vacuum = INCREMENTAL")
+                raw.execute("VACUUM")
+            after = int(raw.execute("PRAGMA freelist_count").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise DatabaseUnavailable(f"database unavailable ({_shown(engine)}): {exc}") from None
+    if free > after:
+        log.info("space_reclaimed", extra={"pages": free - after, "vacuum": mode != 2})
+    return free - after

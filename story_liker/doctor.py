@@ -134,6 +134,7 @@ def run(
         now = datetime.now(UTC)
         checks.extend(_account(settings, store, account, now))
         checks.append(_targets(settings, store, account, now))
+        checks.append(_retention(settings, store, account, now))
         checks.extend(_endpoints(settings))
         if online:
             checks.append(_online(settings, store, connect))
@@ -291,6 +292,27 @@ def _targets(settings: Settings, store: Store, account: str, now: datetime) -> C
         + (f"; not checked as due: {', '.join(late)}" if late else "")
     )
     return ok("targets", detail)
+
+
+def _retention(settings: Settings, store: Store, account: str, now: datetime) -> Check:
+    """What waits to be pruned (the like passes prune a batch each; `cleanup` all at once), and whether a SQLite
+    file gives its free pages back."""
+    from story_liker import retention
+
+    waiting = retention.backlog(store, account, settings, now)
+    vacuum = store.free_pages()
+    old_file = vacuum is not None and vacuum[0] == 0
+    if waiting >= retention.PRUNE_BACKLOG or old_file:
+        why = []
+        if waiting >= retention.PRUNE_BACKLOG:
+            why.append(
+                f"{waiting:,}+ expired records wait to be pruned (the like passes prune {retention.PRUNE_BATCH:,} of "
+                "each kind a pass): `story-liker cleanup` prunes them at once"
+            )
+        if old_file:
+            why.append("the SQLite file keeps the space of what was deleted: `story-liker cleanup` gives it back once")
+        return note("retention", "; ".join(why))
+    return ok("retention", f"{waiting:,} expired records wait to be pruned by the next passes")
 
 
 def _reachable(host: str, port: int) -> str | None:

@@ -88,9 +88,15 @@ class Target(SQLModel, table=True):
 
 
 class Story(SQLModel, table=True):
-    """A story we liked (or found liked). Stories expire after 24 h; cleanup deletes old records."""
+    """A story we liked (or found liked). Stories expire after 24 h; the passes and cleanup delete old records."""
 
-    __table_args__ = (sa.UniqueConstraint("account", "story_pk"),)
+    __table_args__ = (
+        sa.UniqueConstraint("account", "story_pk"),
+        # the newest likes (history), a window of them (report: covering what it counts), a target's newest
+        # (status, history --target)
+        sa.Index("ix_story_account_liked", "account", "liked_at", "target_user_pk", "skipped", "found"),
+        sa.Index("ix_story_account_target_liked", "account", "target_user_pk", "liked_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     account: str = Field(max_length=30)
@@ -105,7 +111,11 @@ class Story(SQLModel, table=True):
 class Post(SQLModel, table=True):
     """A post (Beitrag) we liked (or found liked). Posts are permanent and never cleaned up."""
 
-    __table_args__ = (sa.UniqueConstraint("account", "media_pk"),)
+    __table_args__ = (
+        sa.UniqueConstraint("account", "media_pk"),
+        sa.Index("ix_post_account_liked", "account", "liked_at", "target_user_pk", "skipped", "found"),
+        sa.Index("ix_post_account_target_liked", "account", "target_user_pk", "liked_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     account: str = Field(max_length=30)
@@ -123,10 +133,14 @@ POST_LIKE = "post_like"  # Action.kind of a post's like
 
 
 class Action(SQLModel, table=True):
-    """One like sent, for the sliding-window limits (kept two days). Written before the like goes out, so a like
-    Instagram acted on always counts, however its answer ended; a like Instagram surely refused is deleted again."""
+    """One like sent, for the sliding-window limits and the likes whose answer was lost (kept while the item may
+    still be liked: jobs.maintenance.Keep). Written before the like goes out, so a like Instagram acted on always
+    counts, however its answer ended; a like Instagram surely refused is deleted again."""
 
-    __table_args__ = (sa.Index("ix_action_account_kind_at", "account", "kind", "at"),)
+    __table_args__ = (
+        sa.Index("ix_action_account_kind_at", "account", "kind", "at"),
+        sa.Index("ix_action_at", "at"),  # the rows past their keep, pruned oldest first
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     account: str = Field(max_length=30)
@@ -149,7 +163,10 @@ class LimitState(SQLModel, table=True):
 class Run(SQLModel, table=True):
     """One command invocation and what it did."""
 
-    __table_args__ = (sa.Index("ix_run_account_started", "account", "started_at"),)
+    __table_args__ = (
+        sa.Index("ix_run_account_started", "account", "started_at"),
+        sa.Index("ix_run_account_command_finished", "account", "command", "finished_at"),  # the last success
+    )
 
     id: str = Field(primary_key=True, max_length=32)
     account: str | None = Field(default=None, max_length=30)

@@ -1,24 +1,24 @@
 """`report`, `history` and the daily digest: what was liked, when, for whom, and what it cost. Never a secret.
 
-Likes come from the story and post records (`cleanup` deletes story records after STORY_RETENTION_HOURS, so
-story figures reach back that far at most; post records stay); requests, runs and cooldowns from the run
-records; days are days in TIMEZONE.
+Likes come from the story and post records (the passes and `cleanup` delete story records after
+STORY_RETENTION_HOURS, so story figures reach back that far at most; post records stay); requests, runs and
+cooldowns from the run records (kept RUN_RETENTION_DAYS); days are days in TIMEZONE. The database counts and
+groups them (Store.likes_per_day, runs_per_day): a year of history is never loaded row by row.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from story_liker import planning
 from story_liker.errors import UsageError
 from story_liker.models import Target
 from story_liker.settings import Settings
-from story_liker.store import Store
+from story_liker.store import Segment, Store
 
 SHORTCODE_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhdw]?)\s*$", re.IGNORECASE)
@@ -74,6 +74,31 @@ class Window:
     end: datetime
 
 
+def segments(window: Window, zone: tzinfo) -> list[Segment]:
+    """The window cut where the zone's UTC offset changes (daylight saving time, a zone's new rules): within each
+    piece a time's local day is its UTC time plus one fixed offset, which the database adds as it groups by day."""
+
+    def offset(at: datetime) -> int:
+        delta = at.astimezone(zone).utcoffset()
+        return int(delta.total_seconds()) if delta is not None else 0
+
+    pieces, start = [], window.start
+    while start < window.end:
+        here, low = offset(start), start
+        high = min(low + timedelta(days=1), window.end)
+        while high < window.end and offset(high) == here:  # a day at a time to the next change, or the end
+            low, high = high, min(high + timedelta(days=1), window.end)
+        if offset(high) == here:  # no change before the end (``high`` is the end)
+            pieces.append(Segment(start, window.end, here))
+            break
+        while high - low > timedelta(microseconds=1):  # the first instant of the new offset
+            middle = low + (high - low) / 2
+            low, high = (middle, high) if offset(middle) == here else (low, middle)
+        pieces.append(Segment(start, high, here))
+        start = high
+    return pieces
+
+
 def report_data(store: Store, settings: Settings, account: str, *, window: Window) -> dict[str, Any]:
     """Likes per day and per target, cooldowns, the targets never liked or not checked, requests per day."""
     zone = settings.zone
@@ -93,21 +118,24 @@ def report_data(store: Store, settings: Settings, account: str, *, window: Windo
         }
         day += timedelta(days=1)
     per_target: dict[str, Counter[str]] = {}
-    for kind, _pk, user, liked_at in store.likes_between(account, window.start, window.end):
-        days[liked_at.astimezone(zone).date()][f"{kind}_likes"] += 1
-        per_target.setdefault(names.get(user, str(user)), Counter())[f"{kind}_likes"] += 1
-    blocks, waited = [], 0
-    for run in store.runs_since(account, window.start):
-        if run.started_at >= window.end:
-            continue
-        entry = days[run.started_at.astimezone(zone).date()]
-        counts = json.loads(run.counts) if run.counts else {}
-        entry["runs"] += 1
-        entry["requests"] += int(counts.get("requests", 0) or 0)
-        if _throttled(run.outcome):
-            entry["cooldowns_started"] += 1
-            blocks.append({"at": _iso(run.started_at), "command": run.command})
-        waited += _waited(run.outcome)
+    pieces = segments(window, zone)
+    for (kind, day_text), n in store.likes_per_day(account, pieces).items():
+        entry = days.get(date.fromisoformat(day_text))
+        if entry is not None:
+            entry[f"{kind}_likes"] += n
+    for (kind, user), n in sorted(store.likes_per_target(account, window.start, window.end).items()):
+        per_target.setdefault(names.get(user, str(user)), Counter())[f"{kind}_likes"] += n
+    waited = 0
+    for day_text, runs in store.runs_per_day(account, pieces).items():
+        entry = days.get(date.fromisoformat(day_text))
+        if entry is not None:
+            entry["runs"] += runs.runs
+            entry["requests"] += runs.requests
+            entry["cooldowns_started"] += runs.throttled
+        waited += runs.waited
+    blocks = [
+        {"at": _iso(at), "command": command} for at, command in store.throttled_runs(account, window.start, window.end)
+    ]
     for t in targets:
         if t.enabled:
             per_target.setdefault(t.username, Counter())
@@ -142,6 +170,7 @@ def report_data(store: Store, settings: Settings, account: str, *, window: Windo
             if (why := not_checked_because(t, settings, window.end))
         ],
         "story_retention_hours": settings.story_retention_hours,
+        "run_retention_days": settings.run_retention_days,
     }
 
 
@@ -193,7 +222,17 @@ def report_text(data: dict[str, Any], *, bars: bool) -> str:
         lines.append(
             f"(story records are kept {data['story_retention_hours']:g} h: story likes before that are not counted)"
         )
+    if window_days(data) > data["run_retention_days"]:
+        lines.append(
+            f"(run records are kept {data['run_retention_days']:g} days: runs and requests before that are not counted)"
+        )
     return "\n".join(lines)
+
+
+def window_days(data: dict[str, Any]) -> float:
+    """How many days the report's window spans."""
+    span = datetime.fromisoformat(data["until"]) - datetime.fromisoformat(data["since"])
+    return span / timedelta(days=1)
 
 
 def report_rich(data: dict[str, Any]) -> Any:

@@ -299,7 +299,16 @@ class Settings(BaseSettings):
     )
 
     story_retention_hours: float = Field(
-        24.0, gt=0, description="`cleanup` deletes the account's story records older than this (posts are kept)."
+        24.0,
+        gt=0,
+        description="The account's story records older than this are deleted: a few at a time by every like pass "
+        "(never below 24 h there), all at once by `cleanup` (posts are kept).",
+    )
+    run_retention_days: float = Field(
+        90.0,
+        ge=1,
+        description="Run records and delivered notifications older than this are deleted, by the like passes and "
+        "`cleanup`; `report` counts runs and requests this far back.",
     )
     post_max_age_days: float = Field(3.0, gt=0, description="Only posts younger than this are liked.")
     post_media_types: Annotated[frozenset[str], NoDecode] = Field(

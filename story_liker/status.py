@@ -6,7 +6,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from story_liker import health, planning
+from story_liker import health, planning, retention
 from story_liker import limits as like_limits
 from story_liker.jobs.deps import Deps
 from story_liker.models import Account, Target
@@ -103,6 +103,8 @@ def status_data(deps: Deps) -> dict[str, Any]:
         "configured_not_synced": not_stored_yet(settings, targets),  # in TARGET_ACCOUNTS, stored at the next run
         "post_recheck_hours": settings.post_recheck_hours,
         "posts_in_use": store.last_success(account, "run-posts") is not None,  # else no post flag is raised
+        # expired records the like passes have still to prune (counted up to retention.PRUNE_BACKLOG of each kind)
+        "prune_waiting": retention.backlog(store, account, settings, now),
         "targets": [
             _target(t, liked.get(t.user_pk or 0), posts_liked.get(t.user_pk or 0), settings, now) for t in targets
         ],
@@ -180,6 +182,11 @@ def _problems(data: dict[str, Any]) -> list[str]:
     overdue = sum(t["stories_overdue"] for t in data["targets"])
     if overdue:
         found.append(f"{overdue} target(s) not checked for stories within {data['story_recheck_hours']:g} h (or never)")
+    if data.get("prune_waiting", 0) >= retention.PRUNE_BACKLOG:
+        found.append(
+            f"{data['prune_waiting']:,}+ expired records wait to be pruned (the like passes prune "
+            f"{retention.PRUNE_BATCH:,} of each kind a pass): `story-liker cleanup` prunes them at once"
+        )
     late = sum(t["posts_overdue"] for t in data["targets"])
     if late and data["posts_in_use"]:
         hours = data["post_recheck_hours"] * POSTS_LATE

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, select
 
-from story_liker.db import unavailable_as_69
+from story_liker.db import free_pages, reclaim, unavailable_as_69
 from story_liker.errors import ConfigError
 from story_liker.models import (
     POST_LIKE,
@@ -32,6 +34,39 @@ from story_liker.models import (
 
 _IN_CHUNK = 500  # keeps IN lists well under SQLite's variable limit
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A span of time [start, end) in which the account's time zone has one UTC offset (seconds)."""
+
+    start: datetime
+    end: datetime
+    offset: int
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """The rows one prune deleted, per kind."""
+
+    stories: int = 0
+    actions: int = 0
+    runs: int = 0
+    notifications: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.stories + self.actions + self.runs + self.notifications
+
+
+@dataclass(frozen=True)
+class RunDay:
+    """One local day's runs: how many, the requests they sent, how many started a cooldown or waited in one."""
+
+    runs: int = 0
+    requests: int = 0
+    throttled: int = 0
+    waited: int = 0
 
 
 @dataclass(frozen=True)
@@ -86,13 +121,19 @@ class Store:
             return 0
         statement = self._cache.get(model)
         if statement is None:
-            from sqlalchemy.dialects import postgresql, sqlite
-
-            insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+            # the dialect in use only: PostgreSQL's module costs a SQLite run some 50 ms of start-up
             table = model.__table__  # type: ignore[attr-defined]
             key = next(iter(table.primary_key.columns))
+            if self.engine.dialect.name == "postgresql":
+                from sqlalchemy.dialects import postgresql
+
+                insert: Any = postgresql.insert(table)
+            else:
+                from sqlalchemy.dialects import sqlite
+
+                insert = sqlite.insert(table)
             # RETURNING counts what was inserted on both backends (psycopg's rowcount can be -1 here).
-            statement = insert(table).on_conflict_do_nothing().returning(key)
+            statement = insert.on_conflict_do_nothing().returning(key)
             self._cache[model] = statement
         return len(executor.execute(statement, rows).all())
 
@@ -539,24 +580,37 @@ class Store:
         return found
 
     def last_story_likes(self, account: str) -> dict[int, datetime]:
-        """When each target (by user pk) last had a story recorded as liked; one grouped query."""
-        with self._tx() as session:
-            rows = session.exec(
-                select(Story.target_user_pk, sa.func.max(Story.liked_at))
-                .where(col(Story.account) == account, col(Story.skipped).is_(False), col(Story.found).is_(False))
-                .group_by(col(Story.target_user_pk))
-            ).all()
-            return {int(pk): at for pk, at in rows if at is not None}
+        """When each target (by user pk) last had a story recorded as liked."""
+        return self._last_likes(Story, account)
 
     def last_post_likes(self, account: str) -> dict[int, datetime]:
-        """When each author (by user pk) last had a post recorded as liked; one grouped query."""
+        """When each target (by user pk) last had a post recorded as liked (a collab is filed under its target)."""
+        return self._last_likes(Post, account)
+
+    def _last_likes(self, model: type[Story] | type[Post], account: str) -> dict[int, datetime]:
+        """The newest like of each of the account's targets: one look-up in ix_*_account_target_liked per target,
+        never a read of every like the table kept (posts are kept for good). Likes of a user pk no target has are
+        no target's."""
+        newest = (
+            sa.select(col(model.liked_at))
+            .where(
+                col(model.account) == account,
+                col(model.target_user_pk) == col(Target.user_pk),
+                col(model.skipped).is_(False),
+                col(model.found).is_(False),
+            )
+            .order_by(col(model.liked_at).desc())
+            .limit(1)
+            .correlate(Target)
+            .scalar_subquery()
+        )
         with self._tx() as session:
-            rows = session.exec(
-                select(Post.target_user_pk, sa.func.max(Post.liked_at))
-                .where(col(Post.account) == account, col(Post.skipped).is_(False), col(Post.found).is_(False))
-                .group_by(col(Post.target_user_pk))
+            rows = session.execute(
+                sa.select(col(Target.user_pk), newest)
+                .where(col(Target.account) == account, col(Target.user_pk).is_not(None))
+                .distinct()
             ).all()
-            return {int(pk): at for pk, at in rows if at is not None}
+        return {int(pk): at for pk, at in rows if at is not None}
 
     def recent_actions(self, account: str, kind: str, now: datetime) -> list[datetime]:
         with self._tx() as session:
@@ -582,17 +636,82 @@ class Store:
             return int(session.exec(query).one())
 
     def delete_stories_before(self, account: str | None, cutoff: datetime, now: datetime) -> int:
-        """One indexed DELETE of the old story records of ``account`` (None: of every account) and its expired
-        limit rows; posts are never touched, nor another account's rows."""
-        stories, actions = sa.delete(Story).where(col(Story.taken_at) < cutoff), sa.delete(Action)
-        actions = actions.where(col(Action.at) < now - timedelta(days=2))
-        if account is not None:
-            stories = stories.where(col(Story.account) == account)
-            actions = actions.where(col(Action.account) == account)
+        """The old story records of ``account`` (None: of every account) and its limit rows older than two days,
+        at once; posts are never touched, nor another account's rows."""
+        return self.prune(account, stories_before=cutoff, actions_before=now - timedelta(days=2)).stories
+
+    def prune(
+        self,
+        account: str | None,
+        *,
+        stories_before: datetime | None = None,
+        actions_before: datetime | None = None,
+        runs_before: datetime | None = None,
+        limit: int | None = None,
+    ) -> Pruned:
+        """Delete what expired, of ``account`` (None: of every account): story records taken before
+        ``stories_before``, action rows before ``actions_before``, run records started and notifications done
+        (delivered or given up) before ``runs_before``; a kind without its time is left alone. ``limit``: at most
+        that many rows of each kind, the oldest (a pass's share: a short write); None: all at once.
+
+        Each kind is one indexed DELETE in its own transaction: one that fails deletes nothing, and the others
+        stand. Posts are never deleted, nor a notification still to be delivered."""
+        found: dict[str, int] = {}
+        for kind, key, age, where in self._expired(account, stories_before, actions_before, runs_before):
+            statement = sa.delete(key.table).where(*where)
+            if limit is not None:
+                oldest = sa.select(key).where(*where).order_by(age).limit(limit).scalar_subquery()
+                statement = sa.delete(key.table).where(key.in_(oldest))
+            found[kind] = self._write(partial(_deleted, statement))
+        return Pruned(**found)
+
+    def expired(
+        self,
+        account: str | None,
+        *,
+        stories_before: datetime,
+        actions_before: datetime,
+        runs_before: datetime,
+        cap: int,
+    ) -> int:
+        """How many rows ``prune`` would delete with these times, each kind counted up to ``cap`` only (a bounded
+        read, for `status` and `doctor`)."""
+        total = 0
         with self._tx() as session:
-            deleted = session.execute(stories)
-            session.execute(actions)
-            return int(deleted.rowcount or 0)  # type: ignore[attr-defined]
+            for _kind, key, _age, where in self._expired(account, stories_before, actions_before, runs_before):
+                some = sa.select(key).where(*where).limit(cap).subquery()
+                total += int(session.execute(sa.select(sa.func.count()).select_from(some)).scalar_one())
+        return total
+
+    @staticmethod
+    def _expired(
+        account: str | None,
+        stories_before: datetime | None,
+        actions_before: datetime | None,
+        runs_before: datetime | None,
+    ) -> list[tuple[str, Any, Any, list[Any]]]:
+        """(kind, primary key, age column, conditions) of each kind of row past its time."""
+        kinds: list[tuple[str, Any, Any, list[Any]]] = []
+
+        def add(kind: str, model: Any, age: Any, before: datetime | None, *more: Any) -> None:
+            if before is None:
+                return
+            owner = [col(model.account) == account] if account is not None else []
+            kinds.append((kind, col(model.id), col(age), [col(age) < before, *more, *owner]))
+
+        add("stories", Story, Story.taken_at, stories_before)
+        add("actions", Action, Action.at, actions_before)
+        add("runs", Run, Run.started_at, runs_before)
+        add("notifications", Notification, Notification.done_at, runs_before, col(Notification.done_at).is_not(None))
+        return kinds
+
+    def free_pages(self) -> tuple[int, int, int] | None:
+        """SQLite: (auto_vacuum mode, free pages, all pages) of the file; None on PostgreSQL (db.free_pages)."""
+        return free_pages(self.engine)
+
+    def reclaim(self, pages: int | None) -> int:
+        """SQLite: give up to ``pages`` free pages (None: all) back to the file system (db.reclaim)."""
+        return reclaim(self.engine, pages)
 
     # --- runs ------------------------------------------------------------------------------------------
 
@@ -609,18 +728,35 @@ class Store:
             )
 
     def last_runs(self, account: str | None, limit: int = 10) -> list[Run]:
+        """The newest ``limit`` runs of ``account`` and of the commands run for no account (``cleanup
+        --all-accounts``), each of the two a walk down ix_run_account_started, never a read of every run; with no
+        ``account``, those of every account."""
         with self._tx() as session:
-            query = select(Run)
-            if account:
-                query = query.where(sa.or_(col(Run.account) == account, col(Run.account).is_(None)))
-            return list(session.exec(query.order_by(col(Run.started_at).desc()).limit(limit)).all())
+            queries = [select(Run)] if not account else [select(Run).where(self._owned_by(o)) for o in (account, None)]
+            found = [
+                run
+                for query in queries
+                for run in session.exec(query.order_by(col(Run.started_at).desc()).limit(limit)).all()
+            ]
+        return sorted(found, key=lambda run: run.started_at, reverse=True)[:limit]
+
+    @staticmethod
+    def _owned_by(account: str | None) -> Any:
+        return col(Run.account).is_(None) if account is None else col(Run.account) == account
 
     def last_success(self, account: str | None, command: str) -> datetime | None:
+        """When the last run of ``command`` that exited 0 ended: of ``account`` or of no account, each the newest
+        in ix_run_account_command_finished; with no ``account``, of every account."""
         with self._tx() as session:
-            query = select(sa.func.max(Run.finished_at)).where(col(Run.command) == command, col(Run.exit_code) == 0)
-            if account:
-                query = query.where(sa.or_(col(Run.account) == account, col(Run.account).is_(None)))
-            return session.exec(query).one()  # max() keeps the column type: an aware UTC datetime
+            success = (col(Run.command) == command, col(Run.exit_code) == 0, col(Run.finished_at).is_not(None))
+            owners = [sa.true()] if not account else [self._owned_by(o) for o in (account, None)]
+            found = [
+                session.exec(
+                    select(Run.finished_at).where(owner, *success).order_by(col(Run.finished_at).desc()).limit(1)
+                ).first()
+                for owner in owners
+            ]
+            return max((at for at in found if at is not None), default=None)
 
     # --- the run lock (a lease row per account) ----------------------------------------------------------
 
@@ -792,16 +928,98 @@ class Store:
 
         return [columns("story", Story, Story.story_pk), columns("post", Post, Post.media_pk)]
 
-    def likes_between(self, account: str, since: datetime, until: datetime) -> list[tuple[str, str, int, datetime]]:
-        """(kind "story"/"post", pk, target user pk, liked_at) of every like this tool sent in [since, until)."""
-        found: list[tuple[str, str, int, datetime]] = []
+    def likes_per_day(self, account: str, segments: Sequence[Segment]) -> Counter[tuple[str, str]]:
+        """(kind "story"/"post", local day "YYYY-MM-DD") -> likes this tool sent, over ``segments`` of one UTC offset
+        each (report.segments: a day's boundaries in the account's time zone). Counted by the database, grouped by
+        the local day, over a range of ix_*_account_liked: never every like in Python."""
+        counts: Counter[tuple[str, str]] = Counter()
         with self._tx() as session:
-            for kind, pk, user, liked, _taken, owner, sent, _found in self._like_columns():
+            for kind, _pk, _user, liked, _taken, owner, sent, _found in self._like_columns():
+                for segment in segments:
+                    day = self._local_day(liked, segment.offset)
+                    rows = session.execute(
+                        sa.select(day, sa.func.count())
+                        .where(owner == account, sent, liked >= segment.start, liked < segment.end)
+                        .group_by(day)
+                    ).all()
+                    for value, n in rows:
+                        counts[(kind, str(value)[:10])] += int(n)
+        return counts
+
+    def likes_per_target(self, account: str, since: datetime, until: datetime) -> Counter[tuple[str, int]]:
+        """(kind, target user pk) -> likes this tool sent in [since, until), counted by the database."""
+        counts: Counter[tuple[str, int]] = Counter()
+        with self._tx() as session:
+            for kind, _pk, user, liked, _taken, owner, sent, _found in self._like_columns():
                 rows = session.execute(
-                    sa.select(pk, user, liked).where(owner == account, sent, liked >= since, liked < until)
+                    sa.select(user, sa.func.count())
+                    .where(owner == account, sent, liked >= since, liked < until)
+                    .group_by(user)
                 ).all()
-                found.extend((kind, str(p), int(u), at) for p, u, at in rows)
-        return found
+                counts.update({(kind, int(pk)): int(n) for pk, n in rows})
+        return counts
+
+    def runs_per_day(self, account: str, segments: Sequence[Segment]) -> dict[str, RunDay]:
+        """Local day -> the runs of ``account`` (and of no account) started in it, the requests they sent and how
+        many started or waited in a cooldown, over ``segments`` as in likes_per_day: grouped by the database."""
+        requests = self._json_int(col(Run.counts), "requests")
+        outcome = sa.func.lower(sa.func.replace(sa.func.coalesce(col(Run.outcome), ""), "_", ""))
+        days: dict[str, RunDay] = {}
+        with self._tx() as session:
+            for segment in segments:
+                day = self._local_day(col(Run.started_at), segment.offset)
+                rows = session.execute(
+                    sa.select(
+                        day,
+                        sa.func.count(),
+                        sa.func.coalesce(sa.func.sum(requests), 0),
+                        sa.func.sum(sa.case((outcome == "throttled", 1), else_=0)),
+                        sa.func.sum(sa.case((outcome == "coolingdown", 1), else_=0)),
+                    )
+                    .where(self._of_account(account), col(Run.started_at) >= segment.start)
+                    .where(col(Run.started_at) < segment.end)
+                    .group_by(day)
+                ).all()
+                for value, runs, sent, throttled, waited in rows:
+                    key = str(value)[:10]
+                    before = days.get(key, RunDay())
+                    days[key] = RunDay(
+                        before.runs + int(runs),
+                        before.requests + int(sent or 0),
+                        before.throttled + int(throttled or 0),
+                        before.waited + int(waited or 0),
+                    )
+        return days
+
+    def throttled_runs(self, account: str, since: datetime, until: datetime) -> list[tuple[datetime, str]]:
+        """(started_at, command) of the runs that started a cooldown in [since, until), oldest first."""
+        outcome = sa.func.lower(sa.func.replace(sa.func.coalesce(col(Run.outcome), ""), "_", ""))
+        with self._tx() as session:
+            rows = session.exec(
+                select(Run.started_at, Run.command)
+                .where(self._of_account(account), col(Run.started_at) >= since, col(Run.started_at) < until)
+                .where(outcome == "throttled")
+                .order_by(col(Run.started_at))
+            ).all()
+            return [(at, command) for at, command in rows]
+
+    @staticmethod
+    def _of_account(account: str) -> Any:
+        return sa.or_(col(Run.account) == account, col(Run.account).is_(None))
+
+    def _local_day(self, column: Any, offset: int) -> Any:
+        """The day of ``column`` (a UTC time) at ``offset`` seconds from UTC, as the database computes it. The
+        offset is written into the statement (an int of ours): a GROUP BY must repeat the select's expression."""
+        seconds = int(offset)
+        if self.engine.dialect.name == "postgresql":
+            return sa.cast(sa.func.timezone("UTC", column) + sa.text(f"interval '{seconds} seconds'"), sa.Date)
+        return sa.func.date(column, sa.literal_column(f"'{seconds:+d} seconds'"))
+
+    def _json_int(self, column: Any, key: str) -> Any:
+        """The integer ``key`` of a JSON object stored as text (NULL when it is missing)."""
+        if self.engine.dialect.name == "postgresql":
+            return sa.cast(sa.func.json_extract_path_text(sa.cast(column, sa.JSON), key), sa.Numeric)
+        return sa.func.json_extract(column, f"$.{key}")
 
     def found_liked_between(self, account: str, since: datetime, until: datetime) -> dict[str, int]:
         """How many stories and posts were found already liked (not by this tool) in [since, until), per kind."""
@@ -832,20 +1050,11 @@ class Store:
 
     def liked_target_pks(self, account: str) -> set[int]:
         """The user pks of the targets this tool liked at least once (stories within their retention)."""
-        found: set[int] = set()
-        with self._tx() as session:
-            for _kind, _pk, user, _liked, _taken, owner, sent, _found in self._like_columns():
-                found.update(
-                    int(u) for u in session.execute(sa.select(user).where(owner == account, sent).distinct()).scalars()
-                )
-        return found
+        return set(self.last_story_likes(account)) | set(self.last_post_likes(account))
 
-    def runs_since(self, account: str | None, since: datetime) -> list[Run]:
-        with self._tx() as session:
-            query = select(Run).where(col(Run.started_at) >= since)
-            if account:
-                query = query.where(sa.or_(col(Run.account) == account, col(Run.account).is_(None)))
-            return list(session.exec(query.order_by(col(Run.started_at))).all())
+
+def _deleted(statement: Any, connection: sa.Connection) -> int:
+    return int(connection.execute(statement).rowcount or 0)
 
 
 def liked_stories(items: Iterable[Any], *, skipped: bool = False, found: bool = False) -> list[LikedStory]:

@@ -33,9 +33,9 @@ def encode(settings: dict[str, Any], key: str | None) -> tuple[str, bool]:
 
 
 def decode(text: str, encrypted: bool, key: str | None) -> dict[str, Any]:
-    from cryptography.fernet import InvalidToken
-
     if encrypted:
+        from cryptography.fernet import InvalidToken  # only then: an import a plain session's pass never pays
+
         if not key:
             raise UndecryptableSession("the stored session is encrypted: set SESSION_ENCRYPTION_KEY")
         try:

@@ -23,6 +23,7 @@ from story_liker.errors import (
 from story_liker.ig.types import StoryItem
 from story_liker.jobs.deps import Deps, Outcome, Report, outside_active_hours
 from story_liker.jobs.lease import lease
+from story_liker.jobs.maintenance import prune_expired
 from story_liker.jobs.pacing import Paced
 from story_liker.jobs.session import check_account, with_instagram
 from story_liker.jobs.targets import sync_targets
@@ -274,6 +275,7 @@ def like_pass(deps: Deps, kind: str, body: PassBody, *, dry_run: bool, max_likes
     if closed is not None:
         return closed
     with lease(deps):
+        prune_expired(deps, dry_run=dry_run)  # what expired, a bounded batch: no `cleanup` timer needed
         deps.start_budget(settings.pass_budget_minutes)
         state = deps.store.account(account)
         check_account(deps, state)

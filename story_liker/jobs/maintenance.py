@@ -1,24 +1,58 @@
-"""The small passes: `cleanup` (no Instagram at all) and `keepalive` (one light request)."""
+"""The small passes: `cleanup` (no Instagram at all) and `keepalive` (one light request); the retention the like
+passes apply on their way in."""
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from dataclasses import asdict
+from datetime import datetime
 
-from story_liker.errors import ConfigError
+from story_liker.errors import ConfigError, DatabaseUnavailable
 from story_liker.jobs.deps import Deps, Outcome, Report, outside_active_hours
 from story_liker.jobs.lease import lease
 from story_liker.jobs.session import with_instagram
+from story_liker.retention import PRUNE_BATCH, PRUNE_PAGES, Keep
+from story_liker.store import Pruned, Store
 
 log = logging.getLogger(__name__)
+
+
+def prune_store(store: Store, account: str | None, now: datetime, keep: Keep, *, limit: int | None) -> Pruned:
+    """Delete what ``keep`` says has expired (``limit`` rows of each kind at most) and give SQLite's free pages
+    back (PRUNE_PAGES at most with a ``limit``; all of them, VACUUM if need be, without)."""
+    pruned = store.prune(account, limit=limit, **keep.before(now))
+    if pruned.total or limit is None:
+        try:
+            store.reclaim(PRUNE_PAGES if limit is not None else None)
+        except DatabaseUnavailable as exc:  # what was deleted stays deleted; the space waits for the next prune
+            log.warning("space_not_reclaimed", extra={"error": exc.message, "retry": "next prune"})
+    return pruned
+
+
+def prune_expired(deps: Deps, *, dry_run: bool) -> None:
+    """The like passes' own retention, under the lease: a bounded batch of what expired, so a database whose user
+    never scheduled `cleanup` stays small. A failure is logged and the pass goes on: each kind is its own
+    transaction, so nothing is lost that had not expired, and the next pass tries again. A dry run deletes
+    nothing."""
+    if dry_run:
+        return
+    settings = deps.settings
+    try:
+        pruned = prune_store(deps.store, settings.account(), deps.clock(), Keep.of(settings), limit=PRUNE_BATCH)
+    except DatabaseUnavailable as exc:
+        log.warning("prune_failed", extra={"error": exc.message, "retry": "next pass"})
+        return
+    if pruned.total:
+        log.info("pruned", extra=asdict(pruned))
 
 
 def cleanup(
     deps: Deps, *, older_than_hours: float | None, dry_run: bool, force: bool, all_accounts: bool = False
 ) -> Report:
-    """Delete the story records of IG_USERNAME taken before the retention window, in one indexed DELETE; with
-    ``all_accounts`` those of every account in the database (the retention given here applies to all). Posts
-    stay. Extra ``whose``: the account, or "every account"."""
+    """Delete the story records of IG_USERNAME taken before the retention window, the action rows past their
+    use, the run records and delivered notifications past RUN_RETENTION_DAYS, all at once (the passes prune a
+    batch each), and give SQLite's free pages back; with ``all_accounts`` those of every account in the database
+    (the retention given here applies to all). Posts stay. Extra ``whose``: the account, or "every account"."""
     account = None if all_accounts else deps.settings.ig_username
     if account is None and not all_accounts:
         raise ConfigError(
@@ -32,7 +66,8 @@ def cleanup(
     if hours < 24 and not force:
         raise ConfigError(f"a retention of {hours:g} h is below the 24 h a story lives: add --force if you mean it")
     now = deps.clock()
-    cutoff = now - timedelta(hours=hours)
+    keep = Keep.of(deps.settings, stories_hours=hours, floor=False)
+    cutoff = now - keep.stories
     counts = deps.counts
     extra = {"cutoff": cutoff.isoformat(timespec="seconds"), "whose": whose}
     if dry_run:
@@ -41,8 +76,13 @@ def cleanup(
             "cleanup_would_delete", extra={"stories": counts.deleted, "cutoff": cutoff.isoformat(), "whose": whose}
         )
         return Report(Outcome.DRY_RUN, counts, extra)
-    counts.deleted = deps.store.delete_stories_before(account, cutoff, now)
-    log.info("cleanup_deleted", extra={"stories": counts.deleted, "cutoff": cutoff.isoformat(), "whose": whose})
+    pruned = prune_store(deps.store, account, now, keep, limit=None)
+    counts.deleted = pruned.stories
+    log.info(
+        "cleanup_deleted",
+        extra={"stories": pruned.stories, "cutoff": cutoff.isoformat(), "whose": whose}
+        | {"actions": pruned.actions, "runs": pruned.runs, "notifications": pruned.notifications},
+    )
     return Report(Outcome.OK, counts, extra)
 
 

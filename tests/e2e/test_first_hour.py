@@ -247,6 +247,7 @@ def _status_data(**changes: Any) -> dict[str, Any]:
         "configured_not_synced": [],
         "post_recheck_hours": 24,
         "posts_in_use": False,
+        "prune_waiting": 0,
         "targets": [],
         "last_runs": [],
     }

@@ -129,12 +129,13 @@ def test_cleanup_needs_no_instagram_account(tmp_path: Path) -> None:
 
 
 def _seed_accounts(url: str, rows: dict[str, int]) -> None:
-    """``rows[account]`` story records of three days ago, one fresh one, and their (old) limit rows."""
+    """``rows[account]`` story records of five days ago, one fresh one, and their limit rows: the old ones past
+    both the story retention and the limit rows' keep (a day past POST_MAX_AGE_DAYS)."""
     store = Store(make_engine(url))
     now = datetime.now(UTC)
     for account, old in rows.items():
-        stories = [LikedStory(f"{account}-{n}", 1, now - timedelta(days=3)) for n in range(old)]
-        store.record_stories(account, stories, now - timedelta(days=3), counted=True)
+        stories = [LikedStory(f"{account}-{n}", 1, now - timedelta(days=5)) for n in range(old)]
+        store.record_stories(account, stories, now - timedelta(days=5), counted=True)
         store.record_stories(account, [LikedStory(f"{account}-fresh", 1, now - timedelta(hours=1))], now, counted=True)
     store.engine.dispose()
 

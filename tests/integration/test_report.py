@@ -229,3 +229,120 @@ def test_report_and_history_count_only_the_likes_this_tool_sent(store: Store) ->
     history = reporting.history_data(h.store, ME, target=None, limit=100)
     assert len(history) == 18
     assert "12 stories" in reporting.digest_text(data)
+
+
+# --- days in the account's time zone, counted by the database --------------------------------------------------
+
+BERLIN_AUTUMN = datetime(2026, 10, 25, 1, 0, tzinfo=UTC)  # 03:00 CEST is 02:00 CET: the day has 25 hours
+
+
+def test_segments_cut_the_window_where_the_offset_changes() -> None:
+    from zoneinfo import ZoneInfo
+
+    window = reporting.Window(datetime(2026, 10, 20, tzinfo=UTC), datetime(2026, 10, 30, tzinfo=UTC))
+    pieces = reporting.segments(window, ZoneInfo("Europe/Berlin"))
+    assert [(p.start, p.end, p.offset) for p in pieces] == [
+        (window.start, BERLIN_AUTUMN, 7200),
+        (BERLIN_AUTUMN, window.end, 3600),
+    ]
+    assert [p.offset for p in reporting.segments(window, UTC)] == [0]
+    year = reporting.Window(datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
+    assert [p.offset for p in reporting.segments(year, ZoneInfo("Europe/Berlin"))] == [3600, 7200, 3600]
+
+
+def test_report_days_are_the_time_zones_across_a_change_of_offset(store: Store) -> None:
+    """Likes and runs a minute either side of local midnight, before and after the clocks went back: each on the
+    day Europe/Berlin says, as Python's own conversion says, while the database does the grouping."""
+    from zoneinfo import ZoneInfo
+
+    from story_liker.settings import load
+
+    zone = ZoneInfo("Europe/Berlin")
+    store.sync_targets(ME, ["alice", "bob"], BERLIN_AUTUMN - timedelta(days=9))
+    ids = {t.username: stored_id(t) for t in store.targets(ME)}
+    store.update_targets({ids[name]: {"user_pk": PKS[name]} for name in ids})
+    times = [
+        datetime(2026, 10, 23, 21, 59, tzinfo=UTC),  # 23:59 CEST on the 23rd
+        datetime(2026, 10, 23, 22, 0, tzinfo=UTC),  # 00:00 CEST on the 24th
+        datetime(2026, 10, 24, 21, 59, tzinfo=UTC),  # 23:59 CEST on the 24th
+        datetime(2026, 10, 24, 22, 0, tzinfo=UTC),  # 00:00 CEST on the 25th
+        datetime(2026, 10, 25, 22, 59, tzinfo=UTC),  # 23:59 CET on the 25th
+        datetime(2026, 10, 25, 23, 0, tzinfo=UTC),  # 00:00 CET on the 26th
+        datetime(2026, 10, 26, 23, 0, tzinfo=UTC),  # 00:00 CET on the 27th
+    ]
+    for n, at in enumerate(times):
+        user = "alice" if n % 2 else "bob"
+        store.record_stories(ME, [LikedStory(f"9{n}", PKS[user], at)], at, counted=True)
+        store.record_posts(
+            ME,
+            [LikedPost(f"8{n}", PKS[user], "photo", at), LikedPost(f"7{n}", PKS[user], "photo", at)],
+            at,
+            counted=True,
+        )
+        store.start_run(f"r{n}", account=ME, command="run-stories", now=at)
+        store.finish_run(
+            f"r{n}",
+            exit_code=75 if n == 3 else 0,
+            outcome="throttled" if n == 3 else "ok",
+            counts={"requests": n + 1},
+            now=at,
+        )
+    store.start_run("other", account="someone", command="run-stories", now=times[0])  # another account's: not counted
+    window = reporting.Window(datetime(2026, 10, 22, tzinfo=UTC), datetime(2026, 10, 28, tzinfo=UTC))
+    data = reporting.report_data(store, load(ig_username=ME, timezone="Europe/Berlin"), ME, window=window)
+    expected: Counter[str] = Counter(at.astimezone(zone).date().isoformat() for at in times)
+    requests: Counter[str] = Counter()
+    for n, at in enumerate(times):
+        requests[at.astimezone(zone).date().isoformat()] += n + 1
+    assert {d["date"]: d["story_likes"] for d in data["per_day"] if d["story_likes"]} == expected
+    assert {d["date"]: d["post_likes"] for d in data["per_day"] if d["post_likes"]} == {
+        k: 2 * v for k, v in expected.items()
+    }
+    assert {d["date"]: d["runs"] for d in data["per_day"] if d["runs"]} == expected
+    assert {d["date"]: d["requests"] for d in data["per_day"] if d["requests"]} == requests
+    assert [d["date"] for d in data["per_day"]] == [f"2026-10-{day}" for day in range(22, 29)]
+    assert {d["date"]: d["cooldowns_started"] for d in data["per_day"] if d["cooldowns_started"]} == {"2026-10-25": 1}
+    assert data["cooldowns"]["started"] == [{"at": times[3].isoformat(), "command": "run-stories"}]
+    assert {t["username"]: (t["story_likes"], t["post_likes"]) for t in data["per_target"]} == {
+        "bob": (4, 8),
+        "alice": (3, 6),
+    }
+    assert (data["story_likes"], data["post_likes"], data["runs"]) == (7, 14, 7)
+    assert data["never_liked"] == []
+
+
+def test_the_reads_of_a_long_history_are_indexed(store: Store) -> None:
+    """What status, history and report read of the likes walks an index (SQLite's plans), never a whole table."""
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("the query plans checked are SQLite's")
+    steps: list[str] = []
+
+    def explain(connection: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
+            steps.extend(str(row[-1]) for row in rows)
+
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    store.sync_targets(ME, ["alice"], now)
+    window = reporting.Window(now - timedelta(days=7), now)
+    sa.event.listen(store.engine, "before_cursor_execute", explain)
+    try:
+        store.last_story_likes(ME)
+        store.last_post_likes(ME)
+        store.liked_history(ME, target_user_pk=None, limit=50)
+        store.liked_history(ME, target_user_pk=101, limit=50)
+        store.likes_per_day(ME, reporting.segments(window, UTC))
+        store.likes_per_target(ME, window.start, window.end)
+        store.found_liked_between(ME, window.start, window.end)
+        store.last_runs(ME)
+        store.last_success(ME, "run-posts")
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", explain)
+    reads = [
+        step
+        for step in steps
+        if step.split()[:2] in (["SCAN", t] for t in ("story", "post", "run"))
+        or step.split()[:2] in (["SEARCH", t] for t in ("story", "post", "run"))
+    ]
+    assert len(reads) >= 9, steps
+    assert all("INDEX" in step for step in reads), reads

@@ -198,6 +198,36 @@ def test_runs_are_recorded_newest_first(store: Store) -> None:
     assert runs[1].exit_code == 0 and runs[1].counts == '{"liked": 3}'
 
 
+def test_the_last_runs_and_success_are_the_accounts_and_those_of_no_account(store: Store) -> None:
+    """Each read walks ix_run_account_*: the account's runs and the ones run for no account (cleanup
+    --all-accounts), merged newest first; another account's never."""
+    for n in range(15):
+        store.start_run(f"me{n}", account="me", command="run-stories", now=NOW + n * TTL)
+        store.finish_run(f"me{n}", exit_code=0 if n < 12 else 75, outcome="ok", counts={}, now=NOW + n * TTL)
+    store.start_run("all", account=None, command="cleanup", now=NOW + 13 * TTL + timedelta(seconds=1))
+    store.finish_run("all", exit_code=0, outcome="ok", counts={}, now=NOW + 20 * TTL)
+    store.start_run("other", account="other", command="run-stories", now=NOW + 30 * TTL)
+    store.finish_run("other", exit_code=0, outcome="ok", counts={}, now=NOW + 30 * TTL)
+    assert [r.id for r in store.last_runs("me", limit=4)] == ["me14", "all", "me13", "me12"]
+    assert [r.id for r in store.last_runs(None, limit=2)] == ["other", "me14"]  # no account: every account's
+    assert store.last_success("me", "run-stories") == NOW + 11 * TTL  # the 75s are no success
+    assert store.last_success("me", "cleanup") == NOW + 20 * TTL  # one run for every account counts
+    assert store.last_success(None, "run-stories") == NOW + 30 * TTL
+    assert store.last_success("me", "run-posts") is None
+
+
+def test_the_migrations_make_every_index_the_models_name(store: Store) -> None:
+    """The schema Alembic builds has each index models.py declares (the reads count on them), on both
+    databases."""
+    from sqlmodel import SQLModel
+
+    inspector = sa.inspect(store.engine)
+    for table in SQLModel.metadata.sorted_tables:
+        declared = {index.name for index in table.indexes}
+        built = {index["name"] for index in inspector.get_indexes(table.name)}
+        assert declared <= built, (table.name, declared - built)
+
+
 def test_database_files_are_owner_only(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "dir" / "s.db"
     engine = make_engine(f"sqlite:///{path}")

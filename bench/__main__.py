@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench import cleanup, faults, naive, simulate, transport, year
 from bench.common import (
+    NO_LIMITS,
     Population,
     Proc,
     base_env,
@@ -53,22 +54,6 @@ FOLLOWING_PAGE = 200
 TIMELINE_PAGES = 2  # POST_TIMELINE_PAGES as shipped
 SWEEP_SHARE = 8  # a steady post pass on a 3-hour timer reads 1/8 of the profiles (POST_RECHECK_HOURS=24)
 STEADY_POST_GAP = timedelta(hours=3)  # the steady post pass comes this long after the first (see clock_moved)
-NO_LIMITS = {  # the request counts of a pass, in a process's own time: no limit, pause, watching or window binds
-    "story_likes_per_10_minutes": 1000,
-    "story_likes_per_hour": 1000,
-    "story_likes_per_day": 10000,
-    "post_likes_per_10_minutes": 1000,
-    "post_likes_per_hour": 1000,
-    "post_likes_per_day": 10000,
-    "story_watch_percent": 0,
-    "action_delay_min_seconds": 0,
-    "action_delay_max_seconds": 0,
-    "target_delay_min_seconds": 0,
-    "target_delay_max_seconds": 0,
-    "request_delay_min_seconds": 0,
-    "request_delay_max_seconds": 0,
-    "log_format": "json",
-}
 
 
 @dataclass

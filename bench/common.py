@@ -49,6 +49,24 @@ def base_env() -> dict[str, str]:
     return env
 
 
+NO_LIMITS = {  # a pass in a process's own time, about its requests: no limit, pause, watching or window binds
+    "story_likes_per_10_minutes": 1000,
+    "story_likes_per_hour": 1000,
+    "story_likes_per_day": 10000,
+    "post_likes_per_10_minutes": 1000,
+    "post_likes_per_hour": 1000,
+    "post_likes_per_day": 10000,
+    "story_watch_percent": 0,
+    "action_delay_min_seconds": 0,
+    "action_delay_max_seconds": 0,
+    "target_delay_min_seconds": 0,
+    "target_delay_max_seconds": 0,
+    "request_delay_min_seconds": 0,
+    "request_delay_max_seconds": 0,
+    "log_format": "json",
+}
+
+
 def cli_env(double: InstagramDouble, database_url: str, **settings: object) -> dict[str, str]:
     """Settings for a CLI run against the double; keyword arguments are upper-cased variable names."""
     env = base_env() | {

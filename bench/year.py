@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.common import Proc, cli_env, login, populate, probe_command, run_measured, table
+from bench.common import NO_LIMITS, Proc, cli_env, login, populate, probe_command, run_measured, table
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -43,19 +43,6 @@ DAYS = 365
 STORIES_PER_DAY = 3
 POST_EVERY_DAYS = 2  # half a post a day
 PASSES_PER_HOUR = 1  # an hourly story pass and an hourly post pass
-QUIET = {  # no pauses, and limits above a year's daily likes (else the year's passes stop at "budget used up")
-    "story_likes_per_hour": 1000,
-    "story_likes_per_day": 10000,
-    "post_likes_per_hour": 1000,
-    "post_likes_per_day": 10000,
-    "action_delay_min_seconds": 0,
-    "action_delay_max_seconds": 0,
-    "target_delay_min_seconds": 0,
-    "target_delay_max_seconds": 0,
-    "request_delay_min_seconds": 0,
-    "request_delay_max_seconds": 0,
-    "log_format": "json",
-}
 READS: list[tuple[str, ...]] = [
     ("status",),
     ("status", "--json"),
@@ -475,7 +462,7 @@ def measure(workdir: Path, *, repeats: int = 3, days: int = DAYS, pg_url: str = 
     now = datetime.now(UTC)
     with InstagramDouble() as double:
         population = populate(double, TARGETS, share=0)
-        env = cli_env(double, "", target_accounts=",".join(population.names), **QUIET)
+        env = cli_env(double, "", target_accounts=",".join(population.names), **NO_LIMITS)
         results = [_sqlite(double, env, workdir, now, repeats, days)]
         if pg_url:
             results.append(_postgres(double, env, workdir, now, repeats, days, pg_url))

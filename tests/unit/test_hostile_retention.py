@@ -1,0 +1,123 @@
+"""Hostile review of the automatic retention (y22, f867303): what a prune may take that a pass, `status` or
+another account still needs. Each test FAILS on f867303 and is marked xfail(strict=True): the suite stays green
+until the defect is fixed, then the marker must go."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from story_liker import status as status_module
+from story_liker.ig.types import PostItem, UserRef
+from story_liker.jobs import maintenance
+from story_liker.jobs.deps import Counts
+from story_liker.jobs.posts import run_posts
+from story_liker.jobs.stories import run_stories
+from story_liker.models import POST_LIKE
+from story_liker.store import Store
+from tests.fake import ME, START, Harness, ScriptedInstagram, story, tray_of
+
+NAMES = {101: "alice"}
+OTHER = "someone_else"
+
+
+@pytest.fixture
+def h(store: Store) -> Harness:
+    harness = Harness(store, overrides={"target_accounts": ",".join(NAMES.values())})
+    harness.store_session()
+    return harness
+
+
+def followed(h: Harness, **more: Any) -> ScriptedInstagram:
+    return ScriptedInstagram(h.clock, followed=[UserRef(pk, name, True) for pk, name in NAMES.items()], **more)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="cleanup --all-accounts prunes every account's action rows with IG_USERNAME's POST_MAX_AGE_DAYS: "
+    "another account's unconfirmed post like is forgotten while its post may still be liked, and re-sent",
+)
+def test_cleanup_all_accounts_keeps_another_accounts_unconfirmed_post_like(h: Harness) -> None:
+    """ME likes posts up to 14 days old; a like's answer was lost 6 days ago (the post is 7 days old: likeable
+    for 7 more days). OTHER, whose POST_MAX_AGE_DAYS is the default 3, runs `cleanup --all-accounts` (its doc:
+    "the retention given here applies to all"). ME's action row -- the only thing that stops a blind re-send --
+    must survive: it is not a retention preference but a double-like guard."""
+    h.overrides["post_max_age_days"] = 14
+    post = PostItem("888", 101, START - timedelta(days=7), "photo", has_liked=None)
+    h.store.reserve_like(ME, POST_LIKE, post.pk, START - timedelta(days=6))
+
+    cleaner = Harness(h.store, clock=h.clock, overrides={"ig_username": OTHER})
+    deps = cleaner.deps(followed(cleaner))
+    deps.counts = Counts()
+    maintenance.cleanup(deps, older_than_hours=None, dry_run=False, force=False, all_accounts=True)
+
+    ig = followed(h, timeline=[[post]], posts={101: [post]})
+    run_posts(h.deps(ig), dry_run=False, max_likes=None)
+    assert ig.liked == []  # sent once already (answer lost): never again blindly
+    assert h.store.unconfirmed_likes(ME, POST_LIKE, [post.pk]) == {post.pk}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a like pass prunes against the wall clock alone: one run with the clock days ahead deletes the "
+    "story records and action rows of live stories, and once the clock is right they are liked a second time",
+)
+def test_a_clock_days_ahead_does_not_make_a_live_story_liked_twice(h: Harness) -> None:
+    """A story is liked; the host's clock then jumps 5 days ahead (an RTC-less board booting, a wrong NTP
+    answer) for one pass, and is set right. The story still lives (Instagram's 24 h) and its answer does not say
+    has_liked: the story record and the action row were the only guard, and both went in that one pass."""
+    s = story(101, 1)  # taken 61 min before START
+    reels = {101: [s]}
+    ig = followed(h, tray=tray_of(reels, NAMES), reels=reels)
+    run_stories(h.deps(ig), dry_run=False, max_likes=None)
+    assert len(ig.liked) == 1
+
+    h.clock.step(days=5)  # the wrong clock: one pass, Instagram shows nothing new
+    run_stories(h.deps(followed(h)), dry_run=False, max_likes=None)
+    h.clock.step(days=-5)
+    h.clock.advance(hours=1)  # set right: the story (taken 2 h ago) lives on, has_liked not said
+    newer = story_unsaid(story(101, 0, at=h.clock() + timedelta(hours=1)))  # alice adds a story: her reel is read
+    reels = {101: [story_unsaid(s), newer]}
+    ig2 = followed(h, tray=tray_of(reels, NAMES), reels=reels)
+    run_stories(h.deps(ig2), dry_run=False, max_likes=None)
+    assert s.pk not in ig2.liked  # NEVER a double like (the new story is liked, the old one not again)
+
+
+def story_unsaid(s: Any) -> Any:
+    """The same story, its answer not saying has_liked."""
+    from dataclasses import replace
+
+    return replace(s, has_liked=None)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="status's posts_in_use reads the last run-posts success from the run records, which the passes now "
+    "prune after RUN_RETENTION_DAYS: a run-posts that stopped succeeding stops being flagged",
+)
+def test_status_still_flags_late_posts_after_the_runs_are_pruned(h: Harness) -> None:
+    """run-posts was in use and last succeeded 2 days ago (its timer died, or it fails since); the stories pass
+    goes on. With RUN_RETENTION_DAYS=1 (allowed), the stories pass prunes that success: `status` then believes
+    posts were never in use and raises no late-posts problem -- the very moment it should."""
+    h.overrides["run_retention_days"] = 1
+    long_ago = START - timedelta(days=2)
+    h.store.start_run("posts-ok", account=ME, command="run-posts", now=long_ago)
+    h.store.finish_run("posts-ok", exit_code=0, outcome="ok", counts={"requests": 3}, now=long_ago)
+    h.added_earlier(hours=72)
+    h.store.update_targets({t.id: {"user_pk": 101} for t in h.store.targets(ME) if t.id is not None})
+    with h.store.engine.begin() as connection:
+        connection.execute(sa.text("UPDATE target SET post_checked_at = :at"), {"at": long_ago})
+
+    before = status_module.status_data(h.deps(followed(h)))
+    assert before["posts_in_use"] is True
+    late_before = [p for p in status_module._problems(before) if "post" in p.lower() and "prune" not in p]
+    assert late_before, status_module._problems(before)
+
+    run_stories(h.deps(followed(h)), dry_run=False, max_likes=None)  # prunes runs older than a day
+    after = status_module.status_data(h.deps(followed(h)))
+    late_after = [p for p in status_module._problems(after) if "post" in p.lower() and "prune" not in p]
+    assert json.dumps(late_after) == json.dumps(late_before)

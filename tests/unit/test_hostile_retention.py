@@ -173,3 +173,52 @@ def test_a_like_at_the_end_of_a_local_day_is_counted_on_that_day(store: Store, r
     data = reporting.report_data(store, settings, ME, window=window)
     per_day = {d["date"]: (d["story_likes"], d["runs"], d["requests"]) for d in data["per_day"] if d["runs"]}
     assert per_day == {"2026-11-03": (1, 1, 4)}
+
+
+class _PragmaFails:
+    """A sqlite3 connection whose ``PRAGMA freelist_count`` fails while ``on``, as a read does when the file
+    cannot be read for a moment (a lock held past busy_timeout where WAL is not in force, an I/O error)."""
+
+    on = False
+
+
+def _failing_factory() -> Any:
+    import sqlite3
+
+    class Connection(sqlite3.Connection):
+        def execute(self, sql: str, *args: Any) -> Any:  # type: ignore[override]
+            if _PragmaFails.on and "freelist_count" in sql:
+                raise sqlite3.OperationalError("disk I/O error")
+            return super().execute(sql, *args)
+
+    return Connection
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="db.free_pages reads its PRAGMAs on the raw sqlite3 connection: a sqlite3 error there is no "
+    "SQLAlchemy error, unavailable_as_69 lets it through, prune_expired does not catch it: the pass crashes",
+)
+def test_a_prune_whose_free_page_count_fails_lets_the_pass_go_on(h: Harness) -> None:
+    """The prune deleted what expired; reading the free-page count then fails. What was deleted stays deleted
+    and the pass goes on (maintenance.prune_expired's promise), or at worst a clear exit 69 -- never a raw
+    sqlite3.OperationalError out of the pass (exit 70, a bug)."""
+    from story_liker.db import make_engine, migrate
+    from story_liker.store import LikedStory
+
+    if h.store.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite only: PostgreSQL has no free pages to read")
+    engine = make_engine(h.store.engine.url.render_as_string(hide_password=False))
+    sa.event.listen(engine, "do_connect", lambda _d, _r, _a, cparams: cparams.update(factory=_failing_factory()))
+    migrate(engine)
+    h.store = Store(engine)
+    h.store_session()
+    old = START - timedelta(days=3)
+    h.store.record_stories(ME, [LikedStory("old", 101, old)], old, counted=False)
+    _PragmaFails.on = True
+    try:
+        report = run_stories(h.deps(followed(h)), dry_run=False, max_likes=None)
+    finally:
+        _PragmaFails.on = False
+        engine.dispose()
+    assert report.outcome == "nothing_new"

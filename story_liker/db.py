@@ -344,12 +344,18 @@ def free_pages(engine: Engine) -> tuple[int, int, int] | None:
     """SQLite: (auto_vacuum mode: 0 none, 1 full, 2 incremental; free pages; all pages); None elsewhere."""
     if engine.dialect.name != "sqlite":
         return None
+    import sqlite3
+
     with unavailable_as_69(engine), engine.connect() as connection:
         raw = connection.connection.driver_connection
         assert raw is not None
-        mode, free, pages = (
-            int(raw.execute(f"PRAGMA {name}").fetchone()[0]) for name in ("auto_vacuum", "freelist_count", "page_count")
-        )
+        try:  # the driver's own connection: its errors are sqlite3's, which unavailable_as_69 does not see
+            mode, free, pages = (
+                int(raw.execute(f"PRAGMA {name}").fetchone()[0])
+                for name in ("auto_vacuum", "freelist_count", "page_count")
+            )
+        except sqlite3.Error as exc:
+            raise DatabaseUnavailable(f"database unavailable ({_shown(engine)}): {exc}") from None
     return mode, free, pages
 
 

@@ -701,9 +701,47 @@ class Store:
 
         add("stories", Story, Story.taken_at, stories_before)
         add("actions", Action, Action.at, actions_before)
-        add("runs", Run, Run.started_at, runs_before)
+        newer = sa.orm.aliased(Run)
+        add(  # a command's last success stays, however old: status, doctor and the metrics read it
+            "runs",
+            Run,
+            Run.started_at,
+            runs_before,
+            sa.not_(
+                sa.and_(
+                    col(Run.exit_code) == 0,
+                    col(Run.finished_at).is_not(None),
+                    ~sa.exists().where(
+                        col(newer.command) == col(Run.command),
+                        sa.or_(
+                            col(newer.account) == col(Run.account),
+                            sa.and_(col(newer.account).is_(None), col(Run.account).is_(None)),
+                        ),
+                        col(newer.exit_code) == 0,
+                        col(newer.finished_at) > col(Run.finished_at),
+                    ),
+                )
+            ),
+        )
         add("notifications", Notification, Notification.done_at, runs_before, col(Notification.done_at).is_not(None))
         return kinds
+
+    def last_activity(self, account: str, run_id: str) -> datetime | None:
+        """The newest moment ``account`` is known to have acted before this run (``run_id``): its newest like or
+        the start of its newest other run (None: neither). Two indexed reads."""
+        with self._tx() as session:
+            found = [
+                session.exec(
+                    select(Run.started_at)
+                    .where(col(Run.account) == account, col(Run.id) != run_id)
+                    .order_by(col(Run.started_at).desc())
+                    .limit(1)
+                ).first(),
+                session.exec(
+                    select(Action.at).where(col(Action.account) == account).order_by(col(Action.at).desc()).limit(1)
+                ).first(),
+            ]
+        return max((at for at in found if at is not None), default=None)
 
     def free_pages(self) -> tuple[int, int, int] | None:
         """SQLite: (auto_vacuum mode, free pages, all pages) of the file; None on PostgreSQL (db.free_pages)."""

@@ -4,8 +4,8 @@ passes apply on their way in."""
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
-from datetime import datetime
+from dataclasses import asdict, replace
+from datetime import datetime, timedelta
 
 from story_liker.errors import ConfigError, DatabaseUnavailable
 from story_liker.jobs.deps import Deps, Outcome, Report, outside_active_hours
@@ -16,11 +16,19 @@ from story_liker.store import Pruned, Store
 
 log = logging.getLogger(__name__)
 
+PRUNE_CLOCK_SLACK = timedelta(hours=2)  # a pass prunes by at most this past the account's last known activity
 
-def prune_store(store: Store, account: str | None, now: datetime, keep: Keep, *, limit: int | None) -> Pruned:
-    """Delete what ``keep`` says has expired (``limit`` rows of each kind at most) and give SQLite's free pages
-    back (PRUNE_PAGES at most with a ``limit``; all of them, VACUUM if need be, without)."""
-    pruned = store.prune(account, limit=limit, **keep.before(now))
+
+def prune_store(
+    store: Store, account: str | None, now: datetime, keep: Keep, *, limit: int | None, actions: bool = True
+) -> Pruned:
+    """Delete what ``keep`` says has expired (``limit`` rows of each kind at most; ``actions=False``: no action
+    rows) and give SQLite's free pages back (PRUNE_PAGES at most with a ``limit``; all of them, VACUUM if need be,
+    without)."""
+    before = keep.before(now)
+    if not actions:
+        del before["actions_before"]
+    pruned = store.prune(account, limit=limit, **before)
     if pruned.total or limit is None:
         try:
             store.reclaim(PRUNE_PAGES if limit is not None else None)
@@ -36,9 +44,15 @@ def prune_expired(deps: Deps, *, dry_run: bool) -> None:
     nothing."""
     if dry_run:
         return
-    settings = deps.settings
+    settings, account = deps.settings, deps.settings.account()
     try:
-        pruned = prune_store(deps.store, settings.account(), deps.clock(), Keep.of(settings), limit=PRUNE_BATCH)
+        now = deps.clock()
+        previous = deps.store.last_activity(account, deps.run_id)
+        if previous is not None and now - previous > PRUNE_CLOCK_SLACK:
+            # a wall clock far ahead (or the first run in days): prune by the last known activity, never by a
+            # moment that may not have come yet -- what a pass needs to not like twice stays; the rest goes later
+            now = previous + PRUNE_CLOCK_SLACK
+        pruned = prune_store(deps.store, account, now, Keep.of(settings), limit=PRUNE_BATCH)
     except DatabaseUnavailable as exc:
         log.warning("prune_failed", extra={"error": exc.message, "retry": "next pass"})
         return
@@ -52,7 +66,8 @@ def cleanup(
     """Delete the story records of IG_USERNAME taken before the retention window, the action rows past their
     use, the run records and delivered notifications past RUN_RETENTION_DAYS, all at once (the passes prune a
     batch each), and give SQLite's free pages back; with ``all_accounts`` those of every account in the database
-    (the retention given here applies to all). Posts stay. Extra ``whose``: the account, or "every account"."""
+    (the retention given here applies to all), but the action rows of IG_USERNAME only. Posts stay. Extra
+    ``whose``: the account, or "every account"."""
     account = None if all_accounts else deps.settings.ig_username
     if account is None and not all_accounts:
         raise ConfigError(
@@ -76,7 +91,15 @@ def cleanup(
             "cleanup_would_delete", extra={"stories": counts.deleted, "cutoff": cutoff.isoformat(), "whose": whose}
         )
         return Report(Outcome.DRY_RUN, counts, extra)
-    pruned = prune_store(deps.store, account, now, keep, limit=None)
+    if account is None:  # every account's, but the action rows of IG_USERNAME's only: the others' guard their
+        # lost likes for their own POST_MAX_AGE_DAYS, which this run does not know (their passes prune them)
+        before = keep.before(now)
+        pruned = prune_store(deps.store, None, now, keep, limit=None, actions=False)
+        if deps.settings.ig_username:
+            own = deps.store.prune(deps.settings.ig_username, actions_before=before["actions_before"])
+            pruned = replace(pruned, actions=own.actions)
+    else:
+        pruned = prune_store(deps.store, account, now, keep, limit=None)
     counts.deleted = pruned.stories
     log.info(
         "cleanup_deleted",

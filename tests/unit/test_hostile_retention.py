@@ -36,11 +36,6 @@ def followed(h: Harness, **more: Any) -> ScriptedInstagram:
     return ScriptedInstagram(h.clock, followed=[UserRef(pk, name, True) for pk, name in NAMES.items()], **more)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cleanup --all-accounts prunes every account's action rows with IG_USERNAME's POST_MAX_AGE_DAYS: "
-    "another account's unconfirmed post like is forgotten while its post may still be liked, and re-sent",
-)
 def test_cleanup_all_accounts_keeps_another_accounts_unconfirmed_post_like(h: Harness) -> None:
     """ME likes posts up to 14 days old; a like's answer was lost 6 days ago (the post is 7 days old: likeable
     for 7 more days). OTHER, whose POST_MAX_AGE_DAYS is the default 3, runs `cleanup --all-accounts` (its doc:
@@ -61,11 +56,6 @@ def test_cleanup_all_accounts_keeps_another_accounts_unconfirmed_post_like(h: Ha
     assert h.store.unconfirmed_likes(ME, POST_LIKE, [post.pk]) == {post.pk}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a like pass prunes against the wall clock alone: one run with the clock days ahead deletes the "
-    "story records and action rows of live stories, and once the clock is right they are liked a second time",
-)
 def test_a_clock_days_ahead_does_not_make_a_live_story_liked_twice(h: Harness) -> None:
     """A story is liked; the host's clock then jumps 5 days ahead (an RTC-less board booting, a wrong NTP
     answer) for one pass, and is set right. The story still lives (Instagram's 24 h) and its answer does not say
@@ -94,11 +84,6 @@ def story_unsaid(s: Any) -> Any:
     return replace(s, has_liked=None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="status's posts_in_use reads the last run-posts success from the run records, which the passes now "
-    "prune after RUN_RETENTION_DAYS: a run-posts that stopped succeeding stops being flagged",
-)
 def test_status_still_flags_late_posts_after_the_runs_are_pruned(h: Harness) -> None:
     """run-posts was in use and last succeeded 2 days ago (its timer died, or it fails since); the stories pass
     goes on. With RUN_RETENTION_DAYS=1 (allowed), the stories pass prunes that success: `status` then believes
@@ -123,11 +108,6 @@ def test_status_still_flags_late_posts_after_the_runs_are_pruned(h: Harness) -> 
     assert json.dumps(late_after) == json.dumps(late_before)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the metrics' last-success gauge is read from the run records the passes now prune: a command that "
-    "has failed for RUN_RETENTION_DAYS loses the gauge, and a staleness alert on it falls silent",
-)
 def test_the_last_success_metric_outlives_the_pruned_runs(h: Harness) -> None:
     """run-posts last exited 0 two days ago and fails since; with RUN_RETENTION_DAYS=1 a stories pass prunes
     that run. The gauge story_liker_last_success_timestamp_seconds{command="run-posts"} must still say two days
@@ -186,7 +166,7 @@ def _failing_factory() -> Any:
     import sqlite3
 
     class Connection(sqlite3.Connection):
-        def execute(self, sql: str, *args: Any) -> Any:  # type: ignore[override]
+        def execute(self, sql: str, *args: Any) -> Any:
             if _PragmaFails.on and "freelist_count" in sql:
                 raise sqlite3.OperationalError("disk I/O error")
             return super().execute(sql, *args)
@@ -194,11 +174,6 @@ def _failing_factory() -> Any:
     return Connection
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="db.free_pages reads its PRAGMAs on the raw sqlite3 connection: a sqlite3 error there is no "
-    "SQLAlchemy error, unavailable_as_69 lets it through, prune_expired does not catch it: the pass crashes",
-)
 def test_a_prune_whose_free_page_count_fails_lets_the_pass_go_on(h: Harness) -> None:
     """The prune deleted what expired; reading the free-page count then fails. What was deleted stays deleted
     and the pass goes on (maintenance.prune_expired's promise), or at worst a clear exit 69 -- never a raw

@@ -1051,7 +1051,8 @@ class Store:
         seconds = int(offset)
         if self.engine.dialect.name == "postgresql":
             return sa.cast(sa.func.timezone("UTC", column) + sa.text(f"interval '{seconds} seconds'"), sa.Date)
-        return sa.func.date(column, sa.literal_column(f"'{seconds:+d} seconds'"))
+        # whole seconds first: SQLite's date() rounds a time to the millisecond (23:59:59.9996 would be midnight)
+        return sa.func.date(sa.func.substr(column, 1, 19), sa.literal_column(f"'{seconds:+d} seconds'"))
 
     def _json_int(self, column: Any, key: str) -> Any:
         """The integer ``key`` of a JSON object stored as text (NULL when it is missing)."""

@@ -125,13 +125,7 @@ def test_the_last_success_metric_outlives_the_pruned_runs(h: Harness) -> None:
     assert hooks._metrics_state(h.settings(), h.store, "run-posts")["last_success"] == before
 
 
-SUB_MS_REASON = (
-    "report on SQLite groups days with date(liked_at, '+N seconds'), which rounds to the millisecond: a like in "
-    "the last half millisecond of a local day is counted on the next day (PostgreSQL and the old Python agree)"
-)
-
-
-def test_a_like_at_the_end_of_a_local_day_is_counted_on_that_day(store: Store, request: Any) -> None:
+def test_a_like_at_the_end_of_a_local_day_is_counted_on_that_day(store: Store) -> None:
     """A like (and a run) at 23:59:59.9996 in St. John's (UTC-3:30) belongs to that local day, as the old
     report (liked_at.astimezone(zone).date()) and PostgreSQL say; SQLite's date() rounds it to midnight."""
     from datetime import UTC, datetime
@@ -141,8 +135,6 @@ def test_a_like_at_the_end_of_a_local_day_is_counted_on_that_day(store: Store, r
     from story_liker.store import LikedStory
     from tests.fake import make_settings
 
-    if store.engine.dialect.name == "sqlite":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=SUB_MS_REASON))
     zone = "America/St_Johns"
     at = datetime(2026, 11, 3, 23, 59, 59, 999600, tzinfo=ZoneInfo(zone)).astimezone(UTC)
     store.record_stories(ME, [LikedStory("s1", 101, at)], at, counted=False)

@@ -89,13 +89,9 @@ class Likes:
         if not self.may_go_on():
             return False
         wait = (ready_at - now).total_seconds()
-        if (
-            partial
-            and self.has_room()
-            and not deps.fits(wait + planning.like_cost(deps.settings, watched=self.watched))
-        ):
-            return True
         if not deps.fits(wait + planning.like_cost(deps.settings, watched=self.watched)):
+            if partial and self.has_room():
+                return True
             self.window_closed = True
             log.info(
                 "burst_limit_reached",
@@ -294,7 +290,7 @@ def like_pass(deps: Deps, kind: str, body: PassBody, *, dry_run: bool, max_likes
             allowed = min(allowed, max_likes)
         if allowed == 0 and not dry_run:
             next_slot = ratelimit.next_slot(now, recent, limits)
-            log.info("budget_used_up", extra={"next_slot": next_slot.isoformat(timespec="seconds")})
+            log.info("budget_used_up", extra={"next_slot": _iso(next_slot)})
             return Report(Outcome.BUDGET_USED_UP, deps.counts)
         aimd = like_limits.aimd(deps.store, account, kind, now)
         likes = Likes(deps, kind.removesuffix("_like"), dry_run, state.cooldown_strikes, kind, aimd, limits, recent)

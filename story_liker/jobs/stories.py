@@ -237,7 +237,8 @@ def _watch(
 
     if likes.dry_run:  # no like and no seen request to time: what would be liked is said at once
         return {s.pk for s in reel if s.pk in to_like and _like(deps, ig, likes, target, s)}, []
-    watched = likes.unseen.setdefault(reel[0].user_pk, [])
+    assert target.user_pk is not None
+    watched = likes.unseen.setdefault(target.user_pk, [])  # what _seen reports, under the same key
     done: set[str] = set()
     rest: list[StoryItem] = []
     try:
